@@ -1,0 +1,336 @@
+//! Rewriting an orchestration body into journaled steps.
+//!
+//! * `expr.await` becomes a step (see [`await_step`]): a task call or a context call
+//!   journals itself and is left as it is; any other future is journaled as one step.
+//! * `async { … }` gets its own child scope, fixed where the block is created.
+//! * The arguments of `join!` / `try_join!` / `select!` (tokio's or futures') are parsed as
+//!   expressions and rewritten like the rest of the body; other macros are left alone.
+//!
+//! Nested items (fns, impls) are not orchestration code and are left untouched.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::parse::{Parse, ParseStream, Parser};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::visit_mut::{self, VisitMut};
+use syn::{Block, Expr, Item, Macro, Pat, Stmt, Token};
+
+/// One step site found in a body, for the workflow's site table.
+pub(crate) struct SiteEntry {
+    /// `await` or `async`.
+    pub kind: &'static str,
+    /// The step (or scope) name.
+    pub name: String,
+    /// Span of the site, for `line!()`.
+    pub span: Span,
+}
+
+/// Rewrites `block` in place and returns its step sites in source order.
+pub(crate) fn rewrite(block: &mut Block) -> Vec<SiteEntry> {
+    let mut rewriter = Rewriter::default();
+    rewriter.visit_block_mut(block);
+    rewriter.sites
+}
+
+#[derive(Default)]
+struct Rewriter {
+    sites: Vec<SiteEntry>,
+    async_blocks: usize,
+}
+
+impl VisitMut for Rewriter {
+    fn visit_expr_mut(&mut self, expr: &mut Expr) {
+        match expr {
+            Expr::Await(awaited) => {
+                self.visit_expr_mut(&mut awaited.base);
+                let name = step_name(&awaited.base);
+                self.sites.push(SiteEntry {
+                    kind: "await",
+                    name: name.clone(),
+                    span: awaited.await_token.span,
+                });
+                *expr = await_step(&awaited.base, &name, awaited.await_token.span);
+            }
+            Expr::Async(block) => {
+                visit_mut::visit_expr_async_mut(self, block);
+                let name = format!("async{}", self.async_blocks);
+                self.async_blocks += 1;
+                self.sites.push(SiteEntry {
+                    kind: "async",
+                    name: name.clone(),
+                    span: block.async_token.span,
+                });
+                let span = block.async_token.span;
+                let site = site(&name, span);
+                *expr = syn::parse_quote_spanned! {span=>
+                    {
+                        #site
+                        ::hitl::__private::scoped(&__HITL_SITE, #block)
+                    }
+                };
+            }
+            Expr::Macro(mac) => self.visit_join_macro(&mut mac.mac),
+            _ => visit_mut::visit_expr_mut(self, expr),
+        }
+    }
+
+    fn visit_stmt_mut(&mut self, stmt: &mut Stmt) {
+        match stmt {
+            Stmt::Macro(mac) => self.visit_join_macro(&mut mac.mac),
+            _ => visit_mut::visit_stmt_mut(self, stmt),
+        }
+    }
+
+    fn visit_item_mut(&mut self, _item: &mut Item) {}
+}
+
+impl Rewriter {
+    /// Rewrites the arguments of `join!`, `try_join!` and `select!`; leaves other macros.
+    fn visit_join_macro(&mut self, mac: &mut Macro) {
+        let Some(last) = mac.path.segments.last() else { return };
+        let rewritten = match last.ident.to_string().as_str() {
+            "join" | "try_join" => JoinArgs::parse.parse2(mac.tokens.clone()).ok().map(|mut args| {
+                for expr in args.exprs.iter_mut() {
+                    self.visit_expr_mut(expr);
+                }
+                args.into_token_stream()
+            }),
+            "select" => SelectArgs::parse.parse2(mac.tokens.clone()).ok().map(|mut args| {
+                for branch in &mut args.branches {
+                    self.visit_expr_mut(&mut branch.future);
+                    if let Some(guard) = &mut branch.guard {
+                        self.visit_expr_mut(guard);
+                    }
+                    self.visit_expr_mut(&mut branch.handler);
+                }
+                if let Some(otherwise) = &mut args.otherwise {
+                    self.visit_expr_mut(otherwise);
+                }
+                args.into_token_stream()
+            }),
+            _ => None,
+        };
+        if let Some(tokens) = rewritten {
+            mac.tokens = tokens;
+        }
+    }
+}
+
+/// The `static __HITL_SITE` describing a step site.
+fn site(name: &str, span: Span) -> TokenStream {
+    quote_spanned! {span=>
+        static __HITL_SITE: ::hitl::__private::Site = ::hitl::__private::Site {
+            name: #name,
+            file: ::core::file!(),
+            line: ::core::line!(),
+        };
+    }
+}
+
+/// The step replacing `base.await`.
+///
+/// ```text
+/// // Input:  fetch(url).await
+/// // Output:
+/// {
+///     use ::hitl::__private::{KindFallible as _, KindPlain as _, KindSelfJournaling as _};
+///     static __HITL_SITE: Site = Site { name: "fetch(url)", file: file!(), line: line!() };
+///     let __hitl_future = ::hitl::__private::into_future(fetch(url));
+///     let __hitl_step = (&&&Probe::new(&__hitl_future)).__hitl_kind().step(&__HITL_SITE, __hitl_future);
+///     __hitl_step.await
+/// }
+/// ```
+///
+/// Method resolution on `&&&Probe<F>` picks the first kind that applies (autoref
+/// specialization): a future that journals itself (task and context calls) is awaited as it
+/// is; one returning `Result` is journaled when `Ok`; anything else is journaled as it is.
+/// The `step` call carries the user's span, so "cannot be journaled" errors point at their
+/// expression.
+fn await_step(base: &Expr, name: &str, await_span: Span) -> Expr {
+    let user_span = base.span();
+    let site = site(name, await_span);
+    let future = quote_spanned!(Span::mixed_site()=> __hitl_future);
+    let step = quote_spanned!(Span::mixed_site()=> __hitl_step);
+    let make_step = quote_spanned! {user_span=>
+        (&&&::hitl::__private::Probe::new(&#future)).__hitl_kind().step(&__HITL_SITE, #future)
+    };
+    syn::parse_quote_spanned! {await_span=>
+        {
+            #[allow(unused_imports)]
+            use ::hitl::__private::{KindFallible as _, KindPlain as _, KindSelfJournaling as _};
+            #site
+            let #future = ::hitl::__private::into_future(#base);
+            let #step = #make_step;
+            #step.await
+        }
+    }
+}
+
+/// The step name of an awaited expression: its source text, normalized (`fetch(url)`).
+pub(crate) fn step_name(expr: &Expr) -> String {
+    let text = expr.to_token_stream().to_string();
+    let mut name = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ' ' {
+            let previous = name.chars().last();
+            let next = chars.peek().copied();
+            let glue = |c: Option<char>| matches!(c, Some('(' | ')' | '[' | ']' | '.' | ',' | ':' | '&' | '!' | '?' | '<' | '>'));
+            if glue(previous) || glue(next) {
+                if previous == Some(',') {
+                    name.push(' ');
+                }
+                continue;
+            }
+        }
+        name.push(match c {
+            '/' => '∕',
+            '#' => '♯',
+            c => c,
+        });
+    }
+    if name.chars().count() > 80 {
+        name = name.chars().take(79).collect::<String>() + "…";
+    }
+    name
+}
+
+/// `join!` / `try_join!` arguments: `[biased;] expr, expr, …`.
+struct JoinArgs {
+    biased: Option<TokenStream>,
+    exprs: Punctuated<Expr, Token![,]>,
+}
+
+impl Parse for JoinArgs {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let biased = parse_biased(input)?;
+        Ok(JoinArgs {
+            biased,
+            exprs: Punctuated::parse_terminated(input)?,
+        })
+    }
+}
+
+impl ToTokens for JoinArgs {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        self.biased.to_tokens(tokens);
+        self.exprs.to_tokens(tokens);
+    }
+}
+
+fn parse_biased(input: ParseStream<'_>) -> syn::Result<Option<TokenStream>> {
+    if input.peek(syn::Ident) && input.peek2(Token![;]) {
+        let fork = input.fork();
+        let ident: syn::Ident = fork.parse()?;
+        if ident == "biased" {
+            let ident: syn::Ident = input.parse()?;
+            let semi: Token![;] = input.parse()?;
+            return Ok(Some(quote!(#ident #semi)));
+        }
+    }
+    Ok(None)
+}
+
+/// `select!` arguments: `[biased;] pattern = future [, if guard] => handler, … [else => e]`.
+struct SelectArgs {
+    biased: Option<TokenStream>,
+    branches: Vec<SelectBranch>,
+    otherwise: Option<Expr>,
+}
+
+struct SelectBranch {
+    pat: Pat,
+    future: Expr,
+    guard: Option<Expr>,
+    handler: Expr,
+}
+
+impl Parse for SelectArgs {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let biased = parse_biased(input)?;
+        let mut branches = Vec::new();
+        let mut otherwise = None;
+        while !input.is_empty() {
+            if input.peek(Token![else]) {
+                input.parse::<Token![else]>()?;
+                input.parse::<Token![=>]>()?;
+                otherwise = Some(input.parse()?);
+            } else {
+                let pat = Pat::parse_single(input)?;
+                input.parse::<Token![=]>()?;
+                let future = Expr::parse_without_eager_brace(input)?;
+                let guard = if input.peek(Token![,]) && input.peek2(Token![if]) {
+                    input.parse::<Token![,]>()?;
+                    input.parse::<Token![if]>()?;
+                    Some(input.parse()?)
+                } else {
+                    None
+                };
+                input.parse::<Token![=>]>()?;
+                let handler = input.parse()?;
+                branches.push(SelectBranch {
+                    pat,
+                    future,
+                    guard,
+                    handler,
+                });
+            }
+            if !input.is_empty() {
+                input.parse::<Token![,]>()?;
+            }
+        }
+        Ok(SelectArgs {
+            biased,
+            branches,
+            otherwise,
+        })
+    }
+}
+
+impl ToTokens for SelectArgs {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        self.biased.to_tokens(tokens);
+        for SelectBranch {
+            pat,
+            future,
+            guard,
+            handler,
+        } in &self.branches
+        {
+            let guard = guard.as_ref().map(|guard| quote!(, if #guard));
+            tokens.extend(quote!(#pat = #future #guard => #handler,));
+        }
+        if let Some(otherwise) = &self.otherwise {
+            tokens.extend(quote!(else => #otherwise,));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_names_are_normalized_source() {
+        let name = |tokens: TokenStream| step_name(&syn::parse2(tokens).unwrap());
+        assert_eq!(name(quote!(fetch(url))), "fetch(url)");
+        assert_eq!(name(quote!(client.get(&url).send())), "client.get(&url).send()");
+        assert_eq!(name(quote!(reqwest::get(a, b))), "reqwest::get(a, b)");
+    }
+
+    #[test]
+    fn join_and_select_arguments_are_rewritten() {
+        let mut block: Block = syn::parse_quote!({
+            tokio::join!(async { a().await }, b());
+            tokio::select! { x = c() => x, else => 0 };
+            let v = inner.await;
+        });
+        let sites = rewrite(&mut block);
+        let kinds: Vec<_> = sites.iter().map(|s| (s.kind, s.name.as_str())).collect();
+        assert_eq!(kinds, [("await", "a()"), ("async", "async0"), ("await", "inner")]);
+        let text = block.to_token_stream().to_string();
+        assert!(text.contains("scoped"), "{text}");
+        assert!(text.contains("select ! { x = c () => x , else => 0 , }"), "{text}");
+    }
+}

@@ -1,0 +1,700 @@
+//! The [`Engine`]: opens the database, starts and drives runs, recovers interrupted ones.
+//!
+//! Each run is driven by one tokio task. Its body is polled inside the run's root frame (see
+//! `replay`), in a task of its own so that a panic or a stop (cancel, engine failure) drops it
+//! cleanly. When the body returns, the run's final record is written and flushed and anyone
+//! waiting on the run is told.
+//!
+//! Runs carry an owner (this engine instance) and a lease. Opening the engine takes every run
+//! left `Running` — with sled only one process can hold the database, so every such lease
+//! has lapsed — and drives it again: its journaled steps replay, the rest executes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::task::{AbortHandle, JoinHandle};
+use tracing::Instrument;
+
+use crate::clock::{Clock, SystemClock, from_millis, to_millis};
+use crate::error::{Error, Result};
+use crate::__private::RunHalted;
+use crate::replay::{Ambient, InAmbient, RunState, Stop, lock};
+use crate::run::{DefinitionChange, Failure, HistoryEntry, Outcome, Run, RunInfo, RunStatus, StepStatus};
+use crate::store::{FORMAT_VERSION, RunRecord, SledStore, Store, sled_store::SledOptions};
+use crate::workflow::{Workflow, WorkflowDefinition, WorkflowFuture};
+
+/// When a step's journal write becomes durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every step is flushed to disk before its output is used (concurrent runs share
+    /// flushes). A crash repeats at most the one activity that was executing.
+    #[default]
+    Flush,
+    /// Steps are flushed on pause and completion and every `flush_every` (default 500 ms).
+    /// A crash (of the machine; and, with sled, of the process) may repeat the steps completed
+    /// in that last window.
+    Buffered,
+}
+
+/// How long a run's lease lasts; recovery at open takes every lapsed lease.
+const LEASE: Duration = Duration::from_secs(30);
+
+/// A registered workflow, type-erased.
+#[derive(Clone, Copy)]
+struct Registered {
+    definition: &'static WorkflowDefinition,
+    start: fn(Value) -> Result<WorkflowFuture>,
+}
+
+/// State shared by the engine handle and every run it drives.
+pub(crate) struct Shared {
+    pub(crate) store: Box<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) durability: Durability,
+    registry: BTreeMap<&'static str, Registered>,
+    /// This engine instance, recorded as the owner of the runs it drives.
+    owner: String,
+    /// Runs being driven by this engine.
+    live: Mutex<HashMap<String, LiveRun>>,
+    /// Status of runs somebody waits on; entries go once settled with no receiver left.
+    statuses: Mutex<HashMap<String, watch::Sender<RunStatus>>>,
+    closed: AtomicBool,
+}
+
+struct LiveRun {
+    state: Arc<RunState>,
+    body: Option<AbortHandle>,
+    driver: Option<JoinHandle<()>>,
+}
+
+/// Configures and opens an [`Engine`].
+///
+/// # Examples
+///
+/// ```
+/// # use hitl::prelude::*;
+/// # #[workflow] async fn release(service: String) -> String { service }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> hitl::Result<()> {
+/// let dir = tempfile::tempdir().unwrap();
+/// let engine = Engine::builder()
+///     .path(dir.path().join("hitl.db"))
+///     .durability(Durability::Flush)
+///     .register(release)
+///     .open()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[must_use = "call `.open().await` to open the engine"]
+pub struct EngineBuilder {
+    path: Option<PathBuf>,
+    registry: Vec<Registered>,
+    durability: Durability,
+    clock: Arc<dyn Clock>,
+    cache_capacity: u64,
+    flush_every: Option<Duration>,
+}
+
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("path", &self.path)
+            .field("workflows", &self.registry.iter().map(|r| r.definition.name).collect::<Vec<_>>())
+            .field("durability", &self.durability)
+            .field("clock", &self.clock)
+            .field("cache_capacity", &self.cache_capacity)
+            .field("flush_every", &self.flush_every)
+            .finish()
+    }
+}
+
+impl Default for EngineBuilder {
+    fn default() -> Self {
+        EngineBuilder {
+            path: None,
+            registry: Vec::new(),
+            durability: Durability::default(),
+            clock: Arc::new(SystemClock),
+            cache_capacity: 64 * 1024 * 1024,
+            flush_every: Some(Duration::from_millis(500)),
+        }
+    }
+}
+
+impl EngineBuilder {
+    /// The database directory (created if missing). Without it, the database is temporary.
+    pub fn path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// Registers a workflow so that its runs can be started and resumed.
+    pub fn register<W: Workflow>(mut self, _workflow: W) -> Self {
+        self.registry.push(Registered {
+            definition: W::DEFINITION,
+            start: W::start,
+        });
+        self
+    }
+
+    /// When steps become durable; [`Durability::Flush`] by default.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// The clock for timers, `ctx.now()` and stored timestamps; the system clock by default.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// sled's page cache size in bytes (64 MiB by default).
+    pub fn cache_capacity(mut self, bytes: u64) -> Self {
+        self.cache_capacity = bytes;
+        self
+    }
+
+    /// How often sled flushes in the background (500 ms by default; `None` never).
+    pub fn flush_every(mut self, every: Option<Duration>) -> Self {
+        self.flush_every = every;
+        self
+    }
+
+    /// Opens the database, recovers runs left `Running` by a process that died, and drives
+    /// them again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DuplicateWorkflow`] when two workflows share a name;
+    /// [`Error::NotAHitlDatabase`], [`Error::DatabaseLocked`], [`Error::Corrupt`] or
+    /// [`Error::UnsupportedFormat`] when the directory cannot be used.
+    pub async fn open(self) -> Result<Engine> {
+        let mut registry = BTreeMap::new();
+        for registered in &self.registry {
+            if registry.insert(registered.definition.name, *registered).is_some() {
+                return Err(Error::DuplicateWorkflow {
+                    name: registered.definition.name.to_owned(),
+                });
+            }
+        }
+        let options = SledOptions {
+            path: self.path.clone(),
+            cache_capacity: self.cache_capacity,
+            flush_every_ms: self.flush_every.map(|every| every.as_millis().max(1) as u64),
+        };
+        let store = tokio::task::spawn_blocking(move || SledStore::open(&options))
+            .await
+            .map_err(|error| Error::Corrupt {
+                path: self.path.clone().unwrap_or_default(),
+                detail: error.to_string(),
+            })??;
+        let engine = Engine {
+            shared: Arc::new(Shared {
+                store: Box::new(store),
+                clock: self.clock,
+                durability: self.durability,
+                registry,
+                owner: format!("{}:{}", std::process::id(), uuid::Uuid::new_v4()),
+                live: Mutex::new(HashMap::new()),
+                statuses: Mutex::new(HashMap::new()),
+                closed: AtomicBool::new(false),
+            }),
+        };
+        engine.recover()?;
+        Ok(engine)
+    }
+}
+
+/// Runs workflows durably. Cheap to clone; every clone is the same engine.
+///
+/// # Examples
+///
+/// ```
+/// use hitl::prelude::*;
+///
+/// #[task]
+/// async fn double(n: u64) -> u64 { n * 2 }
+///
+/// #[workflow]
+/// async fn doubled_twice(n: u64) -> u64 {
+///     let once = double(n).await;
+///     double(once).await
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> hitl::Result<()> {
+/// let engine = Engine::temporary().register(doubled_twice).open().await?;
+/// let run = engine.start(doubled_twice, (5,)).await?;
+/// assert_eq!(run.wait().await?, Outcome::Completed(20));
+/// assert_eq!(engine.history(run.id())?.len(), 2);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("workflows", &self.workflows())
+            .field("durability", &self.shared.durability)
+            .finish()
+    }
+}
+
+/// Which runs [`Engine::runs`] lists.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// Only runs with this status.
+    pub status: Option<RunStatus>,
+    /// Only runs of this workflow.
+    pub workflow: Option<String>,
+}
+
+impl Engine {
+    /// A builder for an engine on a database directory.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// A builder for an engine on a temporary database that disappears when the engine is
+    /// dropped; for tests and examples.
+    pub fn temporary() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// The names of the registered workflows.
+    pub fn workflows(&self) -> Vec<&'static str> {
+        self.shared.registry.keys().copied().collect()
+    }
+
+    /// The durability mode the engine runs in.
+    pub fn durability(&self) -> Durability {
+        self.shared.durability
+    }
+
+    /// Starts a run of `workflow` with a generated id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownWorkflow`] if the workflow was not registered; storage errors.
+    pub async fn start<W: Workflow>(&self, workflow: W, input: W::Input) -> Result<Run<W::Output>> {
+        self.start_with_id(workflow, uuid::Uuid::new_v4().to_string(), input).await
+    }
+
+    /// Starts a run with a caller-chosen id. Starting an id that exists with the same workflow
+    /// and input returns the existing run instead of starting another (idempotent start).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RunIdConflict`] if the id is taken by a different workflow or input.
+    pub async fn start_with_id<W: Workflow>(
+        &self,
+        _workflow: W,
+        run_id: impl Into<String>,
+        input: W::Input,
+    ) -> Result<Run<W::Output>> {
+        let input = W::encode_input(input)?;
+        let run_id = self.start_erased(W::DEFINITION.name, run_id.into(), input).await?;
+        Ok(Run::new(self.clone(), run_id))
+    }
+
+    /// Starts a run by workflow name with a JSON object keyed by argument name, as the CLI
+    /// and the HTTP API do.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownWorkflow`] listing the registered names; [`Error::InvalidInput`]
+    /// naming the offending field.
+    pub async fn start_json(&self, workflow: &str, input: Value) -> Result<Run> {
+        self.start_json_with_id(workflow, uuid::Uuid::new_v4().to_string(), input).await
+    }
+
+    /// [`start_json`](Self::start_json) with a caller-chosen id (idempotent).
+    pub async fn start_json_with_id(&self, workflow: &str, run_id: impl Into<String>, input: Value) -> Result<Run> {
+        let run_id = self.start_erased(workflow, run_id.into(), input).await?;
+        Ok(Run::new(self.clone(), run_id))
+    }
+
+    /// A typed handle to an existing run of `workflow`.
+    pub fn run<W: Workflow>(&self, _workflow: W, run_id: &str) -> Result<Run<W::Output>> {
+        let record = self.load_run(run_id)?;
+        if record.workflow != W::DEFINITION.name {
+            return Err(Error::WrongWorkflow {
+                run_id: run_id.to_owned(),
+                expected: W::DEFINITION.name.to_owned(),
+                actual: record.workflow,
+            });
+        }
+        Ok(Run::new(self.clone(), record.id))
+    }
+
+    /// Waits until the run completes, fails or is cancelled; its output as JSON.
+    pub async fn wait(&self, run_id: &str) -> Result<Outcome<Value>> {
+        Run::<Value>::new(self.clone(), run_id.to_owned()).wait().await
+    }
+
+    /// The run's summary.
+    pub fn run_info(&self, run_id: &str) -> Result<RunInfo> {
+        let record = self.load_run(run_id)?;
+        self.info_of(record)
+    }
+
+    /// Every run matching `filter`.
+    pub fn runs(&self, filter: &RunFilter) -> Result<Vec<RunInfo>> {
+        self.shared
+            .store
+            .list_runs()?
+            .into_iter()
+            .filter(|run| filter.status.is_none_or(|status| run.status == status))
+            .filter(|run| filter.workflow.as_ref().is_none_or(|name| &run.workflow == name))
+            .map(|run| self.info_of(run))
+            .collect()
+    }
+
+    /// The run's journaled steps, in the order they completed.
+    pub fn history(&self, run_id: &str) -> Result<Vec<HistoryEntry>> {
+        self.load_run(run_id)?;
+        let mut steps = self.shared.store.load_journal(run_id)?;
+        steps.sort_by_key(|(_, step)| step.seq);
+        Ok(steps
+            .into_iter()
+            .map(|(step_id, step)| {
+                let last = step_id.rsplit('/').next().unwrap_or(&step_id);
+                let name = last.rsplit_once('#').map_or(last, |(name, _)| name).to_owned();
+                HistoryEntry {
+                    name,
+                    step_id,
+                    kind: step.kind,
+                    status: if step.finished_at.is_some() {
+                        StepStatus::Completed
+                    } else {
+                        StepStatus::Waiting
+                    },
+                    line: step.line,
+                    started_at: from_millis(step.started_at),
+                    finished_at: step.finished_at.map(from_millis),
+                    output: step.output,
+                }
+            })
+            .collect())
+    }
+
+    /// Cancels a run: a running run stops at its next step boundary; a finished run is left
+    /// as it is.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RunNotFound`] for an unknown id.
+    pub async fn cancel(&self, run_id: &str, reason: impl Into<String>) -> Result<()> {
+        let reason = reason.into();
+        let record = self.load_run(run_id)?;
+        if record.status.is_terminal() {
+            return Ok(());
+        }
+        let live = lock(&self.shared.live).get(run_id).map(|live| live.state.clone());
+        match live {
+            Some(state) => {
+                state.stop(Stop::Cancelled(reason));
+                self.wait_status(run_id, RunStatus::is_terminal).await
+            }
+            None => {
+                let mut record = record;
+                record.status = RunStatus::Cancelled;
+                record.cancel_reason = Some(reason);
+                self.shared.finish(record).await
+            }
+        }
+    }
+
+    /// Stops driving runs (they stay `Running` on disk and resume at the next open), flushes,
+    /// and releases the database directory.
+    pub async fn close(self) -> Result<()> {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        let live: Vec<LiveRun> = lock(&self.shared.live).drain().map(|(_, live)| live).collect();
+        for mut run in live {
+            if let Some(body) = run.body.take() {
+                body.abort();
+            }
+            if let Some(driver) = run.driver.take() {
+                driver.abort();
+                let _ = driver.await;
+            }
+        }
+        self.shared.store.flush().await
+    }
+
+    pub(crate) fn load_run(&self, run_id: &str) -> Result<RunRecord> {
+        self.shared
+            .store
+            .load_run(run_id)?
+            .ok_or_else(|| Error::RunNotFound {
+                run_id: run_id.to_owned(),
+            })
+    }
+
+    /// Waits until the run's status satisfies `done`.
+    pub(crate) async fn wait_status(&self, run_id: &str, done: fn(RunStatus) -> bool) -> Result<()> {
+        let mut receiver = {
+            // Reading the record under the lock pairs with `publish`, which takes the same
+            // lock after writing: either we see the new status or we get its notification.
+            let mut statuses = lock(&self.shared.statuses);
+            let record = self.load_run(run_id)?;
+            if done(record.status) {
+                return Ok(());
+            }
+            if record.status == RunStatus::Running && !lock(&self.shared.live).contains_key(run_id) {
+                return Err(Error::UnknownWorkflow {
+                    name: record.workflow,
+                    registered: self.workflows().iter().map(|name| (*name).to_owned()).collect(),
+                });
+            }
+            statuses
+                .entry(run_id.to_owned())
+                .or_insert_with(|| watch::channel(record.status).0)
+                .subscribe()
+        };
+        receiver
+            .wait_for(|status| done(*status))
+            .await
+            .map(|_| ())
+            .map_err(|_| Error::Closed)
+    }
+
+    fn info_of(&self, record: RunRecord) -> Result<RunInfo> {
+        let definition_changed = match self.shared.registry.get(record.workflow.as_str()) {
+            Some(registered) if registered.definition.fingerprint != record.fingerprint => {
+                Some(self.definition_change(&record, registered.definition)?)
+            }
+            _ => None,
+        };
+        Ok(RunInfo {
+            id: record.id,
+            workflow: record.workflow,
+            status: record.status,
+            input: record.input,
+            output: record.output,
+            failure: record.failure,
+            cancel_reason: record.cancel_reason,
+            created_at: from_millis(record.created_at),
+            updated_at: from_millis(record.updated_at),
+            definition_changed,
+        })
+    }
+
+    fn definition_change(&self, record: &RunRecord, current: &WorkflowDefinition) -> Result<DefinitionChange> {
+        let stored = self
+            .shared
+            .store
+            .load_definition(&record.workflow, &record.fingerprint)?
+            .unwrap_or_default();
+        let now = current.site_names();
+        Ok(DefinitionChange {
+            stored_fingerprint: record.fingerprint.clone(),
+            current_fingerprint: current.fingerprint.to_owned(),
+            added_sites: now.iter().filter(|site| !stored.contains(site)).cloned().collect(),
+            removed_sites: stored.iter().filter(|site| !now.contains(site)).cloned().collect(),
+        })
+    }
+
+    fn registered(&self, workflow: &str) -> Result<Registered> {
+        self.shared
+            .registry
+            .get(workflow)
+            .copied()
+            .ok_or_else(|| Error::UnknownWorkflow {
+                name: workflow.to_owned(),
+                registered: self.workflows().iter().map(|name| (*name).to_owned()).collect(),
+            })
+    }
+
+    async fn start_erased(&self, workflow: &str, run_id: String, input: Value) -> Result<String> {
+        if self.shared.closed.load(Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        let registered = self.registered(workflow)?;
+        let body = (registered.start)(input.clone())?;
+        let definition = registered.definition;
+        let now = to_millis(self.shared.clock.now());
+        let record = RunRecord {
+            v: FORMAT_VERSION,
+            id: run_id,
+            workflow: definition.name.to_owned(),
+            status: RunStatus::Running,
+            input,
+            output: None,
+            failure: None,
+            cancel_reason: None,
+            fingerprint: definition.fingerprint.to_owned(),
+            owner: Some(self.shared.owner.clone()),
+            lease_until: Some(now + LEASE.as_millis() as u64),
+            created_at: now,
+            updated_at: now,
+        };
+        self.shared
+            .store
+            .save_definition(definition.name, definition.fingerprint, &definition.site_names())?;
+        if let Some(existing) = self.shared.store.create_run(&record)? {
+            if existing.workflow != record.workflow || existing.input != record.input {
+                return Err(Error::RunIdConflict {
+                    run_id: record.id,
+                    workflow: existing.workflow,
+                });
+            }
+            return Ok(existing.id);
+        }
+        self.shared.store.flush().await?;
+        let run_id = record.id.clone();
+        self.drive(record, body, Vec::new());
+        Ok(run_id)
+    }
+
+    /// Drives every run left `Running` by a previous process.
+    fn recover(&self) -> Result<()> {
+        let now = to_millis(self.shared.clock.now());
+        for mut record in self.shared.store.list_runs()? {
+            if record.status != RunStatus::Running {
+                continue;
+            }
+            let Some(registered) = self.shared.registry.get(record.workflow.as_str()).copied() else {
+                tracing::warn!(run_id = %record.id, workflow = %record.workflow, "cannot resume run: its workflow is not registered");
+                continue;
+            };
+            if registered.definition.fingerprint != record.fingerprint {
+                let change = self.definition_change(&record, registered.definition)?;
+                tracing::warn!(
+                    run_id = %record.id,
+                    added = ?change.added_sites,
+                    removed = ?change.removed_sites,
+                    "the workflow's code changed since this run started; replaying it, a divergent step will fail the run"
+                );
+            }
+            let journal = self.shared.store.load_journal(&record.id)?;
+            record.owner = Some(self.shared.owner.clone());
+            record.lease_until = Some(now + LEASE.as_millis() as u64);
+            record.updated_at = now;
+            self.shared.store.save_run(&record)?;
+            match (registered.start)(record.input.clone()) {
+                Ok(body) => self.drive(record, body, journal),
+                Err(error) => {
+                    record.status = RunStatus::Failed;
+                    record.failure = Some(Failure {
+                        message: error.to_string(),
+                        step: None,
+                        location: None,
+                    });
+                    self.shared.store.save_run(&record)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Spawns the tasks that execute a run.
+    fn drive(&self, record: RunRecord, body: WorkflowFuture, journal: Vec<(String, crate::store::StepRecord)>) {
+        let definition = self.shared.registry[record.workflow.as_str()].definition;
+        let state = RunState::new(Arc::clone(&self.shared), record.id.clone(), definition.name, journal);
+        let body = tokio::spawn(InAmbient::new(Ambient::Orchestration(state.root_frame()), body));
+        let body_abort = body.abort_handle();
+        let span = tracing::info_span!("hitl.run", run_id = %record.id, workflow = definition.name);
+        let shared = Arc::clone(&self.shared);
+        let run_state = Arc::clone(&state);
+        let mut live = lock(&self.shared.live);
+        let driver = tokio::spawn(async move { shared.drive_run(record, run_state, body).await }.instrument(span));
+        live.insert(
+            state.id.clone(),
+            LiveRun {
+                state,
+                body: Some(body_abort),
+                driver: Some(driver),
+            },
+        );
+    }
+}
+
+impl Shared {
+    async fn drive_run(self: Arc<Self>, mut record: RunRecord, state: Arc<RunState>, mut body: JoinHandle<crate::workflow::WorkflowResult>) {
+        tracing::debug!("run started");
+        let finished = tokio::select! {
+            biased;
+            joined = &mut body => Some(joined),
+            _ = state.stopped() => {
+                body.abort();
+                let _ = body.await;
+                None
+            }
+        };
+        match (state.stop_reason(), finished) {
+            (Some(Stop::Cancelled(reason)), _) => {
+                record.status = RunStatus::Cancelled;
+                record.cancel_reason = Some(reason);
+            }
+            (Some(Stop::Failed(failure)), _) => {
+                record.status = RunStatus::Failed;
+                record.failure = Some(failure);
+            }
+            (None, Some(Ok(Ok(output)))) => {
+                record.status = RunStatus::Completed;
+                record.output = Some(output);
+            }
+            (None, Some(Ok(Err(message)))) => {
+                let (step, location) = state.last_error().unzip();
+                record.status = RunStatus::Failed;
+                record.failure = Some(Failure { message, step, location });
+            }
+            (None, Some(Err(join_error))) => {
+                let message = match join_error.try_into_panic() {
+                    Ok(panic) if panic.is::<RunHalted>() => "the run was halted".to_owned(),
+                    Ok(panic) => format!(
+                        "the workflow panicked: {}",
+                        panic
+                            .downcast_ref::<&str>()
+                            .map(|s| (*s).to_owned())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default()
+                    ),
+                    Err(_) => "the run's task was aborted".to_owned(),
+                };
+                record.status = RunStatus::Failed;
+                record.failure = Some(Failure {
+                    message,
+                    step: None,
+                    location: None,
+                });
+            }
+            (None, None) => unreachable!("the select ends only when the body ends or the run stops"),
+        }
+        tracing::debug!(status = %record.status, "run finished");
+        if let Err(error) = self.finish(record).await {
+            tracing::error!(%error, "could not record the end of the run; it will be resumed at the next open");
+        }
+        lock(&self.live).remove(&state.id);
+    }
+
+    /// Writes a run's final record, makes it durable, and tells whoever waits.
+    async fn finish(&self, mut record: RunRecord) -> Result<()> {
+        record.owner = None;
+        record.lease_until = None;
+        record.updated_at = to_millis(self.clock.now());
+        self.store.save_run(&record)?;
+        self.store.flush().await?;
+        self.publish(&record.id, record.status);
+        Ok(())
+    }
+
+    fn publish(&self, run_id: &str, status: RunStatus) {
+        let mut statuses = lock(&self.statuses);
+        if let Some(sender) = statuses.get(run_id) {
+            sender.send_replace(status);
+            // Receivers keep the last value, so a terminal status can drop the sender.
+            if status.is_terminal() || (status.is_settled() && sender.receiver_count() == 0) {
+                statuses.remove(run_id);
+            }
+        }
+    }
+}

@@ -1,0 +1,642 @@
+//! Support code for what `#[task]` and `#[workflow]` generate. Not public API: the macros
+//! call these items by absolute path (`::hitl::__private::…`) and nothing else should.
+//!
+//! Everything here is ordinary Rust so the generated code stays short and the logic is
+//! unit-tested here rather than in token streams.
+
+use std::fmt::Display;
+use std::future::{Future, IntoFuture};
+use std::io;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use tracing::Instrument;
+
+pub use serde;
+pub use serde_json;
+
+pub use crate::replay::Site;
+pub use crate::workflow::{SiteEntry, WorkflowDefinition, WorkflowFuture, WorkflowResult};
+
+use crate::context::TaskContext;
+use crate::error::{Error, Result};
+use crate::replay::{Ambient, InAmbient, Step, with_ambient};
+use crate::store::{StepKind, StepRecord};
+
+// ---------------------------------------------------------------------------------------
+// What may be journaled
+// ---------------------------------------------------------------------------------------
+
+/// A value a step may return: it is written to the journal and read back on replay.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be journaled: a step's output must implement `Serialize` and `Deserialize`",
+    label = "this step's output is journaled so that replay can skip it, but `{Self}` is not serializable",
+    note = "move the work into a plain `#[task]` that returns data (derive `serde::Serialize` and `serde::Deserialize` on it)",
+    note = "or wrap the future in `hitl::transient(…)` to run it again on every replay instead of journaling it"
+)]
+pub trait Journaled: Serialize + DeserializeOwned {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned> Journaled for T {}
+
+/// A task argument: hashed into the step's input fingerprint.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a task argument: it must implement `Serialize`",
+    label = "task arguments are hashed to detect a changed input on replay",
+    note = "derive `serde::Serialize` on the type, or pass a serializable id and load the value inside the task"
+)]
+pub trait TaskArgument: Serialize {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + ?Sized> TaskArgument for T {}
+
+/// A workflow argument: stored as JSON with the run.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a workflow argument: it must implement `Serialize` and `Deserialize`",
+    label = "workflow arguments are stored as JSON so a run can resume in another process",
+    note = "derive `serde::Serialize` and `serde::Deserialize` on the type"
+)]
+pub trait WorkflowArgument: Serialize + DeserializeOwned {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned> WorkflowArgument for T {}
+
+/// How a step's output is journaled: every value ([`Plain`]) or only `Ok` ([`Fallible`]).
+pub trait Codec<O> {
+    /// The JSON to journal, or `None` for an output that must not be journaled (an `Err`).
+    fn encode(output: &O) -> Option<serde_json::Result<Value>>;
+    /// Reads a journaled output back.
+    fn decode(value: Value) -> serde_json::Result<O>;
+}
+
+/// Journals every output.
+#[derive(Debug)]
+pub struct Plain;
+
+/// Journals `Ok` outputs only; an `Err` is returned and the step runs again next time.
+#[derive(Debug)]
+pub struct Fallible;
+
+impl<T: Journaled> Codec<T> for Plain {
+    fn encode(output: &T) -> Option<serde_json::Result<Value>> {
+        Some(serde_json::to_value(output))
+    }
+    fn decode(value: Value) -> serde_json::Result<T> {
+        serde_json::from_value(value)
+    }
+}
+
+impl<T: Journaled, E> Codec<Result<T, E>> for Fallible {
+    fn encode(output: &Result<T, E>) -> Option<serde_json::Result<Value>> {
+        output.as_ref().ok().map(serde_json::to_value)
+    }
+    fn decode(value: Value) -> serde_json::Result<Result<T, E>> {
+        serde_json::from_value(value).map(Ok)
+    }
+}
+
+/// Implemented by `Result`, to tell fallible outputs apart.
+pub trait IsResult {
+    /// The `Ok` type.
+    type Ok;
+}
+
+impl<T, E> IsResult for Result<T, E> {
+    type Ok = T;
+}
+
+// ---------------------------------------------------------------------------------------
+// Input fingerprints
+// ---------------------------------------------------------------------------------------
+
+/// Hashes task arguments (FNV-1a over their JSON) into the step's input fingerprint.
+#[derive(Debug)]
+pub struct InputHasher(u64);
+
+impl Default for InputHasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl InputHasher {
+    /// A hasher with nothing added.
+    pub fn new() -> Self {
+        InputHasher(0xcbf2_9ce4_8422_2325)
+    }
+
+    /// Adds one argument.
+    pub fn add<T: TaskArgument + ?Sized>(&mut self, argument: &T) {
+        // An argument whose `Serialize` fails hashes what was written before the failure;
+        // the task then sees the same failure when it serializes the value itself.
+        let _ = serde_json::to_writer(&mut *self, argument);
+        self.write_bytes(&[0xff]);
+    }
+
+    /// The fingerprint; never 0, which means "no input".
+    pub fn finish(&self) -> u64 {
+        self.0.max(1)
+    }
+
+    fn write_bytes(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+impl io::Write for InputHasher {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.write_bytes(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Steps that journal themselves: task calls, context calls, async blocks
+// ---------------------------------------------------------------------------------------
+
+/// Futures that take care of their own journaling; an `.await` of one in an orchestration
+/// body is left as it is instead of being wrapped into a step.
+pub trait SelfJournaling {}
+
+/// The future returned by a `#[task]` fn.
+#[must_use = "a task does nothing unless `.await`ed"]
+pub struct TaskFuture<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for TaskFuture<F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl<F> SelfJournaling for TaskFuture<F> {}
+
+impl<F> std::fmt::Debug for TaskFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TaskFuture")
+    }
+}
+
+/// A plain `#[task]` returning a value: an activity whose every output is journaled.
+pub fn activity<F>(
+    site: &'static Site,
+    input_hash: u64,
+    body: F,
+) -> TaskFuture<impl Future<Output = F::Output>>
+where
+    F: Future,
+    F::Output: Journaled,
+{
+    TaskFuture(Box::pin(run_step::<Plain, F>(
+        site.name,
+        site,
+        StepKind::Task,
+        input_hash,
+        body,
+    )))
+}
+
+/// A plain `#[task]` returning `Result`: an activity whose `Ok` outputs are journaled.
+pub fn fallible_activity<F, T, E>(
+    site: &'static Site,
+    input_hash: u64,
+    body: F,
+) -> TaskFuture<impl Future<Output = Result<T, E>>>
+where
+    F: Future<Output = Result<T, E>>,
+    T: Journaled,
+{
+    TaskFuture(Box::pin(run_step::<Fallible, F>(
+        site.name,
+        site,
+        StepKind::Task,
+        input_hash,
+        body,
+    )))
+}
+
+/// A `#[task(inject_context)]` returning a value: a nested orchestration.
+pub fn orchestration<F>(
+    site: &'static Site,
+    input_hash: u64,
+    body: F,
+) -> TaskFuture<impl Future<Output = F::Output>>
+where
+    F: Future,
+    F::Output: Journaled,
+{
+    TaskFuture(Box::pin(run_step::<Plain, F>(
+        site.name,
+        site,
+        StepKind::Orchestration,
+        input_hash,
+        body,
+    )))
+}
+
+/// A `#[task(inject_context)]` returning `Result`.
+pub fn fallible_orchestration<F, T, E>(
+    site: &'static Site,
+    input_hash: u64,
+    body: F,
+) -> TaskFuture<impl Future<Output = Result<T, E>>>
+where
+    F: Future<Output = Result<T, E>>,
+    T: Journaled,
+{
+    TaskFuture(Box::pin(run_step::<Fallible, F>(
+        site.name,
+        site,
+        StepKind::Orchestration,
+        input_hash,
+        body,
+    )))
+}
+
+/// Runs one step: replays it from the journal, or executes `body` and journals its output.
+pub(crate) async fn run_step<C, F>(
+    name: &str,
+    site: &Site,
+    kind: StepKind,
+    input_hash: u64,
+    body: F,
+) -> F::Output
+where
+    F: Future,
+    C: Codec<F::Output>,
+{
+    let Some(frame) = Ambient::frame() else {
+        // Outside a workflow, or inside an activity: a plain call.
+        return body.await;
+    };
+    let Some((step, journaled)) = frame.begin(name, site.position(), kind, input_hash) else {
+        return halt().await;
+    };
+    if let Some(record) = journaled {
+        return replay_output::<C, _>(&step, record).await;
+    }
+    let ambient = match kind {
+        StepKind::Orchestration => Ambient::Orchestration(frame.child_of(&step)),
+        _ => Ambient::Activity(step.idempotency_key()),
+    };
+    let span = tracing::debug_span!("hitl.step", step = %step.id);
+    let output = InAmbient::new(ambient, body).instrument(span).await;
+    journal_output::<C, _>(&step, &output).await;
+    output
+}
+
+async fn replay_output<C: Codec<O>, O>(step: &Step, record: StepRecord) -> O {
+    match C::decode(record.output) {
+        Ok(output) => output,
+        Err(error) => {
+            let error = step.nondeterminism(format!(
+                "the journaled output no longer decodes as the step's output type ({error})"
+            ));
+            step.run().fail(&error, Some(step));
+            halt().await
+        }
+    }
+}
+
+async fn journal_output<C: Codec<O>, O>(step: &Step, output: &O) {
+    match C::encode(output) {
+        None => step.note_error(),
+        Some(Ok(value)) => {
+            if !step.complete(value).await {
+                halt::<()>().await;
+            }
+        }
+        Some(Err(source)) => {
+            let error = Error::Encode {
+                what: format!("the output of step `{}`", step.id),
+                source,
+            };
+            step.run().fail(&error, Some(step));
+            halt::<()>().await;
+        }
+    }
+}
+
+/// Never resolves: used once a run has been stopped; the engine drops the future.
+pub(crate) async fn halt<T>() -> T {
+    std::future::pending().await
+}
+
+/// Retries an `Err` up to `retries` times with exponential backoff (100 ms, 200 ms, …, at
+/// most 10 s) before returning it; `#[task(retries = n)]`.
+pub async fn retrying<Fac, Fut, T, E>(task: &'static str, retries: u32, mut attempt: Fac) -> Result<T, E>
+where
+    Fac: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut delay = Duration::from_millis(100);
+    let mut failures = 0;
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(error) if failures >= retries => return Err(error),
+            Err(_) => {
+                failures += 1;
+                tracing::warn!(task, attempt = failures, "task returned an error; retrying after {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// A sync `#[task]` returning a value.
+pub fn sync_activity<R: Journaled>(site: &'static Site, input_hash: u64, body: impl FnOnce() -> R) -> R {
+    run_sync_step::<Plain, R>(site, input_hash, body)
+}
+
+/// A sync `#[task]` returning `Result`.
+pub fn fallible_sync_activity<T: Journaled, E>(
+    site: &'static Site,
+    input_hash: u64,
+    body: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
+    run_sync_step::<Fallible, Result<T, E>>(site, input_hash, body)
+}
+
+fn run_sync_step<C: Codec<R>, R>(site: &'static Site, input_hash: u64, body: impl FnOnce() -> R) -> R {
+    let Some(frame) = Ambient::frame() else {
+        return body();
+    };
+    let Some((step, journaled)) = frame.begin(site.name, site.position(), StepKind::Task, input_hash)
+    else {
+        halt_sync()
+    };
+    if let Some(record) = journaled {
+        return match C::decode(record.output) {
+            Ok(output) => output,
+            Err(error) => {
+                let error = step.nondeterminism(format!(
+                    "the journaled output no longer decodes as the step's output type ({error})"
+                ));
+                step.run().fail(&error, Some(&step));
+                halt_sync()
+            }
+        };
+    }
+    let output = with_ambient(Ambient::Activity(step.idempotency_key()), body);
+    match C::encode(&output) {
+        None => step.note_error(),
+        Some(Ok(value)) => {
+            if !step.complete_blocking(value, true) {
+                halt_sync()
+            }
+        }
+        Some(Err(source)) => {
+            let error = Error::Encode {
+                what: format!("the output of step `{}`", step.id),
+                source,
+            };
+            step.run().fail(&error, Some(&step));
+            halt_sync()
+        }
+    }
+    output
+}
+
+/// The unwind payload used to leave sync code once the run has been stopped.
+#[derive(Debug)]
+pub(crate) struct RunHalted;
+
+/// Leaves sync code of a stopped run; the engine recognises the payload.
+pub(crate) fn halt_sync() -> ! {
+    std::panic::resume_unwind(Box::new(RunHalted))
+}
+
+/// An `async` block of an orchestration body, polled in its own child scope.
+#[must_use = "futures do nothing unless `.await`ed"]
+pub struct Scoped<F>(InAmbient<F>);
+
+impl<F: Future> Future for Scoped<F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<F> SelfJournaling for Scoped<F> {}
+
+/// Gives an `async` block its own scope, named after its site and fixed where it is created.
+pub fn scoped<F: Future>(site: &'static Site, block: F) -> Scoped<F> {
+    let ambient = match Ambient::current() {
+        Ambient::Orchestration(frame) => Ambient::Orchestration(frame.child(site.name)),
+        other => other,
+    };
+    Scoped(InAmbient::new(ambient, block))
+}
+
+// ---------------------------------------------------------------------------------------
+// `.await` of anything else: autoref specialization picks how to journal it
+// ---------------------------------------------------------------------------------------
+
+/// Carries the type of an awaited future to method resolution.
+#[derive(Debug)]
+pub struct Probe<F>(PhantomData<fn() -> F>);
+
+impl<F> Probe<F> {
+    /// A probe for `future`'s type.
+    pub fn new(_future: &F) -> Self {
+        Probe(PhantomData)
+    }
+}
+
+/// Chosen first: the future journals itself.
+pub trait KindSelfJournaling {
+    /// Picks [`SelfJournalingTag`].
+    fn __hitl_kind(&self) -> SelfJournalingTag {
+        SelfJournalingTag
+    }
+}
+impl<F: SelfJournaling> KindSelfJournaling for &&Probe<F> {}
+
+/// Chosen second: the future's output is a `Result`; journal `Ok` only.
+pub trait KindFallible {
+    /// Picks [`FallibleTag`].
+    fn __hitl_kind(&self) -> FallibleTag {
+        FallibleTag
+    }
+}
+impl<F: Future> KindFallible for &Probe<F> where F::Output: IsResult {}
+
+/// Chosen last: journal the output whatever it is.
+pub trait KindPlain {
+    /// Picks [`PlainTag`].
+    fn __hitl_kind(&self) -> PlainTag {
+        PlainTag
+    }
+}
+impl<F: Future> KindPlain for Probe<F> {}
+
+/// The awaited future journals itself.
+#[derive(Debug)]
+pub struct SelfJournalingTag;
+/// The awaited future returns `Result`.
+#[derive(Debug)]
+pub struct FallibleTag;
+/// The awaited future returns a plain value.
+#[derive(Debug)]
+pub struct PlainTag;
+
+impl SelfJournalingTag {
+    /// Leaves the future as it is.
+    pub fn step<F>(self, _site: &'static Site, future: F) -> F {
+        future
+    }
+}
+
+impl FallibleTag {
+    /// Journals the future as one step whose `Ok` output is memoized.
+    pub fn step<F, T, E>(self, site: &'static Site, future: F) -> impl Future<Output = Result<T, E>>
+    where
+        F: Future<Output = Result<T, E>>,
+        T: Journaled,
+    {
+        run_step::<Fallible, F>(site.name, site, StepKind::Await, 0, future)
+    }
+}
+
+impl PlainTag {
+    /// Journals the future as one step.
+    pub fn step<F>(self, site: &'static Site, future: F) -> impl Future<Output = F::Output>
+    where
+        F: Future,
+        F::Output: Journaled,
+    {
+        run_step::<Plain, F>(site.name, site, StepKind::Await, 0, future)
+    }
+}
+
+/// `IntoFuture::into_future`, as `.await` does.
+pub fn into_future<F: IntoFuture>(future: F) -> F::IntoFuture {
+    future.into_future()
+}
+
+// ---------------------------------------------------------------------------------------
+// Context injection and workflows
+// ---------------------------------------------------------------------------------------
+
+/// The context of the running workflow, for `inject_context` bodies.
+///
+/// # Panics
+///
+/// Outside a running workflow (called directly, from a plain `#[task]`, or from a spawned
+/// tokio task), with a message that says so.
+pub fn current_context(function: &str) -> TaskContext {
+    match Ambient::frame() {
+        Some(frame) => TaskContext::new(frame),
+        None => panic!(
+            "`{function}` uses `inject_context` and was called outside a running workflow; \
+             call it from a `#[workflow]` (or another `#[task(inject_context)]`) started with \
+             `Engine::start`, not directly, from a plain `#[task]`, or from `tokio::spawn`"
+        ),
+    }
+}
+
+/// Wraps a workflow body returning a plain value.
+pub fn workflow<F>(body: F) -> WorkflowFuture
+where
+    F: Future + Send + 'static,
+    F::Output: Serialize,
+{
+    Box::pin(async move { encode_output(&body.await) })
+}
+
+/// Wraps a workflow body returning `Result`; an `Err` fails the run with its `Display`.
+pub fn fallible_workflow<F, T, E>(body: F) -> WorkflowFuture
+where
+    F: Future<Output = Result<T, E>> + Send + 'static,
+    T: Serialize,
+    E: Display,
+{
+    Box::pin(async move {
+        match body.await {
+            Ok(value) => encode_output(&value),
+            Err(error) => Err(error.to_string()),
+        }
+    })
+}
+
+fn encode_output<T: Serialize>(value: &T) -> WorkflowResult {
+    serde_json::to_value(value).map_err(|error| format!("the workflow's output could not be serialized: {error}"))
+}
+
+/// Builds a workflow's JSON input from its arguments.
+#[derive(Debug, Default)]
+pub struct InputBuilder(Map<String, Value>);
+
+impl InputBuilder {
+    /// An empty input.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the argument `name`.
+    pub fn arg<T: WorkflowArgument>(mut self, name: &str, value: &T) -> Result<Self> {
+        let value = serde_json::to_value(value).map_err(|source| Error::Encode {
+            what: format!("workflow argument `{name}`"),
+            source,
+        })?;
+        self.0.insert(name.to_owned(), value);
+        Ok(self)
+    }
+
+    /// The JSON object.
+    pub fn finish(self) -> Value {
+        Value::Object(self.0)
+    }
+}
+
+/// Reads a workflow's arguments out of its JSON input, naming the field on any mismatch.
+#[derive(Debug)]
+pub struct InputReader {
+    definition: &'static WorkflowDefinition,
+    fields: Map<String, Value>,
+}
+
+impl InputReader {
+    /// Checks that `input` is an object.
+    pub fn new(definition: &'static WorkflowDefinition, input: Value) -> Result<Self> {
+        match input {
+            Value::Object(fields) => Ok(InputReader { definition, fields }),
+            Value::Null if definition.params.is_empty() => Ok(InputReader {
+                definition,
+                fields: Map::new(),
+            }),
+            other => Err(definition.invalid_input(format!("expected a JSON object, got `{other}`"))),
+        }
+    }
+
+    /// Takes the argument `name`.
+    pub fn arg<T: WorkflowArgument>(&mut self, name: &str) -> Result<T> {
+        let value = self
+            .fields
+            .remove(name)
+            .ok_or_else(|| self.definition.invalid_input(format!("missing field `{name}`")))?;
+        serde_json::from_value(value)
+            .map_err(|error| self.definition.invalid_input(format!("field `{name}`: {error}")))
+    }
+
+    /// Fails on fields that are not arguments.
+    pub fn finish(self) -> Result<()> {
+        match self.fields.keys().next() {
+            None => Ok(()),
+            Some(unknown) => Err(self.definition.invalid_input(format!("unknown field `{unknown}`"))),
+        }
+    }
+}

@@ -1,0 +1,516 @@
+//! The step state machine: scopes, step identities, journal lookups and journal writes.
+//!
+//! While the engine polls a workflow, a thread-local *ambient* says what the code being
+//! polled is:
+//!
+//! * [`Ambient::Orchestration`] — a replayed body (`#[workflow]`, `#[task(inject_context)]`,
+//!   or an `async` block inside one). It carries a [`Frame`]: the run and the current
+//!   [`Scope`]. Steps started here are journaled.
+//! * [`Ambient::Activity`] — the inside of one step (a plain `#[task]`, an awaited
+//!   expression). Nothing started here is journaled separately; the step is atomic.
+//! * [`Ambient::None`] — outside any workflow: tasks are plain functions.
+//!
+//! The ambient is set around every poll by [`InAmbient`] and restored afterwards, so it
+//! follows the future across threads of a multi-threaded runtime. It does not follow
+//! `tokio::spawn`, which polls elsewhere.
+//!
+//! A step's identity is `scope path / name # occurrence`, assigned when the step is first
+//! polled. Each scope counts occurrences per name, so a new step with a new name never shifts
+//! the identities of other steps.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::clock::to_millis;
+use crate::engine::Shared;
+use crate::error::{Error, Result};
+use crate::run::Failure;
+use crate::store::{FORMAT_VERSION, StepKind, StepRecord};
+
+thread_local! {
+    static AMBIENT: RefCell<Ambient> = const { RefCell::new(Ambient::None) };
+}
+
+/// What the code being polled on this thread is; see the module docs.
+#[derive(Clone, Default)]
+pub(crate) enum Ambient {
+    /// Outside any workflow.
+    #[default]
+    None,
+    /// A replayed body.
+    Orchestration(Frame),
+    /// Inside one step; carries its idempotency key (`run id/step id`).
+    Activity(Arc<str>),
+}
+
+impl Ambient {
+    /// The ambient of the code being polled right now.
+    pub(crate) fn current() -> Ambient {
+        AMBIENT.with(|ambient| ambient.borrow().clone())
+    }
+
+    /// The current frame, when polling a replayed body.
+    pub(crate) fn frame() -> Option<Frame> {
+        AMBIENT.with(|ambient| match &*ambient.borrow() {
+            Ambient::Orchestration(frame) => Some(frame.clone()),
+            _ => None,
+        })
+    }
+
+    /// Swaps `self` into the thread-local slot, returning what was there.
+    fn install(self) -> Ambient {
+        AMBIENT.with(|ambient| std::mem::replace(&mut *ambient.borrow_mut(), self))
+    }
+}
+
+/// Runs `f` with `ambient` installed, restoring the previous one afterwards.
+pub(crate) fn with_ambient<R>(ambient: Ambient, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Ambient>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(previous) = self.0.take() {
+                previous.install();
+            }
+        }
+    }
+    let _restore = Restore(Some(ambient.install()));
+    f()
+}
+
+/// Polls a future with an ambient installed, restoring the previous one afterwards (also
+/// when the poll panics).
+pub(crate) struct InAmbient<F> {
+    ambient: Ambient,
+    future: Pin<Box<F>>,
+}
+
+impl<F: Future> InAmbient<F> {
+    pub(crate) fn new(ambient: Ambient, future: F) -> Self {
+        InAmbient {
+            ambient,
+            future: Box::pin(future),
+        }
+    }
+}
+
+impl<F: Future> Future for InAmbient<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        struct Restore<'a> {
+            slot: &'a mut Ambient,
+            previous: Option<Ambient>,
+        }
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                let previous = self.previous.take().unwrap_or_default();
+                *self.slot = previous.install();
+            }
+        }
+        let this = self.get_mut();
+        let previous = std::mem::take(&mut this.ambient).install();
+        let _restore = Restore {
+            slot: &mut this.ambient,
+            previous: Some(previous),
+        };
+        this.future.as_mut().poll(cx)
+    }
+}
+
+/// A run being executed: what every step of it needs.
+pub(crate) struct RunState {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) id: String,
+    pub(crate) workflow: &'static str,
+    /// Journal entries written before this execution started, consumed as they replay.
+    replay: Mutex<HashMap<String, StepRecord>>,
+    next_seq: AtomicU64,
+    /// Set once the run must stop executing (failed by the engine, or cancelled).
+    stop: watch::Sender<Option<Stop>>,
+    /// The last step that returned `Err`, for [`Failure::step`].
+    last_error: Mutex<Option<(String, String)>>,
+}
+
+/// Why a run stops executing before its body returns.
+#[derive(Debug, Clone)]
+pub(crate) enum Stop {
+    Failed(Failure),
+    Cancelled(String),
+}
+
+impl RunState {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        id: String,
+        workflow: &'static str,
+        journal: Vec<(String, StepRecord)>,
+    ) -> Arc<Self> {
+        let next_seq = journal.iter().map(|(_, step)| step.seq + 1).max().unwrap_or(0);
+        Arc::new(RunState {
+            shared,
+            id,
+            workflow,
+            replay: Mutex::new(journal.into_iter().collect()),
+            next_seq: AtomicU64::new(next_seq),
+            stop: watch::channel(None).0,
+            last_error: Mutex::new(None),
+        })
+    }
+
+    /// The root frame of the run's body.
+    pub(crate) fn root_frame(self: &Arc<Self>) -> Frame {
+        Frame {
+            run: Arc::clone(self),
+            scope: Arc::new(Scope::new(String::new())),
+        }
+    }
+
+    /// Stops the run; the first reason wins.
+    pub(crate) fn stop(&self, reason: Stop) {
+        self.stop.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(reason);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stop.borrow().is_some()
+    }
+
+    /// The reason the run stopped, if it did.
+    pub(crate) fn stop_reason(&self) -> Option<Stop> {
+        self.stop.borrow().clone()
+    }
+
+    /// Resolves once the run is stopped.
+    pub(crate) async fn stopped(&self) -> Stop {
+        let mut receiver = self.stop.subscribe();
+        let stop = receiver.wait_for(Option::is_some).await.ok().and_then(|stop| stop.clone());
+        match stop {
+            Some(stop) => stop,
+            // The sender lives as long as this state; it cannot close while we borrow it.
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Fails the run with an engine error raised in `step`.
+    pub(crate) fn fail(&self, error: &Error, step: Option<&Step>) {
+        tracing::error!(run_id = %self.id, %error, "run failed");
+        self.stop(Stop::Failed(Failure {
+            message: error.to_string(),
+            step: step.map(|step| step.id.clone()),
+            location: step.map(Step::location),
+        }));
+    }
+
+    pub(crate) fn last_error(&self) -> Option<(String, String)> {
+        lock(&self.last_error).clone()
+    }
+
+    fn take_journaled(&self, step_id: &str) -> Option<StepRecord> {
+        lock(&self.replay).remove(step_id)
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// A step site the macros emit: where a step was written, and its name.
+#[derive(Debug)]
+pub struct Site {
+    /// The step name: a task's name, or the awaited expression's normalized text.
+    pub name: &'static str,
+    /// `file!()` of the site.
+    pub file: &'static str,
+    /// `line!()` of the site.
+    pub line: u32,
+}
+
+impl Site {
+    pub(crate) fn position(&self) -> Position {
+        Position {
+            file: self.file,
+            line: self.line,
+        }
+    }
+}
+
+/// Where in the source a step was written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Position {
+    pub(crate) file: &'static str,
+    pub(crate) line: u32,
+}
+
+impl Position {
+    /// The position of the caller of a `#[track_caller]` fn.
+    #[track_caller]
+    pub(crate) fn caller() -> Self {
+        let location = std::panic::Location::caller();
+        Position {
+            file: location.file(),
+            line: location.line(),
+        }
+    }
+}
+
+/// A position in a run's body: the run and the current scope.
+#[derive(Clone)]
+pub(crate) struct Frame {
+    pub(crate) run: Arc<RunState>,
+    scope: Arc<Scope>,
+}
+
+/// A scope counts step occurrences per name; each `async` block and nested orchestration
+/// gets its own, so concurrent branches cannot steal each other's occurrence numbers.
+struct Scope {
+    path: String,
+    occurrences: Mutex<HashMap<String, u32>>,
+}
+
+impl Scope {
+    fn new(path: String) -> Self {
+        Scope {
+            path,
+            occurrences: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `path/name#n`, with `n` the number of earlier same-named steps in this scope.
+    fn next_id(&self, name: &str) -> String {
+        let occurrence = {
+            let mut occurrences = lock(&self.occurrences);
+            match occurrences.get_mut(name) {
+                Some(counter) => {
+                    *counter += 1;
+                    *counter - 1
+                }
+                None => {
+                    occurrences.insert(name.to_owned(), 1);
+                    0
+                }
+            }
+        };
+        if self.path.is_empty() {
+            format!("{name}#{occurrence}")
+        } else {
+            format!("{}/{name}#{occurrence}", self.path)
+        }
+    }
+}
+
+impl Frame {
+    /// A new child frame for a nested scope named after `name` (occurrence counted here).
+    pub(crate) fn child(&self, name: &str) -> Frame {
+        Frame {
+            run: Arc::clone(&self.run),
+            scope: Arc::new(Scope::new(self.scope.next_id(name))),
+        }
+    }
+
+    /// The child frame of an already-begun step (a nested orchestration's body).
+    pub(crate) fn child_of(&self, step: &Step) -> Frame {
+        Frame {
+            run: Arc::clone(&self.run),
+            scope: Arc::new(Scope::new(step.id.clone())),
+        }
+    }
+
+    /// Starts a step: assigns its identity and finds it in the journal.
+    ///
+    /// Returns `None` when the run has stopped or the journal contradicts this step: the
+    /// caller must not run it (and should wait forever; the engine drops the future).
+    pub(crate) fn begin(
+        &self,
+        name: &str,
+        position: Position,
+        kind: StepKind,
+        input_hash: u64,
+    ) -> Option<(Step, Option<StepRecord>)> {
+        if self.run.is_stopped() {
+            return None;
+        }
+        let step = Step {
+            frame: self.clone(),
+            id: self.scope.next_id(name),
+            position,
+            kind,
+            input_hash,
+            started_at: to_millis(self.run.shared.clock.now()),
+        };
+        let journaled = self.run.take_journaled(&step.id);
+        if let Some(record) = &journaled {
+            let detail = if record.kind != kind {
+                Some(format!(
+                    "the journal recorded a {:?} step, the code now runs a {:?} step",
+                    record.kind, kind
+                ))
+            } else if record.input_hash != input_hash {
+                Some("its input differs from the journaled input".to_owned())
+            } else {
+                None
+            };
+            if let Some(detail) = detail {
+                let error = step.nondeterminism(detail);
+                self.run.fail(&error, Some(&step));
+                return None;
+            }
+        }
+        Some((step, journaled))
+    }
+}
+
+/// A step that has been given its identity.
+pub(crate) struct Step {
+    pub(crate) frame: Frame,
+    pub(crate) id: String,
+    position: Position,
+    kind: StepKind,
+    input_hash: u64,
+    started_at: u64,
+}
+
+impl Step {
+    pub(crate) fn run(&self) -> &Arc<RunState> {
+        &self.frame.run
+    }
+
+    /// `file:line` of the step.
+    pub(crate) fn location(&self) -> String {
+        format!("{}:{}", self.position.file, self.position.line)
+    }
+
+    /// The idempotency key of the step: stable across retries, replays and restarts.
+    pub(crate) fn idempotency_key(&self) -> Arc<str> {
+        Arc::from(format!("{}/{}", self.frame.run.id, self.id))
+    }
+
+    pub(crate) fn nondeterminism(&self, detail: String) -> Error {
+        Error::NonDeterminism {
+            step: self.id.clone(),
+            location: self.location(),
+            detail,
+        }
+    }
+
+    /// Notes that the step returned `Err` (it is not journaled and will run again).
+    pub(crate) fn note_error(&self) {
+        *lock(&self.frame.run.last_error) = Some((self.id.clone(), self.location()));
+    }
+
+    fn record(&self, output: Value, finished: bool) -> StepRecord {
+        StepRecord {
+            version: FORMAT_VERSION,
+            kind: self.kind,
+            seq: self.frame.run.next_seq(),
+            line: self.position.line,
+            input_hash: self.input_hash,
+            started_at: self.started_at,
+            finished_at: finished.then(|| to_millis(self.frame.run.shared.clock.now())),
+            output,
+        }
+    }
+
+    /// Journals the step's output and, in `Durability::Flush`, waits until it is durable.
+    ///
+    /// Returns `false` when the write failed; the run has then been failed.
+    pub(crate) async fn complete(&self, output: Value) -> bool {
+        let record = self.record(output, true);
+        let result = self.write(&record);
+        self.finish_write(result).await
+    }
+
+    /// Journals an unfinished step (a durable timer's deadline) and makes it durable.
+    pub(crate) async fn complete_waiting(&self, output: Value) -> bool {
+        let record = self.record(output, false);
+        let result = self.write(&record);
+        match result {
+            Ok(()) => self.await_flush(self.frame.run.shared.store.flush()).await,
+            Err(error) => {
+                self.frame.run.fail(&error, Some(self));
+                false
+            }
+        }
+    }
+
+    /// Journals a channel `set` with the channel's new value, atomically.
+    pub(crate) async fn complete_channel_set(&self, key: &str, value: Value) -> bool {
+        let record = self.record(value.clone(), true);
+        let run = &self.frame.run;
+        let result = run
+            .shared
+            .store
+            .append_channel_set(&run.id, &self.id, &record, key, &value);
+        self.finish_write(result).await
+    }
+
+    /// Journals the step synchronously (a sync task, `ctx.now()`, …).
+    ///
+    /// `durable` asks for a blocking flush in `Durability::Flush`; values that carry no side
+    /// effect skip it, since the next durable step flushes them too.
+    pub(crate) fn complete_blocking(&self, output: Value, durable: bool) -> bool {
+        let record = self.record(output, true);
+        let run = &self.frame.run;
+        let result = self.write(&record).and_then(|()| {
+            if durable && run.shared.durability == crate::Durability::Flush {
+                run.shared.store.flush_blocking()
+            } else {
+                Ok(())
+            }
+        });
+        match result {
+            Ok(()) => true,
+            Err(error) => {
+                run.fail(&error, Some(self));
+                false
+            }
+        }
+    }
+
+    fn write(&self, record: &StepRecord) -> Result<()> {
+        let run = &self.frame.run;
+        let result = run.shared.store.append_step(&run.id, &self.id, record);
+        crate::failpoint::hit("after_journal_write");
+        result
+    }
+
+    async fn finish_write(&self, result: Result<()>) -> bool {
+        match result {
+            Ok(()) if self.frame.run.shared.durability == crate::Durability::Flush => {
+                self.await_flush(self.frame.run.shared.store.flush()).await
+            }
+            Ok(()) => true,
+            Err(error) => {
+                self.frame.run.fail(&error, Some(self));
+                false
+            }
+        }
+    }
+
+    async fn await_flush(&self, flush: crate::store::FlushFuture) -> bool {
+        match flush.await {
+            Ok(()) => true,
+            Err(error) => {
+                self.frame.run.fail(&error, Some(self));
+                false
+            }
+        }
+    }
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}

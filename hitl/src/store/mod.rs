@@ -1,0 +1,182 @@
+//! Durable storage: what the engine writes, and the [`Store`] boundary it writes through.
+//!
+//! The engine only talks to the [`Store`] trait; [`SledStore`] (an embedded sled database in a
+//! directory) is its one implementation today. Every value is JSON carrying a format version
+//! (`v`), so a database stays readable by tools and by later versions.
+//!
+//! Trees (sled's named keyspaces):
+//!
+//! | tree          | key                         | value                                  |
+//! |---------------|-----------------------------|----------------------------------------|
+//! | `runs`        | run id                      | [`RunRecord`]                          |
+//! | `journal`     | run id `\0` step id         | [`StepRecord`]: output + input hash    |
+//! | `channels`    | run id `\0` channel key     | the channel's JSON value               |
+//! | `definitions` | workflow name `\0` hash     | the step-site table of that version    |
+//!
+//! One step is one write: a single `insert` into `journal` (a channel `set` also writes
+//! `channels`, in one transaction). With `Durability::Flush` the engine then waits for
+//! [`Store::flush`], which concurrent runs share (group commit).
+
+mod group_commit;
+pub(crate) mod sled_store;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::run::{Failure, RunStatus};
+
+pub(crate) use sled_store::SledStore;
+
+/// The version written into every stored value and into the database's marker file.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+
+/// A pending flush shared with other writers.
+pub(crate) type FlushFuture = Pin<Box<dyn Future<Output = Result<()>> + Send + 'static>>;
+
+/// The engine's view of storage.
+pub(crate) trait Store: Send + Sync + 'static {
+    /// The run with this id, if any.
+    fn load_run(&self, run_id: &str) -> Result<Option<RunRecord>>;
+    /// Writes (replaces) a run record.
+    fn save_run(&self, run: &RunRecord) -> Result<()>;
+    /// Inserts `run` unless its id is taken; returns the existing record when it is.
+    fn create_run(&self, run: &RunRecord) -> Result<Option<RunRecord>>;
+    /// Every run, in id order.
+    fn list_runs(&self) -> Result<Vec<RunRecord>>;
+
+    /// Every journaled step of a run, in key order.
+    fn load_journal(&self, run_id: &str) -> Result<Vec<(String, StepRecord)>>;
+    /// Journals one step: a single atomic write.
+    fn append_step(&self, run_id: &str, step_id: &str, step: &StepRecord) -> Result<()>;
+    /// Journals a channel `set` together with the new channel value, atomically.
+    fn append_channel_set(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        step: &StepRecord,
+        key: &str,
+        value: &Value,
+    ) -> Result<()>;
+    /// The current value of a run's channel key.
+    fn channel_value(&self, run_id: &str, key: &str) -> Result<Option<Value>>;
+
+    /// Remembers the step-site table of a workflow version (deduplicated by hash).
+    fn save_definition(&self, workflow: &str, fingerprint: &str, sites: &[String]) -> Result<()>;
+    /// The step-site table stored for a workflow version.
+    fn load_definition(&self, workflow: &str, fingerprint: &str) -> Result<Option<Vec<String>>>;
+
+    /// Makes every write issued before this call durable. Concurrent callers share flushes.
+    fn flush(&self) -> FlushFuture;
+    /// Like [`flush`](Store::flush), for callers outside async code.
+    fn flush_blocking(&self) -> Result<()>;
+}
+
+/// A run as stored in the `runs` tree.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct RunRecord {
+    pub v: u32,
+    pub id: String,
+    pub workflow: String,
+    pub status: RunStatus,
+    pub input: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
+    /// Hash of the workflow's step-site table when the run started.
+    pub fingerprint: String,
+    /// The engine instance driving the run (`Running` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Until when `owner` holds the run, in ms since the epoch; a lapsed lease may be taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<u64>,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+/// What kind of step a journal entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum StepKind {
+    /// A call of a plain `#[task]` (an activity).
+    Task,
+    /// A call of a `#[task(inject_context)]` fn (a nested orchestration).
+    Orchestration,
+    /// Another awaited expression in an orchestration body.
+    Await,
+    /// `ctx.step(..)` / `ctx.try_step(..)`.
+    Named,
+    /// `ctx.sleep(..)`, a durable timer.
+    Sleep,
+    /// `ctx.channel().get(..)` or `.set(..)`.
+    Channel,
+    /// `ctx.now()`, `ctx.random()` or `ctx.uuid()`.
+    Value,
+}
+
+/// One journaled step, as stored in the `journal` tree. Field names are short because a run
+/// stores one of these per step.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct StepRecord {
+    #[serde(rename = "v")]
+    pub version: u32,
+    #[serde(rename = "k")]
+    pub kind: StepKind,
+    /// Order of completion within the run (history sorts by it).
+    #[serde(rename = "q")]
+    pub seq: u64,
+    #[serde(rename = "l")]
+    pub line: u32,
+    /// Hash of the step's serialized input; 0 when the step has none.
+    #[serde(rename = "i", default, skip_serializing_if = "is_zero")]
+    pub input_hash: u64,
+    #[serde(rename = "s")]
+    pub started_at: u64,
+    /// `None` while a durable timer is still waiting.
+    #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<u64>,
+    #[serde(rename = "o")]
+    pub output: Value,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+/// Encodes a stored value.
+pub(crate) fn encode<T: Serialize>(what: &str, value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|source| Error::Encode {
+        what: what.to_owned(),
+        source,
+    })
+}
+
+/// Decodes a stored value, naming its key on failure.
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|source| Error::Decode {
+        key: String::from_utf8_lossy(key).replace('\0', "/"),
+        source,
+    })
+}
+
+/// `run_id \0 rest`: the key layout of every per-run tree, so a run's entries are one prefix.
+pub(crate) fn run_key(run_id: &str, rest: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(run_id.len() + 1 + rest.len());
+    key.extend_from_slice(run_id.as_bytes());
+    key.push(0);
+    key.extend_from_slice(rest.as_bytes());
+    key
+}
+
+/// The prefix shared by every key of a run.
+pub(crate) fn run_prefix(run_id: &str) -> Vec<u8> {
+    run_key(run_id, "")
+}

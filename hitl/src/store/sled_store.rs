@@ -1,0 +1,314 @@
+//! The sled implementation of [`Store`], and the checks made before sled touches a directory.
+//!
+//! A hitl database is a directory holding sled's files plus two of ours:
+//! `hitl.json` (the marker: format name and version) and `hitl.lock` (an advisory lock held
+//! while an engine has the directory open). Opening refuses, before sled writes anything,
+//! a directory that is neither empty nor marked, one locked by another process, and one whose
+//! marker names a newer format. A sled panic or corruption error while opening is contained
+//! and reported as [`Error::Corrupt`].
+
+use std::fs::{self, File};
+use std::io::ErrorKind;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sled::Transactional;
+
+use super::group_commit::GroupCommit;
+use super::{
+    FORMAT_VERSION, FlushFuture, RunRecord, StepRecord, Store, decode, encode, run_key, run_prefix,
+};
+use crate::error::{Error, Result};
+
+const MARKER_FILE: &str = "hitl.json";
+const LOCK_FILE: &str = "hitl.lock";
+
+/// How to open the sled database.
+#[derive(Debug, Clone)]
+pub(crate) struct SledOptions {
+    /// `None` for a temporary in-memory database removed on drop.
+    pub path: Option<PathBuf>,
+    pub cache_capacity: u64,
+    pub flush_every_ms: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Marker {
+    format: String,
+    version: u32,
+}
+
+/// A hitl database in a sled directory.
+pub(crate) struct SledStore {
+    db: sled::Db,
+    runs: sled::Tree,
+    journal: sled::Tree,
+    channels: sled::Tree,
+    definitions: sled::Tree,
+    group_commit: Arc<GroupCommit>,
+    /// Held for as long as the store lives; dropping it releases the directory.
+    _lock: Option<File>,
+}
+
+impl SledStore {
+    pub(crate) fn open(options: &SledOptions) -> Result<Self> {
+        let (config, lock) = match &options.path {
+            Some(path) => {
+                let lock = prepare_directory(path)?;
+                (sled::Config::new().path(path), Some(lock))
+            }
+            None => (sled::Config::new().temporary(true), None),
+        };
+        let config = config
+            .cache_capacity(options.cache_capacity)
+            .flush_every_ms(options.flush_every_ms);
+        let display_path = options.path.clone().unwrap_or_default();
+
+        let db = match catch_unwind(AssertUnwindSafe(|| config.open())) {
+            Ok(Ok(db)) => db,
+            Ok(Err(error)) => return Err(classify_open_error(&display_path, error)),
+            Err(panic) => {
+                return Err(Error::Corrupt {
+                    path: display_path,
+                    detail: format!("sled panicked while reading it: {}", panic_message(&panic)),
+                });
+            }
+        };
+        let tree = |name: &str| db.open_tree(name).map_err(Error::from);
+        Ok(SledStore {
+            runs: tree("runs")?,
+            journal: tree("journal")?,
+            channels: tree("channels")?,
+            definitions: tree("definitions")?,
+            group_commit: GroupCommit::new(db.clone()),
+            db,
+            _lock: lock,
+        })
+    }
+}
+
+/// Makes sure `path` is a hitl database directory (creating one if it is new or empty) and
+/// takes its lock, all before sled opens it.
+fn prepare_directory(path: &Path) -> Result<File> {
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    match fs::metadata(path) {
+        Ok(meta) if !meta.is_dir() => {
+            return Err(Error::NotAHitlDatabase {
+                path: path.to_owned(),
+                found: "a file, not a directory".to_owned(),
+            });
+        }
+        Ok(_) => {}
+        Err(error) if error.kind() == ErrorKind::NotFound => fs::create_dir_all(path).map_err(io)?,
+        Err(error) => return Err(io(error)),
+    }
+
+    let marker_path = path.join(MARKER_FILE);
+    match fs::read(&marker_path) {
+        Ok(bytes) => {
+            let marker: Marker = serde_json::from_slice(&bytes).map_err(|_| Error::NotAHitlDatabase {
+                path: path.to_owned(),
+                found: format!("`{MARKER_FILE}` is not a hitl marker"),
+            })?;
+            if marker.format != "hitl" {
+                return Err(Error::NotAHitlDatabase {
+                    path: path.to_owned(),
+                    found: format!("a `{}` database", marker.format),
+                });
+            }
+            if marker.version > FORMAT_VERSION {
+                return Err(Error::UnsupportedFormat {
+                    path: path.to_owned(),
+                    found: marker.version,
+                    supported: FORMAT_VERSION,
+                });
+            }
+        }
+        Err(error) if error.kind() == ErrorKind::NotFound => {
+            let mut entries: Vec<String> = fs::read_dir(path)
+                .map_err(io)?
+                .filter_map(|entry| entry.ok())
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .collect();
+            if !entries.is_empty() {
+                entries.sort();
+                let shown: Vec<_> = entries.iter().take(5).map(|e| format!("`{e}`")).collect();
+                let more = if entries.len() > 5 { ", …" } else { "" };
+                return Err(Error::NotAHitlDatabase {
+                    path: path.to_owned(),
+                    found: format!("it holds {}{more} and no `{MARKER_FILE}`", shown.join(", ")),
+                });
+            }
+            let marker = Marker {
+                format: "hitl".to_owned(),
+                version: FORMAT_VERSION,
+            };
+            fs::write(&marker_path, encode("the database marker", &marker)?).map_err(io)?;
+        }
+        Err(error) => return Err(io(error)),
+    }
+
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.join(LOCK_FILE))
+        .map_err(io)?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::DatabaseLocked {
+            path: path.to_owned(),
+        }),
+        Err(fs::TryLockError::Error(error)) => Err(io(error)),
+    }
+}
+
+/// sled reports a held lock only as an I/O error with a message; recognise it.
+fn classify_open_error(path: &Path, error: sled::Error) -> Error {
+    match error {
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+            Error::DatabaseLocked {
+                path: path.to_owned(),
+            }
+        }
+        sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => Error::Corrupt {
+            path: path.to_owned(),
+            detail: error.to_string(),
+        },
+        sled::Error::Io(ref io) if io.kind() == ErrorKind::InvalidData => Error::Corrupt {
+            path: path.to_owned(),
+            detail: error.to_string(),
+        },
+        other => Error::Storage(other),
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}
+
+impl Store for SledStore {
+    fn load_run(&self, run_id: &str) -> Result<Option<RunRecord>> {
+        self.runs
+            .get(run_id)?
+            .map(|bytes| decode(run_id.as_bytes(), &bytes))
+            .transpose()
+    }
+
+    fn save_run(&self, run: &RunRecord) -> Result<()> {
+        self.runs.insert(run.id.as_bytes(), encode("a run", run)?)?;
+        Ok(())
+    }
+
+    fn create_run(&self, run: &RunRecord) -> Result<Option<RunRecord>> {
+        let bytes = encode("a run", run)?;
+        match self
+            .runs
+            .compare_and_swap(run.id.as_bytes(), None as Option<&[u8]>, Some(bytes))?
+        {
+            Ok(()) => Ok(None),
+            Err(existing) => {
+                let current = existing.current.unwrap_or_default();
+                Ok(Some(decode(run.id.as_bytes(), &current)?))
+            }
+        }
+    }
+
+    fn list_runs(&self) -> Result<Vec<RunRecord>> {
+        self.runs
+            .iter()
+            .map(|entry| {
+                let (key, bytes) = entry?;
+                decode(&key, &bytes)
+            })
+            .collect()
+    }
+
+    fn load_journal(&self, run_id: &str) -> Result<Vec<(String, StepRecord)>> {
+        let prefix = run_prefix(run_id);
+        self.journal
+            .scan_prefix(&prefix)
+            .map(|entry| {
+                let (key, bytes) = entry?;
+                let step_id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                Ok((step_id, decode(&key, &bytes)?))
+            })
+            .collect()
+    }
+
+    fn append_step(&self, run_id: &str, step_id: &str, step: &StepRecord) -> Result<()> {
+        self.journal
+            .insert(run_key(run_id, step_id), encode("a step output", step)?)?;
+        Ok(())
+    }
+
+    fn append_channel_set(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        step: &StepRecord,
+        key: &str,
+        value: &Value,
+    ) -> Result<()> {
+        let step_key = run_key(run_id, step_id);
+        let step_bytes = encode("a step output", step)?;
+        let channel_key = run_key(run_id, key);
+        let channel_bytes = encode("a channel value", value)?;
+        (&self.journal, &self.channels)
+            .transaction(|(journal, channels)| {
+                journal.insert(step_key.as_slice(), step_bytes.as_slice())?;
+                channels.insert(channel_key.as_slice(), channel_bytes.as_slice())?;
+                Ok(())
+            })
+            .map_err(|error: sled::transaction::TransactionError<()>| match error {
+                sled::transaction::TransactionError::Storage(error) => Error::Storage(error),
+                sled::transaction::TransactionError::Abort(()) => {
+                    unreachable!("the transaction never aborts")
+                }
+            })
+    }
+
+    fn channel_value(&self, run_id: &str, key: &str) -> Result<Option<Value>> {
+        let key = run_key(run_id, key);
+        self.channels
+            .get(&key)?
+            .map(|bytes| decode(&key, &bytes))
+            .transpose()
+    }
+
+    fn save_definition(&self, workflow: &str, fingerprint: &str, sites: &[String]) -> Result<()> {
+        let key = run_key(workflow, fingerprint);
+        if !self.definitions.contains_key(&key)? {
+            self.definitions
+                .insert(key, encode("a workflow definition", &sites)?)?;
+        }
+        Ok(())
+    }
+
+    fn load_definition(&self, workflow: &str, fingerprint: &str) -> Result<Option<Vec<String>>> {
+        let key = run_key(workflow, fingerprint);
+        self.definitions
+            .get(&key)?
+            .map(|bytes| decode(&key, &bytes))
+            .transpose()
+    }
+
+    fn flush(&self) -> FlushFuture {
+        self.group_commit.flush()
+    }
+
+    fn flush_blocking(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
