@@ -53,8 +53,10 @@ fn outer_signature(item: &FnItem, output: TokenStream) -> TokenStream {
     let abi = &sig.abi;
     let ident = &sig.ident;
     let params = outer_params(item);
+    // `#[track_caller]` lets the step record where the task was called, not defined.
     quote! {
         #(#attrs)*
+        #[track_caller]
         #vis #constness #abi fn #ident(#(#params),*) -> #output
     }
 }

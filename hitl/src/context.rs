@@ -235,14 +235,7 @@ impl TaskContext {
     fn named_step<C: Codec<F::Output>, F: Future>(&self, name: &str, future: F) -> ContextFuture<impl Future<Output = F::Output> + use<C, F>> {
         let position = Position::caller();
         let name = name.to_owned();
-        context_future(async move {
-            let site = crate::replay::Site {
-                name: "",
-                file: position.file,
-                line: position.line,
-            };
-            run_step::<C, F>(&name, &site, StepKind::Named, 0, future).await
-        })
+        context_future(async move { run_step::<C, F>(&name, position, StepKind::Named, 0, future).await })
     }
 }
 

@@ -25,7 +25,7 @@ pub use crate::workflow::{SiteEntry, WorkflowDefinition, WorkflowFuture, Workflo
 
 use crate::context::TaskContext;
 use crate::error::{Error, Result};
-use crate::replay::{Ambient, InAmbient, Step, with_ambient};
+use crate::replay::{Ambient, InAmbient, Position, Step, with_ambient};
 use crate::store::{StepKind, StepRecord};
 
 // ---------------------------------------------------------------------------------------
@@ -189,6 +189,7 @@ impl<F> std::fmt::Debug for TaskFuture<F> {
 }
 
 /// A plain `#[task]` returning a value: an activity whose every output is journaled.
+#[track_caller]
 pub fn activity<F>(
     site: &'static Site,
     input_hash: u64,
@@ -200,7 +201,7 @@ where
 {
     TaskFuture(Box::pin(run_step::<Plain, F>(
         site.name,
-        site,
+        Position::caller(),
         StepKind::Task,
         input_hash,
         body,
@@ -208,6 +209,7 @@ where
 }
 
 /// A plain `#[task]` returning `Result`: an activity whose `Ok` outputs are journaled.
+#[track_caller]
 pub fn fallible_activity<F, T, E>(
     site: &'static Site,
     input_hash: u64,
@@ -219,7 +221,7 @@ where
 {
     TaskFuture(Box::pin(run_step::<Fallible, F>(
         site.name,
-        site,
+        Position::caller(),
         StepKind::Task,
         input_hash,
         body,
@@ -227,6 +229,7 @@ where
 }
 
 /// A `#[task(inject_context)]` returning a value: a nested orchestration.
+#[track_caller]
 pub fn orchestration<F>(
     site: &'static Site,
     input_hash: u64,
@@ -238,7 +241,7 @@ where
 {
     TaskFuture(Box::pin(run_step::<Plain, F>(
         site.name,
-        site,
+        Position::caller(),
         StepKind::Orchestration,
         input_hash,
         body,
@@ -246,6 +249,7 @@ where
 }
 
 /// A `#[task(inject_context)]` returning `Result`.
+#[track_caller]
 pub fn fallible_orchestration<F, T, E>(
     site: &'static Site,
     input_hash: u64,
@@ -257,7 +261,7 @@ where
 {
     TaskFuture(Box::pin(run_step::<Fallible, F>(
         site.name,
-        site,
+        Position::caller(),
         StepKind::Orchestration,
         input_hash,
         body,
@@ -267,7 +271,7 @@ where
 /// Runs one step: replays it from the journal, or executes `body` and journals its output.
 pub(crate) async fn run_step<C, F>(
     name: &str,
-    site: &Site,
+    position: Position,
     kind: StepKind,
     input_hash: u64,
     body: F,
@@ -280,7 +284,7 @@ where
         // Outside a workflow, or inside an activity: a plain call.
         return body.await;
     };
-    let Some((step, journaled)) = frame.begin(name, site.position(), kind, input_hash) else {
+    let Some((step, journaled)) = frame.begin(name, position, kind, input_hash) else {
         return halt().await;
     };
     if let Some(record) = journaled {
@@ -357,11 +361,13 @@ where
 }
 
 /// A sync `#[task]` returning a value.
+#[track_caller]
 pub fn sync_activity<R: Journaled>(site: &'static Site, input_hash: u64, body: impl FnOnce() -> R) -> R {
     run_sync_step::<Plain, R>(site, input_hash, body)
 }
 
 /// A sync `#[task]` returning `Result`.
+#[track_caller]
 pub fn fallible_sync_activity<T: Journaled, E>(
     site: &'static Site,
     input_hash: u64,
@@ -370,11 +376,13 @@ pub fn fallible_sync_activity<T: Journaled, E>(
     run_sync_step::<Fallible, Result<T, E>>(site, input_hash, body)
 }
 
+#[track_caller]
 fn run_sync_step<C: Codec<R>, R>(site: &'static Site, input_hash: u64, body: impl FnOnce() -> R) -> R {
+    let position = Position::caller();
     let Some(frame) = Ambient::frame() else {
         return body();
     };
-    let Some((step, journaled)) = frame.begin(site.name, site.position(), StepKind::Task, input_hash)
+    let Some((step, journaled)) = frame.begin(site.name, position, StepKind::Task, input_hash)
     else {
         halt_sync()
     };
@@ -507,7 +515,7 @@ impl FallibleTag {
         F: Future<Output = Result<T, E>>,
         T: Journaled,
     {
-        run_step::<Fallible, F>(site.name, site, StepKind::Await, 0, future)
+        run_step::<Fallible, F>(site.name, site.position(), StepKind::Await, 0, future)
     }
 }
 
@@ -518,7 +526,7 @@ impl PlainTag {
         F: Future,
         F::Output: Journaled,
     {
-        run_step::<Plain, F>(site.name, site, StepKind::Await, 0, future)
+        run_step::<Plain, F>(site.name, site.position(), StepKind::Await, 0, future)
     }
 }
 
