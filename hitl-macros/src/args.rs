@@ -34,14 +34,20 @@ pub(crate) struct WorkflowArgs {
 /// Sets an argument once; a second occurrence is an error on its key.
 fn set_once<T>(slot: &mut Option<T>, value: T, span: Span, key: &str) -> syn::Result<()> {
     if slot.is_some() {
-        return Err(syn::Error::new(span, format!("duplicate `{key}` argument; give it once")));
+        return Err(syn::Error::new(
+            span,
+            format!("duplicate `{key}` argument; give it once"),
+        ));
     }
     *slot = Some(value);
     Ok(())
 }
 
 /// Parses `key` or `key = value` items separated by commas, handing each to `item`.
-fn parse_list(input: ParseStream<'_>, mut item: impl FnMut(ParseStream<'_>) -> syn::Result<()>) -> syn::Result<()> {
+fn parse_list(
+    input: ParseStream<'_>,
+    mut item: impl FnMut(ParseStream<'_>) -> syn::Result<()>,
+) -> syn::Result<()> {
     while !input.is_empty() {
         item(input)?;
         if input.is_empty() {
@@ -69,7 +75,10 @@ impl Parse for TaskArgs {
                 let key: kw::name = input.parse()?;
                 let name: LitStr = value(input)?;
                 if name.value().is_empty() || name.value().contains(['/', '#']) {
-                    return Err(syn::Error::new(name.span(), "a task name must be non-empty and contain no `/` or `#`"));
+                    return Err(syn::Error::new(
+                        name.span(),
+                        "a task name must be non-empty and contain no `/` or `#`",
+                    ));
                 }
                 set_once(&mut args.name, name, key.span, "name")
             } else if lookahead.peek(kw::retries) {
@@ -109,6 +118,12 @@ impl Parse for WorkflowArgs {
 }
 
 fn unknown(input: ParseStream<'_>, accepted: &str) -> syn::Error {
-    let span = input.cursor().token_tree().map_or(input.span(), |(tree, _)| tree.span());
-    syn::Error::new(span, format!("unknown argument; accepted arguments are {accepted}"))
+    let span = input
+        .cursor()
+        .token_tree()
+        .map_or(input.span(), |(tree, _)| tree.span());
+    syn::Error::new(
+        span,
+        format!("unknown argument; accepted arguments are {accepted}"),
+    )
 }

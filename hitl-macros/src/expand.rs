@@ -201,8 +201,14 @@ pub(crate) fn workflow(args: WorkflowArgs, mut item: FnItem) -> TokenStream {
         .collect();
     let run_params = outer_params(&item);
     let (output_type, wrap) = match &item.ok {
-        Some(ok) => (quote!(#ok), quote_spanned!(output.span()=> ::hitl::__private::fallible_workflow)),
-        None => (quote!(#output), quote_spanned!(output.span()=> ::hitl::__private::workflow)),
+        Some(ok) => (
+            quote!(#ok),
+            quote_spanned!(output.span()=> ::hitl::__private::fallible_workflow),
+        ),
+        None => (
+            quote!(#output),
+            quote_spanned!(output.span()=> ::hitl::__private::workflow),
+        ),
     };
     let site_entries = sites.iter().map(|SiteEntry { kind, name, span }| {
         quote_spanned! {*span=>
@@ -281,7 +287,13 @@ fn outer_params(item: &FnItem) -> Vec<TokenStream> {
 fn fingerprint(sites: &[SiteEntry]) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for site in sites {
-        for byte in site.kind.bytes().chain([b' ']).chain(site.name.bytes()).chain([b'\n']) {
+        for byte in site
+            .kind
+            .bytes()
+            .chain([b' '])
+            .chain(site.name.bytes())
+            .chain([b'\n'])
+        {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
         }

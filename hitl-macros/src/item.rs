@@ -5,8 +5,8 @@
 use proc_macro2::{Span, TokenStream};
 use syn::spanned::Spanned;
 use syn::{
-    Attribute, Block, FnArg, GenericArgument, Ident, Item, Pat, PathArguments, ReturnType, Signature,
-    Type, Visibility,
+    Attribute, Block, FnArg, GenericArgument, Ident, Item, Pat, PathArguments, ReturnType, Signature, Type,
+    Visibility,
 };
 
 /// Which macro is looking at the fn; used in messages.
@@ -70,7 +70,10 @@ pub(crate) fn parse(item: TokenStream, which: Macro, inject_context: Option<Span
     let Item::Fn(function) = item else {
         return Err(syn::Error::new(
             item_span(&item),
-            format!("{} can only be applied to a fn; write `async fn name(..)`", which.attr()),
+            format!(
+                "{} can only be applied to a fn; write `async fn name(..)`",
+                which.attr()
+            ),
         ));
     };
     let sig = function.sig;
@@ -99,7 +102,10 @@ pub(crate) fn parse(item: TokenStream, which: Macro, inject_context: Option<Span
         return Err(syn::Error::new(variadic.span(), "variadic fns are not supported"));
     }
     if let Some(unsafety) = &sig.unsafety {
-        return Err(syn::Error::new(unsafety.span, format!("{} fns cannot be `unsafe`", which.attr())));
+        return Err(syn::Error::new(
+            unsafety.span,
+            format!("{} fns cannot be `unsafe`", which.attr()),
+        ));
     }
 
     let mut inputs = sig.inputs.iter().peekable();
@@ -107,7 +113,10 @@ pub(crate) fn parse(item: TokenStream, which: Macro, inject_context: Option<Span
     if let Some(FnArg::Receiver(receiver)) = inputs.peek() {
         return Err(syn::Error::new(
             receiver.span(),
-            format!("{} fns cannot take `self`; write a free fn and pass the data it needs as arguments", which.attr()),
+            format!(
+                "{} fns cannot take `self`; write a free fn and pass the data it needs as arguments",
+                which.attr()
+            ),
         ));
     }
     if let Some(FnArg::Typed(first)) = inputs.peek() {
@@ -151,7 +160,10 @@ pub(crate) fn parse(item: TokenStream, which: Macro, inject_context: Option<Span
     let mut params = Vec::new();
     for input in inputs {
         let FnArg::Typed(typed) = input else {
-            return Err(syn::Error::new(input.span(), "`self` must be the first parameter"));
+            return Err(syn::Error::new(
+                input.span(),
+                "`self` must be the first parameter",
+            ));
         };
         let Pat::Ident(pat) = &*typed.pat else {
             return Err(syn::Error::new(
@@ -160,7 +172,10 @@ pub(crate) fn parse(item: TokenStream, which: Macro, inject_context: Option<Span
             ));
         };
         if pat.by_ref.is_some() || pat.subpat.is_some() {
-            return Err(syn::Error::new(pat.span(), "parameters must be plain names (`name: Type`)"));
+            return Err(syn::Error::new(
+                pat.span(),
+                "parameters must be plain names (`name: Type`)",
+            ));
         }
         if type_names_context(&typed.ty) {
             return Err(syn::Error::new(
@@ -168,13 +183,11 @@ pub(crate) fn parse(item: TokenStream, which: Macro, inject_context: Option<Span
                 "the context must be the first parameter, with `inject_context`",
             ));
         }
-        if which == Macro::Workflow {
-            if let Type::Reference(reference) = &*typed.ty {
-                return Err(syn::Error::new(
-                    reference.span(),
-                    "workflow arguments are stored as JSON with the run; take an owned type (`String`, not `&str`)",
-                ));
-            }
+        if let (Macro::Workflow, Type::Reference(reference)) = (which, &*typed.ty) {
+            return Err(syn::Error::new(
+                reference.span(),
+                "workflow arguments are stored as JSON with the run; take an owned type (`String`, not `&str`)",
+            ));
         }
         params.push(Param {
             mutability: pat.mutability,

@@ -12,7 +12,6 @@ mod item;
 mod lint;
 mod rewrite;
 
-
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
 

@@ -53,8 +53,11 @@ fn collect(tokens: TokenStream, found: &mut Vec<Vec<Ident>>) {
             TokenTree::Ident(first) => {
                 let mut path = vec![first.clone()];
                 index += 1;
-                while let (Some(TokenTree::Punct(a)), Some(TokenTree::Punct(b)), Some(TokenTree::Ident(next))) =
-                    (trees.get(index), trees.get(index + 1), trees.get(index + 2))
+                while let (
+                    Some(TokenTree::Punct(a)),
+                    Some(TokenTree::Punct(b)),
+                    Some(TokenTree::Ident(next)),
+                ) = (trees.get(index), trees.get(index + 1), trees.get(index + 2))
                 {
                     if a.as_char() != ':' || b.as_char() != ':' {
                         break;
@@ -125,12 +128,22 @@ mod tests {
 
     #[test]
     fn each_forbidden_form_names_its_replacement() {
-        assert!(message(quote!({ let t = std::time::SystemTime::now(); })).contains("ctx.now()"));
+        assert!(
+            message(quote!({
+                let t = std::time::SystemTime::now();
+            }))
+            .contains("ctx.now()")
+        );
         assert!(message(quote!({ Instant::now() })).contains("ctx.now()"));
         assert!(message(quote!({ std::thread::sleep(d) })).contains("ctx.sleep"));
         assert!(message(quote!({ tokio::time::sleep(d).await })).contains("ctx.sleep"));
         assert!(message(quote!({ rand::random::<u8>() })).contains("ctx.random()"));
-        assert!(message(quote!({ let mut r = thread_rng(); })).contains("ctx.random()"));
+        assert!(
+            message(quote!({
+                let mut r = thread_rng();
+            }))
+            .contains("ctx.random()")
+        );
         assert!(message(quote!({ uuid::Uuid::new_v4() })).contains("ctx.uuid()"));
         assert!(message(quote!({ tokio::spawn(async {}) })).contains("tokio::join!"));
         assert!(message(quote!({ std::fs::read("x") })).contains("plain `#[task]`"));
@@ -140,7 +153,20 @@ mod tests {
 
     #[test]
     fn ordinary_code_passes() {
-        assert!(check(quote!({ let plan = build_plan(service).await?; ctx.sleep(d).await; now(); })).is_ok());
-        assert!(check(quote!({ let s = my::sleep_counter; let r = random_name(); })).is_ok());
+        assert!(
+            check(quote!({
+                let plan = build_plan(service).await?;
+                ctx.sleep(d).await;
+                now();
+            }))
+            .is_ok()
+        );
+        assert!(
+            check(quote!({
+                let s = my::sleep_counter;
+                let r = random_name();
+            }))
+            .is_ok()
+        );
     }
 }

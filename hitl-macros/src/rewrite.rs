@@ -88,7 +88,9 @@ impl VisitMut for Rewriter {
 impl Rewriter {
     /// Rewrites the arguments of `join!`, `try_join!` and `select!`; leaves other macros.
     fn visit_join_macro(&mut self, mac: &mut Macro) {
-        let Some(last) = mac.path.segments.last() else { return };
+        let Some(last) = mac.path.segments.last() else {
+            return;
+        };
         let rewritten = match last.ident.to_string().as_str() {
             "join" | "try_join" => JoinArgs::parse.parse2(mac.tokens.clone()).ok().map(|mut args| {
                 for expr in args.exprs.iter_mut() {
@@ -176,7 +178,12 @@ pub(crate) fn step_name(expr: &Expr) -> String {
         if c == ' ' {
             let previous = name.chars().last();
             let next = chars.peek().copied();
-            let glue = |c: Option<char>| matches!(c, Some('(' | ')' | '[' | ']' | '.' | ',' | ':' | '&' | '!' | '?' | '<' | '>'));
+            let glue = |c: Option<char>| {
+                matches!(
+                    c,
+                    Some('(' | ')' | '[' | ']' | '.' | ',' | ':' | '&' | '!' | '?' | '<' | '>')
+                )
+            };
             if glue(previous) || glue(next) {
                 if previous == Some(',') {
                     name.push(' ');
@@ -331,6 +338,9 @@ mod tests {
         assert_eq!(kinds, [("await", "a()"), ("async", "async0"), ("await", "inner")]);
         let text = block.to_token_stream().to_string();
         assert!(text.contains("scoped"), "{text}");
-        assert!(text.contains("select ! { x = c () => x , else => 0 , }"), "{text}");
+        assert!(
+            text.contains("select ! { x = c () => x , else => 0 , }"),
+            "{text}"
+        );
     }
 }

@@ -12,9 +12,11 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::__private::{
+    Codec, Fallible, InputHasher, Journaled, Plain, SelfJournaling, halt, halt_sync, run_step,
+};
 use crate::clock::{from_millis, to_millis};
 use crate::error::{Error, Result};
-use crate::__private::{Codec, Fallible, InputHasher, Journaled, Plain, SelfJournaling, halt, halt_sync, run_step};
 use crate::replay::{Ambient, Frame, Position, Step};
 use crate::store::{StepKind, StepRecord};
 
@@ -106,7 +108,12 @@ impl TaskContext {
 
     /// Journals a value computed once, without a flush of its own (it has no side effect;
     /// the next durable step makes it durable).
-    fn journaled_value<T: Journaled>(&self, name: &str, position: Position, compute: impl FnOnce() -> T) -> T {
+    fn journaled_value<T: Journaled>(
+        &self,
+        name: &str,
+        position: Position,
+        compute: impl FnOnce() -> T,
+    ) -> T {
         let frame = self.frame();
         let Some((step, journaled)) = frame.begin(name, position, StepKind::Value, 0) else {
             halt_sync()
@@ -115,7 +122,9 @@ impl TaskContext {
             return match serde_json::from_value(record.output) {
                 Ok(value) => value,
                 Err(error) => {
-                    frame.run.fail(&step.nondeterminism(error.to_string()), Some(&step));
+                    frame
+                        .run
+                        .fail(&step.nondeterminism(error.to_string()), Some(&step));
                     halt_sync()
                 }
             };
@@ -223,7 +232,11 @@ impl TaskContext {
     /// Like [`step`](Self::step) for a fallible future: only `Ok` is journaled; an `Err` is
     /// returned and the step runs again next time.
     #[track_caller]
-    pub fn try_step<F, T, E>(&self, name: &str, future: F) -> ContextFuture<impl Future<Output = Result<T, E>> + use<F, T, E>>
+    pub fn try_step<F, T, E>(
+        &self,
+        name: &str,
+        future: F,
+    ) -> ContextFuture<impl Future<Output = Result<T, E>> + use<F, T, E>>
     where
         F: Future<Output = Result<T, E>>,
         T: Journaled,
@@ -232,7 +245,11 @@ impl TaskContext {
     }
 
     #[track_caller]
-    fn named_step<C: Codec<F::Output>, F: Future>(&self, name: &str, future: F) -> ContextFuture<impl Future<Output = F::Output> + use<C, F>> {
+    fn named_step<C: Codec<F::Output>, F: Future>(
+        &self,
+        name: &str,
+        future: F,
+    ) -> ContextFuture<impl Future<Output = F::Output> + use<C, F>> {
         let position = Position::caller();
         let name = name.to_owned();
         context_future(async move { run_step::<C, F>(&name, position, StepKind::Named, 0, future).await })
@@ -251,7 +268,10 @@ pub struct Channel {
 impl Channel {
     /// The value stored under `key`, if any.
     #[track_caller]
-    pub fn get<T: Journaled>(&self, key: &str) -> ContextFuture<impl Future<Output = Result<Option<T>>> + use<T>> {
+    pub fn get<T: Journaled>(
+        &self,
+        key: &str,
+    ) -> ContextFuture<impl Future<Output = Result<Option<T>>> + use<T>> {
         let position = Position::caller();
         let frame = self.context.frame();
         let key = key.to_owned();
@@ -264,7 +284,11 @@ impl Channel {
                 Some(record) => record.output,
                 None => {
                     let run = &frame.run;
-                    let value = run.shared.store.channel_value(&run.id, &key)?.unwrap_or(Value::Null);
+                    let value = run
+                        .shared
+                        .store
+                        .channel_value(&run.id, &key)?
+                        .unwrap_or(Value::Null);
                     if !step.complete(value.clone()).await {
                         return halt().await;
                     }
@@ -277,7 +301,11 @@ impl Channel {
 
     /// Stores `value` under `key`.
     #[track_caller]
-    pub fn set<T: Serialize>(&self, key: &str, value: T) -> ContextFuture<impl Future<Output = Result<()>> + use<T>> {
+    pub fn set<T: Serialize>(
+        &self,
+        key: &str,
+        value: T,
+    ) -> ContextFuture<impl Future<Output = Result<()>> + use<T>> {
         let position = Position::caller();
         let frame = self.context.frame();
         let key = key.to_owned();
@@ -289,7 +317,8 @@ impl Channel {
             let mut hasher = InputHasher::new();
             hasher.add(&value);
             let name = format!("channel.set:{key}");
-            let Some((step, journaled)) = frame.begin(&name, position, StepKind::Channel, hasher.finish()) else {
+            let Some((step, journaled)) = frame.begin(&name, position, StepKind::Channel, hasher.finish())
+            else {
                 return halt().await;
             };
             if journaled.is_none() && !step.complete_channel_set(&key, value).await {
@@ -304,10 +333,12 @@ fn decode_channel<T: Journaled>(step: &Step, key: &str, value: Value) -> Result<
     if value.is_null() {
         return Ok(None);
     }
-    serde_json::from_value(value).map(Some).map_err(|source| Error::Decode {
-        key: format!("channel `{key}` (step `{}`)", step.id),
-        source,
-    })
+    serde_json::from_value(value)
+        .map(Some)
+        .map_err(|source| Error::Decode {
+            key: format!("channel `{key}` (step `{}`)", step.id),
+            source,
+        })
 }
 
 /// The idempotency key of the activity being executed: `run id/step id`.
@@ -361,4 +392,3 @@ pub fn idempotency_key() -> Option<String> {
 pub fn transient<F: std::future::IntoFuture>(future: F) -> ContextFuture<impl Future<Output = F::Output>> {
     context_future(crate::replay::InAmbient::new(Ambient::None, future.into_future()))
 }
-

@@ -20,9 +20,9 @@ use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinHandle};
 use tracing::Instrument;
 
+use crate::__private::RunHalted;
 use crate::clock::{Clock, SystemClock, from_millis, to_millis};
 use crate::error::{Error, Result};
-use crate::__private::RunHalted;
 use crate::replay::{Ambient, InAmbient, RunState, Stop, lock};
 use crate::run::{DefinitionChange, Failure, HistoryEntry, Outcome, Run, RunInfo, RunStatus, StepStatus};
 use crate::store::{FORMAT_VERSION, RunRecord, SledStore, Store, sled_store::SledOptions};
@@ -103,7 +103,14 @@ impl std::fmt::Debug for EngineBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EngineBuilder")
             .field("path", &self.path)
-            .field("workflows", &self.registry.iter().map(|r| r.definition.name).collect::<Vec<_>>())
+            .field(
+                "workflows",
+                &self
+                    .registry
+                    .iter()
+                    .map(|r| r.definition.name)
+                    .collect::<Vec<_>>(),
+            )
             .field("durability", &self.durability)
             .field("clock", &self.clock)
             .field("cache_capacity", &self.cache_capacity)
@@ -284,7 +291,8 @@ impl Engine {
     ///
     /// [`Error::UnknownWorkflow`] if the workflow was not registered; storage errors.
     pub async fn start<W: Workflow>(&self, workflow: W, input: W::Input) -> Result<Run<W::Output>> {
-        self.start_with_id(workflow, uuid::Uuid::new_v4().to_string(), input).await
+        self.start_with_id(workflow, uuid::Uuid::new_v4().to_string(), input)
+            .await
     }
 
     /// Starts a run with a caller-chosen id. Starting an id that exists with the same workflow
@@ -300,7 +308,9 @@ impl Engine {
         input: W::Input,
     ) -> Result<Run<W::Output>> {
         let input = W::encode_input(input)?;
-        let run_id = self.start_erased(W::DEFINITION.name, run_id.into(), input).await?;
+        let run_id = self
+            .start_erased(W::DEFINITION.name, run_id.into(), input)
+            .await?;
         Ok(Run::new(self.clone(), run_id))
     }
 
@@ -312,11 +322,17 @@ impl Engine {
     /// [`Error::UnknownWorkflow`] listing the registered names; [`Error::InvalidInput`]
     /// naming the offending field.
     pub async fn start_json(&self, workflow: &str, input: Value) -> Result<Run> {
-        self.start_json_with_id(workflow, uuid::Uuid::new_v4().to_string(), input).await
+        self.start_json_with_id(workflow, uuid::Uuid::new_v4().to_string(), input)
+            .await
     }
 
     /// [`start_json`](Self::start_json) with a caller-chosen id (idempotent).
-    pub async fn start_json_with_id(&self, workflow: &str, run_id: impl Into<String>, input: Value) -> Result<Run> {
+    pub async fn start_json_with_id(
+        &self,
+        workflow: &str,
+        run_id: impl Into<String>,
+        input: Value,
+    ) -> Result<Run> {
         let run_id = self.start_erased(workflow, run_id.into(), input).await?;
         Ok(Run::new(self.clone(), run_id))
     }
@@ -418,12 +434,13 @@ impl Engine {
         self.shared.closed.store(true, Ordering::SeqCst);
         let live: Vec<LiveRun> = lock(&self.shared.live).drain().map(|(_, live)| live).collect();
         for mut run in live {
-            if let Some(body) = run.body.take() {
-                body.abort();
-            }
+            // The driver first, so it cannot record the body's abort as the run's end.
             if let Some(driver) = run.driver.take() {
                 driver.abort();
                 let _ = driver.await;
+            }
+            if let Some(body) = run.body.take() {
+                body.abort();
             }
         }
         self.shared.store.flush().await
@@ -487,7 +504,11 @@ impl Engine {
         })
     }
 
-    fn definition_change(&self, record: &RunRecord, current: &WorkflowDefinition) -> Result<DefinitionChange> {
+    fn definition_change(
+        &self,
+        record: &RunRecord,
+        current: &WorkflowDefinition,
+    ) -> Result<DefinitionChange> {
         let stored = self
             .shared
             .store
@@ -497,8 +518,16 @@ impl Engine {
         Ok(DefinitionChange {
             stored_fingerprint: record.fingerprint.clone(),
             current_fingerprint: current.fingerprint.to_owned(),
-            added_sites: now.iter().filter(|site| !stored.contains(site)).cloned().collect(),
-            removed_sites: stored.iter().filter(|site| !now.contains(site)).cloned().collect(),
+            added_sites: now
+                .iter()
+                .filter(|site| !stored.contains(site))
+                .cloned()
+                .collect(),
+            removed_sites: stored
+                .iter()
+                .filter(|site| !now.contains(site))
+                .cloned()
+                .collect(),
         })
     }
 
@@ -536,9 +565,11 @@ impl Engine {
             created_at: now,
             updated_at: now,
         };
-        self.shared
-            .store
-            .save_definition(definition.name, definition.fingerprint, &definition.site_names())?;
+        self.shared.store.save_definition(
+            definition.name,
+            definition.fingerprint,
+            &definition.site_names(),
+        )?;
         if let Some(existing) = self.shared.store.create_run(&record)? {
             if existing.workflow != record.workflow || existing.input != record.input {
                 return Err(Error::RunIdConflict {
@@ -596,16 +627,27 @@ impl Engine {
     }
 
     /// Spawns the tasks that execute a run.
-    fn drive(&self, record: RunRecord, body: WorkflowFuture, journal: Vec<(String, crate::store::StepRecord)>) {
+    fn drive(
+        &self,
+        record: RunRecord,
+        body: WorkflowFuture,
+        journal: Vec<(String, crate::store::StepRecord)>,
+    ) {
         let definition = self.shared.registry[record.workflow.as_str()].definition;
-        let state = RunState::new(Arc::clone(&self.shared), record.id.clone(), definition.name, journal);
+        let state = RunState::new(
+            Arc::clone(&self.shared),
+            record.id.clone(),
+            definition.name,
+            journal,
+        );
         let body = tokio::spawn(InAmbient::new(Ambient::Orchestration(state.root_frame()), body));
         let body_abort = body.abort_handle();
         let span = tracing::info_span!("hitl.run", run_id = %record.id, workflow = definition.name);
         let shared = Arc::clone(&self.shared);
         let run_state = Arc::clone(&state);
         let mut live = lock(&self.shared.live);
-        let driver = tokio::spawn(async move { shared.drive_run(record, run_state, body).await }.instrument(span));
+        let driver =
+            tokio::spawn(async move { shared.drive_run(record, run_state, body).await }.instrument(span));
         live.insert(
             state.id.clone(),
             LiveRun {
@@ -618,7 +660,12 @@ impl Engine {
 }
 
 impl Shared {
-    async fn drive_run(self: Arc<Self>, mut record: RunRecord, state: Arc<RunState>, mut body: JoinHandle<crate::workflow::WorkflowResult>) {
+    async fn drive_run(
+        self: Arc<Self>,
+        mut record: RunRecord,
+        state: Arc<RunState>,
+        mut body: JoinHandle<crate::workflow::WorkflowResult>,
+    ) {
         tracing::debug!("run started");
         let finished = tokio::select! {
             biased;
@@ -645,7 +692,17 @@ impl Shared {
             (None, Some(Ok(Err(message)))) => {
                 let (step, location) = state.last_error().unzip();
                 record.status = RunStatus::Failed;
-                record.failure = Some(Failure { message, step, location });
+                record.failure = Some(Failure {
+                    message,
+                    step,
+                    location,
+                });
+            }
+            (None, Some(Err(join_error))) if join_error.is_cancelled() => {
+                // Only `close` aborts a body without stopping the run: it stays `Running` and
+                // resumes at the next open.
+                lock(&self.live).remove(&state.id);
+                return;
             }
             (None, Some(Err(join_error))) => {
                 let message = match join_error.try_into_panic() {

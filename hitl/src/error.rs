@@ -78,7 +78,9 @@ pub enum Error {
     },
 
     /// A stored value could not be read back.
-    #[error("stored value `{key}` could not be decoded ({source}); the database may come from an incompatible version")]
+    #[error(
+        "stored value `{key}` could not be decoded ({source}); the database may come from an incompatible version"
+    )]
     Decode {
         /// The key of the value.
         key: String,
@@ -132,7 +134,9 @@ pub enum Error {
     },
 
     /// A run id was reused for a different workflow or a different input.
-    #[error("run id `{run_id}` is already used by a run of `{workflow}` with different input; choose another id")]
+    #[error(
+        "run id `{run_id}` is already used by a run of `{workflow}` with different input; choose another id"
+    )]
     RunIdConflict {
         /// The contested id.
         run_id: String,

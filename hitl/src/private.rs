@@ -352,7 +352,11 @@ where
             Err(error) if failures >= retries => return Err(error),
             Err(_) => {
                 failures += 1;
-                tracing::warn!(task, attempt = failures, "task returned an error; retrying after {delay:?}");
+                tracing::warn!(
+                    task,
+                    attempt = failures,
+                    "task returned an error; retrying after {delay:?}"
+                );
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(10));
             }
@@ -382,8 +386,7 @@ fn run_sync_step<C: Codec<R>, R>(site: &'static Site, input_hash: u64, body: imp
     let Some(frame) = Ambient::frame() else {
         return body();
     };
-    let Some((step, journaled)) = frame.begin(site.name, position, StepKind::Task, input_hash)
-    else {
+    let Some((step, journaled)) = frame.begin(site.name, position, StepKind::Task, input_hash) else {
         halt_sync()
     };
     if let Some(record) = journaled {
@@ -581,7 +584,8 @@ where
 }
 
 fn encode_output<T: Serialize>(value: &T) -> WorkflowResult {
-    serde_json::to_value(value).map_err(|error| format!("the workflow's output could not be serialized: {error}"))
+    serde_json::to_value(value)
+        .map_err(|error| format!("the workflow's output could not be serialized: {error}"))
 }
 
 /// Builds a workflow's JSON input from its arguments.
@@ -644,7 +648,9 @@ impl InputReader {
     pub fn finish(self) -> Result<()> {
         match self.fields.keys().next() {
             None => Ok(()),
-            Some(unknown) => Err(self.definition.invalid_input(format!("unknown field `{unknown}`"))),
+            Some(unknown) => Err(self
+                .definition
+                .invalid_input(format!("unknown field `{unknown}`"))),
         }
     }
 }

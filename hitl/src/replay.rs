@@ -197,7 +197,11 @@ impl RunState {
     /// Resolves once the run is stopped.
     pub(crate) async fn stopped(&self) -> Stop {
         let mut receiver = self.stop.subscribe();
-        let stop = receiver.wait_for(Option::is_some).await.ok().and_then(|stop| stop.clone());
+        let stop = receiver
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|stop| stop.clone());
         match stop {
             Some(stop) => stop,
             // The sender lives as long as this state; it cannot close while we borrow it.

@@ -235,11 +235,9 @@ impl<T: DeserializeOwned> Run<T> {
         Ok(match record.status {
             RunStatus::Completed => {
                 let output = record.output.unwrap_or(Value::Null);
-                Outcome::Completed(serde_json::from_value(output).map_err(|source| {
-                    Error::Decode {
-                        key: format!("output of run {}", self.id),
-                        source,
-                    }
+                Outcome::Completed(serde_json::from_value(output).map_err(|source| Error::Decode {
+                    key: format!("output of run {}", self.id),
+                    source,
                 })?)
             }
             RunStatus::Failed => Outcome::Failed(record.failure.unwrap_or_else(|| Failure {

@@ -15,7 +15,10 @@ pub(crate) mod option {
 
     use serde::Serializer;
 
-    pub(crate) fn serialize<S: Serializer>(time: &Option<SystemTime>, serializer: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(
+        time: &Option<SystemTime>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         match time {
             Some(time) => super::serialize(time, serializer),
             None => serializer.serialize_none(),

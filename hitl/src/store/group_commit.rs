@@ -74,8 +74,7 @@ impl GroupCommit {
             let result = self.db.flush();
             let mut state = self.lock();
             let done = state.started;
-            self.completed
-                .send_replace((done, result.err().map(Arc::new)));
+            self.completed.send_replace((done, result.err().map(Arc::new)));
             if state.wanted > done {
                 state.started += 1;
             } else {

@@ -7,20 +7,20 @@
 //! marker names a newer format. A sled panic or corruption error while opening is contained
 //! and reported as [`Error::Corrupt`].
 
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::ErrorKind;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sled::Transactional;
 
 use super::group_commit::GroupCommit;
-use super::{
-    FORMAT_VERSION, FlushFuture, RunRecord, StepRecord, Store, decode, encode, run_key, run_prefix,
-};
+use super::{FORMAT_VERSION, FlushFuture, RunRecord, StepRecord, Store, decode, encode, run_key, run_prefix};
 use crate::error::{Error, Result};
 
 const MARKER_FILE: &str = "hitl.json";
@@ -51,30 +51,82 @@ pub(crate) struct SledStore {
     group_commit: Arc<GroupCommit>,
     /// Held for as long as the store lives; dropping it releases the directory.
     _lock: Option<File>,
+    /// Declared last so it drops last: the path counts as open in this process until the
+    /// sled handles above are gone.
+    _open: Option<OpenPath>,
+}
+
+/// Directories opened by this process. Reopening one waits briefly for the previous engine
+/// to finish dropping (its aborted tasks release their handles asynchronously).
+static OPEN_PATHS: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+/// How long an open waits for a directory this process is still releasing.
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
+
+struct OpenPath(PathBuf);
+
+impl OpenPath {
+    /// Registers `path` as open in this process, waiting for a previous engine to let go.
+    fn claim(path: &Path) -> Result<OpenPath> {
+        let key = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        let deadline = Instant::now() + RELEASE_WAIT;
+        loop {
+            if lock(&OPEN_PATHS).insert(key.clone()) {
+                return Ok(OpenPath(key));
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::DatabaseLocked {
+                    path: path.to_owned(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for OpenPath {
+    fn drop(&mut self) {
+        lock(&OPEN_PATHS).remove(&self.0);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 impl SledStore {
     pub(crate) fn open(options: &SledOptions) -> Result<Self> {
-        let (config, lock) = match &options.path {
+        let (config, lock, open) = match &options.path {
             Some(path) => {
+                let open = OpenPath::claim(path)?;
                 let lock = prepare_directory(path)?;
-                (sled::Config::new().path(path), Some(lock))
+                (sled::Config::new().path(path), Some(lock), Some(open))
             }
-            None => (sled::Config::new().temporary(true), None),
+            None => (sled::Config::new().temporary(true), None, None),
         };
         let config = config
             .cache_capacity(options.cache_capacity)
             .flush_every_ms(options.flush_every_ms);
         let display_path = options.path.clone().unwrap_or_default();
 
-        let db = match catch_unwind(AssertUnwindSafe(|| config.open())) {
-            Ok(Ok(db)) => db,
-            Ok(Err(error)) => return Err(classify_open_error(&display_path, error)),
-            Err(panic) => {
-                return Err(Error::Corrupt {
-                    path: display_path,
-                    detail: format!("sled panicked while reading it: {}", panic_message(&panic)),
-                });
+        let deadline = Instant::now() + RELEASE_WAIT;
+        let db = loop {
+            match catch_unwind(AssertUnwindSafe(|| config.open())) {
+                Ok(Ok(db)) => break db,
+                Ok(Err(error)) => match classify_open_error(&display_path, error) {
+                    // We hold `hitl.lock`, so no other process has the directory: sled's own
+                    // lock is still held by a handle of this process that is being dropped.
+                    Error::DatabaseLocked { .. } if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    error => return Err(error),
+                },
+                Err(panic) => {
+                    return Err(Error::Corrupt {
+                        path: display_path,
+                        detail: format!("sled panicked while reading it: {}", panic_message(&panic)),
+                    });
+                }
             }
         };
         let tree = |name: &str| db.open_tree(name).map_err(Error::from);
@@ -86,6 +138,7 @@ impl SledStore {
             group_commit: GroupCommit::new(db.clone()),
             db,
             _lock: lock,
+            _open: open,
         })
     }
 }
@@ -172,11 +225,9 @@ fn prepare_directory(path: &Path) -> Result<File> {
 /// sled reports a held lock only as an I/O error with a message; recognise it.
 fn classify_open_error(path: &Path, error: sled::Error) -> Error {
     match error {
-        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-            Error::DatabaseLocked {
-                path: path.to_owned(),
-            }
-        }
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => Error::DatabaseLocked {
+            path: path.to_owned(),
+        },
         sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => Error::Corrupt {
             path: path.to_owned(),
             detail: error.to_string(),
