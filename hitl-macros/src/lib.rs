@@ -12,6 +12,9 @@ mod item;
 mod lint;
 mod rewrite;
 
+#[cfg(test)]
+mod snapshots;
+
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
 
