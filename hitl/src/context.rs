@@ -78,7 +78,7 @@ impl<F> std::fmt::Debug for ContextFuture<F> {
     }
 }
 
-fn context_future<F: Future>(future: F) -> ContextFuture<F> {
+pub(crate) fn context_future<F: Future>(future: F) -> ContextFuture<F> {
     ContextFuture(Box::pin(future))
 }
 
@@ -99,7 +99,7 @@ impl TaskContext {
 
     /// The frame of the code calling now: the scope of the `async` block being polled, if it
     /// belongs to this run, else the scope this context was made in.
-    fn frame(&self) -> Frame {
+    pub(crate) fn frame(&self) -> Frame {
         match Ambient::frame() {
             Some(frame) if std::sync::Arc::ptr_eq(&frame.run, &self.frame.run) => frame,
             _ => self.frame.clone(),
@@ -188,7 +188,9 @@ impl TaskContext {
                     deadline
                 }
             };
+            frame.run.sleeping(&step.id, Some(deadline));
             clock.sleep_until(from_millis(deadline)).await;
+            frame.run.sleeping(&step.id, None);
             if !step.complete(json!({ "deadline": deadline })).await {
                 halt::<()>().await;
             }

@@ -20,12 +20,20 @@ use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinHandle};
 use tracing::Instrument;
 
-use crate::__private::RunHalted;
 use crate::clock::{Clock, SystemClock, from_millis, to_millis};
+use crate::driver::{Ending, RunBody};
 use crate::error::{Error, Result};
-use crate::replay::{Ambient, InAmbient, RunState, Stop, lock};
+use crate::events::RequestEvents;
+use crate::feedback::{
+    EXPIRY_RESPONDER, OnExpiry, PendingFilter, Request, RequestRecord, RequestStatus, Resolution, Responder,
+    Response, Vote, validate,
+};
+use crate::notify::Notifier;
+use crate::replay::{RunState, Stop, lock};
 use crate::run::{DefinitionChange, Failure, HistoryEntry, Outcome, Run, RunInfo, RunStatus, StepStatus};
 use crate::store::{FORMAT_VERSION, RunRecord, SledStore, Store, sled_store::SledOptions};
+use crate::store::{StepKind, Timer, TimerAction};
+use crate::timers::Timers;
 use crate::workflow::{Workflow, WorkflowDefinition, WorkflowFuture};
 
 /// When a step's journal write becomes durable.
@@ -63,12 +71,19 @@ pub(crate) struct Shared {
     live: Mutex<HashMap<String, LiveRun>>,
     /// Status of runs somebody waits on; entries go once settled with no receiver left.
     statuses: Mutex<HashMap<String, watch::Sender<RunStatus>>>,
+    /// Wake-ups for feedback steps waiting in memory.
+    pub(crate) request_events: RequestEvents,
+    /// Expiries and run wake-ups.
+    pub(crate) timers: Timers,
+    /// Delivers notifications from the outbox.
+    pub(crate) notifier: Notifier,
+    /// The timer and notification tasks, stopped by `close`.
+    background: Mutex<Vec<AbortHandle>>,
     closed: AtomicBool,
 }
 
 struct LiveRun {
     state: Arc<RunState>,
-    body: Option<AbortHandle>,
     driver: Option<JoinHandle<()>>,
 }
 
@@ -97,6 +112,7 @@ pub struct EngineBuilder {
     clock: Arc<dyn Clock>,
     cache_capacity: u64,
     flush_every: Option<Duration>,
+    base_url: Option<String>,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -128,6 +144,7 @@ impl Default for EngineBuilder {
             clock: Arc::new(SystemClock),
             cache_capacity: 64 * 1024 * 1024,
             flush_every: Some(Duration::from_millis(500)),
+            base_url: None,
         }
     }
 }
@@ -172,6 +189,13 @@ impl EngineBuilder {
         self
     }
 
+    /// The public URL of the server that shows requests (`https://hitl.example.com`);
+    /// notifications link to `{base_url}/requests/{id}`.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into().trim_end_matches('/').to_owned());
+        self
+    }
+
     /// Opens the database, recovers runs left `Running` by a process that died, and drives
     /// them again.
     ///
@@ -209,9 +233,20 @@ impl EngineBuilder {
                 owner: format!("{}:{}", std::process::id(), uuid::Uuid::new_v4()),
                 live: Mutex::new(HashMap::new()),
                 statuses: Mutex::new(HashMap::new()),
+                request_events: RequestEvents::default(),
+                timers: Timers::default(),
+                notifier: Notifier::new(self.base_url),
+                background: Mutex::new(Vec::new()),
                 closed: AtomicBool::new(false),
             }),
         };
+        for timer in engine.shared.store.timers()? {
+            engine.shared.timers.arm(timer);
+        }
+        let weak = Arc::downgrade(&engine.shared);
+        let timers = tokio::spawn(Timers::run(weak.clone())).abort_handle();
+        let notifier = tokio::spawn(Notifier::run(weak)).abort_handle();
+        lock(&engine.shared.background).extend([timers, notifier]);
         engine.recover()?;
         Ok(engine)
     }
@@ -373,32 +408,73 @@ impl Engine {
             .collect()
     }
 
-    /// The run's journaled steps, in the order they completed.
+    /// The run's journaled steps, in the order they completed. A feedback step shows its
+    /// request (status, answer, responder, votes) and is followed by one entry per
+    /// notification with every delivery attempt.
     pub fn history(&self, run_id: &str) -> Result<Vec<HistoryEntry>> {
         self.load_run(run_id)?;
         let mut steps = self.shared.store.load_journal(run_id)?;
         steps.sort_by_key(|(_, step)| step.seq);
-        Ok(steps
-            .into_iter()
-            .map(|(step_id, step)| {
-                let last = step_id.rsplit('/').next().unwrap_or(&step_id);
-                let name = last.rsplit_once('#').map_or(last, |(name, _)| name).to_owned();
-                HistoryEntry {
-                    name,
-                    step_id,
-                    kind: step.kind,
-                    status: if step.finished_at.is_some() {
-                        StepStatus::Completed
-                    } else {
-                        StepStatus::Waiting
-                    },
-                    line: step.line,
-                    started_at: from_millis(step.started_at),
-                    finished_at: step.finished_at.map(from_millis),
-                    output: step.output,
+        let mut history = Vec::with_capacity(steps.len());
+        for (step_id, step) in steps {
+            let last = step_id.rsplit('/').next().unwrap_or(&step_id);
+            let name = last.rsplit_once('#').map_or(last, |(name, _)| name).to_owned();
+            let mut entry = HistoryEntry {
+                name,
+                step_id,
+                kind: step.kind,
+                status: if step.finished_at.is_some() {
+                    StepStatus::Completed
+                } else {
+                    StepStatus::Waiting
+                },
+                line: step.line,
+                started_at: from_millis(step.started_at),
+                finished_at: step.finished_at.map(from_millis),
+                output: step.output,
+            };
+            let request_id = entry.output["request"].as_str().map(str::to_owned);
+            match (step.kind, request_id) {
+                (StepKind::Feedback, Some(request_id)) => {
+                    let request = self.shared.load_request(&request_id)?;
+                    entry.output = serde_json::json!({
+                        "request": request_id,
+                        "status": request.status,
+                        "resolution": request.resolution,
+                        "votes": request.votes,
+                        "expires_at": request.expires_at.map(from_millis).map(humantime::format_rfc3339_millis).map(|t| t.to_string()),
+                    });
+                    let notifications = self.shared.store.outbox_of(&request_id)?;
+                    let step_id = entry.step_id.clone();
+                    history.push(entry);
+                    history.extend(
+                        notifications
+                            .into_iter()
+                            .enumerate()
+                            .map(|(index, notification)| HistoryEntry {
+                                step_id: format!("{step_id}/notify#{index}"),
+                                name: "notify".to_owned(),
+                                kind: StepKind::Notification,
+                                status: match (notification.delivered_at, notification.gave_up) {
+                                    (Some(_), _) => StepStatus::Completed,
+                                    (None, true) => StepStatus::Failed,
+                                    (None, false) => StepStatus::Waiting,
+                                },
+                                line: step.line,
+                                started_at: from_millis(request.created_at),
+                                finished_at: notification.delivered_at.map(from_millis),
+                                output: serde_json::json!({
+                                    "idempotency_id": notification.id,
+                                    "url": notification.notify.url(),
+                                    "attempts": notification.attempts,
+                                }),
+                            }),
+                    );
                 }
-            })
-            .collect())
+                _ => history.push(entry),
+            }
+        }
+        Ok(history)
     }
 
     /// Cancels a run: a running run stops at its next step boundary; a finished run is left
@@ -433,14 +509,13 @@ impl Engine {
     pub async fn close(self) -> Result<()> {
         self.shared.closed.store(true, Ordering::SeqCst);
         let live: Vec<LiveRun> = lock(&self.shared.live).drain().map(|(_, live)| live).collect();
+        for task in lock(&self.shared.background).drain(..) {
+            task.abort();
+        }
         for mut run in live {
-            // The driver first, so it cannot record the body's abort as the run's end.
             if let Some(driver) = run.driver.take() {
                 driver.abort();
                 let _ = driver.await;
-            }
-            if let Some(body) = run.body.take() {
-                body.abort();
             }
         }
         self.shared.store.flush().await
@@ -465,7 +540,10 @@ impl Engine {
             if done(record.status) {
                 return Ok(());
             }
-            if record.status == RunStatus::Running && !lock(&self.shared.live).contains_key(run_id) {
+            if record.status == RunStatus::Running
+                && !lock(&self.shared.live).contains_key(run_id)
+                && !self.shared.registry.contains_key(record.workflow.as_str())
+            {
                 return Err(Error::UnknownWorkflow {
                     name: record.workflow,
                     registered: self.workflows().iter().map(|name| (*name).to_owned()).collect(),
@@ -581,7 +659,9 @@ impl Engine {
         }
         self.shared.store.flush().await?;
         let run_id = record.id.clone();
-        self.drive(record, body, Vec::new());
+        drop(body);
+        let mut live = lock(&self.shared.live);
+        self.shared.launch(&mut live, record, registered)?;
         Ok(run_id)
     }
 
@@ -605,91 +685,349 @@ impl Engine {
                     "the workflow's code changed since this run started; replaying it, a divergent step will fail the run"
                 );
             }
-            let journal = self.shared.store.load_journal(&record.id)?;
             record.owner = Some(self.shared.owner.clone());
             record.lease_until = Some(now + LEASE.as_millis() as u64);
             record.updated_at = now;
             self.shared.store.save_run(&record)?;
-            match (registered.start)(record.input.clone()) {
-                Ok(body) => self.drive(record, body, journal),
-                Err(error) => {
-                    record.status = RunStatus::Failed;
-                    record.failure = Some(Failure {
-                        message: error.to_string(),
-                        step: None,
-                        location: None,
-                    });
-                    self.shared.store.save_run(&record)?;
-                }
-            }
+            let mut live = lock(&self.shared.live);
+            self.shared.launch(&mut live, record, registered)?;
         }
         Ok(())
     }
 
-    /// Spawns the tasks that execute a run.
-    fn drive(
+    /// Answers a feedback request.
+    ///
+    /// The response is validated against the request — kind, options, text constraints, the
+    /// stored JSON Schema, allowed responders — before anything is stored; a bad answer is an
+    /// error and the request stays open. The first valid answer wins atomically. With a
+    /// quorum, each allowed responder votes once; the request resolves at the n-th approval
+    /// or the first rejection. A resolved request resumes its run: directly if it waits in
+    /// memory, else by re-driving the paused run.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RequestNotFound`], [`Error::AlreadyAnswered`], [`Error::RequestExpired`],
+    /// [`Error::RequestCancelled`], [`Error::ResponderNotAllowed`], [`Error::InvalidAnswer`].
+    pub async fn respond(
         &self,
+        request_id: &str,
+        response: Response,
+        responder: Responder,
+    ) -> Result<Request> {
+        let now = to_millis(self.shared.clock.now());
+        let change = |request: &RequestRecord| answer(request, &response, &responder, now).map(Some);
+        let updated = self.shared.resolve(request_id, &change)?;
+        self.shared.store.flush().await?;
+        tracing::info!(request_id, responder = responder.name(), status = ?updated.status, "feedback answered");
+        self.shared.after_resolution(&updated);
+        Ok(updated.view())
+    }
+
+    /// Every unanswered request matching `filter`, oldest first — whether its run waits in
+    /// memory or has paused.
+    pub fn pending(&self, filter: &PendingFilter) -> Result<Vec<Request>> {
+        let now = self.shared.clock.now();
+        Ok(self
+            .shared
+            .store
+            .pending_requests(filter.run_id.as_deref())?
+            .into_iter()
+            .filter(|request| filter.matches(request, now))
+            .map(|request| request.view())
+            .collect())
+    }
+
+    /// A request, whatever its status.
+    pub fn request(&self, request_id: &str) -> Result<Request> {
+        self.shared.load_request(request_id).map(|request| request.view())
+    }
+}
+
+/// Applies an answer to a pending request: validation, responders, quorum.
+fn answer(
+    request: &RequestRecord,
+    response: &Response,
+    responder: &Responder,
+    now: u64,
+) -> Result<RequestRecord> {
+    let request_id = || request.id.clone();
+    match request.status {
+        RequestStatus::Pending => {}
+        RequestStatus::Answered => {
+            return Err(Error::AlreadyAnswered {
+                request_id: request_id(),
+            });
+        }
+        RequestStatus::Expired => {
+            return Err(Error::RequestExpired {
+                request_id: request_id(),
+            });
+        }
+        RequestStatus::Cancelled => {
+            return Err(Error::RequestCancelled {
+                request_id: request_id(),
+            });
+        }
+    }
+    let spec = &request.spec;
+    if !spec.responders.is_empty() && !spec.responders.iter().any(|allowed| allowed == responder.name()) {
+        return Err(Error::ResponderNotAllowed {
+            request_id: request_id(),
+            responder: responder.name().to_owned(),
+            allowed: spec.responders.clone(),
+        });
+    }
+    let response = validate(spec, response).map_err(|problem| Error::InvalidAnswer {
+        request_id: request_id(),
+        problem,
+    })?;
+    let mut updated = request.clone();
+    if spec.quorum > 1 {
+        if request
+            .votes
+            .iter()
+            .any(|vote| vote.responder == responder.name())
+        {
+            return Err(Error::AlreadyAnswered {
+                request_id: request_id(),
+            });
+        }
+        let Response::Approval { approved, comment } = &response else {
+            unreachable!("a quorum is checked to be an approval when the request is made")
+        };
+        updated.votes.push(Vote {
+            responder: responder.name().to_owned(),
+            approved: *approved,
+            comment: comment.clone(),
+            at: now,
+        });
+        let approvals = updated.votes.iter().filter(|vote| vote.approved).count() as u32;
+        if *approved && approvals < spec.quorum {
+            return Ok(updated); // still pending, one more vote recorded
+        }
+    }
+    updated.status = RequestStatus::Answered;
+    updated.resolved_at = Some(now);
+    updated.resolution = Some(Resolution::Answered {
+        response,
+        responder: responder.name().to_owned(),
+        answered_at: now,
+        votes: updated.votes.clone(),
+    });
+    Ok(updated)
+}
+
+impl Shared {
+    pub(crate) fn load_request(&self, request_id: &str) -> Result<RequestRecord> {
+        self.store
+            .load_request(request_id)?
+            .ok_or_else(|| Error::RequestNotFound {
+                request_id: request_id.to_owned(),
+            })
+    }
+
+    /// Changes a request in one transaction; a resolution also arms a wake-up of its run, so
+    /// a paused run resumes even if this process dies right after.
+    fn resolve(
+        &self,
+        request_id: &str,
+        change: &dyn Fn(&RequestRecord) -> Result<Option<RequestRecord>>,
+    ) -> Result<RequestRecord> {
+        let run_id = self.load_request(request_id)?.run_id;
+        let wake = Timer {
+            deadline: to_millis(self.clock.now()),
+            action: TimerAction::Wake(run_id),
+        };
+        self.store.update_request(request_id, change, Some(wake))
+    }
+
+    /// Wakes whoever waits on a request that just changed.
+    fn after_resolution(&self, request: &RequestRecord) {
+        if request.status == RequestStatus::Pending {
+            return;
+        }
+        self.request_events.notify(&request.id);
+        let wake = Timer {
+            deadline: request.resolved_at.unwrap_or_default(),
+            action: TimerAction::Wake(request.run_id.clone()),
+        };
+        self.timers.arm(wake);
+    }
+
+    /// Resolves a request by its expiry policy if it is still pending and due.
+    async fn expire(&self, request_id: &str) -> Result<()> {
+        let now = to_millis(self.clock.now());
+        let change = |request: &RequestRecord| {
+            if request.status != RequestStatus::Pending || request.expires_at.is_none_or(|at| at > now) {
+                return Ok(None);
+            }
+            let mut expired = request.clone();
+            expired.resolved_at = Some(now);
+            match &request.spec.on_expiry {
+                OnExpiry::Default(response) => {
+                    expired.status = RequestStatus::Answered;
+                    expired.resolution = Some(Resolution::Answered {
+                        response: validate(&request.spec, response).unwrap_or_else(|_| response.clone()),
+                        responder: EXPIRY_RESPONDER.to_owned(),
+                        answered_at: now,
+                        votes: request.votes.clone(),
+                    });
+                }
+                policy => {
+                    expired.status = RequestStatus::Expired;
+                    expired.resolution = Some(Resolution::Expired {
+                        policy: policy.clone(),
+                    });
+                }
+            }
+            Ok(Some(expired))
+        };
+        let updated = match self.resolve(request_id, &change) {
+            Ok(updated) => updated,
+            Err(Error::RequestNotFound { .. }) => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        if updated.resolved_at == Some(now) {
+            self.store.flush().await?;
+            tracing::info!(request_id, status = ?updated.status, "feedback request expired");
+            self.after_resolution(&updated);
+        }
+        Ok(())
+    }
+
+    /// Cancels every open request of a run (it was cancelled or failed).
+    fn cancel_requests(&self, run_id: &str, reason: &str) -> Result<()> {
+        let now = to_millis(self.clock.now());
+        for request in self.store.pending_requests(Some(run_id))? {
+            let change = |request: &RequestRecord| {
+                if request.status != RequestStatus::Pending {
+                    return Ok(None);
+                }
+                let mut cancelled = request.clone();
+                cancelled.status = RequestStatus::Cancelled;
+                cancelled.resolved_at = Some(now);
+                cancelled.resolution = Some(Resolution::Cancelled {
+                    reason: reason.to_owned(),
+                });
+                Ok(Some(cancelled))
+            };
+            let updated = self.store.update_request(&request.id, &change, None)?;
+            self.request_events.notify(&updated.id);
+        }
+        Ok(())
+    }
+
+    /// Fires a due timer.
+    pub(crate) async fn fire(self: Arc<Self>, timer: &Timer) {
+        let result = match &timer.action {
+            TimerAction::Expire(request_id) => self.expire(request_id).await,
+            TimerAction::Wake(run_id) => self.resume_if_paused(run_id),
+        };
+        let result = result.and_then(|()| self.store.remove_timer(timer));
+        if let Err(error) = result {
+            tracing::error!(%error, ?timer, "a timer could not be handled; it fires again at the next open");
+        }
+    }
+
+    /// Re-drives a paused run (its replay finds whatever woke it).
+    pub(crate) fn resume_if_paused(self: &Arc<Self>, run_id: &str) -> Result<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut live = lock(&self.live);
+        if live.contains_key(run_id) {
+            return Ok(());
+        }
+        let Some(mut record) = self.store.load_run(run_id)? else {
+            return Ok(());
+        };
+        if record.status != RunStatus::Paused {
+            return Ok(());
+        }
+        let Some(registered) = self.registry.get(record.workflow.as_str()).copied() else {
+            tracing::warn!(run_id, workflow = %record.workflow, "cannot resume run: its workflow is not registered");
+            return Ok(());
+        };
+        let now = to_millis(self.clock.now());
+        record.status = RunStatus::Running;
+        record.owner = Some(self.owner.clone());
+        record.lease_until = Some(now + LEASE.as_millis() as u64);
+        record.updated_at = now;
+        self.store.save_run(&record)?;
+        tracing::info!(run_id, "resuming run");
+        self.launch(&mut live, record, registered)?;
+        drop(live);
+        self.publish(run_id, RunStatus::Running);
+        Ok(())
+    }
+
+    /// Starts the task that drives a run; `live` is the locked live-run table.
+    fn launch(
+        self: &Arc<Self>,
+        live: &mut HashMap<String, LiveRun>,
         record: RunRecord,
-        body: WorkflowFuture,
-        journal: Vec<(String, crate::store::StepRecord)>,
-    ) {
-        let definition = self.shared.registry[record.workflow.as_str()].definition;
+        registered: Registered,
+    ) -> Result<()> {
+        let journal = self.store.load_journal(&record.id)?;
+        let body = match (registered.start)(record.input.clone()) {
+            Ok(body) => body,
+            Err(error) => {
+                let mut record = record;
+                record.status = RunStatus::Failed;
+                record.failure = Some(Failure {
+                    message: error.to_string(),
+                    step: None,
+                    location: None,
+                });
+                self.store.save_run(&record)?;
+                return Ok(());
+            }
+        };
         let state = RunState::new(
-            Arc::clone(&self.shared),
+            Arc::clone(self),
             record.id.clone(),
-            definition.name,
+            registered.definition.name,
             journal,
         );
-        let body = tokio::spawn(InAmbient::new(Ambient::Orchestration(state.root_frame()), body));
-        let body_abort = body.abort_handle();
-        let span = tracing::info_span!("hitl.run", run_id = %record.id, workflow = definition.name);
-        let shared = Arc::clone(&self.shared);
+        let span =
+            tracing::info_span!("hitl.run", run_id = %record.id, workflow = registered.definition.name);
+        let shared = Arc::clone(self);
         let run_state = Arc::clone(&state);
-        let mut live = lock(&self.shared.live);
         let driver =
             tokio::spawn(async move { shared.drive_run(record, run_state, body).await }.instrument(span));
         live.insert(
             state.id.clone(),
             LiveRun {
                 state,
-                body: Some(body_abort),
                 driver: Some(driver),
             },
         );
+        Ok(())
     }
-}
 
-impl Shared {
-    async fn drive_run(
-        self: Arc<Self>,
-        mut record: RunRecord,
-        state: Arc<RunState>,
-        mut body: JoinHandle<crate::workflow::WorkflowResult>,
-    ) {
-        tracing::debug!("run started");
-        let finished = tokio::select! {
-            biased;
-            joined = &mut body => Some(joined),
-            _ = state.stopped() => {
-                body.abort();
-                let _ = body.await;
-                None
+    async fn drive_run(self: Arc<Self>, mut record: RunRecord, state: Arc<RunState>, body: WorkflowFuture) {
+        tracing::debug!("run executing");
+        let ending = RunBody::new(Arc::clone(&state), body).await;
+        match ending {
+            Ending::Paused => {
+                if let Err(error) = self.pause(record, &state).await {
+                    tracing::error!(%error, "could not record the pause; the run resumes at the next open");
+                }
+                return;
             }
-        };
-        match (state.stop_reason(), finished) {
-            (Some(Stop::Cancelled(reason)), _) => {
+            Ending::Stopped(Stop::Cancelled(reason)) => {
                 record.status = RunStatus::Cancelled;
                 record.cancel_reason = Some(reason);
             }
-            (Some(Stop::Failed(failure)), _) => {
+            Ending::Stopped(Stop::Failed(failure)) => {
                 record.status = RunStatus::Failed;
                 record.failure = Some(failure);
             }
-            (None, Some(Ok(Ok(output)))) => {
+            Ending::Finished(Ok(output)) => {
                 record.status = RunStatus::Completed;
                 record.output = Some(output);
             }
-            (None, Some(Ok(Err(message)))) => {
+            Ending::Finished(Err(message)) => {
                 let (step, location) = state.last_error().unzip();
                 record.status = RunStatus::Failed;
                 record.failure = Some(Failure {
@@ -698,47 +1036,79 @@ impl Shared {
                     location,
                 });
             }
-            (None, Some(Err(join_error))) if join_error.is_cancelled() => {
-                // Only `close` aborts a body without stopping the run: it stays `Running` and
-                // resumes at the next open.
-                lock(&self.live).remove(&state.id);
-                return;
-            }
-            (None, Some(Err(join_error))) => {
-                let message = match join_error.try_into_panic() {
-                    Ok(panic) if panic.is::<RunHalted>() => "the run was halted".to_owned(),
-                    Ok(panic) => format!(
-                        "the workflow panicked: {}",
-                        panic
-                            .downcast_ref::<&str>()
-                            .map(|s| (*s).to_owned())
-                            .or_else(|| panic.downcast_ref::<String>().cloned())
-                            .unwrap_or_default()
-                    ),
-                    Err(_) => "the run's task was aborted".to_owned(),
-                };
+            Ending::Panicked(message) => {
                 record.status = RunStatus::Failed;
                 record.failure = Some(Failure {
-                    message,
+                    message: format!("the workflow panicked: {message}"),
                     step: None,
                     location: None,
                 });
             }
-            (None, None) => unreachable!("the select ends only when the body ends or the run stops"),
         }
         tracing::debug!(status = %record.status, "run finished");
+        let run_id = record.id.clone();
         if let Err(error) = self.finish(record).await {
             tracing::error!(%error, "could not record the end of the run; it will be resumed at the next open");
         }
-        lock(&self.live).remove(&state.id);
+        lock(&self.live).remove(&run_id);
     }
 
-    /// Writes a run's final record, makes it durable, and tells whoever waits.
+    /// Records a pause: the body is already dropped. Durable sleeps in progress become
+    /// wake-up timers; a request resolved while pausing resumes the run at once.
+    async fn pause(self: &Arc<Self>, mut record: RunRecord, state: &RunState) -> Result<()> {
+        let now = to_millis(self.clock.now());
+        let wakes: Vec<Timer> = state
+            .sleep_deadlines()
+            .into_iter()
+            .map(|deadline| Timer {
+                deadline,
+                action: TimerAction::Wake(record.id.clone()),
+            })
+            .collect();
+        for timer in &wakes {
+            self.store.add_timer(timer)?;
+        }
+        record.status = RunStatus::Paused;
+        record.owner = None;
+        record.lease_until = None;
+        record.updated_at = now;
+        {
+            let mut live = lock(&self.live);
+            self.store.save_run(&record)?;
+            live.remove(&record.id);
+        }
+        self.store.flush().await?;
+        tracing::info!(run_id = %record.id, "run paused");
+        self.publish(&record.id, RunStatus::Paused);
+        for timer in wakes {
+            self.timers.arm(timer);
+        }
+        // An answer that arrived while the body was being dropped found the run still live.
+        for request_id in state.requests() {
+            if self.load_request(&request_id)?.status != RequestStatus::Pending {
+                self.resume_if_paused(&record.id)?;
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a run's final record, makes it durable, cancels its open requests, and tells
+    /// whoever waits.
     async fn finish(&self, mut record: RunRecord) -> Result<()> {
         record.owner = None;
         record.lease_until = None;
         record.updated_at = to_millis(self.clock.now());
         self.store.save_run(&record)?;
+        let reason = match (&record.status, &record.cancel_reason, &record.failure) {
+            (RunStatus::Cancelled, Some(reason), _) => Some(format!("run cancelled: {reason}")),
+            (RunStatus::Failed, _, Some(failure)) => Some(format!("run failed: {}", failure.message)),
+            (RunStatus::Completed, ..) => Some("run completed without it".to_owned()),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            self.cancel_requests(&record.id, &reason)?;
+        }
         self.store.flush().await?;
         self.publish(&record.id, record.status);
         Ok(())

@@ -176,6 +176,75 @@ pub enum Error {
         detail: String,
     },
 
+    /// No request with this id exists.
+    #[error(
+        "no feedback request with id `{request_id}`; list open requests with `engine.pending(..)` or `hitl pending`"
+    )]
+    RequestNotFound {
+        /// The id that was asked for.
+        request_id: String,
+    },
+
+    /// The request has already been answered (or this responder already voted).
+    #[error(
+        "request `{request_id}` has already been answered; the first valid answer won and nothing was changed"
+    )]
+    AlreadyAnswered {
+        /// The request.
+        request_id: String,
+    },
+
+    /// The request's deadline passed.
+    #[error("request `{request_id}` has expired and can no longer be answered")]
+    RequestExpired {
+        /// The request.
+        request_id: String,
+    },
+
+    /// The request was cancelled with its run.
+    #[error("request `{request_id}` was cancelled with its run and can no longer be answered")]
+    RequestCancelled {
+        /// The request.
+        request_id: String,
+    },
+
+    /// The responder is not among the request's allowed responders.
+    #[error("`{responder}` may not answer request `{request_id}`; allowed responders: {}", list_or_none(.allowed))]
+    ResponderNotAllowed {
+        /// The request.
+        request_id: String,
+        /// Who tried.
+        responder: String,
+        /// Who may.
+        allowed: Vec<String>,
+    },
+
+    /// The answer does not fit the request; the request stays open.
+    #[error("invalid answer to request `{request_id}`: {problem}; the request is still open")]
+    InvalidAnswer {
+        /// The request.
+        request_id: String,
+        /// What is wrong.
+        problem: crate::feedback::AnswerProblem,
+    },
+
+    /// A feedback request was built wrong (no options, a bad pattern, a quorum without
+    /// responders, …).
+    #[error("invalid feedback request: {detail}")]
+    InvalidRequest {
+        /// What is wrong.
+        detail: String,
+    },
+
+    /// The run has already finished.
+    #[error("run `{run_id}` has already {status}")]
+    RunFinished {
+        /// The run.
+        run_id: String,
+        /// How it ended.
+        status: crate::run::RunStatus,
+    },
+
     /// The engine has been closed.
     #[error("the engine is closed; open a new one with `Engine::builder()`")]
     Closed,

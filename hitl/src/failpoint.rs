@@ -28,3 +28,9 @@ pub(crate) fn hit(name: &str) {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub(crate) fn hit(_name: &str) {}
+
+/// [`hit`] in a `Result` chain.
+pub(crate) fn hit_ok(name: &str) -> crate::Result<()> {
+    hit(name);
+    Ok(())
+}

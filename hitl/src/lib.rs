@@ -62,13 +62,18 @@
 
 pub mod clock;
 pub mod context;
+mod driver;
 pub mod engine;
 pub mod error;
+mod events;
 mod failpoint;
+pub mod feedback;
+pub mod notify;
 mod replay;
 pub mod run;
 mod store;
 mod time_format;
+mod timers;
 pub mod workflow;
 
 #[doc(hidden)]
@@ -78,6 +83,8 @@ pub mod __private;
 pub use context::{Channel, TaskContext, idempotency_key, transient};
 pub use engine::{Durability, Engine, EngineBuilder, RunFilter};
 pub use error::{Error, Result};
+pub use feedback::{Feedback, OnExpiry, PendingFilter, Request, RequestStatus, Responder, Response};
+pub use notify::Notify;
 pub use run::{Failure, HistoryEntry, Outcome, Run, RunInfo, RunStatus};
 pub use store::StepKind;
 pub use workflow::Workflow;
@@ -88,6 +95,8 @@ pub use hitl_macros::{task, workflow};
 pub mod prelude {
     pub use crate::context::TaskContext;
     pub use crate::engine::{Durability, Engine};
+    pub use crate::feedback::{Feedback, OnExpiry, Responder, Response};
+    pub use crate::notify::Notify;
     pub use crate::run::{Outcome, RunStatus};
     pub use crate::workflow::Workflow;
     pub use crate::{task, workflow};

@@ -295,6 +295,9 @@ where
         _ => Ambient::Activity(step.idempotency_key()),
     };
     let span = tracing::debug_span!("hitl.step", step = %step.id);
+    // An executing activity keeps the run from pausing; a nested orchestration does not
+    // (its own steps count).
+    let _busy = (kind != StepKind::Orchestration).then(|| frame.run.busy());
     let output = InAmbient::new(ambient, body).instrument(span).await;
     journal_output::<C, _>(&step, &output).await;
     output

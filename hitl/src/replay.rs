@@ -19,12 +19,12 @@
 //! the identities of other steps.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use serde_json::Value;
 use tokio::sync::watch;
@@ -137,6 +137,17 @@ pub(crate) struct RunState {
     stop: watch::Sender<Option<Stop>>,
     /// The last step that returned `Err`, for [`Failure::step`].
     last_error: Mutex<Option<(String, String)>>,
+    /// Activity steps executing (or flushing) right now.
+    busy: AtomicUsize,
+    /// Feedback steps waiting, and how many of them are still inside their in-memory window.
+    human_waits: AtomicUsize,
+    human_in_window: AtomicUsize,
+    /// The requests this execution has waited on.
+    requests: Mutex<BTreeSet<String>>,
+    /// Deadlines of durable sleeps in progress, by step id: wake-ups to arm when pausing.
+    sleeps: Mutex<BTreeMap<String, u64>>,
+    /// Wakes the driver when the run stops or may pause.
+    driver: Mutex<Option<Waker>>,
 }
 
 /// Why a run stops executing before its body returns.
@@ -162,6 +173,12 @@ impl RunState {
             next_seq: AtomicU64::new(next_seq),
             stop: watch::channel(None).0,
             last_error: Mutex::new(None),
+            busy: AtomicUsize::new(0),
+            human_waits: AtomicUsize::new(0),
+            human_in_window: AtomicUsize::new(0),
+            requests: Mutex::new(BTreeSet::new()),
+            sleeps: Mutex::new(BTreeMap::new()),
+            driver: Mutex::new(None),
         })
     }
 
@@ -183,6 +200,65 @@ impl RunState {
                 false
             }
         });
+        self.wake_driver();
+    }
+
+    /// Remembers the waker of the task driving the run.
+    pub(crate) fn set_driver(&self, waker: &Waker) {
+        let mut driver = lock(&self.driver);
+        if !driver.as_ref().is_some_and(|current| current.will_wake(waker)) {
+            *driver = Some(waker.clone());
+        }
+    }
+
+    fn wake_driver(&self) {
+        if let Some(waker) = lock(&self.driver).as_ref() {
+            waker.wake_by_ref();
+        }
+    }
+
+    /// Whether the run may pause: nothing is executing, at least one branch waits on a
+    /// human, and no human wait is inside its in-memory window.
+    pub(crate) fn pausable(&self) -> bool {
+        self.busy.load(Ordering::SeqCst) == 0
+            && self.human_waits.load(Ordering::SeqCst) > 0
+            && self.human_in_window.load(Ordering::SeqCst) == 0
+    }
+
+    /// Marks an activity step as executing until the guard drops.
+    pub(crate) fn busy(self: &Arc<Self>) -> BusyGuard {
+        self.busy.fetch_add(1, Ordering::SeqCst);
+        BusyGuard(Arc::clone(self))
+    }
+
+    /// Registers a feedback wait on `request_id`, inside its in-memory window.
+    pub(crate) fn human_wait(self: &Arc<Self>, request_id: &str) -> HumanWait {
+        lock(&self.requests).insert(request_id.to_owned());
+        self.human_waits.fetch_add(1, Ordering::SeqCst);
+        self.human_in_window.fetch_add(1, Ordering::SeqCst);
+        HumanWait {
+            run: Arc::clone(self),
+            in_window: true,
+        }
+    }
+
+    /// The requests this execution waited on.
+    pub(crate) fn requests(&self) -> Vec<String> {
+        lock(&self.requests).iter().cloned().collect()
+    }
+
+    /// Notes a durable sleep in progress until `deadline` (ms).
+    pub(crate) fn sleeping(&self, step_id: &str, deadline: Option<u64>) {
+        let mut sleeps = lock(&self.sleeps);
+        match deadline {
+            Some(deadline) => sleeps.insert(step_id.to_owned(), deadline),
+            None => sleeps.remove(step_id),
+        };
+    }
+
+    /// Deadlines of the durable sleeps in progress.
+    pub(crate) fn sleep_deadlines(&self) -> Vec<u64> {
+        lock(&self.sleeps).values().copied().collect()
     }
 
     pub(crate) fn is_stopped(&self) -> bool {
@@ -192,21 +268,6 @@ impl RunState {
     /// The reason the run stopped, if it did.
     pub(crate) fn stop_reason(&self) -> Option<Stop> {
         self.stop.borrow().clone()
-    }
-
-    /// Resolves once the run is stopped.
-    pub(crate) async fn stopped(&self) -> Stop {
-        let mut receiver = self.stop.subscribe();
-        let stop = receiver
-            .wait_for(Option::is_some)
-            .await
-            .ok()
-            .and_then(|stop| stop.clone());
-        match stop {
-            Some(stop) => stop,
-            // The sender lives as long as this state; it cannot close while we borrow it.
-            None => std::future::pending().await,
-        }
     }
 
     /// Fails the run with an engine error raised in `step`.
@@ -249,6 +310,37 @@ impl Site {
             file: self.file,
             line: self.line,
         }
+    }
+}
+
+/// Counts an executing activity step; see [`RunState::busy`].
+pub(crate) struct BusyGuard(Arc<RunState>);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A feedback step waiting; see [`RunState::human_wait`].
+pub(crate) struct HumanWait {
+    run: Arc<RunState>,
+    in_window: bool,
+}
+
+impl HumanWait {
+    /// The in-memory window has passed: the run may pause on this wait.
+    pub(crate) fn leave_window(&mut self) {
+        if std::mem::take(&mut self.in_window) {
+            self.run.human_in_window.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for HumanWait {
+    fn drop(&mut self) {
+        self.leave_window();
+        self.run.human_waits.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -415,7 +507,7 @@ impl Step {
         *lock(&self.frame.run.last_error) = Some((self.id.clone(), self.location()));
     }
 
-    fn record(&self, output: Value, finished: bool) -> StepRecord {
+    pub(crate) fn record_for(&self, output: Value, finished: bool) -> StepRecord {
         StepRecord {
             version: FORMAT_VERSION,
             kind: self.kind,
@@ -432,14 +524,14 @@ impl Step {
     ///
     /// Returns `false` when the write failed; the run has then been failed.
     pub(crate) async fn complete(&self, output: Value) -> bool {
-        let record = self.record(output, true);
+        let record = self.record_for(output, true);
         let result = self.write(&record);
         self.finish_write(result).await
     }
 
     /// Journals an unfinished step (a durable timer's deadline) and makes it durable.
     pub(crate) async fn complete_waiting(&self, output: Value) -> bool {
-        let record = self.record(output, false);
+        let record = self.record_for(output, false);
         let result = self.write(&record);
         match result {
             Ok(()) => self.await_flush(self.frame.run.shared.store.flush()).await,
@@ -452,7 +544,7 @@ impl Step {
 
     /// Journals a channel `set` with the channel's new value, atomically.
     pub(crate) async fn complete_channel_set(&self, key: &str, value: Value) -> bool {
-        let record = self.record(value.clone(), true);
+        let record = self.record_for(value.clone(), true);
         let run = &self.frame.run;
         let result = run
             .shared
@@ -466,7 +558,7 @@ impl Step {
     /// `durable` asks for a blocking flush in `Durability::Flush`; values that carry no side
     /// effect skip it, since the next durable step flushes them too.
     pub(crate) fn complete_blocking(&self, output: Value, durable: bool) -> bool {
-        let record = self.record(output, true);
+        let record = self.record_for(output, true);
         let run = &self.frame.run;
         let result = self.write(&record).and_then(|()| {
             if durable && run.shared.durability == crate::Durability::Flush {

@@ -95,6 +95,8 @@ pub enum Outcome<T> {
         /// The reason given.
         reason: String,
     },
+    /// The run waits durably for these requests; answering one resumes it.
+    Paused(Vec<crate::feedback::Request>),
 }
 
 impl<T> Outcome<T> {
@@ -174,10 +176,12 @@ pub struct HistoryEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
-    /// The output is journaled.
+    /// The output is journaled (a notification: delivered).
     Completed,
-    /// A durable timer is waiting for its deadline.
+    /// A durable timer or a feedback request is waiting (a notification: not yet delivered).
     Waiting,
+    /// A notification that was given up after its last attempt.
+    Failed,
 }
 
 /// A handle to a started run whose output has type `T`.
@@ -248,9 +252,13 @@ impl<T: DeserializeOwned> Run<T> {
             RunStatus::Cancelled => Outcome::Cancelled {
                 reason: record.cancel_reason.unwrap_or_default(),
             },
-            RunStatus::Running | RunStatus::Paused => {
-                unreachable!("outcome() is called only once the run has settled")
-            }
+            RunStatus::Paused => Outcome::Paused(self.engine.pending(&crate::feedback::PendingFilter {
+                run_id: Some(self.id.clone()),
+                ..Default::default()
+            })?),
+            // A run that is running again (resumed meanwhile) is reported as paused on its
+            // open requests; `settled` returns only once it left `Running`.
+            RunStatus::Running => Outcome::Paused(Vec::new()),
         })
     }
 }

@@ -12,6 +12,15 @@
 //! | `journal`     | run id `\0` step id         | [`StepRecord`]: output + input hash    |
 //! | `channels`    | run id `\0` channel key     | the channel's JSON value               |
 //! | `definitions` | workflow name `\0` hash     | the step-site table of that version    |
+//! | `requests`    | request id                  | `RequestRecord`: spec, votes, answer   |
+//! | `pending`     | run id `\0` request id      | (empty): the unanswered requests       |
+//! | `outbox`      | request id `/` index        | `OutboxRecord`: a notification         |
+//! | `timers`      | deadline (u64 BE), kind, id | (empty): expiries and run wake-ups     |
+//!
+//! Making a request is one transaction: the feedback step's waiting journal entry, the
+//! request, its pending-index entry, its outbox entries and its expiry timer. Resolving one
+//! (answer, expiry, cancel) is one transaction too, which is what makes "first valid answer
+//! wins" atomic.
 //!
 //! One step is one write: a single `insert` into `journal` (a channel `set` also writes
 //! `channels`, in one transaction). With `Durability::Flush` the engine then waits for
@@ -27,6 +36,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::feedback::RequestRecord;
+use crate::notify::OutboxRecord;
 use crate::run::{Failure, RunStatus};
 
 pub(crate) use sled_store::SledStore;
@@ -68,6 +79,42 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn save_definition(&self, workflow: &str, fingerprint: &str, sites: &[String]) -> Result<()>;
     /// The step-site table stored for a workflow version.
     fn load_definition(&self, workflow: &str, fingerprint: &str) -> Result<Option<Vec<String>>>;
+
+    /// Makes a feedback request: its waiting journal entry, the request, its pending entry,
+    /// its notifications and its expiry timer, in one transaction.
+    fn create_request(
+        &self,
+        step: &StepRecord,
+        request: &RequestRecord,
+        outbox: &[OutboxRecord],
+        expiry: Option<Timer>,
+    ) -> Result<()>;
+    /// The request with this id, if any.
+    fn load_request(&self, request_id: &str) -> Result<Option<RequestRecord>>;
+    /// Atomically reads a request, lets `change` decide (`Ok(None)`: leave it as it is), and
+    /// writes the result; resolved requests leave the pending index, and `wake` is armed.
+    fn update_request(
+        &self,
+        request_id: &str,
+        change: &dyn Fn(&RequestRecord) -> Result<Option<RequestRecord>>,
+        wake: Option<Timer>,
+    ) -> Result<RequestRecord>;
+    /// Every unanswered request (of one run, if given).
+    fn pending_requests(&self, run_id: Option<&str>) -> Result<Vec<RequestRecord>>;
+
+    /// Notifications not yet delivered nor given up.
+    fn undelivered(&self) -> Result<Vec<OutboxRecord>>;
+    /// The notifications of a request.
+    fn outbox_of(&self, request_id: &str) -> Result<Vec<OutboxRecord>>;
+    /// Writes an outbox record back (an attempt was made).
+    fn save_outbox(&self, record: &OutboxRecord) -> Result<()>;
+
+    /// Arms a timer.
+    fn add_timer(&self, timer: &Timer) -> Result<()>;
+    /// Disarms a timer.
+    fn remove_timer(&self, timer: &Timer) -> Result<()>;
+    /// Every armed timer.
+    fn timers(&self) -> Result<Vec<Timer>>;
 
     /// Makes every write issued before this call durable. Concurrent callers share flushes.
     fn flush(&self) -> FlushFuture;
@@ -120,6 +167,50 @@ pub enum StepKind {
     Channel,
     /// `ctx.now()`, `ctx.random()` or `ctx.uuid()`.
     Value,
+    /// `ctx.request_feedback(..)`: waiting while the request is open, then its resolution.
+    Feedback,
+    /// A notification of a feedback request (shown in history, not journaled as a step).
+    Notification,
+}
+
+/// A durable timer: when the engine must act without being asked.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Timer {
+    /// When, in ms since the epoch.
+    pub deadline: u64,
+    pub action: TimerAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum TimerAction {
+    /// Resolve the request by its expiry policy if it is still pending.
+    Expire(String),
+    /// Resume the run if it is paused (a request resolved, or a durable sleep ended).
+    Wake(String),
+}
+
+impl Timer {
+    pub(crate) fn key(&self) -> Vec<u8> {
+        let (tag, id) = match &self.action {
+            TimerAction::Expire(id) => (b'e', id),
+            TimerAction::Wake(id) => (b'w', id),
+        };
+        let mut key = self.deadline.to_be_bytes().to_vec();
+        key.push(tag);
+        key.extend_from_slice(id.as_bytes());
+        key
+    }
+
+    pub(crate) fn from_key(key: &[u8]) -> Option<Timer> {
+        let deadline = u64::from_be_bytes(key.get(..8)?.try_into().ok()?);
+        let id = String::from_utf8(key.get(9..)?.to_vec()).ok()?;
+        let action = match key.get(8)? {
+            b'e' => TimerAction::Expire(id),
+            b'w' => TimerAction::Wake(id),
+            _ => return None,
+        };
+        Some(Timer { deadline, action })
+    }
 }
 
 /// One journaled step, as stored in the `journal` tree. Field names are short because a run

@@ -20,8 +20,14 @@ use serde_json::Value;
 use sled::Transactional;
 
 use super::group_commit::GroupCommit;
-use super::{FORMAT_VERSION, FlushFuture, RunRecord, StepRecord, Store, decode, encode, run_key, run_prefix};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use super::{
+    FORMAT_VERSION, FlushFuture, RunRecord, StepRecord, Store, Timer, decode, encode, run_key, run_prefix,
+};
 use crate::error::{Error, Result};
+use crate::feedback::{RequestRecord, RequestStatus};
+use crate::notify::OutboxRecord;
 
 const MARKER_FILE: &str = "hitl.json";
 const LOCK_FILE: &str = "hitl.lock";
@@ -48,6 +54,10 @@ pub(crate) struct SledStore {
     journal: sled::Tree,
     channels: sled::Tree,
     definitions: sled::Tree,
+    requests: sled::Tree,
+    pending: sled::Tree,
+    outbox: sled::Tree,
+    timers: sled::Tree,
     group_commit: Arc<GroupCommit>,
     /// Held for as long as the store lives; dropping it releases the directory.
     _lock: Option<File>,
@@ -135,6 +145,10 @@ impl SledStore {
             journal: tree("journal")?,
             channels: tree("channels")?,
             definitions: tree("definitions")?,
+            requests: tree("requests")?,
+            pending: tree("pending")?,
+            outbox: tree("outbox")?,
+            timers: tree("timers")?,
             group_commit: GroupCommit::new(db.clone()),
             db,
             _lock: lock,
@@ -321,12 +335,7 @@ impl Store for SledStore {
                 channels.insert(channel_key.as_slice(), channel_bytes.as_slice())?;
                 Ok(())
             })
-            .map_err(|error: sled::transaction::TransactionError<()>| match error {
-                sled::transaction::TransactionError::Storage(error) => Error::Storage(error),
-                sled::transaction::TransactionError::Abort(()) => {
-                    unreachable!("the transaction never aborts")
-                }
-            })
+            .map_err(transaction_error)
     }
 
     fn channel_value(&self, run_id: &str, key: &str) -> Result<Option<Value>> {
@@ -354,6 +363,155 @@ impl Store for SledStore {
             .transpose()
     }
 
+    fn create_request(
+        &self,
+        step: &StepRecord,
+        request: &RequestRecord,
+        outbox: &[OutboxRecord],
+        expiry: Option<Timer>,
+    ) -> Result<()> {
+        let step_key = run_key(&request.run_id, &request.step_id);
+        let step_bytes = encode("a step", step)?;
+        let request_bytes = encode("a request", request)?;
+        let pending_key = run_key(&request.run_id, &request.id);
+        let outbox: Vec<(String, Vec<u8>)> = outbox
+            .iter()
+            .map(|record| Ok((record.id.clone(), encode("a notification", record)?)))
+            .collect::<Result<_>>()?;
+        let expiry = expiry.map(|timer| timer.key());
+        (
+            &self.journal,
+            &self.requests,
+            &self.pending,
+            &self.outbox,
+            &self.timers,
+        )
+            .transaction(|(journal, requests, pending, outbox_tree, timers)| {
+                journal.insert(step_key.as_slice(), step_bytes.as_slice())?;
+                requests.insert(request.id.as_bytes(), request_bytes.as_slice())?;
+                pending.insert(pending_key.as_slice(), &[])?;
+                for (id, bytes) in &outbox {
+                    outbox_tree.insert(id.as_bytes(), bytes.as_slice())?;
+                }
+                if let Some(key) = &expiry {
+                    timers.insert(key.as_slice(), &[])?;
+                }
+                Ok(())
+            })
+            .map_err(transaction_error)
+    }
+
+    fn load_request(&self, request_id: &str) -> Result<Option<RequestRecord>> {
+        self.requests
+            .get(request_id)?
+            .map(|bytes| decode(request_id.as_bytes(), &bytes))
+            .transpose()
+    }
+
+    fn update_request(
+        &self,
+        request_id: &str,
+        change: &dyn Fn(&RequestRecord) -> Result<Option<RequestRecord>>,
+        wake: Option<Timer>,
+    ) -> Result<RequestRecord> {
+        let wake = wake.map(|timer| timer.key());
+        let result =
+            (&self.requests, &self.pending, &self.timers).transaction(|(requests, pending, timers)| {
+                let abort = |error: Error| ConflictableTransactionError::Abort(error);
+                let bytes = requests.get(request_id.as_bytes())?.ok_or_else(|| {
+                    abort(Error::RequestNotFound {
+                        request_id: request_id.to_owned(),
+                    })
+                })?;
+                let current: RequestRecord = decode(request_id.as_bytes(), &bytes).map_err(abort)?;
+                let Some(updated) = change(&current).map_err(abort)? else {
+                    return Ok(current);
+                };
+                requests.insert(
+                    request_id.as_bytes(),
+                    encode("a request", &updated).map_err(abort)?,
+                )?;
+                if updated.status != RequestStatus::Pending {
+                    pending.remove(run_key(&updated.run_id, &updated.id))?;
+                    if let Some(key) = &wake {
+                        timers.insert(key.as_slice(), &[])?;
+                    }
+                }
+                Ok(updated)
+            });
+        result.map_err(|error| match error {
+            TransactionError::Abort(error) => error,
+            TransactionError::Storage(error) => Error::Storage(error),
+        })
+    }
+
+    fn pending_requests(&self, run_id: Option<&str>) -> Result<Vec<RequestRecord>> {
+        let entries = match run_id {
+            Some(run_id) => self.pending.scan_prefix(run_prefix(run_id)),
+            None => self.pending.iter(),
+        };
+        let mut requests = Vec::new();
+        for entry in entries {
+            let (key, _) = entry?;
+            let Some(split) = key.iter().position(|byte| *byte == 0) else {
+                continue;
+            };
+            let request_id = String::from_utf8_lossy(&key[split + 1..]).into_owned();
+            if let Some(request) = self.load_request(&request_id)? {
+                requests.push(request);
+            }
+        }
+        requests.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(requests)
+    }
+
+    fn undelivered(&self) -> Result<Vec<OutboxRecord>> {
+        let mut records = Vec::new();
+        for entry in self.outbox.iter() {
+            let (key, bytes) = entry?;
+            let record: OutboxRecord = decode(&key, &bytes)?;
+            if record.delivered_at.is_none() && !record.gave_up {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+
+    fn outbox_of(&self, request_id: &str) -> Result<Vec<OutboxRecord>> {
+        self.outbox
+            .scan_prefix(format!("{request_id}/"))
+            .map(|entry| {
+                let (key, bytes) = entry?;
+                decode(&key, &bytes)
+            })
+            .collect()
+    }
+
+    fn save_outbox(&self, record: &OutboxRecord) -> Result<()> {
+        self.outbox
+            .insert(record.id.as_bytes(), encode("a notification", record)?)?;
+        Ok(())
+    }
+
+    fn add_timer(&self, timer: &Timer) -> Result<()> {
+        self.timers.insert(timer.key(), &[])?;
+        Ok(())
+    }
+
+    fn remove_timer(&self, timer: &Timer) -> Result<()> {
+        self.timers.remove(timer.key())?;
+        Ok(())
+    }
+
+    fn timers(&self) -> Result<Vec<Timer>> {
+        let mut timers = Vec::new();
+        for entry in self.timers.iter() {
+            let (key, _) = entry?;
+            timers.extend(Timer::from_key(&key));
+        }
+        Ok(timers)
+    }
+
     fn flush(&self) -> FlushFuture {
         self.group_commit.flush()
     }
@@ -361,5 +519,14 @@ impl Store for SledStore {
     fn flush_blocking(&self) -> Result<()> {
         self.db.flush()?;
         Ok(())
+    }
+}
+
+fn transaction_error(error: TransactionError<()>) -> Error {
+    match error {
+        TransactionError::Storage(error) => Error::Storage(error),
+        TransactionError::Abort(()) => Error::Storage(sled::Error::ReportableBug(
+            "a transaction without aborts aborted".to_owned(),
+        )),
     }
 }
