@@ -153,22 +153,22 @@ impl RequestSpec {
                 return invalid(format!("the option `{duplicate}` is offered twice"));
             }
         }
-        if let Some(pattern) = &self.constraints.pattern {
-            if let Err(error) = regex::Regex::new(pattern) {
-                return invalid(format!(
-                    "the pattern `{pattern}` is not a valid regular expression: {error}"
-                ));
-            }
+        if let Some(pattern) = &self.constraints.pattern
+            && let Err(error) = regex::Regex::new(pattern)
+        {
+            return invalid(format!(
+                "the pattern `{pattern}` is not a valid regular expression: {error}"
+            ));
         }
-        if let (Some(min), Some(max)) = (self.constraints.min_len, self.constraints.max_len) {
-            if min > max {
-                return invalid(format!("min_len {min} is greater than max_len {max}"));
-            }
+        if let (Some(min), Some(max)) = (self.constraints.min_len, self.constraints.max_len)
+            && min > max
+        {
+            return invalid(format!("min_len {min} is greater than max_len {max}"));
         }
-        if let (Some(min), Some(max)) = (self.constraints.min_count, self.constraints.max_count) {
-            if min > max {
-                return invalid(format!("min_count {min} is greater than max_count {max}"));
-            }
+        if let (Some(min), Some(max)) = (self.constraints.min_count, self.constraints.max_count)
+            && min > max
+        {
+            return invalid(format!("min_count {min} is greater than max_count {max}"));
         }
         if self.quorum == 0 {
             return invalid("a quorum must be at least 1".to_owned());
@@ -185,10 +185,10 @@ impl RequestSpec {
                 ));
             }
         }
-        if let Some(schema) = &self.schema {
-            if let Err(error) = jsonschema::validator_for(schema) {
-                return invalid(format!("the input schema is invalid: {error}"));
-            }
+        if let Some(schema) = &self.schema
+            && let Err(error) = jsonschema::validator_for(schema)
+        {
+            return invalid(format!("the input schema is invalid: {error}"));
         }
         if let OnExpiry::Default(response) = &self.on_expiry {
             if self.expires_after_ms.is_none() {
@@ -396,18 +396,21 @@ impl Feedback<MultiSelectionAnswer> {
     }
 }
 
-impl<T> Feedback<InputAnswer<T>>
-where
-    T: Serialize + DeserializeOwned + schemars::JsonSchema,
-{
-    /// A typed value. Its JSON Schema (from `schemars`) is stored with the request, so
-    /// answers are validated in any process, and forms are generated from it.
-    pub fn input(prompt: impl Into<String>) -> Self {
+impl Feedback<()> {
+    /// A typed value: `Feedback::input::<Refund>("Refund?")`. Its JSON Schema (from
+    /// `schemars`) is stored with the request, so answers are validated in any process, and
+    /// forms are generated from it.
+    pub fn input<T>(prompt: impl Into<String>) -> Feedback<InputAnswer<T>>
+    where
+        T: Serialize + DeserializeOwned + schemars::JsonSchema,
+    {
         let mut feedback = Feedback::new(FeedbackKind::Input, prompt);
         feedback.spec.schema = Some(schemars::schema_for!(T).to_value());
         feedback
     }
+}
 
+impl<T: Serialize> Feedback<InputAnswer<T>> {
     /// The value the form starts with.
     pub fn default_value(mut self, value: &T) -> Self {
         self.spec.default = serde_json::to_value(value).ok();
