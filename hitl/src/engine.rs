@@ -723,6 +723,20 @@ impl Engine {
         Ok(updated.view())
     }
 
+    /// The key that signs notification links: `HITL_SECRET` if set, else a random key
+    /// created once and kept in the database (so links survive restarts).
+    pub fn link_secret(&self) -> Result<Vec<u8>> {
+        match std::env::var("HITL_SECRET") {
+            Ok(secret) if !secret.is_empty() => Ok(secret.into_bytes()),
+            _ => self.shared.store.secret(),
+        }
+    }
+
+    /// Bytes on disk used by the database directory's sled files.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        self.shared.store.size_on_disk()
+    }
+
     /// Every unanswered request matching `filter`, oldest first — whether its run waits in
     /// memory or has paused.
     pub fn pending(&self, filter: &PendingFilter) -> Result<Vec<Request>> {

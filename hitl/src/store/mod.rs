@@ -16,6 +16,7 @@
 //! | `pending`     | run id `\0` request id      | (empty): the unanswered requests       |
 //! | `outbox`      | request id `/` index        | `OutboxRecord`: a notification         |
 //! | `timers`      | deadline (u64 BE), kind, id | (empty): expiries and run wake-ups     |
+//! | `meta`        | `secret`                    | the key that signs notification links  |
 //!
 //! Making a request is one transaction: the feedback step's waiting journal entry, the
 //! request, its pending-index entry, its outbox entries and its expiry timer. Resolving one
@@ -115,6 +116,12 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn remove_timer(&self, timer: &Timer) -> Result<()>;
     /// Every armed timer.
     fn timers(&self) -> Result<Vec<Timer>>;
+
+    /// A per-database random secret (created on first use), for signing links.
+    fn secret(&self) -> Result<Vec<u8>>;
+
+    /// Bytes on disk used by the database.
+    fn size_on_disk(&self) -> Result<u64>;
 
     /// Makes every write issued before this call durable. Concurrent callers share flushes.
     fn flush(&self) -> FlushFuture;

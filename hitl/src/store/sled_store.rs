@@ -58,6 +58,7 @@ pub(crate) struct SledStore {
     pending: sled::Tree,
     outbox: sled::Tree,
     timers: sled::Tree,
+    meta: sled::Tree,
     group_commit: Arc<GroupCommit>,
     /// Held for as long as the store lives; dropping it releases the directory.
     _lock: Option<File>,
@@ -149,6 +150,7 @@ impl SledStore {
             pending: tree("pending")?,
             outbox: tree("outbox")?,
             timers: tree("timers")?,
+            meta: tree("meta")?,
             group_commit: GroupCommit::new(db.clone()),
             db,
             _lock: lock,
@@ -510,6 +512,23 @@ impl Store for SledStore {
             timers.extend(Timer::from_key(&key));
         }
         Ok(timers)
+    }
+
+    fn secret(&self) -> Result<Vec<u8>> {
+        let fresh: Vec<u8> = uuid::Uuid::new_v4()
+            .as_bytes()
+            .iter()
+            .chain(uuid::Uuid::new_v4().as_bytes())
+            .copied()
+            .collect();
+        // Whoever writes first wins; later callers read the same key.
+        let _ = self.meta.compare_and_swap("secret", None as Option<&[u8]>, Some(fresh))?;
+        self.meta.flush()?;
+        Ok(self.meta.get("secret")?.map(|key| key.to_vec()).unwrap_or_default())
+    }
+
+    fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.db.size_on_disk()?)
     }
 
     fn flush(&self) -> FlushFuture {
