@@ -18,8 +18,8 @@ pub(crate) struct TaskArgs {
     pub inject_context: Option<Span>,
     /// `name = "…"`: the step name (default: the fn's name).
     pub name: Option<LitStr>,
-    /// `retries = n`: retry an `Err` this many times with backoff.
-    pub retries: Option<LitInt>,
+    /// `retries = n`: retry an `Err` this many times with backoff (and the key's span).
+    pub retries: Option<(Span, LitInt)>,
 }
 
 /// Arguments of `#[workflow]`.
@@ -85,7 +85,7 @@ impl Parse for TaskArgs {
                 let key: kw::retries = input.parse()?;
                 let retries: LitInt = value(input)?;
                 retries.base10_parse::<u32>()?;
-                set_once(&mut args.retries, retries, key.span, "retries")
+                set_once(&mut args.retries, (key.span, retries), key.span, "retries")
             } else {
                 Err(unknown(input, "`inject_context`, `name = \"…\"`, `retries = n`"))
             }

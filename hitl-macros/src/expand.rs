@@ -51,13 +51,15 @@ fn outer_signature(item: &FnItem, output: TokenStream) -> TokenStream {
     let FnItem { attrs, vis, sig, .. } = item;
     let constness = &sig.constness;
     let abi = &sig.abi;
+    let fn_token = &sig.fn_token;
     let ident = &sig.ident;
     let params = outer_params(item);
-    // `#[track_caller]` lets the step record where the task was called, not defined.
+    // `#[track_caller]` lets the step record where the task was called, not defined. The
+    // user's own `fn` token keeps lints such as `dead_code` pointed at their fn.
     quote! {
         #(#attrs)*
         #[track_caller]
-        #vis #constness #abi fn #ident(#(#params),*) -> #output
+        #vis #constness #abi #fn_token #ident(#(#params),*) -> #output
     }
 }
 
@@ -119,7 +121,7 @@ fn async_task(args: &TaskArgs, item: &FnItem, name: &str) -> TokenStream {
         (true, true) => quote_spanned!(output_span=> ::hitl::__private::fallible_orchestration),
     };
     let future = match &args.retries {
-        Some(retries) => {
+        Some((_, retries)) => {
             let clones = item.params.iter().map(|param| {
                 let ident = &param.ident;
                 quote!(let #ident = ::core::clone::Clone::clone(&#ident);)
@@ -133,12 +135,15 @@ fn async_task(args: &TaskArgs, item: &FnItem, name: &str) -> TokenStream {
         }
         None => quote!(async move { #body }),
     };
-    quote! {
-        #signature {
-            #prelude
-            #constructor(&__HITL_SITE, __hitl_input, #future)
-        }
-    }
+    let call = quote_spanned!(output_span=> #constructor(&__HITL_SITE, __hitl_input, #future));
+    with_user_braces(item, signature, quote!(#prelude #call))
+}
+
+/// `signature { body }` with the user's braces, so the fn's spans are the user's.
+fn with_user_braces(item: &FnItem, signature: TokenStream, body: TokenStream) -> TokenStream {
+    let mut tokens = signature;
+    item.block.brace_token.surround(&mut tokens, |tokens| tokens.extend(body));
+    tokens
 }
 
 // Input:
@@ -158,12 +163,8 @@ fn sync_task(item: &FnItem, name: &str) -> TokenStream {
     } else {
         quote_spanned!(output.span()=> ::hitl::__private::sync_activity)
     };
-    quote! {
-        #signature {
-            #prelude
-            #constructor(&__HITL_SITE, __hitl_input, move || -> #output #block)
-        }
-    }
+    let call = quote_spanned!(output.span()=> #constructor(&__HITL_SITE, __hitl_input, move || -> #output #block));
+    with_user_braces(item, signature, quote!(#prelude #call))
 }
 
 // Input:
@@ -216,7 +217,17 @@ pub(crate) fn workflow(args: WorkflowArgs, mut item: FnItem) -> TokenStream {
         }
     });
     let fingerprint = fingerprint(&sites);
+    // Argument checks carry the span of each argument's type.
+    let encode_args = item.params.iter().zip(&param_names).map(|(param, name)| {
+        let ident = &param.ident;
+        quote_spanned!(param.ty.span()=> .arg(#name, &#ident)?)
+    });
     let reader = format_ident!("__hitl_reader", span = Span::mixed_site());
+    let decode_args = item.params.iter().zip(&param_names).map(|(param, name)| {
+        let ident = &param.ident;
+        let ty = &param.ty;
+        quote_spanned!(param.ty.span()=> let #ident: #ty = #reader.arg(#name)?;)
+    });
     let doc_run = format!(
         "Runs the body of workflow `{name}` directly, without the engine: nothing is journaled.\n\n\
          Start durable runs with `engine.start({ident}, (…))`."
@@ -251,7 +262,7 @@ pub(crate) fn workflow(args: WorkflowArgs, mut item: FnItem) -> TokenStream {
                     let (#(#params,)*) = input;
                     ::core::result::Result::Ok(
                         ::hitl::__private::InputBuilder::new()
-                            #(.arg(#param_names, &#params)?)*
+                            #(#encode_args)*
                             .finish(),
                     )
                 }
@@ -261,7 +272,7 @@ pub(crate) fn workflow(args: WorkflowArgs, mut item: FnItem) -> TokenStream {
                 ) -> ::hitl::Result<::hitl::__private::WorkflowFuture> {
                     #[allow(unused_mut)]
                     let mut #reader = ::hitl::__private::InputReader::new(Self::DEFINITION, input)?;
-                    #(let #params: #types = #reader.arg(#param_names)?;)*
+                    #(#decode_args)*
                     #reader.finish()?;
                     ::core::result::Result::Ok(#wrap(#ident::run(#(#params),*)))
                 }

@@ -19,8 +19,8 @@ pub(crate) enum Macro {
 impl Macro {
     fn attr(self) -> &'static str {
         match self {
-            Macro::Task => "#[task]",
-            Macro::Workflow => "#[workflow]",
+            Macro::Task => "`#[task]`",
+            Macro::Workflow => "`#[workflow]`",
         }
     }
 }
@@ -80,7 +80,7 @@ pub(crate) fn parse(item: TokenStream, which: Macro, inject_context: Option<Span
     if which == Macro::Workflow && sig.asyncness.is_none() {
         return Err(syn::Error::new(
             sig.fn_token.span,
-            "#[workflow] requires an async fn; add the `async` keyword",
+            "`#[workflow]` requires an async fn; add the `async` keyword",
         ));
     }
     if let (Some(span), None) = (inject_context, sig.asyncness) {
@@ -90,8 +90,8 @@ pub(crate) fn parse(item: TokenStream, which: Macro, inject_context: Option<Span
         ));
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        return Err(syn::Error::new(
-            sig.generics.span(),
+        return Err(syn::Error::new_spanned(
+            &sig.generics,
             format!(
                 "{} fns cannot be generic: their inputs and outputs are stored as JSON under a fixed name; use concrete types",
                 which.attr()
@@ -129,15 +129,15 @@ pub(crate) fn parse(item: TokenStream, which: Macro, inject_context: Option<Span
                 });
                 inputs.next();
             }
-            Some(_) if names_context => {
-                return Err(syn::Error::new(
-                    first.ty.span(),
-                    "the injected context parameter must have type `&TaskContext`",
+            Some(_) if names_context || !mentions_context(&sig) => {
+                return Err(syn::Error::new_spanned(
+                    &first.ty,
+                    "the first parameter of an `inject_context` fn is the injected context; it must have type `&TaskContext`",
                 ));
             }
             None if names_context => {
-                return Err(syn::Error::new(
-                    first.ty.span(),
+                return Err(syn::Error::new_spanned(
+                    &first.ty,
                     format!(
                         "a `TaskContext` parameter is supplied by the engine only with `inject_context`; write `{}`",
                         match which {
@@ -150,7 +150,9 @@ pub(crate) fn parse(item: TokenStream, which: Macro, inject_context: Option<Span
             _ => {}
         }
     }
-    if let (Some(span), None) = (inject_context, &context) {
+    if let (Some(span), None) = (inject_context, &context)
+        && !mentions_context(&sig)
+    {
         return Err(syn::Error::new(
             span,
             "`inject_context` requires a first parameter `ctx: &TaskContext`; add it, or remove `inject_context`",
@@ -166,8 +168,8 @@ pub(crate) fn parse(item: TokenStream, which: Macro, inject_context: Option<Span
             ));
         };
         let Pat::Ident(pat) = &*typed.pat else {
-            return Err(syn::Error::new(
-                typed.pat.span(),
+            return Err(syn::Error::new_spanned(
+                &typed.pat,
                 "parameters must be plain names (`name: Type`): they are hashed and stored by name",
             ));
         };
@@ -178,14 +180,14 @@ pub(crate) fn parse(item: TokenStream, which: Macro, inject_context: Option<Span
             ));
         }
         if type_names_context(&typed.ty) {
-            return Err(syn::Error::new(
-                typed.ty.span(),
+            return Err(syn::Error::new_spanned(
+                &typed.ty,
                 "the context must be the first parameter, with `inject_context`",
             ));
         }
         if let (Macro::Workflow, Type::Reference(reference)) = (which, &*typed.ty) {
-            return Err(syn::Error::new(
-                reference.span(),
+            return Err(syn::Error::new_spanned(
+                reference,
                 "workflow arguments are stored as JSON with the run; take an owned type (`String`, not `&str`)",
             ));
         }
@@ -211,6 +213,13 @@ pub(crate) fn parse(item: TokenStream, which: Macro, inject_context: Option<Span
         output,
         ok,
     })
+}
+
+/// Whether any parameter's type names `TaskContext`.
+fn mentions_context(sig: &Signature) -> bool {
+    sig.inputs
+        .iter()
+        .any(|input| matches!(input, FnArg::Typed(typed) if type_names_context(&typed.ty)))
 }
 
 fn item_span(item: &Item) -> Span {

@@ -136,13 +136,13 @@ pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
 pub(crate) fn expand_task(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
     let result = syn::parse2::<args::TaskArgs>(args).and_then(|args| {
         let parsed = item::parse(item.clone(), item::Macro::Task, args.inject_context)?;
-        if let Some(retries) = &args.retries {
+        if let Some((retries, _)) = &args.retries {
             if !parsed.is_async() {
-                return Err(syn::Error::new(retries.span(), "`retries` needs an async task; add the `async` keyword"));
+                return Err(syn::Error::new(*retries, "`retries` needs an async task; add the `async` keyword"));
             }
             if parsed.context.is_some() {
                 return Err(syn::Error::new(
-                    retries.span(),
+                    *retries,
                     "`retries` applies to plain tasks (activities); an `inject_context` task is replayed, retry the tasks it calls instead",
                 ));
             }

@@ -19,8 +19,17 @@ use proc_macro2::{Ident, TokenStream, TokenTree};
 /// Every forbidden path in `tokens`, as one combined error (or `Ok`).
 pub(crate) fn check(tokens: TokenStream) -> syn::Result<()> {
     let mut errors: Option<syn::Error> = None;
-    let mut report = |ident: &Ident, message: String| {
-        let error = syn::Error::new(ident.span(), message);
+    let mut report = |path: &[Ident], message: String| {
+        // The whole path is underlined, not only its first segment.
+        let tokens: TokenStream = path
+            .iter()
+            .enumerate()
+            .flat_map(|(index, ident)| {
+                let separator = (index > 0).then(|| quote::quote!(::));
+                separator.into_iter().flatten().chain(std::iter::once(TokenTree::Ident(ident.clone())))
+            })
+            .collect();
+        let error = syn::Error::new_spanned(tokens, message);
         match &mut errors {
             Some(errors) => errors.combine(error),
             None => errors = Some(error),
@@ -28,7 +37,7 @@ pub(crate) fn check(tokens: TokenStream) -> syn::Result<()> {
     };
     for path in paths(tokens) {
         if let Some(message) = forbidden(&path) {
-            report(&path[0], message);
+            report(&path, message);
         }
     }
     errors.map_or(Ok(()), Err)

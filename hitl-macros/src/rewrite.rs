@@ -150,14 +150,17 @@ fn site(name: &str, span: Span) -> TokenStream {
 /// The `step` call carries the user's span, so "cannot be journaled" errors point at their
 /// expression.
 fn await_step(base: &Expr, name: &str, await_span: Span) -> Expr {
+    // Everything carries the span of the user's expression (hygienic locals, located there),
+    // so a "cannot be journaled" error is reported once, on that expression.
     let user_span = base.span();
+    let local = Span::mixed_site().located_at(user_span);
     let site = site(name, await_span);
-    let future = quote_spanned!(Span::mixed_site()=> __hitl_future);
-    let step = quote_spanned!(Span::mixed_site()=> __hitl_step);
+    let future = quote_spanned!(local=> __hitl_future);
+    let step = quote_spanned!(local=> __hitl_step);
     let make_step = quote_spanned! {user_span=>
         (&&&::hitl::__private::Probe::new(&#future)).__hitl_kind().step(&__HITL_SITE, #future)
     };
-    syn::parse_quote_spanned! {await_span=>
+    syn::parse_quote_spanned! {user_span=>
         {
             #[allow(unused_imports)]
             use ::hitl::__private::{KindFallible as _, KindPlain as _, KindSelfJournaling as _};
