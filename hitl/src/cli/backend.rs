@@ -1,0 +1,124 @@
+//! One interface over both modes. Every call returns the API's JSON objects, so `--json`
+//! prints the same thing in both modes and the tables are drawn from one shape.
+
+use hitl::Response;
+use serde_json::{Value, json};
+
+use super::direct::Database;
+use super::error::CliError;
+use super::http::Http;
+
+/// Where the commands go.
+pub(crate) enum Backend {
+    /// A running application's server.
+    Http(Http),
+    /// A stopped application's database directory.
+    Database(Database),
+}
+
+impl Backend {
+    /// `GET /api/requests?status=pending&workflow=&run=`.
+    pub(crate) async fn pending(&self, workflow: Option<&str>, run: Option<&str>) -> Result<Value, CliError> {
+        match self {
+            Backend::Http(http) => {
+                let mut query = vec![("status", "pending")];
+                query.extend(workflow.map(|workflow| ("workflow", workflow)));
+                query.extend(run.map(|run| ("run", run)));
+                http.get(&["api", "requests"], &query).await
+            }
+            Backend::Database(db) => db.pending(workflow, run),
+        }
+    }
+
+    /// `GET /api/requests/{id}`.
+    pub(crate) async fn request(&self, request_id: &str) -> Result<Value, CliError> {
+        match self {
+            Backend::Http(http) => http.get(&["api", "requests", request_id], &[]).await,
+            Backend::Database(db) => db.request(request_id),
+        }
+    }
+
+    /// `POST /api/requests/{id}/respond`; the updated request.
+    pub(crate) async fn respond(
+        &self,
+        request_id: &str,
+        response: Response,
+        responder: Option<&str>,
+    ) -> Result<Value, CliError> {
+        match self {
+            Backend::Http(http) => {
+                let body = serde_json::to_value(&response).expect("a response serializes");
+                let answered = http
+                    .post(&["api", "requests", request_id, "respond"], &body)
+                    .await?;
+                self.or_fetch(answered, |backend| backend.request(request_id))
+                    .await
+            }
+            Backend::Database(db) => {
+                let responder = responder.expect("checked: `--as` is required with `--db`");
+                db.respond(request_id, response, responder).await
+            }
+        }
+    }
+
+    /// `GET /api/runs?status=`.
+    pub(crate) async fn runs(&self, status: Option<&str>) -> Result<Value, CliError> {
+        match self {
+            Backend::Http(http) => {
+                let query: Vec<_> = status.map(|status| ("status", status)).into_iter().collect();
+                http.get(&["api", "runs"], &query).await
+            }
+            Backend::Database(db) => db.runs(status),
+        }
+    }
+
+    /// `GET /api/runs/{id}`.
+    pub(crate) async fn run(&self, run_id: &str) -> Result<Value, CliError> {
+        match self {
+            Backend::Http(http) => http.get(&["api", "runs", run_id], &[]).await,
+            Backend::Database(db) => db.run(run_id),
+        }
+    }
+
+    /// `GET /api/runs/{id}/history`.
+    pub(crate) async fn history(&self, run_id: &str) -> Result<Value, CliError> {
+        match self {
+            Backend::Http(http) => http.get(&["api", "runs", run_id, "history"], &[]).await,
+            Backend::Database(db) => db.history(run_id),
+        }
+    }
+
+    /// `POST /api/runs/{id}/cancel`; the run afterwards.
+    pub(crate) async fn cancel(&self, run_id: &str, reason: &str) -> Result<Value, CliError> {
+        match self {
+            Backend::Http(http) => {
+                let cancelled = http
+                    .post(&["api", "runs", run_id, "cancel"], &json!({ "reason": reason }))
+                    .await?;
+                self.or_fetch(cancelled, |backend| backend.run(run_id)).await
+            }
+            Backend::Database(db) => db.cancel(run_id, reason).await,
+        }
+    }
+
+    /// A POST's answer if it is the object, else the object fetched afresh.
+    async fn or_fetch<'a, F, Fut>(&'a self, answer: Value, fetch: F) -> Result<Value, CliError>
+    where
+        F: FnOnce(&'a Backend) -> Fut,
+        Fut: Future<Output = Result<Value, CliError>>,
+    {
+        if answer.get("id").is_some() && answer.get("status").is_some() {
+            Ok(answer)
+        } else {
+            fetch(self).await
+        }
+    }
+
+    /// Releases the database directory (nothing to do over HTTP).
+    pub(crate) async fn close(self) -> Result<(), CliError> {
+        match self {
+            Backend::Http(_) => Ok(()),
+            Backend::Database(db) => db.close().await,
+        }
+    }
+}

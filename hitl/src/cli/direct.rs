@@ -1,0 +1,162 @@
+//! The database mode: `--db DIR` opens a stopped application's database directly.
+//!
+//! sled is single-process, so this works only while no application holds the directory; a
+//! locked database is reported with the way out (`--url`). The engine is opened with no
+//! workflow registered: it can list, show, answer and cancel, and an answer stored here wakes
+//! its run when the application next opens the database.
+//!
+//! The CLI is an operator's tool, not a worker: it must not fire the application's timers
+//! (a wake-up of a run whose workflow it does not know would be spent for nothing), expire its
+//! requests or deliver its notifications. So the engine is opened on a throwaway runtime that
+//! is dropped before any of the engine's background tasks is polled; every command then runs
+//! on the caller's runtime, where only the engine's own awaits (flushes) execute.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use hitl::{Engine, PendingFilter, Responder, Response, RunFilter, RunStatus};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::error::{CliError, Exit, exit_of};
+
+/// An open database directory.
+pub(crate) struct Database {
+    engine: Engine,
+    dir: PathBuf,
+}
+
+impl Database {
+    /// Opens `dir`, which must already hold a hitl database. Call outside any runtime.
+    pub(crate) fn open(dir: &Path) -> Result<Self, CliError> {
+        if !dir.join("hitl.json").is_file() {
+            let what = if dir.is_dir() {
+                "it is not a hitl database (no `hitl.json`)"
+            } else if dir.exists() {
+                "it is not a directory"
+            } else {
+                "it does not exist"
+            };
+            return Err(CliError::unreachable(format!(
+                "cannot open `{}`: {what}; give `--db` the directory the application passes to \
+                 `Engine::builder().path(..)`",
+                dir.display()
+            )));
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|error| CliError::new(Exit::Failure, format!("cannot start a runtime: {error}")))?;
+        // `open` spawns the engine's timer and notification tasks after its last await, so
+        // they are queued on `runtime` and never polled; dropping it drops them.
+        let engine = runtime
+            .block_on(Engine::builder().path(dir).open())
+            .map_err(|error| open_error(dir, &error))?;
+        drop(runtime);
+        Ok(Database {
+            engine,
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// The directory, for messages.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn pending(&self, workflow: Option<&str>, run: Option<&str>) -> Result<Value, CliError> {
+        let filter = PendingFilter {
+            workflow: workflow.map(str::to_owned),
+            run_id: run.map(str::to_owned),
+            ..PendingFilter::default()
+        };
+        json(self.engine.pending(&filter).map_err(fail)?)
+    }
+
+    pub(crate) fn request(&self, request_id: &str) -> Result<Value, CliError> {
+        json(self.engine.request(request_id).map_err(fail)?)
+    }
+
+    pub(crate) async fn respond(
+        &self,
+        request_id: &str,
+        response: Response,
+        responder: &str,
+    ) -> Result<Value, CliError> {
+        let request = self.engine.request(request_id).map_err(fail)?;
+        // The application expires overdue requests when it starts; answering one here would
+        // race that, so it is refused as the application would refuse it.
+        if request.status == hitl::RequestStatus::Pending
+            && let Some(deadline) = request.expires_at.filter(|at| *at <= SystemTime::now())
+        {
+            return Err(CliError::refused(format!(
+                "request `{request_id}` passed its deadline ({}) and can no longer be answered; \
+                 the application resolves it by its expiry policy when it starts",
+                humantime::format_rfc3339_seconds(deadline)
+            )));
+        }
+        let answered = self
+            .engine
+            .respond(request_id, response, Responder::new(responder))
+            .await
+            .map_err(fail)?;
+        json(answered)
+    }
+
+    pub(crate) fn runs(&self, status: Option<&str>) -> Result<Value, CliError> {
+        let status = status
+            .map(|status| serde_json::from_value::<RunStatus>(Value::String(status.to_owned())))
+            .transpose()
+            .map_err(|error| CliError::usage(error.to_string()))?;
+        let filter = RunFilter {
+            status,
+            ..RunFilter::default()
+        };
+        json(self.engine.runs(&filter).map_err(fail)?)
+    }
+
+    pub(crate) fn run(&self, run_id: &str) -> Result<Value, CliError> {
+        json(self.engine.run_info(run_id).map_err(fail)?)
+    }
+
+    pub(crate) fn history(&self, run_id: &str) -> Result<Value, CliError> {
+        json(self.engine.history(run_id).map_err(fail)?)
+    }
+
+    pub(crate) async fn cancel(&self, run_id: &str, reason: &str) -> Result<Value, CliError> {
+        let info = self.engine.run_info(run_id).map_err(fail)?;
+        if info.status.is_terminal() {
+            return Err(fail(hitl::Error::RunFinished {
+                run_id: run_id.to_owned(),
+                status: info.status,
+            }));
+        }
+        self.engine.cancel(run_id, reason).await.map_err(fail)?;
+        self.run(run_id)
+    }
+
+    /// Flushes and releases the directory.
+    pub(crate) async fn close(self) -> Result<(), CliError> {
+        self.engine.close().await.map_err(fail)
+    }
+}
+
+fn json(value: impl Serialize) -> Result<Value, CliError> {
+    serde_json::to_value(value)
+        .map_err(|error| CliError::new(Exit::Failure, format!("cannot show the result as JSON: {error}")))
+}
+
+fn fail(error: hitl::Error) -> CliError {
+    CliError::new(exit_of(&error), error.to_string())
+}
+
+fn open_error(dir: &Path, error: &hitl::Error) -> CliError {
+    match error {
+        hitl::Error::DatabaseLocked { .. } => CliError::unreachable(format!(
+            "the database `{}` is in use by a running application; use `--url` (or HITL_URL) \
+             to reach that application's server, or stop it first",
+            dir.display()
+        )),
+        other => CliError::new(exit_of(other), other.to_string()),
+    }
+}

@@ -1,0 +1,212 @@
+//! The `hitl` command-line client: answer and inspect the human-in-the-loop requests of an
+//! application.
+//!
+//! Two modes reach the same objects:
+//!
+//! * `--url URL` (or `HITL_URL`) with `--token` (or `HITL_TOKEN`): the JSON API of a running
+//!   application that embeds `hitl::server`. An answer resumes its run at once; the responder
+//!   is the one the token names.
+//! * `--db DIR`: the database directory of a stopped application, opened directly (sled is
+//!   single-process). Answers need `--as NAME` and are applied when the application starts.
+//!
+//! Layout: [`args`] (the command line), [`backend`] (one interface over [`http`] and
+//! [`direct`]), [`render`] (tables), [`error`] (exit codes).
+
+mod args;
+mod backend;
+mod direct;
+mod error;
+mod http;
+mod render;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use clap::{CommandFactory, FromArgMatches};
+use hitl::Response;
+use serde_json::Value;
+
+use args::{Cli, Command, Mode, Respond};
+use backend::Backend;
+use direct::Database;
+use error::{CliError, Exit};
+use http::Http;
+
+/// Parses the command line, runs the command, prints its result, and returns the exit code.
+pub(crate) fn main() -> ExitCode {
+    let mut command = Cli::command();
+    let matches = command.get_matches_mut();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    match run(&cli, &matches) {
+        Ok(output) => {
+            print(&output);
+            ExitCode::SUCCESS
+        }
+        Err(error) if error.exit == Exit::Usage => command
+            .error(clap::error::ErrorKind::ArgumentConflict, error.message)
+            .exit(),
+        Err(error) => {
+            let _ = writeln!(std::io::stderr(), "error: {}", error.message);
+            error.exit.into()
+        }
+    }
+}
+
+/// Prints to stdout; a closed pipe (`hitl pending | head -1`) is not an error.
+fn print(output: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(output.as_bytes()).and_then(|()| stdout.flush());
+}
+
+fn run(cli: &Cli, matches: &clap::ArgMatches) -> Result<String, CliError> {
+    let mode = cli.mode(matches).map_err(CliError::usage)?;
+    let responder = match &cli.command {
+        Command::Respond(respond) => respond.responder(&mode).map_err(CliError::usage)?,
+        _ => None,
+    };
+    let backend = match &mode {
+        Mode::Http { url, token } => Backend::Http(Http::new(url, token.clone())?),
+        Mode::Database { dir } => Backend::Database(Database::open(dir)?),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| CliError::new(Exit::Failure, format!("cannot start a runtime: {error}")))?;
+    runtime.block_on(async {
+        let output = execute(cli, &backend, responder.as_deref()).await;
+        let closed = backend.close().await;
+        let output = output?;
+        closed?;
+        Ok(output)
+    })
+}
+
+async fn execute(cli: &Cli, backend: &Backend, responder: Option<&str>) -> Result<String, CliError> {
+    let now = SystemTime::now();
+    let show = |value: &Value, table: &dyn Fn(&Value) -> String| {
+        if cli.json {
+            let mut text = serde_json::to_string_pretty(value).expect("JSON values serialize");
+            text.push('\n');
+            text
+        } else {
+            table(value)
+        }
+    };
+    Ok(match &cli.command {
+        Command::Pending(pending) => {
+            let requests = backend
+                .pending(pending.workflow.as_deref(), pending.run.as_deref())
+                .await?;
+            show(&requests, &|requests| render::requests_table(requests, now))
+        }
+        Command::Show { request } => {
+            let request = backend.request(request).await?;
+            show(&request, &|request| render::request_detail(request, now))
+        }
+        Command::Respond(respond) => {
+            let request = backend.request(&respond.request).await?;
+            let response = response_for(&request, respond)?;
+            let answered = backend.respond(&respond.request, response, responder).await?;
+            show(&answered, &|answered| {
+                let mut text = render::answered(answered);
+                if let (Backend::Database(db), Some("answered")) = (backend, answered["status"].as_str()) {
+                    text.push_str(&format!(
+                        "Stored in {}; the run resumes when the application next opens it.\n",
+                        db.dir().display()
+                    ));
+                }
+                text
+            })
+        }
+        Command::Runs { status } => {
+            let runs = backend.runs(status.map(args::Status::as_str)).await?;
+            show(&runs, &|runs| render::runs_table(runs, now))
+        }
+        Command::History { run } => {
+            let steps = backend.history(run).await?;
+            if cli.json {
+                show(&steps, &|_| String::new())
+            } else {
+                let info = backend.run(run).await?;
+                render::history(&info, &steps, now)
+            }
+        }
+        Command::Cancel { run, reason } => {
+            let cancelled = backend.cancel(run, reason).await?;
+            show(&cancelled, &render::cancelled)
+        }
+    })
+}
+
+/// The answer the flags give, shaped by the request's kind: one `--select` answers a
+/// selection, any number a multi-selection. A flag that does not fit the kind is refused
+/// here with the flags that do, before anything is sent.
+fn response_for(request: &Value, flags: &Respond) -> Result<Response, CliError> {
+    let id = &flags.request;
+    let kind = request["kind"].as_str().unwrap_or_default();
+    let options: Vec<String> = request["options"]
+        .as_array()
+        .map(|options| {
+            options
+                .iter()
+                .filter_map(|option| option.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let refuse = |what: &str| {
+        let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
+        CliError::refused(format!(
+            "request `{id}` is {article} {} request, so {what} does not answer it; use: hitl respond {id} {}",
+            kind.replace('_', "-"),
+            render::answer_hint(kind, &options)
+        ))
+    };
+    let flag = if flags.approve || flags.reject {
+        "--approve/--reject"
+    } else if flags.text.is_some() {
+        "--text"
+    } else if !flags.select.is_empty() {
+        "--select"
+    } else {
+        "--value"
+    };
+    let response = match kind {
+        "approval" if flags.approve || flags.reject => {
+            let response = if flags.approve {
+                Response::approve()
+            } else {
+                Response::reject()
+            };
+            match &flags.comment {
+                Some(comment) => response.comment(comment),
+                None => response,
+            }
+        }
+        "text" => Response::text(flags.text.clone().ok_or_else(|| refuse(flag))?),
+        "selection" => match flags.select.as_slice() {
+            [option] => Response::select(option),
+            [] => return Err(refuse(flag)),
+            _ => return Err(refuse("more than one `--select`")),
+        },
+        "multi_selection" if !flags.select.is_empty() => Response::select_all(&flags.select),
+        "input" => Response::value(flags.value.clone().ok_or_else(|| refuse(flag))?),
+        "approval" | "multi_selection" => return Err(refuse(flag)),
+        // A kind this CLI does not know: send what the flags say and let the server judge.
+        _ => match (&flags.text, flags.select.as_slice(), &flags.value) {
+            (Some(text), ..) => Response::text(text),
+            (_, [option], _) => Response::select(option),
+            (_, [], Some(value)) => Response::value(value.clone()),
+            (_, [], None) => Response::Approval {
+                approved: flags.approve,
+                comment: flags.comment.clone(),
+            },
+            (_, options, _) => Response::select_all(options),
+        },
+    };
+    Ok(response)
+}
