@@ -737,6 +737,16 @@ impl Engine {
         self.shared.store.size_on_disk()
     }
 
+    /// Bytes of keys and values stored (what the data weighs before sled's own overhead).
+    pub fn logical_size(&self) -> Result<u64> {
+        self.shared.store.logical_size()
+    }
+
+    /// Makes every write so far durable.
+    pub async fn flush(&self) -> Result<()> {
+        self.shared.store.flush().await
+    }
+
     /// Every unanswered request matching `filter`, oldest first — whether its run waits in
     /// memory or has paused.
     pub fn pending(&self, filter: &PendingFilter) -> Result<Vec<Request>> {
@@ -1137,5 +1147,64 @@ impl Shared {
                 statuses.remove(run_id);
             }
         }
+    }
+}
+
+/// Listing requests whatever their status, for the HTTP API (`GET /api/requests?status=…`).
+impl Engine {
+    /// Every request of the runs matching `filter` whose status is `status` (any status when
+    /// `None`), oldest first. Pending requests come from the pending index; the others from
+    /// the runs' journals, so this reads every matching run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use hitl::prelude::*;
+    /// # use hitl::{PendingFilter, RequestStatus};
+    /// # #[workflow] async fn noop() -> u8 { 1 }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> hitl::Result<()> {
+    /// let engine = Engine::temporary().register(noop).open().await?;
+    /// let answered = engine.requests(&PendingFilter::default(), Some(RequestStatus::Answered))?;
+    /// assert!(answered.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn requests(&self, filter: &PendingFilter, status: Option<RequestStatus>) -> Result<Vec<Request>> {
+        if status == Some(RequestStatus::Pending) {
+            return self.pending(filter);
+        }
+        let now = self.shared.clock.now();
+        let runs = match &filter.run_id {
+            Some(run_id) => match self.shared.store.load_run(run_id)? {
+                Some(run) => vec![run],
+                None => Vec::new(),
+            },
+            None => self.shared.store.list_runs()?,
+        };
+        let mut requests = Vec::new();
+        for run in runs {
+            if filter
+                .workflow
+                .as_ref()
+                .is_some_and(|workflow| &run.workflow != workflow)
+            {
+                continue;
+            }
+            for (_, step) in self.shared.store.load_journal(&run.id)? {
+                let Some(request_id) = step.output["request"]
+                    .as_str()
+                    .filter(|_| step.kind == StepKind::Feedback)
+                else {
+                    continue;
+                };
+                let Some(request) = self.shared.store.load_request(request_id)? else {
+                    continue;
+                };
+                if status.is_none_or(|status| request.status == status) && filter.matches(&request, now) {
+                    requests.push(request);
+                }
+            }
+        }
+        requests.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(requests.iter().map(RequestRecord::view).collect())
     }
 }

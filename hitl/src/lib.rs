@@ -59,6 +59,7 @@
 //! * [`run`] — run handles, outcomes, history.
 //! * [`workflow`] — the [`Workflow`] trait `#[workflow]` implements.
 //! * [`clock`] — the engine's time source, replaceable in tests.
+//! * `server` (feature `server`) — the HTTP JSON API, HTML inbox and forms, signed links.
 
 pub mod clock;
 pub mod context;
@@ -68,9 +69,12 @@ pub mod error;
 mod events;
 mod failpoint;
 pub mod feedback;
+mod links;
 pub mod notify;
 mod replay;
 pub mod run;
+#[cfg(feature = "server")]
+pub mod server;
 mod store;
 mod time_format;
 mod timers;

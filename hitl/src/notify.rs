@@ -155,6 +155,7 @@ impl Notifier {
     /// Sends every notification that is due; returns when the next one will be.
     async fn deliver_due(&self, shared: &crate::engine::Shared) -> crate::Result<Option<u64>> {
         let mut next_due = None::<u64>;
+        let mut secret = None;
         for mut record in shared.store.undelivered()? {
             let now = crate::clock::to_millis(shared.clock.now());
             if record.next_attempt_at > now {
@@ -167,7 +168,10 @@ impl Notifier {
                 shared.store.save_outbox(&record)?;
                 continue;
             };
-            let body = self.payload(&record, &request.view());
+            if secret.is_none() && self.base_url.is_some() {
+                secret = Some(crate::links::secret(shared.store.as_ref())?);
+            }
+            let body = self.payload(&record, &request.view(), secret.as_deref());
             let result = self
                 .client
                 .post(record.notify.url())
@@ -213,21 +217,35 @@ impl Notifier {
         Ok(next_due)
     }
 
-    /// The JSON body of a delivery.
-    fn payload(&self, record: &OutboxRecord, request: &crate::feedback::Request) -> serde_json::Value {
+    /// The JSON body of a delivery. With a `base_url`, `link` opens the request's page (after
+    /// signing in) and `links` are signed links that open just this request's form, one per
+    /// responder they vouch for (see [`crate::links`]).
+    fn payload(
+        &self,
+        record: &OutboxRecord,
+        request: &crate::feedback::Request,
+        secret: Option<&[u8]>,
+    ) -> serde_json::Value {
         let link = self
             .base_url
             .as_ref()
-            .map(|base| format!("{base}/requests/{}", request.id));
+            .map(|base| format!("{base}/requests/{}", crate::links::percent_encode(&request.id)));
+        let links = match (&self.base_url, secret) {
+            (Some(base), Some(secret)) => {
+                crate::links::notification_links(base, secret, request, &record.notify)
+            }
+            _ => Vec::new(),
+        };
         match &record.notify {
             Notify::Webhook { .. } => serde_json::json!({
                 "idempotency_id": record.id,
                 "event": "feedback_requested",
                 "request": request,
                 "link": link,
+                "links": links,
             }),
             Notify::Slack { message, .. } => {
-                slack_message(record, request, message.as_deref(), link.as_deref())
+                slack_message(record, request, message.as_deref(), link.as_deref(), &links)
             }
         }
     }
@@ -239,6 +257,7 @@ fn slack_message(
     request: &crate::feedback::Request,
     message: Option<&str>,
     link: Option<&str>,
+    links: &[crate::links::SignedLink],
 ) -> serde_json::Value {
     let headline = message.unwrap_or("Feedback needed");
     let mut blocks = vec![
@@ -250,7 +269,23 @@ fn slack_message(
     }
     blocks.push(serde_json::json!({"type": "context", "elements": [{"type": "mrkdwn",
         "text": format!("workflow `{}` · run `{}` · request `{}`", request.workflow, request.run_id, request.id)}]}));
-    if let Some(link) = link {
+    if !links.is_empty() {
+        // Signed links: one button per responder they vouch for (at most 25 per block).
+        let buttons: Vec<serde_json::Value> = links
+            .iter()
+            .take(25)
+            .map(|signed| {
+                let text = if links.len() == 1 {
+                    "Answer".to_owned()
+                } else {
+                    format!("Answer as {}", signed.responder)
+                };
+                serde_json::json!({"type": "button", "text": {"type": "plain_text", "text": text},
+                    "url": signed.url, "action_id": format!("answer-{}-{}", request.id, signed.responder)})
+            })
+            .collect();
+        blocks.push(serde_json::json!({"type": "actions", "elements": buttons}));
+    } else if let Some(link) = link {
         blocks.push(serde_json::json!({"type": "actions", "elements": [{
             "type": "button", "text": {"type": "plain_text", "text": "Open the request"},
             "url": link, "action_id": format!("open-{}", request.id)}]}));

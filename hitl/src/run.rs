@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::store::StepKind;
 
 /// Where a run stands.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
@@ -56,6 +57,7 @@ impl fmt::Display for RunStatus {
 }
 
 /// Why a run failed.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
     /// The `Display` of the workflow's error, or the engine's error.
@@ -110,6 +112,7 @@ impl<T> Outcome<T> {
 }
 
 /// A summary of one run.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunInfo {
     /// The run id.
@@ -128,15 +131,18 @@ pub struct RunInfo {
     pub cancel_reason: Option<String>,
     /// When it was created.
     #[serde(with = "crate::time_format")]
+    #[cfg_attr(feature = "server", schema(value_type = String, format = DateTime))]
     pub created_at: SystemTime,
     /// When its status last changed.
     #[serde(with = "crate::time_format")]
+    #[cfg_attr(feature = "server", schema(value_type = String, format = DateTime))]
     pub updated_at: SystemTime,
     /// Set when the registered workflow's step sites differ from those the run started with.
     pub definition_changed: Option<DefinitionChange>,
 }
 
 /// How the code of a workflow changed since a run of it started, from the step-site tables.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DefinitionChange {
     /// Fingerprint stored with the run.
@@ -150,6 +156,7 @@ pub struct DefinitionChange {
 }
 
 /// One journaled step of a run, as shown by [`Engine::history`].
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HistoryEntry {
     /// The step identity: `scope/name#occurrence`.
@@ -164,15 +171,18 @@ pub struct HistoryEntry {
     pub line: u32,
     /// When it started.
     #[serde(with = "crate::time_format")]
+    #[cfg_attr(feature = "server", schema(value_type = String, format = DateTime))]
     pub started_at: SystemTime,
     /// When it completed.
     #[serde(with = "crate::time_format::option")]
+    #[cfg_attr(feature = "server", schema(value_type = Option<String>, format = DateTime))]
     pub finished_at: Option<SystemTime>,
     /// The journaled output.
     pub output: Value,
 }
 
 /// The status of a journaled step.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {

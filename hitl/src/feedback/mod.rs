@@ -35,6 +35,7 @@ pub use validate::AnswerProblem;
 pub(crate) use validate::validate;
 
 /// The kind of a feedback request.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FeedbackKind {
@@ -76,6 +77,7 @@ pub enum OnExpiry {
 }
 
 /// The constraints of a request, as stored with it.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Constraints {
     /// Text: minimum length in characters.
@@ -633,6 +635,7 @@ impl Resolution {
 ///
 /// On the wire (untagged JSON): `{"approved": true, "comment": "…"}`, `{"text": "…"}`,
 /// `{"selected": "…"}`, `{"selected": ["…", "…"]}`, `{"value": {…}}`.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged, deny_unknown_fields)]
 pub enum Response {

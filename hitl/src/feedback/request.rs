@@ -9,6 +9,7 @@ use super::{Constraints, FeedbackKind, OnExpiry, RequestSpec, Response};
 use crate::clock::from_millis;
 
 /// Where a request stands.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestStatus {
@@ -23,6 +24,7 @@ pub enum RequestStatus {
 }
 
 /// One responder's answer to an approval with a quorum.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vote {
     /// Who voted.
@@ -80,6 +82,7 @@ pub(crate) struct RequestRecord {
 }
 
 /// A feedback request as operators see it (the HTTP API's wire format).
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
     /// The request id.
@@ -121,6 +124,7 @@ pub struct Request {
     pub status: RequestStatus,
     /// When it was made.
     #[serde(with = "crate::time_format")]
+    #[cfg_attr(feature = "server", schema(value_type = String, format = DateTime))]
     pub created_at: SystemTime,
     /// Its deadline, if any.
     #[serde(
@@ -128,6 +132,7 @@ pub struct Request {
         default,
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(feature = "server", schema(value_type = Option<String>, format = DateTime))]
     pub expires_at: Option<SystemTime>,
     /// The answer, once answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -137,6 +142,7 @@ pub struct Request {
 }
 
 /// An answer as operators see it.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnswerView {
     /// The validated response.
@@ -146,6 +152,7 @@ pub struct AnswerView {
     pub responder: String,
     /// When.
     #[serde(with = "crate::time_format")]
+    #[cfg_attr(feature = "server", schema(value_type = String, format = DateTime))]
     pub answered_at: SystemTime,
 }
 

@@ -1,0 +1,394 @@
+//! The JSON API: requests, answers, runs, history, cancel, health.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::AppState;
+use super::auth::ApiUser;
+use super::error::{ApiError, ErrorBody};
+use crate::engine::RunFilter;
+use crate::feedback::{PendingFilter, Request, RequestStatus, Response};
+use crate::run::{HistoryEntry, RunInfo, RunStatus};
+
+/// Filters of `GET /api/requests`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RequestQuery {
+    /// `pending`, `answered`, `expired` or `cancelled`; every status when absent (or `all`).
+    status: Option<String>,
+    /// Only requests of runs of this workflow.
+    workflow: Option<String>,
+    /// Only requests of this run.
+    run: Option<String>,
+}
+
+/// Filters of `GET /api/runs`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RunQuery {
+    /// `running`, `paused`, `completed`, `failed` or `cancelled`; every status when absent.
+    status: Option<String>,
+    /// Only runs of this workflow.
+    workflow: Option<String>,
+}
+
+/// The body of `POST /api/runs/{id}/cancel` (optional).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CancelBody {
+    /// Why; recorded with the run together with who cancelled it.
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// The body of `GET /health`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Health {
+    /// Always `ok` while the server answers.
+    status: &'static str,
+}
+
+/// A query value, with empty meaning absent (`?status=&run=`).
+fn given(value: Option<String>) -> Option<String> {
+    value.filter(|value| !value.is_empty())
+}
+
+/// Parses a status name through its serde form, listing the accepted ones on failure.
+fn parse_status<T: DeserializeOwned>(name: &str, accepted: &str) -> Result<T, ApiError> {
+    serde_json::from_value(Value::String(name.to_owned()))
+        .map_err(|_| ApiError::bad_request(format!("unknown status `{name}`; use one of {accepted}")))
+}
+
+/// Health check; needs no credentials and tells nothing.
+#[utoipa::path(get, path = "/health", tag = "server",
+    responses((status = 200, description = "The server answers", body = Health)))]
+pub(crate) async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "server", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The OpenAPI document", content_type = "application/json"),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+    ))]
+pub(crate) async fn openapi(_user: ApiUser) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::openapi::openapi_json(),
+    )
+}
+
+/// Requests, oldest first: every status unless `status` is given. `pending` means every
+/// unanswered request, whether its run waits in memory or has paused.
+#[utoipa::path(get, path = "/api/requests", tag = "requests", params(RequestQuery), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The matching requests", body = [Request]),
+        (status = 400, description = "Unknown parameter or status", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+    ))]
+pub(crate) async fn list_requests(
+    State(state): State<AppState>,
+    _user: ApiUser,
+    query: Result<Query<RequestQuery>, QueryRejection>,
+) -> Result<Json<Vec<Request>>, ApiError> {
+    let Query(query) = query?;
+    let status = match given(query.status).as_deref() {
+        None | Some("all") => None,
+        Some(name) => Some(parse_status::<RequestStatus>(
+            name,
+            "`pending`, `answered`, `expired`, `cancelled`, `all`",
+        )?),
+    };
+    let filter = PendingFilter {
+        workflow: given(query.workflow),
+        run_id: given(query.run),
+        older_than: None,
+    };
+    Ok(Json(state.engine().requests(&filter, status)?))
+}
+
+/// One request, whatever its status.
+#[utoipa::path(get, path = "/api/requests/{id}", tag = "requests", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The request id")),
+    responses(
+        (status = 200, description = "The request", body = Request),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "No such request", body = ErrorBody),
+    ))]
+pub(crate) async fn get_request(
+    State(state): State<AppState>,
+    _user: ApiUser,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Request>, ApiError> {
+    let Path(id) = id?;
+    Ok(Json(state.engine().request(&id)?))
+}
+
+/// Answers a request as the responder the token names. The answer is validated against the
+/// request before anything is stored; the first valid answer wins.
+#[utoipa::path(post, path = "/api/requests/{id}/respond", tag = "requests", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The request id")),
+    request_body(content = Response, description = "`{\"approved\": true, \"comment\": \"…\"}`, `{\"text\": \"…\"}`, `{\"selected\": \"…\"}`, `{\"selected\": [\"…\"]}` or `{\"value\": …}`"),
+    responses(
+        (status = 200, description = "The answered request (still `pending` while a quorum is not reached)", body = Request),
+        (status = 400, description = "Malformed JSON or unknown fields", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 403, description = "This responder may not answer", body = ErrorBody),
+        (status = 404, description = "No such request", body = ErrorBody),
+        (status = 409, description = "Already answered", body = ErrorBody),
+        (status = 410, description = "Expired or cancelled", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "The answer fails validation; the message names the problem", body = ErrorBody),
+    ))]
+pub(crate) async fn respond(
+    State(state): State<AppState>,
+    ApiUser(responder): ApiUser,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Request>, ApiError> {
+    let Path(id) = id?;
+    let response = parse_response(&body?)?;
+    Ok(Json(state.engine().respond(&id, response, responder).await?))
+}
+
+/// Runs, in id order.
+#[utoipa::path(get, path = "/api/runs", tag = "runs", params(RunQuery), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The matching runs", body = [RunInfo]),
+        (status = 400, description = "Unknown parameter or status", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+    ))]
+pub(crate) async fn list_runs(
+    State(state): State<AppState>,
+    _user: ApiUser,
+    query: Result<Query<RunQuery>, QueryRejection>,
+) -> Result<Json<Vec<RunInfo>>, ApiError> {
+    let Query(query) = query?;
+    let status = match given(query.status).as_deref() {
+        None | Some("all") => None,
+        Some(name) => Some(parse_status::<RunStatus>(
+            name,
+            "`running`, `paused`, `completed`, `failed`, `cancelled`, `all`",
+        )?),
+    };
+    let filter = RunFilter {
+        status,
+        workflow: given(query.workflow),
+    };
+    Ok(Json(state.engine().runs(&filter)?))
+}
+
+/// One run.
+#[utoipa::path(get, path = "/api/runs/{id}", tag = "runs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The run id")),
+    responses(
+        (status = 200, description = "The run", body = RunInfo),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "No such run", body = ErrorBody),
+    ))]
+pub(crate) async fn get_run(
+    State(state): State<AppState>,
+    _user: ApiUser,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<RunInfo>, ApiError> {
+    let Path(id) = id?;
+    Ok(Json(state.engine().run_info(&id)?))
+}
+
+/// A run's journaled steps, in the order they completed, with feedback requests and their
+/// notifications.
+#[utoipa::path(get, path = "/api/runs/{id}/history", tag = "runs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The run id")),
+    responses(
+        (status = 200, description = "The steps", body = [HistoryEntry]),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "No such run", body = ErrorBody),
+    ))]
+pub(crate) async fn run_history(
+    State(state): State<AppState>,
+    _user: ApiUser,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
+    let Path(id) = id?;
+    Ok(Json(state.engine().history(&id)?))
+}
+
+/// Cancels a run: it stops at its next step boundary and its open requests are cancelled.
+#[utoipa::path(post, path = "/api/runs/{id}/cancel", tag = "runs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The run id")),
+    request_body(content = CancelBody, description = "Optional: `{\"reason\": \"…\"}`"),
+    responses(
+        (status = 200, description = "The cancelled run", body = RunInfo),
+        (status = 400, description = "Malformed JSON or unknown fields", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "No such run", body = ErrorBody),
+        (status = 409, description = "The run has already finished", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    ))]
+pub(crate) async fn cancel_run(
+    State(state): State<AppState>,
+    ApiUser(responder): ApiUser,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<RunInfo>, ApiError> {
+    let Path(id) = id?;
+    let body = body?;
+    let body: CancelBody = if body.iter().all(u8::is_ascii_whitespace) {
+        CancelBody::default()
+    } else {
+        parse_json(&body, "`{\"reason\": \"…\"}`")?
+    };
+    let engine = state.engine();
+    let run = engine.run_info(&id)?;
+    if run.status.is_terminal() {
+        return Err(ApiError::from(crate::Error::RunFinished {
+            run_id: id,
+            status: run.status,
+        }));
+    }
+    let reason = match body.reason.filter(|reason| !reason.trim().is_empty()) {
+        Some(reason) => format!("{reason} (cancelled by {})", responder.name()),
+        None => format!("cancelled by {}", responder.name()),
+    };
+    engine.cancel(&id, reason).await?;
+    Ok(Json(engine.run_info(&id)?))
+}
+
+/// Unknown API paths: a JSON 404 rather than a page.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::not_found("no such API endpoint; see /api/openapi.json")
+}
+
+fn parse_json<T: DeserializeOwned>(body: &[u8], expected: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|error| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("the body is not {expected}: {error}"),
+        )
+    })
+}
+
+/// Reads an answer body. Unknown fields and wrong types are 400; whether the answer fits the
+/// request (kind, options, constraints, schema) is the engine's check, 422.
+pub(crate) fn parse_response(body: &[u8]) -> Result<Response, ApiError> {
+    const SHAPES: &str = "`{\"approved\": true, \"comment\": \"…\"}`, `{\"text\": \"…\"}`, \
+        `{\"selected\": \"…\"}`, `{\"selected\": [\"…\"]}` or `{\"value\": …}`";
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Approval {
+        approved: bool,
+        #[serde(default)]
+        comment: Option<String>,
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Text {
+        text: String,
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Selection {
+        selected: Value,
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Input {
+        value: Value,
+    }
+
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|error| ApiError::bad_request(format!("the body is not valid JSON: {error}")))?;
+    let Value::Object(fields) = &value else {
+        return Err(ApiError::bad_request(format!(
+            "the body must be a JSON object: {SHAPES}"
+        )));
+    };
+    let shape = |error: serde_json::Error| ApiError::bad_request(format!("{error}; an answer is {SHAPES}"));
+    if fields.contains_key("approved") {
+        let Approval { approved, comment } = serde_json::from_value(value).map_err(shape)?;
+        Ok(Response::Approval { approved, comment })
+    } else if fields.contains_key("text") {
+        let Text { text } = serde_json::from_value(value).map_err(shape)?;
+        Ok(Response::Text { text })
+    } else if fields.contains_key("selected") {
+        let Selection { selected } = serde_json::from_value(value).map_err(shape)?;
+        match selected {
+            Value::String(selected) => Ok(Response::Selection { selected }),
+            Value::Array(_) => Ok(Response::MultiSelection {
+                selected: serde_json::from_value(selected).map_err(shape)?,
+            }),
+            _ => Err(ApiError::bad_request(format!(
+                "`selected` must be a string or an array of strings; an answer is {SHAPES}"
+            ))),
+        }
+    } else if fields.contains_key("value") {
+        let Input { value } = serde_json::from_value(value).map_err(shape)?;
+        Ok(Response::Input { value })
+    } else {
+        Err(ApiError::bad_request(format!(
+            "the body names none of the answer fields; an answer is {SHAPES}"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answer_bodies_parse_by_shape() {
+        assert_eq!(
+            parse_response(br#"{"approved": false, "comment": "no"}"#).unwrap(),
+            Response::reject().comment("no")
+        );
+        assert_eq!(parse_response(br#"{"text": "t"}"#).unwrap(), Response::text("t"));
+        assert_eq!(
+            parse_response(br#"{"selected": "a"}"#).unwrap(),
+            Response::select("a")
+        );
+        assert_eq!(
+            parse_response(br#"{"selected": ["a", "b"]}"#).unwrap(),
+            Response::select_all(["a", "b"])
+        );
+        assert_eq!(
+            parse_response(br#"{"value": {"n": 1}}"#).unwrap(),
+            Response::value(serde_json::json!({"n": 1}))
+        );
+    }
+
+    #[test]
+    fn malformed_answer_bodies_are_bad_requests() {
+        for body in [
+            &b"{"[..],
+            b"[]",
+            b"\"approve\"",
+            b"{}",
+            br#"{"approved": "yes"}"#,
+            br#"{"approved": true, "responder": "mallory"}"#,
+            br#"{"text": 5}"#,
+            br#"{"selected": 1}"#,
+            br#"{"selected": ["a", 1]}"#,
+            br#"{"value": 1, "extra": 2}"#,
+        ] {
+            let error = parse_response(body).unwrap_err();
+            assert_eq!(
+                error.status,
+                StatusCode::BAD_REQUEST,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+}
