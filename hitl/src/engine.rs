@@ -737,16 +737,6 @@ impl Engine {
         self.shared.store.size_on_disk()
     }
 
-    /// Bytes of keys and values stored (what the data weighs before sled's own overhead).
-    pub fn logical_size(&self) -> Result<u64> {
-        self.shared.store.logical_size()
-    }
-
-    /// Makes every write so far durable.
-    pub async fn flush(&self) -> Result<()> {
-        self.shared.store.flush().await
-    }
-
     /// Every unanswered request matching `filter`, oldest first — whether its run waits in
     /// memory or has paused.
     pub fn pending(&self, filter: &PendingFilter) -> Result<Vec<Request>> {
