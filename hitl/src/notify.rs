@@ -269,26 +269,24 @@ fn slack_message(
     }
     blocks.push(serde_json::json!({"type": "context", "elements": [{"type": "mrkdwn",
         "text": format!("workflow `{}` · run `{}` · request `{}`", request.workflow, request.run_id, request.id)}]}));
-    if !links.is_empty() {
-        // Signed links: one button per responder they vouch for (at most 25 per block).
-        let buttons: Vec<serde_json::Value> = links
-            .iter()
-            .take(25)
-            .map(|signed| {
-                let text = if links.len() == 1 {
-                    "Answer".to_owned()
-                } else {
-                    format!("Answer as {}", signed.responder)
-                };
-                serde_json::json!({"type": "button", "text": {"type": "plain_text", "text": text},
-                    "url": signed.url, "action_id": format!("answer-{}-{}", request.id, signed.responder)})
-            })
-            .collect();
-        blocks.push(serde_json::json!({"type": "actions", "elements": buttons}));
-    } else if let Some(link) = link {
-        blocks.push(serde_json::json!({"type": "actions", "elements": [{
+    if let Some(link) = link {
+        // The request's page (after signing in), then one signed link per responder it
+        // vouches for, which opens just this request's form (at most 25 buttons a block).
+        let open = serde_json::json!({
             "type": "button", "text": {"type": "plain_text", "text": "Open the request"},
-            "url": link, "action_id": format!("open-{}", request.id)}]}));
+            "url": link, "action_id": format!("open-{}", request.id)});
+        let answers = links.iter().take(24).map(|signed| {
+            let text = if links.len() == 1 {
+                "Answer".to_owned()
+            } else {
+                format!("Answer as {}", signed.responder)
+            };
+            serde_json::json!({"type": "button", "text": {"type": "plain_text", "text": text},
+                "style": "primary", "url": signed.url,
+                "action_id": format!("answer-{}-{}", request.id, signed.responder)})
+        });
+        let elements: Vec<serde_json::Value> = std::iter::once(open).chain(answers).collect();
+        blocks.push(serde_json::json!({"type": "actions", "elements": elements}));
     }
     serde_json::json!({
         "text": format!("{headline}: {}", request.prompt),
