@@ -81,9 +81,9 @@ pub(crate) enum Command {
     Cancel {
         /// The run id.
         run: String,
-        /// Why, recorded with the run.
-        #[arg(long, default_value = "cancelled with the hitl CLI")]
-        reason: String,
+        /// Why, recorded with the run (over HTTP, with the responder your token names).
+        #[arg(long)]
+        reason: Option<String>,
     },
 }
 

@@ -89,15 +89,20 @@ impl Backend {
     }
 
     /// `POST /api/runs/{id}/cancel`; the run afterwards.
-    pub(crate) async fn cancel(&self, run_id: &str, reason: &str) -> Result<Value, CliError> {
+    pub(crate) async fn cancel(&self, run_id: &str, reason: Option<&str>) -> Result<Value, CliError> {
         match self {
             Backend::Http(http) => {
-                let cancelled = http
-                    .post(&["api", "runs", run_id, "cancel"], &json!({ "reason": reason }))
-                    .await?;
+                let body = match reason {
+                    Some(reason) => json!({ "reason": reason }),
+                    None => json!({}),
+                };
+                let cancelled = http.post(&["api", "runs", run_id, "cancel"], &body).await?;
                 self.or_fetch(cancelled, |backend| backend.run(run_id)).await
             }
-            Backend::Database(db) => db.cancel(run_id, reason).await,
+            Backend::Database(db) => {
+                let reason = reason.unwrap_or("cancelled with the hitl CLI");
+                db.cancel(run_id, reason).await
+            }
         }
     }
 

@@ -133,7 +133,7 @@ async fn execute(cli: &Cli, backend: &Backend, responder: Option<&str>) -> Resul
             }
         }
         Command::Cancel { run, reason } => {
-            let cancelled = backend.cancel(run, reason).await?;
+            let cancelled = backend.cancel(run, reason.as_deref()).await?;
             show(&cancelled, &render::cancelled)
         }
     })

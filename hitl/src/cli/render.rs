@@ -268,7 +268,7 @@ pub(crate) fn history(run: &Value, steps: &Value, now: SystemTime) -> String {
             text(&step["status"]),
             started.map_or_else(String::new, |at| relative(at, now)),
             took,
-            truncate(&one_line(&step_detail(step)), 70),
+            truncate(&one_line(&step_detail(step)), 100),
         ]);
     }
     out.push_str(&table.render());
