@@ -1,0 +1,405 @@
+//! The HTML pages over plain HTTP (the browser test drives the same pages in Chromium):
+//! sign-in, inbox, the form of each kind, prefetch-safe signed links, escaping, the run page.
+
+mod server_common;
+
+use std::time::Duration;
+
+use hitl::RequestStatus;
+use hitl::prelude::*;
+use hitl::server::signed_link;
+use server_common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_need_a_session_and_signing_in_sets_an_http_only_cookie() {
+    let server = start().await;
+    let (_, request) = server.ask("approval").await;
+    for path in [
+        "/".to_owned(),
+        format!("/requests/{}", request.id),
+        "/runs".to_owned(),
+    ] {
+        let reply = get_page(&format!("{}{path}", server.url), None).await;
+        assert_eq!(reply.status, 303, "{path}");
+        let location = reply.headers["location"].to_str().unwrap();
+        assert!(location.starts_with("/login?next="), "{location}");
+    }
+
+    let login = get_page(&format!("{}/login", server.url), None).await;
+    assert!(
+        login.text.contains(r#"type="password" name="token""#),
+        "{}",
+        login.text
+    );
+    let session = sign_in(&server, BOB).await;
+    let login_again = get_page(&format!("{}/login", server.url), None).await;
+    let nonce = cookie(&login_again.headers, "hitl_login").unwrap();
+    let reply = post_form(
+        &format!("{}/login", server.url),
+        Some(&nonce),
+        form(&[
+            ("csrf", &hidden(&login_again.text, "csrf").unwrap()),
+            ("token", BOB),
+            ("next", "https://evil.example/"),
+        ]),
+    )
+    .await;
+    assert_eq!(
+        reply.headers["location"], "/",
+        "only local paths are followed after signing in"
+    );
+    let set_cookie = reply.headers["set-cookie"].to_str().unwrap();
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"),
+        "{set_cookie}"
+    );
+
+    let inbox = get_page(&format!("{}/", server.url), Some(&session)).await;
+    assert_eq!(inbox.status, 200);
+    assert!(
+        inbox.text.contains("Signed in as <strong>bob</strong>"),
+        "{}",
+        inbox.text
+    );
+    assert!(inbox.text.contains("Deploy api to production?"));
+    assert!(inbox.text.contains(&format!("/requests/{}", request.id)));
+    assert!(inbox.text.contains(" ago"), "the inbox shows each request's age");
+
+    // Signing out needs the session's CSRF token, and ends the session in this browser.
+    let csrf = hidden(&inbox.text, "csrf").unwrap();
+    let refused = post_form(&format!("{}/logout", server.url), Some(&session), String::new()).await;
+    assert_eq!(refused.status, 403);
+    let out = post_form(
+        &format!("{}/logout", server.url),
+        Some(&session),
+        form(&[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(out.status, 303);
+    assert!(out.headers["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_forbids_scripts_framing_and_referrers() {
+    let server = start().await;
+    for path in ["/login", "/nowhere", "/health"] {
+        let reply = get_page(&format!("{}{path}", server.url), None).await;
+        let csp = reply.headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && !csp.contains("script-src"),
+            "{csp}"
+        );
+        assert_eq!(reply.headers["referrer-policy"], "no-referrer");
+        assert_eq!(reply.headers["x-frame-options"], "DENY");
+        assert_eq!(reply.headers["x-content-type-options"], "nosniff");
+    }
+    let missing = get_page(&format!("{}/nowhere", server.url), None).await;
+    assert_eq!(missing.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_kind_gets_the_form_it_calls_for() {
+    let server = start().await;
+    let session = sign_in(&server, ALICE).await;
+    let page_of = async |kind: &str| {
+        let (_, request) = server.ask(kind).await;
+        get_page(&format!("{}/requests/{}", server.url, request.id), Some(&session))
+            .await
+            .text
+    };
+
+    let approval = page_of("approval").await;
+    assert!(
+        approval.contains(r#"name="decision" value="approve""#),
+        "{approval}"
+    );
+    assert!(approval.contains(r#"name="decision" value="reject""#));
+    assert!(approval.contains(r#"<textarea id="comment" name="comment""#));
+    // Markdown details: rendered, and every script neutralised.
+    assert!(approval.contains("<strong>0.1 %</strong>"), "{approval}");
+    assert!(
+        approval.contains("&lt;script&gt;alert('details')&lt;/script&gt;"),
+        "{approval}"
+    );
+    assert!(!approval.contains("<script"), "{approval}");
+    assert!(!approval.contains("javascript:"), "{approval}");
+    assert!(!approval.contains("<img"), "{approval}");
+
+    let text = page_of("text").await;
+    assert!(text.contains(r#"<textarea id="text" name="text""#), "{text}");
+    assert!(
+        text.contains("5 to 60 characters"),
+        "the constraints are shown: {text}"
+    );
+
+    let selection = page_of("selection").await;
+    assert!(
+        selection.contains(r#"type="radio" id="option-0" name="selected" value="eu-west" checked"#),
+        "{selection}"
+    );
+    assert!(selection.contains(r#"value="ap-south""#));
+
+    let multi = page_of("multi").await;
+    assert!(
+        multi.contains(r#"type="checkbox" id="option-2" name="selected" value="chat""#),
+        "{multi}"
+    );
+    assert!(multi.contains("Choose 1 to 2"), "{multi}");
+
+    let input = page_of("input").await;
+    assert!(
+        input.contains(r#"type="number" id="value-amount" name="value/amount" value="2500""#),
+        "{input}"
+    );
+    assert!(
+        input.contains(r#"<option value="EUR" selected>EUR</option>"#),
+        "{input}"
+    );
+    assert!(
+        input.contains(r#"name="value/reason" value="late delivery""#),
+        "{input}"
+    );
+    assert!(
+        input.contains(r#"type="checkbox" id="value-urgent" name="value/urgent" value="true">"#),
+        "{input}"
+    );
+    assert!(
+        input.contains("Amount in cents"),
+        "schema descriptions are hints: {input}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_link_is_prefetch_safe_and_answers_as_its_responder() {
+    let server = start().await;
+    let (run, request) = server.ask("alice_only").await;
+    let link = signed_link(&server.engine, &request.id, "alice", Duration::from_secs(600)).unwrap();
+    let url = format!("{}{link}", server.url);
+
+    // A link preview, a mail scanner, a second click: GETs answer nothing.
+    let before = server.snapshot(&request.id);
+    for _ in 0..3 {
+        let reply = get_page(&url, None).await;
+        assert_eq!(reply.status, 200);
+        assert!(
+            reply
+                .text
+                .contains("Answering as <strong>alice</strong> through a signed link")
+        );
+    }
+    assert_eq!(server.snapshot(&request.id), before);
+
+    let page = get_page(&url, None).await;
+    let mut fields = vec![("csrf".to_owned(), hidden(&page.text, "csrf").unwrap())];
+    for name in ["as", "exp", "sig"] {
+        fields.push((name.to_owned(), hidden(&page.text, name).unwrap()));
+    }
+    fields.push(("decision".to_owned(), "approve".to_owned()));
+    fields.push(("comment".to_owned(), "rotated".to_owned()));
+    let body = form(
+        &fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    let reply = post_form(
+        &format!("{}/requests/{}", server.url, request.id),
+        None,
+        body.clone(),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(reply.text.contains("Answer recorded"), "{}", reply.text);
+    assert_eq!(server.completes(&run).await, "approved=true by alice");
+
+    let again = post_form(&format!("{}/requests/{}", server.url, request.id), None, body).await;
+    assert_eq!(again.status, 409);
+    assert!(again.text.contains("Already answered"), "{}", again.text);
+
+    // A link for someone the request does not allow shows why, without a form.
+    let (_, other) = server.ask("alice_only").await;
+    let bob_link = signed_link(&server.engine, &other.id, "bob", Duration::from_secs(600)).unwrap();
+    let reply = get_page(&format!("{}{bob_link}", server.url), None).await;
+    assert_eq!(reply.status, 403);
+    assert!(
+        reply.text.contains("bob may not answer this request"),
+        "{}",
+        reply.text
+    );
+    assert!(!reply.text.contains("name=\"decision\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_answer_shows_a_confirmation_and_the_run_page_its_timeline() {
+    let server = start().await;
+    let session = sign_in(&server, CAROL).await;
+    let (run, request) = server.ask("multi").await;
+    let url = format!("{}/requests/{}", server.url, request.id);
+    let page = get_page(&url, Some(&session)).await;
+    let csrf = hidden(&page.text, "csrf").unwrap();
+
+    // A validation error re-renders the form with the message and the choices kept.
+    let too_many = form(&[
+        ("csrf", &csrf),
+        ("selected", "email"),
+        ("selected", "sms"),
+        ("selected", "chat"),
+    ]);
+    let reply = post_form(&url, Some(&session), too_many).await;
+    assert_eq!(reply.status, 422);
+    assert!(
+        reply.text.contains("Select at most 2 options (3 selected)"),
+        "{}",
+        reply.text
+    );
+    assert!(reply.text.contains(r#"value="sms" checked"#), "{}", reply.text);
+    assert_eq!(
+        server.engine.request(&request.id).unwrap().status,
+        RequestStatus::Pending
+    );
+
+    let reply = post_form(
+        &url,
+        Some(&session),
+        form(&[("csrf", &csrf), ("selected", "chat"), ("selected", "email")]),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(
+        reply.text.contains("Thank you, <strong>carol</strong>"),
+        "{}",
+        reply.text
+    );
+    assert!(reply.text.contains("email, chat"), "{}", reply.text);
+    assert_eq!(
+        server.completes(&run).await,
+        "selected=[\"email\", \"chat\"] by carol"
+    );
+
+    let answered = get_page(&url, Some(&session)).await;
+    assert_eq!(answered.status, 200);
+    assert!(answered.text.contains("Already answered"));
+    assert!(!answered.text.contains("<form method=\"post\" action=\"/requests"));
+
+    let run_page = get_page(&format!("{}/runs/{}", server.url, run.id()), Some(&session)).await;
+    assert_eq!(run_page.status, 200);
+    assert!(
+        run_page.text.contains(r#"<ol class="timeline">"#),
+        "{}",
+        run_page.text
+    );
+    assert!(run_page.text.contains("Notify which channels?"));
+    assert!(run_page.text.contains("by carol"), "{}", run_page.text);
+    assert!(run_page.text.contains(">completed</span>"), "{}", run_page.text);
+    let runs = get_page(&format!("{}/runs", server.url), Some(&session)).await;
+    assert!(runs.text.contains(&format!("/runs/{}", run.id())));
+
+    // Cancelled requests get a clear page too.
+    let (other_run, other) = server.ask("free_text").await;
+    server.engine.cancel(other_run.id(), "superseded").await.unwrap();
+    let cancelled = get_page(&format!("{}/requests/{}", server.url, other.id), Some(&session)).await;
+    assert_eq!(cancelled.status, 410);
+    assert!(cancelled.text.contains("Cancelled"), "{}", cancelled.text);
+}
+
+/// Receives one webhook delivery on 127.0.0.1 and returns its JSON body.
+async fn receive_one(listener: tokio::net::TcpListener) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut stream, _) = listener.accept().await.unwrap();
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let read = stream.read(&mut buffer).await.unwrap();
+        received.extend_from_slice(&buffer[..read]);
+        let text = String::from_utf8_lossy(&received).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            if received.len() >= end + 4 + length {
+                stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await
+                    .unwrap();
+                return serde_json::from_slice(&received[end + 4..end + 4 + length]).unwrap();
+            }
+        }
+        assert!(read > 0, "the sender hung up");
+    }
+}
+
+#[workflow(inject_context)]
+async fn notified(ctx: &TaskContext, hook: String) -> hitl::Result<String> {
+    let answer = ctx
+        .request_feedback(
+            Feedback::approval("Ship the hotfix?")
+                .responders(["alice", "bob"])
+                .notify(Notify::webhook(hook)),
+        )
+        .await?;
+    Ok(format!(
+        "approved={} by {}",
+        answer.approved(),
+        answer.responder()
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_carries_signed_links_that_answer_as_their_responder() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", hook.local_addr().unwrap());
+    let engine = Engine::temporary()
+        .base_url(&base)
+        .register(notified)
+        .open()
+        .await
+        .unwrap();
+    let task = tokio::spawn(hitl::server::serve_with(listener, engine.clone(), config()));
+    let run = engine.start(notified, (hook_url,)).await.unwrap();
+    let payload = tokio::time::timeout(PATIENCE, receive_one(hook)).await.unwrap();
+
+    let links = payload["links"].as_array().unwrap();
+    let responders: Vec<&str> = links
+        .iter()
+        .map(|link| link["responder"].as_str().unwrap())
+        .collect();
+    assert_eq!(responders, ["alice", "bob"], "{payload:#}");
+    let bob = links[1]["url"].as_str().unwrap();
+    assert!(
+        bob.starts_with(&format!("{base}/requests/")) && bob.contains("as=bob&exp="),
+        "{bob}"
+    );
+
+    let page = get_page(bob, None).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    let mut fields: Vec<(String, String)> = ["csrf", "as", "exp", "sig"]
+        .iter()
+        .map(|name| ((*name).to_owned(), hidden(&page.text, name).unwrap()))
+        .collect();
+    fields.push(("decision".to_owned(), "reject".to_owned()));
+    let request_id = payload["request"]["id"].as_str().unwrap();
+    let reply = post_form(
+        &format!("{base}/requests/{request_id}"),
+        None,
+        form(
+            &fields
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect::<Vec<_>>(),
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    match tokio::time::timeout(PATIENCE, run.wait()).await.unwrap().unwrap() {
+        Outcome::Completed(output) => assert_eq!(output, "approved=false by bob"),
+        other => panic!("{other:?}"),
+    }
+    task.abort();
+}
