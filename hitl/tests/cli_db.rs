@@ -420,8 +420,28 @@ async fn runs_history_and_cancel_work_on_a_stopped_application() {
             .unwrap(),
     )
     .await;
+    let notes = paused(
+        &engine
+            .start_with_id(release_notes, "notes", ("0.9".into(),))
+            .await
+            .unwrap(),
+    )
+    .await;
     stop(engine, &dir).await;
     let db = db(&dir);
+
+    let count = |args: &[&str]| {
+        let mut all = vec!["--db", db.as_str(), "--json"];
+        all.extend(args);
+        hitl(all).exits(0).json().as_array().expect("a JSON array").len()
+    };
+    assert_eq!(count(&["pending"]), 3);
+    assert_eq!(count(&["pending", "--workflow", "deploy"]), 2);
+    assert_eq!(count(&["pending", "--run", "notes"]), 1);
+    assert_eq!(count(&["pending", "--workflow", "deploy", "--run", "notes"]), 0);
+    hitl(["--db", &db, "pending", "--run", "notes"])
+        .exits(0)
+        .prints(&[&notes.id]);
 
     hitl(["--db", &db, "runs"])
         .exits(0)
@@ -436,7 +456,7 @@ async fn runs_history_and_cancel_work_on_a_stopped_application() {
         .map(|run| run["id"].as_str().unwrap())
         .collect();
     ids.sort_unstable();
-    assert_eq!(ids, ["drop", "keep"]);
+    assert_eq!(ids, ["drop", "keep", "notes"]);
     assert_eq!(paused_runs[0]["workflow"], json!("deploy"));
     hitl(["--db", &db, "runs", "--status", "completed"])
         .exits(0)
@@ -469,7 +489,9 @@ async fn runs_history_and_cancel_work_on_a_stopped_application() {
         .exits(0)
         .json();
     assert_eq!(shown["status"], json!("cancelled"));
-    hitl(["--db", &db, "pending"]).exits(0).prints(&[&keep.id]);
+    hitl(["--db", &db, "pending"])
+        .exits(0)
+        .prints(&[&keep.id, &notes.id]);
 
     let engine = application(&dir).await;
     assert_eq!(
@@ -629,4 +651,60 @@ fn a_database_that_cannot_be_opened_or_a_server_that_cannot_be_reached_exits_4()
         .exits(4)
         .complains(&["cannot reach the hitl server", "--db DIR"]);
     cli_support::hitl_with_env(["respond", "r", "--approve"], &[("HITL_URL", &url)]).exits(4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_collects_one_vote_per_responder_offline() {
+    #[workflow(inject_context)]
+    async fn two_keys(ctx: &TaskContext) -> hitl::Result<String> {
+        let answer = ctx
+            .request_feedback(
+                Feedback::approval("Rotate the root key?")
+                    .responders(["alice", "bob", "carol"])
+                    .quorum(2),
+            )
+            .await?;
+        Ok(format!(
+            "{} after {} votes",
+            answer.approved(),
+            answer.votes().len()
+        ))
+    }
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("app.db");
+    let engine = Engine::builder()
+        .path(&dir)
+        .register(two_keys)
+        .open()
+        .await
+        .unwrap();
+    let request = paused(&engine.start_with_id(two_keys, "rotate", ()).await.unwrap()).await;
+    stop(engine, &dir).await;
+    let db = db(&dir);
+
+    hitl(["--db", &db, "respond", &request.id, "--as", "alice", "--approve"])
+        .exits(0)
+        .prints(&["Vote recorded", "1 of 2 approvals", "stays open"]);
+    hitl(["--db", &db, "show", &request.id])
+        .exits(0)
+        .prints(&["Quorum    2 approvals (alice approved)", "pending"]);
+    hitl(["--db", &db, "respond", &request.id, "--as", "alice", "--approve"])
+        .exits(3)
+        .complains(&["already been answered"]);
+    hitl(["--db", &db, "respond", &request.id, "--as", "bob", "--approve"])
+        .exits(0)
+        .prints(&["approved by bob"]);
+
+    let engine = Engine::builder()
+        .path(&dir)
+        .register(two_keys)
+        .open()
+        .await
+        .unwrap();
+    assert_eq!(
+        engine.wait("rotate").await.unwrap(),
+        Outcome::Completed(json!("true after 2 votes"))
+    );
+    engine.close().await.unwrap();
 }

@@ -303,6 +303,19 @@ async fn runs_history_and_cancel_over_http() {
     )
     .await;
 
+    let pending = app
+        .hitl_as("alice", &["pending", "--run", "keep", "--json"])
+        .await
+        .exits(0)
+        .json();
+    assert_eq!(pending.as_array().unwrap().len(), 1);
+    assert_eq!(pending[0]["id"], json!(keep.id));
+    let pending = app
+        .hitl_as("alice", &["pending", "--workflow", "deploy", "--json"])
+        .await
+        .exits(0)
+        .json();
+    assert_eq!(pending.as_array().unwrap().len(), 2);
     app.hitl_as("alice", &["runs"])
         .await
         .exits(0)
