@@ -48,13 +48,8 @@ impl Http {
         self.send(Method::POST, segments, &[], Some(body)).await
     }
 
-    async fn send(
-        &self,
-        method: Method,
-        segments: &[&str],
-        query: &[(&str, &str)],
-        body: Option<&Value>,
-    ) -> Result<Value, CliError> {
+    /// `base/segments…?query`, each segment percent-encoded (ids may hold `/` or spaces).
+    fn endpoint(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
         let mut url = self.base.clone();
         url.path_segments_mut()
             .expect("checked to be a base URL")
@@ -63,6 +58,17 @@ impl Http {
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
+        url
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Value, CliError> {
+        let url = self.endpoint(segments, query);
         let mut request = self
             .client
             .request(method, url.clone())
@@ -128,5 +134,38 @@ impl Http {
              When it is stopped, open its database with `--db DIR` instead",
             self.base
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_keep_the_base_path_and_encode_ids() {
+        let endpoint = |base: &str, segments: &[&str], query: &[(&str, &str)]| {
+            Http::new(base, None)
+                .unwrap()
+                .endpoint(segments, query)
+                .to_string()
+        };
+        assert_eq!(
+            endpoint(
+                "http://127.0.0.1:8080",
+                &["api", "requests"],
+                &[("status", "pending")]
+            ),
+            "http://127.0.0.1:8080/api/requests?status=pending"
+        );
+        assert_eq!(
+            endpoint(
+                "https://ops.example.com/hitl/",
+                &["api", "runs", "a/b c", "cancel"],
+                &[]
+            ),
+            "https://ops.example.com/hitl/api/runs/a%2Fb%20c/cancel"
+        );
+        assert!(Http::new("ftp://example.com", None).is_err());
+        assert!(Http::new("127.0.0.1:8080", None).is_err());
     }
 }
