@@ -138,7 +138,7 @@ async fn requests_are_listed_and_shown_in_the_wire_format() {
         .iter()
         .map(|request| request["id"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(ids, [selection.id.clone()]);
+    assert_eq!(ids, std::slice::from_ref(&selection.id));
 
     let empty_filters = get(
         &format!("{}/api/requests?status=&workflow=&run=", server.url),
