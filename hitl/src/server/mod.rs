@@ -140,8 +140,11 @@ impl AppState {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> hitl::Result<()> {
 /// let engine = hitl::Engine::temporary().open().await?;
-/// // Mount it in an application's own router:
-/// let app = axum::Router::new().nest("/hitl", hitl::server::router(engine));
+/// // Merge it into an application's own router (under a prefix: `nest` it and set
+/// // `HITL_BASE_PATH`, or use `router_with` and `ServerConfig::base_path`):
+/// let app = axum::Router::new()
+///     .route("/", axum::routing::get(|| async { "my application" }))
+///     .merge(hitl::server::router(engine));
 /// # let _ = app; Ok(()) }
 /// ```
 pub fn router(engine: Engine) -> Router {
@@ -161,8 +164,11 @@ pub fn router(engine: Engine) -> Router {
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> hitl::Result<()> {
 /// let engine = hitl::Engine::temporary().open().await?;
-/// let config = ServerConfig::new().token("alice", "a-long-random-token").body_limit(32 * 1024);
-/// let app = router_with(engine, config);
+/// let config = ServerConfig::new()
+///     .token("alice", "a-long-random-token")
+///     .body_limit(32 * 1024)
+///     .base_path("/hitl");
+/// let app = axum::Router::new().nest("/hitl", router_with(engine, config));
 /// # let _ = app; Ok(()) }
 /// ```
 pub fn router_with(engine: Engine, config: ServerConfig) -> Router {
@@ -298,4 +304,42 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn nested_under_a_base_path_pages_link_and_redirect_under_it() {
+        let engine = Engine::temporary().open().await.unwrap();
+        let config = ServerConfig::new()
+            .token("alice", "token-of-alice")
+            .base_path("hitl/");
+        let app = Router::new().nest("/hitl", router_with(engine, config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let inbox = client.get(format!("{base}/hitl")).send().await.unwrap();
+        assert_eq!(inbox.status(), 303);
+        assert_eq!(inbox.headers()["location"], "/hitl/login?next=%2Fhitl");
+        let login = client.get(format!("{base}/hitl/login")).send().await.unwrap();
+        assert_eq!(login.status(), 200);
+        let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(cookie.contains("Path=/hitl;"), "{cookie}");
+        let body = login.text().await.unwrap();
+        assert!(body.contains(r#"action="/hitl/login""#), "{body}");
+        let api = client
+            .get(format!("{base}/hitl/api/requests"))
+            .bearer_auth("token-of-alice")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(api.status(), 200);
+        server.abort();
+    }
 }

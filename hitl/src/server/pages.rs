@@ -74,11 +74,13 @@ fn signed_in(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<(Sessio
             Err(error) => Err(Box::new(error_page(state, &Viewer::Anonymous, &error))),
         },
         Ok(None) => {
-            let next = state.config().mount_path().to_owned()
-                + uri.path_and_query().map_or("/", |path| path.as_str());
+            let mut next = paths(state).to(uri.path());
+            if let Some(query) = uri.query() {
+                next = format!("{next}?{query}");
+            }
             let login = format!(
-                "{}/login?next={}",
-                state.config().mount_path(),
+                "{}?next={}",
+                paths(state).to("/login"),
                 crate::links::percent_encode(&next)
             );
             Err(Box::new(
@@ -147,7 +149,7 @@ fn local_path(state: &AppState, next: &str) -> String {
     if safe {
         next.to_owned()
     } else {
-        format!("{}/", state.config().mount_path())
+        paths(state).to("/")
     }
 }
 
@@ -232,7 +234,8 @@ pub(crate) async fn logout(
         [
             (
                 header::LOCATION,
-                format!("{}/login", state.config().mount_path())
+                paths(&state)
+                    .to("/login")
                     .parse()
                     .expect("a local path is a valid header"),
             ),

@@ -71,8 +71,13 @@ pub(crate) struct Paths<'a> {
 }
 
 impl Paths<'_> {
+    /// `path` under the base path (the root of a nested router is the base path itself).
     pub(crate) fn to(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        match (self.base, path) {
+            ("", _) => path.to_owned(),
+            (base, "/") => base.to_owned(),
+            (base, _) => format!("{base}{path}"),
+        }
     }
 
     fn request(&self, id: &str) -> String {
