@@ -2,7 +2,7 @@
 //! validated, stored durably (flushed, with group commit) and resuming its run.
 //!
 //! ```text
-//! cargo test --release --test server_throughput -- --ignored --nocapture
+//! HITL_BENCH_REQUESTS=2000 cargo test --release --test server_throughput -- --ignored --nocapture
 //! ```
 
 mod server_common;
@@ -12,15 +12,18 @@ use std::time::Instant;
 
 use server_common::*;
 
-const REQUESTS: usize = 400;
 const CONCURRENCY: usize = 16;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement; run it in release with --ignored --nocapture"]
 async fn answers_per_second_through_the_api() {
+    let requests: usize = std::env::var("HITL_BENCH_REQUESTS")
+        .ok()
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(400);
     let server = start().await;
-    let mut runs = Vec::with_capacity(REQUESTS);
-    for _ in 0..REQUESTS {
+    let mut runs = Vec::with_capacity(requests);
+    for _ in 0..requests {
         runs.push(server.ask("free_text").await);
     }
     let ids: Arc<Vec<String>> = Arc::new(runs.iter().map(|(_, request)| request.id.clone()).collect());
@@ -73,9 +76,9 @@ async fn answers_per_second_through_the_api() {
     }
     let resumed = started.elapsed();
 
-    let rate = |elapsed: std::time::Duration| REQUESTS as f64 / elapsed.as_secs_f64();
+    let rate = |elapsed: std::time::Duration| requests as f64 / elapsed.as_secs_f64();
     eprintln!(
-        "{REQUESTS} requests, {CONCURRENCY} clients: GET {:.0}/s; POST respond {:.0} answers/s \
+        "{requests} requests, {CONCURRENCY} clients: GET {:.0}/s; POST respond {:.0} answers/s \
          ({:.2} s); every run resumed and completed after {:.2} s",
         rate(reads),
         rate(answers),
