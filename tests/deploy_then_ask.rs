@@ -117,16 +117,11 @@ fn child_plan() -> Option<ChildPlan> {
     Some(serde_json::from_str(&plan).unwrap())
 }
 
-/// The runtime every process of the main story runs its engine on: a current-thread one.
-///
-/// On a multi-threaded runtime two library bugs (reported; see the ignored stories at the
-/// end) break the story: an operator's engine can drop the run's stored wake-up, so its answer
-/// is never applied; and an engine opened with a wake-up due can drive the paused run twice,
-/// so the step after the answer runs twice. On one thread, the operator's timer task cannot
-/// run between its answer and its close, and an opening engine recovers its runs before its
-/// timer task first runs.
+/// The runtime every process of the main story runs its engine on: a multi-threaded one, as
+/// `#[tokio::main]` gives an application.
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .unwrap()
@@ -416,10 +411,7 @@ fn a_deploy_before_five_questions_runs_once_through_kills_and_offline_answers() 
     );
 }
 
-// --- two library bugs, reported -----------------------------------------------------------------
-//
-// Both stories fail today and are ignored; run them with `cargo test --test deploy_then_ask --
-// --ignored`, and un-ignore them once fixed.
+// --- two races of a multi-threaded runtime, once library bugs, now fixed ------------------------
 
 /// Starts the release in this process and closes the engine once it paused on check 1;
 /// returns that request's id.
@@ -483,7 +475,6 @@ fn reopen_until_paused_again(story: &Story, runtime: &tokio::runtime::Runtime) -
 /// answer's stored wake-up is gone, nothing resumes the run at the next open, and it stays
 /// paused with its only request answered.
 #[test]
-#[ignore = "library bug: an operator engine deletes the run's stored wake-up; see the doc comment"]
 fn an_answer_from_an_operator_on_a_multi_threaded_runtime_is_applied_at_the_next_open() {
     let story = Story::new();
     let first = paused_on_the_first_check(&story);
@@ -513,7 +504,6 @@ fn an_answer_from_an_operator_on_a_multi_threaded_runtime_is_applied_at_the_next
 /// lists the runs, finds this one `Running`, and launches a second driver without checking the
 /// live table. Both drivers replay the journal and execute the step after the answer.
 #[test]
-#[ignore = "library bug: opening with a due wake-up can drive a paused run twice; see the doc comment"]
 fn an_answer_applied_at_open_on_a_multi_threaded_runtime_runs_the_next_step_once() {
     let runtime = multi_thread_runtime();
     for attempt in 1..=20 {

@@ -110,7 +110,7 @@ fn async_task(args: &TaskArgs, item: &FnItem, name: &str) -> TokenStream {
     let output_span = item.output.span();
     let signature = outer_signature(
         item,
-        quote!(::hitl::__private::TaskFuture<impl ::core::future::Future<Output = #output>>),
+        quote_spanned!(output_span=> ::hitl::__private::TaskFuture<impl ::core::future::Future<Output = #output>>),
     );
     let prelude = task_prelude(item, name);
     let body = pinned_body(item);
@@ -142,7 +142,9 @@ fn async_task(args: &TaskArgs, item: &FnItem, name: &str) -> TokenStream {
 /// `signature { body }` with the user's braces, so the fn's spans are the user's.
 fn with_user_braces(item: &FnItem, signature: TokenStream, body: TokenStream) -> TokenStream {
     let mut tokens = signature;
-    item.block.brace_token.surround(&mut tokens, |tokens| tokens.extend(body));
+    item.block
+        .brace_token
+        .surround(&mut tokens, |tokens| tokens.extend(body));
     tokens
 }
 
@@ -163,7 +165,8 @@ fn sync_task(item: &FnItem, name: &str) -> TokenStream {
     } else {
         quote_spanned!(output.span()=> ::hitl::__private::sync_activity)
     };
-    let call = quote_spanned!(output.span()=> #constructor(&__HITL_SITE, __hitl_input, move || -> #output #block));
+    let call =
+        quote_spanned!(output.span()=> #constructor(&__HITL_SITE, __hitl_input, move || -> #output #block));
     with_user_braces(item, signature, quote!(#prelude #call))
 }
 

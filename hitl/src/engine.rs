@@ -240,6 +240,8 @@ impl EngineBuilder {
                 closed: AtomicBool::new(false),
             }),
         };
+        // Recover first: a wake-up due at open must find the runs it would resume already live.
+        engine.recover()?;
         for timer in engine.shared.store.timers()? {
             engine.shared.timers.arm(timer);
         }
@@ -247,7 +249,6 @@ impl EngineBuilder {
         let timers = tokio::spawn(Timers::run(weak.clone())).abort_handle();
         let notifier = tokio::spawn(Notifier::run(weak)).abort_handle();
         lock(&engine.shared.background).extend([timers, notifier]);
-        engine.recover()?;
         Ok(engine)
     }
 }
@@ -737,6 +738,16 @@ impl Engine {
         self.shared.store.size_on_disk()
     }
 
+    /// Bytes of keys and values stored (what the data weighs before sled's own overhead).
+    pub fn logical_size(&self) -> Result<u64> {
+        self.shared.store.logical_size()
+    }
+
+    /// Makes every write so far durable.
+    pub async fn flush(&self) -> Result<()> {
+        self.shared.store.flush().await
+    }
+
     /// Every unanswered request matching `filter`, oldest first — whether its run waits in
     /// memory or has paused.
     pub fn pending(&self, filter: &PendingFilter) -> Result<Vec<Request>> {
@@ -934,33 +945,42 @@ impl Shared {
     /// Fires a due timer.
     pub(crate) async fn fire(self: Arc<Self>, timer: &Timer) {
         let result = match &timer.action {
-            TimerAction::Expire(request_id) => self.expire(request_id).await,
+            TimerAction::Expire(request_id) => self.expire(request_id).await.map(|()| true),
             TimerAction::Wake(run_id) => self.resume_if_paused(run_id),
         };
-        let result = result.and_then(|()| self.store.remove_timer(timer));
+        // A wake-up this engine cannot act on (its workflow is not registered here, as in an
+        // operator tool, or the engine is closing) stays stored for the application's next open.
+        let result = result.and_then(|handled| {
+            if handled {
+                self.store.remove_timer(timer)
+            } else {
+                Ok(())
+            }
+        });
         if let Err(error) = result {
             tracing::error!(%error, ?timer, "a timer could not be handled; it fires again at the next open");
         }
     }
 
-    /// Re-drives a paused run (its replay finds whatever woke it).
-    pub(crate) fn resume_if_paused(self: &Arc<Self>, run_id: &str) -> Result<()> {
+    /// Re-drives a paused run (its replay finds whatever woke it). Returns `false` when this
+    /// engine cannot do it (closing, or the workflow is not registered here).
+    pub(crate) fn resume_if_paused(self: &Arc<Self>, run_id: &str) -> Result<bool> {
         if self.closed.load(Ordering::SeqCst) {
-            return Ok(());
+            return Ok(false);
         }
         let mut live = lock(&self.live);
         if live.contains_key(run_id) {
-            return Ok(());
+            return Ok(true);
         }
         let Some(mut record) = self.store.load_run(run_id)? else {
-            return Ok(());
+            return Ok(true);
         };
         if record.status != RunStatus::Paused {
-            return Ok(());
+            return Ok(true);
         }
         let Some(registered) = self.registry.get(record.workflow.as_str()).copied() else {
-            tracing::warn!(run_id, workflow = %record.workflow, "cannot resume run: its workflow is not registered");
-            return Ok(());
+            tracing::debug!(run_id, workflow = %record.workflow, "cannot resume run here: its workflow is not registered");
+            return Ok(false);
         };
         let now = to_millis(self.clock.now());
         record.status = RunStatus::Running;
@@ -972,7 +992,7 @@ impl Shared {
         self.launch(&mut live, record, registered)?;
         drop(live);
         self.publish(run_id, RunStatus::Running);
-        Ok(())
+        Ok(true)
     }
 
     /// Starts the task that drives a run; `live` is the locked live-run table.
@@ -982,6 +1002,9 @@ impl Shared {
         record: RunRecord,
         registered: Registered,
     ) -> Result<()> {
+        if live.contains_key(&record.id) {
+            return Ok(()); // already driven by this engine
+        }
         let journal = self.store.load_journal(&record.id)?;
         let body = match (registered.start)(record.input.clone()) {
             Ok(body) => body,

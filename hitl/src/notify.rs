@@ -168,6 +168,12 @@ impl Notifier {
                 shared.store.save_outbox(&record)?;
                 continue;
             };
+            // Retrying an announcement of a request that is no longer open helps nobody.
+            if !record.attempts.is_empty() && request.status != crate::feedback::RequestStatus::Pending {
+                record.gave_up = true;
+                shared.store.save_outbox(&record)?;
+                continue;
+            }
             if secret.is_none() && self.base_url.is_some() {
                 secret = Some(crate::links::secret(shared.store.as_ref())?);
             }

@@ -1,9 +1,9 @@
 //! Group commit: many writers, one flush.
 //!
 //! A writer that needs its writes durable calls [`GroupCommit::flush`]. If no flush is
-//! running, it starts one; if one is running, that flush may have begun before the writer's
-//! write, so the writer waits for the *next* one, which starts as soon as the current one
-//! ends. Every writer that arrives while a flush runs shares that next flush, so N concurrent
+//! running, it becomes the leader and flushes on its own thread; if one is running, that
+//! flush may have begun before the writer's write, so the writer waits for the *next* one,
+//! which starts (on a blocking thread) as soon as the current one ends. Every writer that arrives while a flush runs shares that next flush, so N concurrent
 //! runs pay for about two flushes, not N.
 
 use std::sync::{Arc, Mutex};
@@ -40,20 +40,25 @@ impl GroupCommit {
 
     /// Resolves once a flush that started after this call has completed.
     pub(crate) fn flush(self: &Arc<Self>) -> FlushFuture {
-        let target = {
+        let (target, leader) = {
             let mut state = self.lock();
             let running = state.started > self.completed.borrow().0;
             let target = state.started + 1;
             state.wanted = state.wanted.max(target);
             if !running {
                 state.started = target;
-                let this = Arc::clone(self);
-                tokio::task::spawn_blocking(move || this.flush_loop());
             }
-            target
+            (target, !running)
         };
         let mut completed = self.completed.subscribe();
+        let this = Arc::clone(self);
         Box::pin(async move {
+            if leader {
+                // The leader flushes on its own thread, as a plain sled user would: no
+                // hand-off to another thread on the common, uncontended path. Writers that
+                // arrive meanwhile wait for the next flush, which runs on a blocking thread.
+                this.flush_once();
+            }
             let (_, error) = completed
                 .wait_for(|(done, _)| *done >= target)
                 .await
@@ -68,18 +73,26 @@ impl GroupCommit {
         })
     }
 
-    /// Runs flushes back to back while writers want more.
-    fn flush_loop(&self) {
-        loop {
-            let result = self.db.flush();
-            let mut state = self.lock();
-            let done = state.started;
-            self.completed.send_replace((done, result.err().map(Arc::new)));
-            if state.wanted > done {
-                state.started += 1;
-            } else {
-                return;
-            }
+    /// Runs the flush that was started, then hands further flushes to a blocking thread.
+    fn flush_once(self: &Arc<Self>) {
+        if self.flush_and_continue() {
+            let this = Arc::clone(self);
+            tokio::task::spawn_blocking(move || while this.flush_and_continue() {});
+        }
+    }
+
+    /// Runs one flush and records it; returns whether writers already want another (which
+    /// is then started).
+    fn flush_and_continue(&self) -> bool {
+        let result = self.db.flush();
+        let mut state = self.lock();
+        let done = state.started;
+        self.completed.send_replace((done, result.err().map(Arc::new)));
+        if state.wanted > done {
+            state.started += 1;
+            true
+        } else {
+            false
         }
     }
 

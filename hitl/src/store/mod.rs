@@ -123,6 +123,9 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// Bytes on disk used by the database.
     fn size_on_disk(&self) -> Result<u64>;
 
+    /// Bytes of keys and values stored, over every tree.
+    fn logical_size(&self) -> Result<u64>;
+
     /// Makes every write issued before this call durable. Concurrent callers share flushes.
     fn flush(&self) -> FlushFuture;
     /// Like [`flush`](Store::flush), for callers outside async code.

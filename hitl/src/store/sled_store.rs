@@ -522,13 +522,40 @@ impl Store for SledStore {
             .copied()
             .collect();
         // Whoever writes first wins; later callers read the same key.
-        let _ = self.meta.compare_and_swap("secret", None as Option<&[u8]>, Some(fresh))?;
+        let _ = self
+            .meta
+            .compare_and_swap("secret", None as Option<&[u8]>, Some(fresh))?;
         self.meta.flush()?;
-        Ok(self.meta.get("secret")?.map(|key| key.to_vec()).unwrap_or_default())
+        Ok(self
+            .meta
+            .get("secret")?
+            .map(|key| key.to_vec())
+            .unwrap_or_default())
     }
 
     fn size_on_disk(&self) -> Result<u64> {
         Ok(self.db.size_on_disk()?)
+    }
+
+    fn logical_size(&self) -> Result<u64> {
+        let mut bytes = 0;
+        for tree in [
+            &self.runs,
+            &self.journal,
+            &self.channels,
+            &self.definitions,
+            &self.requests,
+            &self.pending,
+            &self.outbox,
+            &self.timers,
+            &self.meta,
+        ] {
+            for entry in tree.iter() {
+                let (key, value) = entry?;
+                bytes += (key.len() + value.len()) as u64;
+            }
+        }
+        Ok(bytes)
     }
 
     fn flush(&self) -> FlushFuture {

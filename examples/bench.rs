@@ -1,0 +1,457 @@
+//! Benchmark: workload W1 (N steps → one approval → 10 steps) against the storage floor.
+//!
+//! ```text
+//! cargo run --release --example bench            # full run (10,000 paused runs)
+//! cargo run --release --example bench -- --quick # under 90 s on 2 cores (2,000 runs)
+//! cargo run --release --example bench -- --json  # one JSON object as the last stdout line
+//! ```
+//!
+//! Everything goes through the public API with the default configuration, on a real-disk
+//! directory (`$HITL_BENCH_DIR`, else a temporary directory under `./target`). Each figure is
+//! measured in the same run as the floor it is compared with; see BENCHMARKS.md.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hitl::prelude::*;
+use hitl::{PendingFilter, Request};
+use serde_json::json;
+
+/// When the first activity after the approval started, for the resume latency.
+static RESUMED_AT: Mutex<Option<Instant>> = Mutex::new(None);
+
+#[task]
+async fn trivial(i: u32) -> u32 {
+    i
+}
+
+#[task]
+async fn first_after_approval(i: u32) -> u32 {
+    let mut resumed = RESUMED_AT.lock().unwrap();
+    if resumed.is_none() {
+        *resumed = Some(Instant::now());
+    }
+    i
+}
+
+#[workflow(inject_context)]
+async fn w1(ctx: &TaskContext, n: u32) -> hitl::Result<u32> {
+    let mut sum = 0;
+    for i in 0..n {
+        sum += trivial(i).await;
+    }
+    let answer = ctx.request_feedback(Feedback::approval("Continue?")).await?;
+    sum += first_after_approval(u32::from(answer.approved())).await;
+    for i in 0..9 {
+        sum += trivial(i).await;
+    }
+    Ok(sum)
+}
+
+struct Options {
+    quick: bool,
+    json: bool,
+}
+
+fn progress(message: impl AsRef<str>) {
+    eprintln!("[bench] {}", message.as_ref());
+}
+
+fn micros(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e6
+}
+
+fn round(value: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (value * scale).round() / scale
+}
+
+/// The filesystem type of the mount holding `path` (longest matching mount point).
+fn filesystem_of(path: &Path) -> String {
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_, mount, kind) = (fields.next()?, fields.next()?, fields.next()?);
+            path.starts_with(mount).then(|| (mount.len(), kind.to_owned()))
+        })
+        .max()
+        .map_or_else(|| "unknown".to_owned(), |(_, kind)| kind)
+}
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+async fn open(path: &Path, durability: Durability) -> Engine {
+    Engine::builder()
+        .path(path)
+        .durability(durability)
+        .register(w1)
+        .open()
+        .await
+        .expect("open the benchmark database")
+}
+
+async fn paused(run: &hitl::Run<u32>) -> Vec<Request> {
+    match run.settled().await.expect("settle") {
+        Outcome::Paused(requests) => requests,
+        other => panic!("W1 should pause, got {other:?}"),
+    }
+}
+
+/// sled alone: `insert` + `flush` per op, and `insert` alone, with journal-sized values.
+fn storage_floor(dir: &Path) -> (f64, f64) {
+    let db = sled::Config::new()
+        .path(dir.join("floor"))
+        .cache_capacity(64 * 1024 * 1024)
+        .flush_every_ms(Some(500))
+        .open()
+        .unwrap();
+    let tree = db.open_tree("journal").unwrap();
+    let value = vec![b'x'; 90];
+    let key = |i: u32| format!("00000000-0000-4000-8000-000000000000\0trivial#{i}");
+    let flushed = 1_000;
+    let start = Instant::now();
+    for i in 0..flushed {
+        tree.insert(key(i), value.as_slice()).unwrap();
+        db.flush().unwrap();
+    }
+    let flush_us = micros(start.elapsed()) / f64::from(flushed);
+    let inserted = 100_000;
+    let start = Instant::now();
+    for i in 0..inserted {
+        tree.insert(key(i + flushed), value.as_slice()).unwrap();
+    }
+    let insert_us = micros(start.elapsed()) / f64::from(inserted);
+    (flush_us, insert_us)
+}
+
+/// Time to durable pause for N steps, in one durability mode.
+async fn time_to_pause(dir: &Path, durability: Durability, n: u32) -> Duration {
+    let engine = open(dir, durability).await;
+    let start = Instant::now();
+    let run = engine.start(w1, (n,)).await.unwrap();
+    paused(&run).await;
+    let elapsed = start.elapsed();
+    drop(run);
+    engine.close().await.unwrap();
+    elapsed
+}
+
+/// Answer → first activity after the ask, for one paused run.
+async fn resume_latency(engine: &Engine, run: &hitl::Run<u32>, request: &Request) -> Duration {
+    *RESUMED_AT.lock().unwrap() = None;
+    let start = Instant::now();
+    engine
+        .respond(&request.id, Response::approve(), Responder::new("bench"))
+        .await
+        .unwrap();
+    run.wait().await.unwrap();
+    let resumed = RESUMED_AT.lock().unwrap().expect("the run resumed");
+    resumed.duration_since(start)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("resume-child") {
+        return resume_child(Path::new(&args[1])).await;
+    }
+    let options = Options {
+        quick: args.iter().any(|a| a == "--quick"),
+        json: args.iter().any(|a| a == "--json"),
+    };
+    if let Some(unknown) = args.iter().find(|a| !matches!(a.as_str(), "--quick" | "--json")) {
+        eprintln!("unknown argument `{unknown}`; accepted: --quick, --json");
+        std::process::exit(2);
+    }
+    let base = std::env::var_os("HITL_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target").join("bench"));
+    std::fs::create_dir_all(&base).unwrap();
+    let scratch = tempfile::tempdir_in(&base).unwrap();
+    let dir = scratch.path();
+    let filesystem = filesystem_of(dir);
+    let fanout_runs: u32 = if options.quick { 2_000 } else { 10_000 };
+
+    println!("hitl benchmark — workload W1: N steps → approval → 10 steps");
+    println!("directory: {} ({filesystem})", dir.display());
+    println!(
+        "configuration: defaults (Durability::Flush unless noted, sled cache 64 MiB, flush_every 500 ms), \
+         tokio multi-thread runtime, {} cores",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+
+    progress("storage floor");
+    let (floor_flush_us, floor_insert_us) = storage_floor(dir);
+
+    progress("time to pause, N = 1000, Durability::Flush");
+    let pause_flush = time_to_pause(&dir.join("pause-flush"), Durability::Flush, 1_000).await;
+    let pause_flush_small = time_to_pause(&dir.join("pause-flush-small"), Durability::Flush, 10).await;
+    progress("time to pause, N = 1000, Durability::Buffered");
+    let pause_buffered = time_to_pause(&dir.join("pause-buffered"), Durability::Buffered, 1_000).await;
+    let pause_buffered_small =
+        time_to_pause(&dir.join("pause-buffered-small"), Durability::Buffered, 10).await;
+    // Per step: the difference between N = 1000 and N = 10, so fixed costs cancel out.
+    let durable_step_us = micros(pause_flush.saturating_sub(pause_flush_small)) / 990.0;
+    let buffered_step_us = micros(pause_buffered.saturating_sub(pause_buffered_small)) / 990.0;
+
+    progress("replay cost: resuming paused runs of N = 1000 and N = 10");
+    let replay_dir = dir.join("replay");
+    let engine = open(&replay_dir, Durability::Flush).await;
+    let big = engine.start(w1, (1_000,)).await.unwrap();
+    let big_request = paused(&big).await.remove(0);
+    let small = engine.start(w1, (10,)).await.unwrap();
+    let small_request = paused(&small).await.remove(0);
+    let replay_big = resume_latency(&engine, &big, &big_request).await;
+    let replay_small = resume_latency(&engine, &small, &small_request).await;
+    let replay_step_us = micros(replay_big.saturating_sub(replay_small)) / 990.0;
+    drop((big, small));
+    engine.close().await.unwrap();
+
+    progress("answer-to-resumed latency, 200 runs of N = 10");
+    let engine = open(&dir.join("latency"), Durability::Flush).await;
+    let mut latencies = Vec::new();
+    for _ in 0..200 {
+        let run = engine.start(w1, (10,)).await.unwrap();
+        let request = paused(&run).await.remove(0);
+        latencies.push(resume_latency(&engine, &run, &request).await);
+    }
+    latencies.sort();
+    let resume_p50_us = micros(percentile(&latencies, 0.5));
+    let resume_p99_us = micros(percentile(&latencies, 0.99));
+    engine.close().await.unwrap();
+
+    progress("resume in a fresh process");
+    let fresh_dir = dir.join("fresh");
+    let engine = open(&fresh_dir, Durability::Flush).await;
+    let run = engine.start(w1, (10,)).await.unwrap();
+    let request = paused(&run).await.remove(0);
+    drop(run);
+    engine.close().await.unwrap();
+    let operator = Engine::builder().path(&fresh_dir).open().await.unwrap();
+    operator
+        .respond(&request.id, Response::approve(), Responder::new("bench"))
+        .await
+        .unwrap();
+    operator.close().await.unwrap();
+    let start = Instant::now();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg("resume-child")
+        .arg(&fresh_dir)
+        .status()
+        .unwrap();
+    let fresh_resume_ms = start.elapsed().as_secs_f64() * 1e3;
+    assert!(status.success(), "the child process failed to resume the run");
+
+    progress(format!("fan-out: {fanout_runs} paused runs of N = 10"));
+    let fan_dir = dir.join("fanout");
+    let engine = open(&fan_dir, Durability::Flush).await;
+    let rss_start = rss_bytes();
+    let start = Instant::now();
+    let half = fanout_runs / 2;
+    let mut rss_half = 0;
+    let mut runs = Vec::with_capacity(fanout_runs as usize);
+    for batch_start in (0..fanout_runs).step_by(500) {
+        let batch: Vec<_> = (batch_start..(batch_start + 500).min(fanout_runs))
+            .map(|_| {
+                let engine = engine.clone();
+                tokio::spawn(async move {
+                    let run = engine.start(w1, (10,)).await.unwrap();
+                    paused(&run).await;
+                    run.id().to_owned()
+                })
+            })
+            .collect();
+        for task in batch {
+            runs.push(task.await.unwrap());
+        }
+        if runs.len() as u32 == half {
+            rss_half = rss_bytes();
+        }
+    }
+    let fanout_create_s = start.elapsed().as_secs_f64();
+    let rss_all = rss_bytes();
+    engine.flush().await.unwrap();
+    let fanout_disk_bytes_per_run = engine.size_on_disk().unwrap() as f64 / f64::from(fanout_runs);
+    let fanout_logical_bytes_per_run = engine.logical_size().unwrap() as f64 / f64::from(fanout_runs);
+    let fanout_rss_bytes_per_run = rss_all.saturating_sub(rss_half) as f64 / f64::from(fanout_runs - half);
+    progress(format!(
+        "RSS: start {} MiB, half {} MiB, all {} MiB",
+        rss_start >> 20,
+        rss_half >> 20,
+        rss_all >> 20
+    ));
+
+    progress("fan-out: answer all and resume all to completion");
+    let pending = engine.pending(&PendingFilter::default()).unwrap();
+    assert_eq!(pending.len(), fanout_runs as usize);
+    let start = Instant::now();
+    let answers: Vec<_> = pending
+        .into_iter()
+        .map(|request| {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                engine
+                    .respond(&request.id, Response::approve(), Responder::new("bench"))
+                    .await
+                    .unwrap();
+                engine.wait(&request.run_id).await.unwrap()
+            })
+        })
+        .collect();
+    for answer in answers {
+        assert!(matches!(answer.await.unwrap(), Outcome::Completed(_)));
+    }
+    let fanout_resume_all_s = start.elapsed().as_secs_f64();
+    engine.close().await.unwrap();
+
+    let pause_ms_n1000 = pause_flush.as_secs_f64() * 1e3;
+    let durable_step_ratio = durable_step_us / floor_flush_us;
+    let buffered_step_ratio = buffered_step_us / floor_insert_us;
+    let report = json!({
+        "filesystem": filesystem,
+        "quick": options.quick,
+        "floor_flush_us": round(floor_flush_us, 2),
+        "floor_insert_us": round(floor_insert_us, 3),
+        "pause_ms_n1000": round(pause_ms_n1000, 1),
+        "durable_step_us": round(durable_step_us, 2),
+        "durable_step_ratio": round(durable_step_ratio, 3),
+        "buffered_step_us": round(buffered_step_us, 2),
+        "buffered_step_ratio": round(buffered_step_ratio, 3),
+        "replay_step_us": round(replay_step_us, 3),
+        "resume_p50_us": round(resume_p50_us, 1),
+        "resume_p99_us": round(resume_p99_us, 1),
+        "fresh_resume_ms": round(fresh_resume_ms, 1),
+        "fanout_runs": fanout_runs,
+        "fanout_create_s": round(fanout_create_s, 3),
+        "fanout_disk_bytes_per_run": round(fanout_disk_bytes_per_run, 1),
+        "fanout_logical_bytes_per_run": round(fanout_logical_bytes_per_run, 1),
+        "fanout_rss_bytes_per_run": round(fanout_rss_bytes_per_run, 1),
+        "fanout_resume_all_s": round(fanout_resume_all_s, 3),
+    });
+
+    let resume_all_target = if options.quick { 2.0 } else { 10.0 };
+    let rows = [
+        ("floor_flush_us", floor_flush_us, "sled insert + flush", None),
+        ("floor_insert_us", floor_insert_us, "sled insert", None),
+        (
+            "pause_ms_n1000",
+            pause_ms_n1000,
+            "start → durably paused, N = 1000",
+            None,
+        ),
+        (
+            "durable_step_us",
+            durable_step_us,
+            "per step, Durability::Flush",
+            None,
+        ),
+        (
+            "durable_step_ratio",
+            durable_step_ratio,
+            "/ floor_flush_us",
+            Some(("≤ 1.5", durable_step_ratio <= 1.5)),
+        ),
+        (
+            "buffered_step_us",
+            buffered_step_us,
+            "per step, Durability::Buffered",
+            None,
+        ),
+        (
+            "buffered_step_ratio",
+            buffered_step_ratio,
+            "/ floor_insert_us",
+            Some(("≤ 2.0", buffered_step_ratio <= 2.0)),
+        ),
+        (
+            "replay_step_us",
+            replay_step_us,
+            "per journaled step on resume",
+            Some(("≤ 2", replay_step_us <= 2.0)),
+        ),
+        (
+            "resume_p50_us",
+            resume_p50_us,
+            "answer → next activity",
+            Some(("≤ floor + 500", resume_p50_us <= floor_flush_us + 500.0)),
+        ),
+        ("resume_p99_us", resume_p99_us, "answer → next activity", None),
+        (
+            "fresh_resume_ms",
+            fresh_resume_ms,
+            "spawn → exit, new process",
+            None,
+        ),
+        ("fanout_create_s", fanout_create_s, "create all paused runs", None),
+        (
+            "fanout_disk_bytes_per_run",
+            fanout_disk_bytes_per_run,
+            "sled size on disk / runs",
+            Some(("≤ 2048", fanout_disk_bytes_per_run <= 2048.0)),
+        ),
+        (
+            "fanout_logical_bytes_per_run",
+            fanout_logical_bytes_per_run,
+            "keys + values / runs",
+            None,
+        ),
+        (
+            "fanout_rss_bytes_per_run",
+            fanout_rss_bytes_per_run,
+            "RSS growth per paused run",
+            Some(("≤ 512", fanout_rss_bytes_per_run <= 512.0)),
+        ),
+        (
+            "fanout_resume_all_s",
+            fanout_resume_all_s,
+            "answer + resume all",
+            Some((
+                if options.quick { "≤ 2" } else { "≤ 10" },
+                fanout_resume_all_s <= resume_all_target,
+            )),
+        ),
+    ];
+    println!();
+    println!("| figure | value | meaning | target | met |");
+    println!("|---|---:|---|---|---|");
+    for (name, value, meaning, target) in rows {
+        let (target, met) = match target {
+            Some((target, met)) => (target, if met { "yes" } else { "no" }),
+            None => ("", ""),
+        };
+        println!("| `{name}` | {value:.2} | {meaning} | {target} | {met} |");
+    }
+    println!("| `fanout_runs` | {fanout_runs} | paused runs in the fan-out | | |");
+    if options.json {
+        println!("{report}");
+    }
+}
+
+/// The child of `fresh_resume_ms`: opens the database, finds the stored answer, finishes.
+async fn resume_child(path: &Path) {
+    let engine = open(path, Durability::Flush).await;
+    let runs = engine.runs(&hitl::RunFilter::default()).unwrap();
+    for run in runs {
+        assert!(matches!(
+            engine.wait(&run.id).await.unwrap(),
+            Outcome::Completed(_)
+        ));
+    }
+    engine.close().await.unwrap();
+}
