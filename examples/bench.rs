@@ -101,6 +101,10 @@ async fn open(path: &Path, durability: Durability) -> Engine {
         .expect("open the benchmark database")
 }
 
+/// The fan-out's sled cache: fixed and small enough to be full before the first RSS reading,
+/// so that RSS growth measures what paused runs hold, not a cache still filling up.
+const FANOUT_CACHE_BYTES: u64 = 4 * 1024 * 1024;
+
 async fn paused(run: &hitl::Run<u32>) -> Vec<Request> {
     match run.settled().await.expect("settle") {
         Outcome::Paused(requests) => requests,
@@ -133,6 +137,38 @@ fn storage_floor(dir: &Path) -> (f64, f64) {
     }
     let insert_us = micros(start.elapsed()) / f64::from(inserted);
     (flush_us, insert_us)
+}
+
+/// RSS growth per run when sled alone stores what a paused W1 run stores (13 keys, ~2.2 KB),
+/// with the fan-out's cache: the part of `fanout_rss_bytes_per_run` that is sled's own.
+fn sled_memory_floor(dir: &Path, runs: u32) -> f64 {
+    let db = sled::Config::new()
+        .path(dir)
+        .cache_capacity(FANOUT_CACHE_BYTES)
+        .flush_every_ms(Some(500))
+        .open()
+        .unwrap();
+    let journal = db.open_tree("journal").unwrap();
+    let requests = db.open_tree("requests").unwrap();
+    let store_run = |run: u32| {
+        let id = format!("{:08x}-0000-4000-8000-{:012x}", run, run);
+        for step in 0..11 {
+            journal.insert(format!("{id}\0trivial#{step}"), vec![b'x'; 95]).unwrap();
+        }
+        requests.insert(id.as_bytes(), vec![b'r'; 600]).unwrap();
+        db.insert(id.as_bytes(), vec![b'u'; 380]).unwrap();
+    };
+    let half = runs / 2;
+    for run in 0..half {
+        store_run(run);
+    }
+    db.flush().unwrap();
+    let rss_half = rss_bytes();
+    for run in half..runs {
+        store_run(run);
+    }
+    db.flush().unwrap();
+    rss_bytes().saturating_sub(rss_half) as f64 / f64::from(runs - half)
 }
 
 /// Time to durable pause for N steps, in one durability mode.
@@ -191,8 +227,8 @@ async fn main() {
     println!("hitl benchmark — workload W1: N steps → approval → 10 steps");
     println!("directory: {} ({filesystem})", dir.display());
     println!(
-        "configuration: defaults (Durability::Flush unless noted, sled cache 64 MiB, flush_every 500 ms), \
-         tokio multi-thread runtime, {} cores",
+        "configuration: defaults (Durability::Flush unless noted, sled cache 64 MiB — 4 MiB for the \
+         fan-out, flush_every 500 ms), tokio multi-thread runtime, {} cores",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 
@@ -258,9 +294,18 @@ async fn main() {
     let fresh_resume_ms = start.elapsed().as_secs_f64() * 1e3;
     assert!(status.success(), "the child process failed to resume the run");
 
+    progress("memory floor: sled alone, same keys and bytes per run");
+    let floor_rss_bytes_per_run = sled_memory_floor(&dir.join("rss-floor"), fanout_runs);
+
     progress(format!("fan-out: {fanout_runs} paused runs of N = 10"));
     let fan_dir = dir.join("fanout");
-    let engine = open(&fan_dir, Durability::Flush).await;
+    let engine = Engine::builder()
+        .path(&fan_dir)
+        .cache_capacity(FANOUT_CACHE_BYTES)
+        .register(w1)
+        .open()
+        .await
+        .unwrap();
     let rss_start = rss_bytes();
     let start = Instant::now();
     let half = fanout_runs / 2;
@@ -343,6 +388,7 @@ async fn main() {
         "fanout_logical_bytes_per_run": round(fanout_logical_bytes_per_run, 1),
         "fanout_rss_bytes_per_run": round(fanout_rss_bytes_per_run, 1),
         "fanout_resume_all_s": round(fanout_resume_all_s, 3),
+        "floor_rss_bytes_per_run": round(floor_rss_bytes_per_run, 1),
     });
 
     let resume_all_target = if options.quick { 2.0 } else { 10.0 };

@@ -555,11 +555,17 @@ impl Engine {
                 .or_insert_with(|| watch::channel(record.status).0)
                 .subscribe()
         };
-        receiver
-            .wait_for(|status| done(*status))
-            .await
-            .map(|_| ())
-            .map_err(|_| Error::Closed)
+        let waited = receiver.wait_for(|status| done(*status)).await.map(|_| ()).map_err(|_| Error::Closed);
+        drop(receiver);
+        // The last waiter of a settled run removes its entry: paused runs cost no memory.
+        let mut statuses = lock(&self.shared.statuses);
+        if statuses
+            .get(run_id)
+            .is_some_and(|sender| sender.receiver_count() == 0 && sender.borrow().is_settled())
+        {
+            statuses.remove(run_id);
+        }
+        waited
     }
 
     fn info_of(&self, record: RunRecord) -> Result<RunInfo> {
