@@ -439,15 +439,21 @@ impl Frame {
         if self.run.is_stopped() {
             return None;
         }
+        let id = self.scope.next_id(name);
+        let journaled = self.run.take_journaled(&id);
+        // A replayed step keeps its journaled start; only a step that executes reads the clock.
+        let started_at = match &journaled {
+            Some(record) => record.started_at,
+            None => to_millis(self.run.shared.clock.now()),
+        };
         let step = Step {
             frame: self.clone(),
-            id: self.scope.next_id(name),
+            id,
             position,
             kind,
             input_hash,
-            started_at: to_millis(self.run.shared.clock.now()),
+            started_at,
         };
-        let journaled = self.run.take_journaled(&step.id);
         if let Some(record) = &journaled {
             let detail = if record.kind != kind {
                 Some(format!(

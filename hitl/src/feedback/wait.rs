@@ -108,10 +108,10 @@ async fn request(frame: Frame, position: Position, spec: RequestSpec) -> Result<
         step.run().fail(&error, Some(&step));
         return halt().await;
     }
-    if !step
-        .complete(json!({ "request": request_id, "resolution": resolution }))
-        .await
-    {
+    // No flush of its own: the resolution is already durable in the request, and a replay
+    // that finds only the waiting entry reads it from there. The next durable step's flush
+    // covers this write.
+    if !step.complete_blocking(json!({ "request": request_id, "resolution": resolution }), false) {
         return halt().await;
     }
     Ok((request_id, resolution))
