@@ -39,6 +39,16 @@ async fn health_needs_no_credentials_and_everything_else_does() {
             "{path}"
         );
     }
+    let wrong_method = send(
+        client()
+            .put(format!("{}/api/requests", server.url))
+            .bearer_auth(ALICE),
+    )
+    .await;
+    assert_eq!(
+        (wrong_method.status, wrong_method.code().as_str()),
+        (405, "method_not_allowed")
+    );
     for path in ["/api/requests/x/respond", "/api/runs/x/cancel"] {
         let reply = post(&format!("{}{path}", server.url), None, "{}").await;
         assert_eq!(reply.status, 401, "{path}");

@@ -48,6 +48,20 @@ async fn pages_need_a_session_and_signing_in_sets_an_http_only_cookie() {
         reply.headers["location"], "/",
         "only local paths are followed after signing in"
     );
+    let reply = post_form(
+        &format!("{}/login", server.url),
+        Some(&nonce),
+        form(&[
+            ("csrf", &hidden(&login_again.text, "csrf").unwrap()),
+            ("token", BOB),
+            ("next", "/\r\nSet-Cookie: x=1"),
+        ]),
+    )
+    .await;
+    assert_eq!(
+        reply.headers["location"], "/",
+        "no header injection through `next`"
+    );
     let set_cookie = reply.headers["set-cookie"].to_str().unwrap();
     assert!(
         set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"),

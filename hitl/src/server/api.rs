@@ -269,6 +269,15 @@ pub(crate) async fn not_found() -> ApiError {
     ApiError::not_found("no such API endpoint; see /api/openapi.json")
 }
 
+/// A known path with a method it does not take.
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this path does not take that method; see /api/openapi.json",
+    )
+}
+
 fn parse_json<T: DeserializeOwned>(body: &[u8], expected: &str) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|error| {
         ApiError::new(

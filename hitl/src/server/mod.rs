@@ -192,6 +192,7 @@ pub fn router_with(engine: Engine, config: ServerConfig) -> Router {
         .route("/runs", get(pages::runs_page))
         .route("/runs/{id}", get(pages::run_page))
         .fallback(pages::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)

@@ -145,7 +145,10 @@ fn login_page(
 
 /// Only paths on this server (no `//host`, no scheme) are followed after signing in.
 fn local_path(state: &AppState, next: &str) -> String {
-    let safe = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\');
+    let safe = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && next.bytes().all(|byte| byte.is_ascii_graphic());
     if safe {
         next.to_owned()
     } else {
