@@ -8,6 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use hitl::clock::ManualClock;
 use hitl::prelude::*;
+use hitl_workspace::wait_for_steps;
 
 static RESERVED: AtomicUsize = AtomicUsize::new(0);
 static AUDITED: AtomicUsize = AtomicUsize::new(0);
@@ -55,16 +56,6 @@ async fn fulfil_v3(ctx: &TaskContext, item: String) -> String {
     let reservation = reserve(item, 2).await;
     ctx.sleep(Duration::from_secs(60)).await;
     ship(reservation).await
-}
-
-async fn wait_for_steps(engine: &Engine, run_id: &str, steps: usize) {
-    for _ in 0..2_000 {
-        if engine.history(run_id).unwrap().len() >= steps {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    panic!("run {run_id} did not reach {steps} journaled steps");
 }
 
 /// Starts a run on v1 and leaves it waiting on its timer, engine closed.

@@ -5,6 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use hitl::clock::ManualClock;
 use hitl::prelude::*;
+use hitl_workspace::wait_for_steps;
 
 #[task]
 async fn noop(n: u32) -> u32 {
@@ -24,16 +25,6 @@ async fn counter(ctx: &TaskContext, start: u32) -> hitl::Result<(u32, u64, Strin
     let after: u32 = channel.get("count").await?.unwrap_or(0);
     noop(after).await;
     Ok((after, random, uuid, now))
-}
-
-async fn wait_for_steps(engine: &Engine, run_id: &str, steps: usize) {
-    for _ in 0..2_000 {
-        if engine.history(run_id).unwrap().len() >= steps {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    panic!("run {run_id} did not reach {steps} journaled steps");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,19 +9,10 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use hitl::clock::ManualClock;
 use hitl::prelude::*;
+use hitl_workspace::wait_for_steps;
 
 fn clock() -> ManualClock {
     ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_000_000))
-}
-
-async fn wait_for_steps(engine: &Engine, run_id: &str, steps: usize) {
-    for _ in 0..2_000 {
-        if engine.history(run_id).unwrap().len() >= steps {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    panic!("run {run_id} did not reach {steps} journaled steps");
 }
 
 // --- an awaited side effect in the workflow body itself -----------------------------------
