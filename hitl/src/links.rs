@@ -12,7 +12,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::error::Result;
 use crate::feedback::Request;
@@ -48,6 +48,7 @@ pub(crate) fn sign(secret: &[u8], purpose: &str, parts: &[&[u8]]) -> String {
 }
 
 /// Whether `signature` (hex) is the HMAC of `purpose` and `parts`; compared in constant time.
+#[cfg(any(feature = "server", test))]
 pub(crate) fn verify(secret: &[u8], purpose: &str, parts: &[&[u8]], signature: &str) -> bool {
     match unhex(signature) {
         Some(bytes) => mac(secret, purpose, parts).verify_slice(&bytes).is_ok(),
@@ -56,7 +57,9 @@ pub(crate) fn verify(secret: &[u8], purpose: &str, parts: &[&[u8]], signature: &
 }
 
 /// SHA-256, for fingerprinting tokens.
+#[cfg(feature = "server")]
 pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
     Sha256::digest(bytes).into()
 }
 
@@ -72,6 +75,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 /// Decodes hex (either case); `None` if it is not hex.
+#[cfg(any(feature = "server", test))]
 pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) || !text.is_ascii() {
         return None;
@@ -98,6 +102,7 @@ pub(crate) fn link_signature(secret: &[u8], request_id: &str, responder: &str, e
 
 /// Whether `signature` signs a link to `request_id` for `responder` until `expires`. Expiry is
 /// checked separately, so that an expired link can be told apart from a forged one.
+#[cfg(any(feature = "server", test))]
 pub(crate) fn verify_link(
     secret: &[u8],
     request_id: &str,
