@@ -314,6 +314,24 @@ async fn a_form_answer_shows_a_confirmation_and_the_run_page_its_timeline() {
     let cancelled = get_page(&format!("{}/requests/{}", server.url, other.id), Some(&session)).await;
     assert_eq!(cancelled.status, 410);
     assert!(cancelled.text.contains("Cancelled"), "{}", cancelled.text);
+
+    // So do expired ones.
+    let (_, expiring) = server.ask("expiring").await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while server.engine.request(&expiring.id).unwrap().status == RequestStatus::Pending {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the request never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let expired = get_page(
+        &format!("{}/requests/{}", server.url, expiring.id),
+        Some(&session),
+    )
+    .await;
+    assert_eq!(expired.status, 410);
+    assert!(expired.text.contains("deadline passed"), "{}", expired.text);
 }
 
 /// Receives one webhook delivery on 127.0.0.1 and returns its JSON body.
