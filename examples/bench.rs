@@ -140,8 +140,9 @@ fn storage_floor(dir: &Path) -> (f64, f64) {
 }
 
 /// RSS growth per run when sled alone stores what a paused W1 run stores (13 keys, ~2.2 KB),
-/// with the fan-out's cache: the part of `fanout_rss_bytes_per_run` that is sled's own.
-fn sled_memory_floor(dir: &Path, runs: u32) -> f64 {
+/// with the fan-out's cache: the part of `fanout_rss_bytes_per_run` that is sled's own. Also
+/// sled's bytes on disk per run for the same data: the floor of `fanout_disk_bytes_per_run`.
+fn sled_floor(dir: &Path, runs: u32) -> (f64, f64) {
     let db = sled::Config::new()
         .path(dir)
         .cache_capacity(FANOUT_CACHE_BYTES)
@@ -153,7 +154,9 @@ fn sled_memory_floor(dir: &Path, runs: u32) -> f64 {
     let store_run = |run: u32| {
         let id = format!("{:08x}-0000-4000-8000-{:012x}", run, run);
         for step in 0..11 {
-            journal.insert(format!("{id}\0trivial#{step}"), vec![b'x'; 95]).unwrap();
+            journal
+                .insert(format!("{id}\0trivial#{step}"), vec![b'x'; 95])
+                .unwrap();
         }
         requests.insert(id.as_bytes(), vec![b'r'; 600]).unwrap();
         db.insert(id.as_bytes(), vec![b'u'; 380]).unwrap();
@@ -168,7 +171,9 @@ fn sled_memory_floor(dir: &Path, runs: u32) -> f64 {
         store_run(run);
     }
     db.flush().unwrap();
-    rss_bytes().saturating_sub(rss_half) as f64 / f64::from(runs - half)
+    let rss = rss_bytes().saturating_sub(rss_half) as f64 / f64::from(runs - half);
+    let disk = db.size_on_disk().unwrap() as f64 / f64::from(runs);
+    (rss, disk)
 }
 
 /// Time to durable pause for N steps, in one durability mode.
@@ -294,8 +299,9 @@ async fn main() {
     let fresh_resume_ms = start.elapsed().as_secs_f64() * 1e3;
     assert!(status.success(), "the child process failed to resume the run");
 
-    progress("memory floor: sled alone, same keys and bytes per run");
-    let floor_rss_bytes_per_run = sled_memory_floor(&dir.join("rss-floor"), fanout_runs);
+    progress("memory and disk floor: sled alone, same keys and bytes per run");
+    let (floor_rss_bytes_per_run, floor_disk_bytes_per_run) =
+        sled_floor(&dir.join("sled-floor"), fanout_runs);
 
     progress(format!("fan-out: {fanout_runs} paused runs of N = 10"));
     let fan_dir = dir.join("fanout");
@@ -389,6 +395,7 @@ async fn main() {
         "fanout_rss_bytes_per_run": round(fanout_rss_bytes_per_run, 1),
         "fanout_resume_all_s": round(fanout_resume_all_s, 3),
         "floor_rss_bytes_per_run": round(floor_rss_bytes_per_run, 1),
+        "floor_disk_bytes_per_run": round(floor_disk_bytes_per_run, 1),
     });
 
     let resume_all_target = if options.quick { 2.0 } else { 10.0 };
