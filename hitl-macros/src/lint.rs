@@ -26,7 +26,10 @@ pub(crate) fn check(tokens: TokenStream) -> syn::Result<()> {
             .enumerate()
             .flat_map(|(index, ident)| {
                 let separator = (index > 0).then(|| quote::quote!(::));
-                separator.into_iter().flatten().chain(std::iter::once(TokenTree::Ident(ident.clone())))
+                separator
+                    .into_iter()
+                    .flatten()
+                    .chain(std::iter::once(TokenTree::Ident(ident.clone())))
             })
             .collect();
         let error = syn::Error::new_spanned(tokens, message);

@@ -555,7 +555,11 @@ impl Engine {
                 .or_insert_with(|| watch::channel(record.status).0)
                 .subscribe()
         };
-        let waited = receiver.wait_for(|status| done(*status)).await.map(|_| ()).map_err(|_| Error::Closed);
+        let waited = receiver
+            .wait_for(|status| done(*status))
+            .await
+            .map(|_| ())
+            .map_err(|_| Error::Closed);
         drop(receiver);
         // The last waiter of a settled run removes its entry: paused runs cost no memory.
         let mut statuses = lock(&self.shared.statuses);
