@@ -490,18 +490,31 @@ impl Engine {
         if record.status.is_terminal() {
             return Ok(());
         }
-        let live = lock(&self.shared.live).get(run_id).map(|live| live.state.clone());
-        match live {
-            Some(state) => {
-                state.stop(Stop::Cancelled(reason));
-                self.wait_status(run_id, RunStatus::is_terminal).await
+        // Decided under the live-table lock, which `pause` and `resume_if_paused` also take: a
+        // run that is pausing right now ends cancelled, and a paused run recorded cancelled
+        // here is never resumed.
+        let not_live = {
+            let live = lock(&self.shared.live);
+            match live.get(run_id) {
+                Some(live) => {
+                    live.state.stop(Stop::Cancelled(reason.clone()));
+                    None
+                }
+                None => {
+                    let mut record = self.load_run(run_id)?;
+                    if record.status.is_terminal() {
+                        return Ok(());
+                    }
+                    record.status = RunStatus::Cancelled;
+                    record.cancel_reason = Some(reason);
+                    self.shared.store.save_run(&record)?;
+                    Some(record)
+                }
             }
-            None => {
-                let mut record = record;
-                record.status = RunStatus::Cancelled;
-                record.cancel_reason = Some(reason);
-                self.shared.finish(record).await
-            }
+        };
+        match not_live {
+            None => self.wait_status(run_id, RunStatus::is_terminal).await,
+            Some(record) => self.shared.finish(record).await,
         }
     }
 
@@ -775,6 +788,20 @@ impl Engine {
     /// A request, whatever its status.
     pub fn request(&self, request_id: &str) -> Result<Request> {
         self.shared.load_request(request_id).map(|request| request.view())
+    }
+}
+
+/// Records how a stopped run ended.
+fn end_stopped(record: &mut RunRecord, stop: Stop) {
+    match stop {
+        Stop::Cancelled(reason) => {
+            record.status = RunStatus::Cancelled;
+            record.cancel_reason = Some(reason);
+        }
+        Stop::Failed(failure) => {
+            record.status = RunStatus::Failed;
+            record.failure = Some(failure);
+        }
     }
 }
 
@@ -1056,20 +1083,16 @@ impl Shared {
         tracing::debug!("run executing");
         let ending = RunBody::new(Arc::clone(&state), body).await;
         match ending {
-            Ending::Paused => {
-                if let Err(error) = self.pause(record, &state).await {
+            Ending::Paused => match self.pause(record.clone(), &state).await {
+                Ok(None) => return,
+                // Stopped while pausing (a cancel raced the pause): end it as stopped.
+                Ok(Some(stop)) => end_stopped(&mut record, stop),
+                Err(error) => {
                     tracing::error!(%error, "could not record the pause; the run resumes at the next open");
+                    return;
                 }
-                return;
-            }
-            Ending::Stopped(Stop::Cancelled(reason)) => {
-                record.status = RunStatus::Cancelled;
-                record.cancel_reason = Some(reason);
-            }
-            Ending::Stopped(Stop::Failed(failure)) => {
-                record.status = RunStatus::Failed;
-                record.failure = Some(failure);
-            }
+            },
+            Ending::Stopped(stop) => end_stopped(&mut record, stop),
             Ending::Finished(Ok(output)) => {
                 record.status = RunStatus::Completed;
                 record.output = Some(output);
@@ -1102,7 +1125,8 @@ impl Shared {
 
     /// Records a pause: the body is already dropped. Durable sleeps in progress become
     /// wake-up timers; a request resolved while pausing resumes the run at once.
-    async fn pause(self: &Arc<Self>, mut record: RunRecord, state: &RunState) -> Result<()> {
+    /// Returns the stop instead when the run was stopped before the pause was recorded.
+    async fn pause(self: &Arc<Self>, mut record: RunRecord, state: &RunState) -> Result<Option<Stop>> {
         let now = to_millis(self.clock.now());
         let wakes: Vec<Timer> = state
             .sleep_deadlines()
@@ -1121,6 +1145,9 @@ impl Shared {
         record.updated_at = now;
         {
             let mut live = lock(&self.live);
+            if let Some(stop) = state.stop_reason() {
+                return Ok(Some(stop));
+            }
             self.store.save_run(&record)?;
             live.remove(&record.id);
         }
@@ -1137,7 +1164,7 @@ impl Shared {
                 break;
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Writes a run's final record, makes it durable, cancels its open requests, and tells
