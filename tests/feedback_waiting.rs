@@ -342,15 +342,29 @@ async fn a_deadline_that_passed_while_no_process_ran_is_enforced_at_open() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_racing_the_pause_always_ends_the_run_cancelled() {
-    let engine = Engine::temporary().clock(clock()).register(ask).open().await.unwrap();
+    let engine = Engine::temporary()
+        .clock(clock())
+        .register(ask)
+        .open()
+        .await
+        .unwrap();
     for round in 0..100 {
-        let run = engine.start(ask, (format!("cancel-race-{round}"), 0)).await.unwrap();
+        let run = engine
+            .start(ask, (format!("cancel-race-{round}"), 0))
+            .await
+            .unwrap();
         first_pending(&engine, run.id()).await; // the run is pausing or has paused
         engine.cancel(run.id(), "raced").await.unwrap();
         let outcome = tokio::time::timeout(Duration::from_secs(10), run.wait())
             .await
             .unwrap_or_else(|_| panic!("round {round}: the cancelled run never ended"))
             .unwrap();
-        assert_eq!(outcome, Outcome::Cancelled { reason: "raced".into() }, "round {round}");
+        assert_eq!(
+            outcome,
+            Outcome::Cancelled {
+                reason: "raced".into()
+            },
+            "round {round}"
+        );
     }
 }
