@@ -143,7 +143,7 @@ impl AppState {
 /// // Merge it into an application's own router (under a prefix: `nest` it and set
 /// // `HITL_BASE_PATH`, or use `router_with` and `ServerConfig::base_path`):
 /// let app = axum::Router::new()
-///     .route("/", axum::routing::get(|| async { "my application" }))
+///     .route("/app", axum::routing::get(|| async { "my application" }))
 ///     .merge(hitl::server::router(engine));
 /// # let _ = app; Ok(()) }
 /// ```
