@@ -479,6 +479,18 @@ async fn main() {
                 fanout_resume_all_s <= resume_all_target,
             )),
         ),
+        (
+            "floor_rss_bytes_per_run",
+            floor_rss_bytes_per_run,
+            "RSS growth, sled alone, same data",
+            None,
+        ),
+        (
+            "floor_disk_bytes_per_run",
+            floor_disk_bytes_per_run,
+            "sled alone on disk, same data",
+            None,
+        ),
     ];
     println!();
     println!("| figure | value | meaning | target | met |");
