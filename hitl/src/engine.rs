@@ -32,7 +32,7 @@ use crate::notify::Notifier;
 use crate::replay::{RunState, Stop, lock};
 use crate::run::{DefinitionChange, Failure, HistoryEntry, Outcome, Run, RunInfo, RunStatus, StepStatus};
 use crate::store::{FORMAT_VERSION, RunRecord, SledStore, Store, sled_store::SledOptions};
-use crate::store::{StepKind, Timer, TimerAction};
+use crate::store::{StepKind, Timer, TimerAction, resolution_wake};
 use crate::timers::Timers;
 use crate::workflow::{Workflow, WorkflowDefinition, WorkflowFuture};
 
@@ -895,12 +895,7 @@ impl Shared {
         request_id: &str,
         change: &dyn Fn(&RequestRecord) -> Result<Option<RequestRecord>>,
     ) -> Result<RequestRecord> {
-        let run_id = self.load_request(request_id)?.run_id;
-        let wake = Timer {
-            deadline: to_millis(self.clock.now()),
-            action: TimerAction::Wake(run_id),
-        };
-        self.store.update_request(request_id, change, Some(wake))
+        self.store.update_request(request_id, change, true)
     }
 
     /// Wakes whoever waits on a request that just changed.
@@ -909,11 +904,7 @@ impl Shared {
             return;
         }
         self.request_events.notify(&request.id);
-        let wake = Timer {
-            deadline: request.resolved_at.unwrap_or_default(),
-            action: TimerAction::Wake(request.run_id.clone()),
-        };
-        self.timers.arm(wake);
+        self.timers.arm(resolution_wake(request));
     }
 
     /// Resolves a request by its expiry policy if it is still pending and due.
@@ -973,7 +964,7 @@ impl Shared {
                 });
                 Ok(Some(cancelled))
             };
-            let updated = self.store.update_request(&request.id, &change, None)?;
+            let updated = self.store.update_request(&request.id, &change, false)?;
             self.request_events.notify(&updated.id);
         }
         Ok(())

@@ -93,12 +93,13 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// The request with this id, if any.
     fn load_request(&self, request_id: &str) -> Result<Option<RequestRecord>>;
     /// Atomically reads a request, lets `change` decide (`Ok(None)`: leave it as it is), and
-    /// writes the result; resolved requests leave the pending index, and `wake` is armed.
+    /// writes the result; resolved requests leave the pending index and, with `wake_run`, arm
+    /// their run's wake-up ([`resolution_wake`]) in the same transaction.
     fn update_request(
         &self,
         request_id: &str,
         change: &dyn Fn(&RequestRecord) -> Result<Option<RequestRecord>>,
-        wake: Option<Timer>,
+        wake_run: bool,
     ) -> Result<RequestRecord>;
     /// Every unanswered request (of one run, if given).
     fn pending_requests(&self, run_id: Option<&str>) -> Result<Vec<RequestRecord>>;
@@ -198,6 +199,14 @@ pub(crate) enum TimerAction {
     Expire(String),
     /// Resume the run if it is paused (a request resolved, or a durable sleep ended).
     Wake(String),
+}
+
+/// The wake-up a resolved request arms for its run: due when it resolved.
+pub(crate) fn resolution_wake(request: &RequestRecord) -> Timer {
+    Timer {
+        deadline: request.resolved_at.unwrap_or_default(),
+        action: TimerAction::Wake(request.run_id.clone()),
+    }
 }
 
 impl Timer {

@@ -22,12 +22,14 @@ use sled::Transactional;
 use super::group_commit::GroupCommit;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
+use super::resolution_wake;
 use super::{
     FORMAT_VERSION, FlushFuture, RunRecord, StepRecord, Store, Timer, decode, encode, run_key, run_prefix,
 };
 use crate::error::{Error, Result};
 use crate::feedback::{RequestRecord, RequestStatus};
 use crate::notify::OutboxRecord;
+use crate::replay::lock;
 
 const MARKER_FILE: &str = "hitl.json";
 const LOCK_FILE: &str = "hitl.lock";
@@ -101,10 +103,6 @@ impl Drop for OpenPath {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
-}
-
 impl SledStore {
     pub(crate) fn open(options: &SledOptions) -> Result<Self> {
         let (config, lock, open) = match &options.path {
@@ -135,7 +133,10 @@ impl SledStore {
                 Err(panic) => {
                     return Err(Error::Corrupt {
                         path: display_path,
-                        detail: format!("sled panicked while reading it: {}", panic_message(&panic)),
+                        detail: format!(
+                            "sled panicked while reading it: {}",
+                            crate::driver::panic_message(&*panic)
+                        ),
                     });
                 }
             }
@@ -254,14 +255,6 @@ fn classify_open_error(path: &Path, error: sled::Error) -> Error {
         },
         other => Error::Storage(other),
     }
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_owned())
 }
 
 impl Store for SledStore {
@@ -414,9 +407,8 @@ impl Store for SledStore {
         &self,
         request_id: &str,
         change: &dyn Fn(&RequestRecord) -> Result<Option<RequestRecord>>,
-        wake: Option<Timer>,
+        wake_run: bool,
     ) -> Result<RequestRecord> {
-        let wake = wake.map(|timer| timer.key());
         let result =
             (&self.requests, &self.pending, &self.timers).transaction(|(requests, pending, timers)| {
                 let abort = |error: Error| ConflictableTransactionError::Abort(error);
@@ -435,8 +427,8 @@ impl Store for SledStore {
                 )?;
                 if updated.status != RequestStatus::Pending {
                     pending.remove(run_key(&updated.run_id, &updated.id))?;
-                    if let Some(key) = &wake {
-                        timers.insert(key.as_slice(), &[])?;
+                    if wake_run {
+                        timers.insert(resolution_wake(&updated).key(), &[])?;
                     }
                 }
                 Ok(updated)
