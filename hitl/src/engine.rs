@@ -683,9 +683,8 @@ impl Engine {
         }
         self.shared.store.flush().await?;
         let run_id = record.id.clone();
-        drop(body);
         let mut live = lock(&self.shared.live);
-        self.shared.launch(&mut live, record, registered)?;
+        self.shared.launch(&mut live, record, registered, Some(body))?;
         Ok(run_id)
     }
 
@@ -714,7 +713,7 @@ impl Engine {
             record.updated_at = now;
             self.shared.store.save_run(&record)?;
             let mut live = lock(&self.shared.live);
-            self.shared.launch(&mut live, record, registered)?;
+            self.shared.launch(&mut live, record, registered, None)?;
         }
         Ok(())
     }
@@ -1017,24 +1016,34 @@ impl Shared {
         record.updated_at = now;
         self.store.save_run(&record)?;
         tracing::info!(run_id, "resuming run");
-        self.launch(&mut live, record, registered)?;
+        self.launch(&mut live, record, registered, None)?;
         drop(live);
         self.publish(run_id, RunStatus::Running);
         Ok(true)
     }
 
     /// Starts the task that drives a run; `live` is the locked live-run table.
+    ///
+    /// A new run passes the body its start already decoded (its journal is empty); a run that
+    /// resumes has its journal loaded and its input decoded again here.
     fn launch(
         self: &Arc<Self>,
         live: &mut HashMap<String, LiveRun>,
         record: RunRecord,
         registered: Registered,
+        new_body: Option<WorkflowFuture>,
     ) -> Result<()> {
         if live.contains_key(&record.id) {
             return Ok(()); // already driven by this engine
         }
-        let journal = self.store.load_journal(&record.id)?;
-        let body = match (registered.start)(record.input.clone()) {
+        let (journal, decoded) = match new_body {
+            Some(body) => (Vec::new(), Ok(body)),
+            None => (
+                self.store.load_journal(&record.id)?,
+                (registered.start)(record.input.clone()),
+            ),
+        };
+        let body = match decoded {
             Ok(body) => body,
             Err(error) => {
                 let mut record = record;
