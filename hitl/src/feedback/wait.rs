@@ -187,24 +187,24 @@ async fn create(step: &Step, spec: &RequestSpec) -> Option<String> {
 async fn wait(step: &Step, request_id: &str, timeout_ms: u64) -> Result<Resolution> {
     let run = step.run();
     let shared = &run.shared;
+    // Subscribe before the first read, so that no resolution can slip in between.
     let mut updates = shared.request_events.subscribe(request_id);
     let mut human = run.human_wait(request_id);
-    let window_end = shared
-        .store
-        .load_request(request_id)?
-        .map(|record| record.created_at + timeout_ms)
-        .unwrap_or(0);
+    let load = || {
+        shared
+            .store
+            .load_request(request_id)?
+            .ok_or_else(|| Error::RequestNotFound {
+                request_id: request_id.to_owned(),
+            })
+    };
+    let mut record = load()?;
+    let window_end = record.created_at + timeout_ms;
     let mut in_window = timeout_ms > 0 && to_millis(shared.clock.now()) < window_end;
     if !in_window {
         human.leave_window();
     }
     loop {
-        let record = shared
-            .store
-            .load_request(request_id)?
-            .ok_or_else(|| Error::RequestNotFound {
-                request_id: request_id.to_owned(),
-            })?;
         if let Some(resolution) = record.resolution {
             return Ok(resolution);
         }
@@ -219,5 +219,6 @@ async fn wait(step: &Step, request_id: &str, timeout_ms: u64) -> Result<Resoluti
         } else {
             updates.changed().await;
         }
+        record = load()?;
     }
 }
