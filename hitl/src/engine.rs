@@ -478,17 +478,22 @@ impl Engine {
         Ok(history)
     }
 
-    /// Cancels a run: a running run stops at its next step boundary; a finished run is left
-    /// as it is.
+    /// Cancels a run: a running run stops at its next step boundary, a paused run ends at
+    /// once; its open requests are resolved as cancelled.
     ///
     /// # Errors
     ///
-    /// [`Error::RunNotFound`] for an unknown id.
+    /// [`Error::RunNotFound`] for an unknown id; [`Error::RunFinished`] when the run has
+    /// already completed, failed or been cancelled (nothing is changed).
     pub async fn cancel(&self, run_id: &str, reason: impl Into<String>) -> Result<()> {
         let reason = reason.into();
+        let finished = |record: &RunRecord| Error::RunFinished {
+            run_id: record.id.clone(),
+            status: record.status,
+        };
         let record = self.load_run(run_id)?;
         if record.status.is_terminal() {
-            return Ok(());
+            return Err(finished(&record));
         }
         // Decided under the live-table lock, which `pause` and `resume_if_paused` also take: a
         // run that is pausing right now ends cancelled, and a paused run recorded cancelled
@@ -503,7 +508,7 @@ impl Engine {
                 None => {
                     let mut record = self.load_run(run_id)?;
                     if record.status.is_terminal() {
-                        return Ok(());
+                        return Err(finished(&record));
                     }
                     record.status = RunStatus::Cancelled;
                     record.cancel_reason = Some(reason);
@@ -738,11 +743,35 @@ impl Engine {
         responder: Responder,
     ) -> Result<Request> {
         let now = to_millis(self.shared.clock.now());
-        let change = |request: &RequestRecord| answer(request, &response, &responder, now).map(Some);
-        let updated = self.shared.resolve(request_id, &change)?;
+        // An answer at or after the deadline expires the request (its policy applied in the
+        // same transaction) and is refused; `late` tells which of the two the change did.
+        let (updated, late) = {
+            let late = std::cell::Cell::new(false);
+            let change = |request: &RequestRecord| match answer(request, &response, &responder, now)? {
+                Answered::Accepted(updated) => {
+                    late.set(false);
+                    Ok(Some(updated))
+                }
+                Answered::Late(expired) => {
+                    late.set(true);
+                    Ok(Some(expired))
+                }
+            };
+            (self.shared.resolve(request_id, &change)?, late.get())
+        };
         self.shared.store.flush().await?;
-        tracing::info!(request_id, responder = responder.name(), status = ?updated.status, "feedback answered");
         self.shared.after_resolution(&updated);
+        if late {
+            tracing::info!(
+                request_id,
+                responder = responder.name(),
+                "late answer refused; the request expired"
+            );
+            return Err(Error::RequestExpired {
+                request_id: request_id.to_owned(),
+            });
+        }
+        tracing::info!(request_id, responder = responder.name(), status = ?updated.status, "feedback answered");
         Ok(updated.view())
     }
 
@@ -804,16 +833,30 @@ fn end_stopped(record: &mut RunRecord, stop: Stop) {
     }
 }
 
-/// Applies an answer to a pending request: validation, responders, quorum.
-fn answer(
-    request: &RequestRecord,
-    response: &Response,
-    responder: &Responder,
-    now: u64,
-) -> Result<RequestRecord> {
+/// What an answer does to a request.
+enum Answered {
+    /// The answer was valid and in time: the updated request (resolved, or one more vote).
+    Accepted(RequestRecord),
+    /// The deadline had passed: the request expired by its policy instead.
+    Late(RequestRecord),
+}
+
+/// Applies an answer to a request: the deadline, validation, responders, quorum.
+///
+/// The deadline is checked first, on the engine's clock: an answer at `now >= expires_at`
+/// expires a pending request, whoever answers and however valid the answer.
+fn answer(request: &RequestRecord, response: &Response, responder: &Responder, now: u64) -> Result<Answered> {
     let request_id = || request.id.clone();
+    if let Some(expired) = expire(request, now) {
+        return Ok(Answered::Late(expired));
+    }
     match request.status {
         RequestStatus::Pending => {}
+        RequestStatus::Answered if request.resolution.as_ref().is_some_and(Resolution::by_expiry) => {
+            return Err(Error::RequestExpired {
+                request_id: request_id(),
+            });
+        }
         RequestStatus::Answered => {
             return Err(Error::AlreadyAnswered {
                 request_id: request_id(),
@@ -864,7 +907,7 @@ fn answer(
         });
         let approvals = updated.votes.iter().filter(|vote| vote.approved).count() as u32;
         if *approved && approvals < spec.quorum {
-            return Ok(updated); // still pending, one more vote recorded
+            return Ok(Answered::Accepted(updated)); // still pending, one more vote recorded
         }
     }
     updated.status = RequestStatus::Answered;
@@ -875,7 +918,35 @@ fn answer(
         answered_at: now,
         votes: updated.votes.clone(),
     });
-    Ok(updated)
+    Ok(Answered::Accepted(updated))
+}
+
+/// The request resolved by its expiry policy, if it is pending and its deadline is due at
+/// `now`; its votes are kept.
+fn expire(request: &RequestRecord, now: u64) -> Option<RequestRecord> {
+    if request.status != RequestStatus::Pending || request.expires_at.is_none_or(|at| at > now) {
+        return None;
+    }
+    let mut expired = request.clone();
+    expired.resolved_at = Some(now);
+    match &request.spec.on_expiry {
+        OnExpiry::Default(response) => {
+            expired.status = RequestStatus::Answered;
+            expired.resolution = Some(Resolution::Answered {
+                response: validate(&request.spec, response).unwrap_or_else(|_| response.clone()),
+                responder: EXPIRY_RESPONDER.to_owned(),
+                answered_at: now,
+                votes: request.votes.clone(),
+            });
+        }
+        policy => {
+            expired.status = RequestStatus::Expired;
+            expired.resolution = Some(Resolution::Expired {
+                policy: policy.clone(),
+            });
+        }
+    }
+    Some(expired)
 }
 
 impl Shared {
@@ -909,31 +980,7 @@ impl Shared {
     /// Resolves a request by its expiry policy if it is still pending and due.
     async fn expire(&self, request_id: &str) -> Result<()> {
         let now = to_millis(self.clock.now());
-        let change = |request: &RequestRecord| {
-            if request.status != RequestStatus::Pending || request.expires_at.is_none_or(|at| at > now) {
-                return Ok(None);
-            }
-            let mut expired = request.clone();
-            expired.resolved_at = Some(now);
-            match &request.spec.on_expiry {
-                OnExpiry::Default(response) => {
-                    expired.status = RequestStatus::Answered;
-                    expired.resolution = Some(Resolution::Answered {
-                        response: validate(&request.spec, response).unwrap_or_else(|_| response.clone()),
-                        responder: EXPIRY_RESPONDER.to_owned(),
-                        answered_at: now,
-                        votes: request.votes.clone(),
-                    });
-                }
-                policy => {
-                    expired.status = RequestStatus::Expired;
-                    expired.resolution = Some(Resolution::Expired {
-                        policy: policy.clone(),
-                    });
-                }
-            }
-            Ok(Some(expired))
-        };
+        let change = |request: &RequestRecord| Ok(expire(request, now));
         let updated = match self.resolve(request_id, &change) {
             Ok(updated) => updated,
             Err(Error::RequestNotFound { .. }) => return Ok(()),

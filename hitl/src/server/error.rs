@@ -18,7 +18,7 @@ pub(crate) struct ErrorBody {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ErrorDetail {
     /// A stable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
-    /// `already_answered`, `run_finished`, `expired`, `cancelled`, `link_expired`,
+    /// `already_answered`, `run_finished`, `request_expired`, `request_cancelled`, `link_expired`,
     /// `payload_too_large`, `invalid_answer`, `internal`.
     pub code: String,
     /// A sentence saying what is wrong and what to do.
@@ -69,8 +69,8 @@ impl From<Error> for ApiError {
             Error::RequestNotFound { .. } | Error::RunNotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             Error::AlreadyAnswered { .. } => (StatusCode::CONFLICT, "already_answered"),
             Error::RunFinished { .. } => (StatusCode::CONFLICT, "run_finished"),
-            Error::RequestExpired { .. } => (StatusCode::GONE, "expired"),
-            Error::RequestCancelled { .. } => (StatusCode::GONE, "cancelled"),
+            Error::RequestExpired { .. } => (StatusCode::GONE, "request_expired"),
+            Error::RequestCancelled { .. } => (StatusCode::GONE, "request_cancelled"),
             Error::ResponderNotAllowed { .. } => (StatusCode::FORBIDDEN, "forbidden"),
             Error::InvalidAnswer { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_answer"),
             Error::Closed => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
