@@ -242,7 +242,16 @@ impl EngineBuilder {
         };
         // Recover first: a wake-up due at open must find the runs it would resume already live.
         engine.recover()?;
+        let now = to_millis(engine.shared.clock.now());
         for timer in engine.shared.store.timers()? {
+            // A paused run with a due wake-up (an answer stored while no engine ran it) is
+            // resumed before `open` returns, so that `settled()` never sees it paused on an
+            // answered request. The timer stays armed and is spent when it fires.
+            if let TimerAction::Wake(run_id) = &timer.action
+                && timer.deadline <= now
+            {
+                engine.shared.resume_if_paused(run_id)?;
+            }
             engine.shared.timers.arm(timer);
         }
         let weak = Arc::downgrade(&engine.shared);
@@ -761,6 +770,11 @@ impl Engine {
         };
         self.shared.store.flush().await?;
         self.shared.after_resolution(&updated);
+        if updated.status != RequestStatus::Pending {
+            // Resume a paused run now rather than when its wake-up fires, so that a caller's
+            // `settled()` after this answer waits for the run's next settled state.
+            self.shared.resume_if_paused(&updated.run_id)?;
+        }
         if late {
             tracing::info!(
                 request_id,
@@ -1186,30 +1200,44 @@ impl Shared {
         for timer in &wakes {
             self.store.add_timer(timer)?;
         }
-        record.status = RunStatus::Paused;
-        record.owner = None;
-        record.lease_until = None;
-        record.updated_at = now;
         {
             let mut live = lock(&self.live);
             if let Some(stop) = state.stop_reason() {
                 return Ok(Some(stop));
             }
-            self.store.save_run(&record)?;
+            // An answer that arrived while the body was being dropped found the run still
+            // live and left it to us: drive the run again instead of pausing it. Decided
+            // under the live-table lock, which `respond`'s resumption takes too.
+            let mut answered = false;
+            for request_id in state.requests() {
+                if self.load_request(&request_id)?.status != RequestStatus::Pending {
+                    answered = true;
+                    break;
+                }
+            }
             live.remove(&record.id);
+            if answered {
+                tracing::debug!(run_id = %record.id, "answered while pausing; driving the run again");
+                if let Some(registered) = self.registry.get(record.workflow.as_str()).copied() {
+                    self.launch(&mut live, record, registered, None)?;
+                    drop(live);
+                    for timer in wakes {
+                        self.timers.arm(timer);
+                    }
+                    return Ok(None);
+                }
+            }
+            record.status = RunStatus::Paused;
+            record.owner = None;
+            record.lease_until = None;
+            record.updated_at = now;
+            self.store.save_run(&record)?;
         }
         self.store.flush().await?;
         tracing::info!(run_id = %record.id, "run paused");
         self.publish(&record.id, RunStatus::Paused);
         for timer in wakes {
             self.timers.arm(timer);
-        }
-        // An answer that arrived while the body was being dropped found the run still live.
-        for request_id in state.requests() {
-            if self.load_request(&request_id)?.status != RequestStatus::Pending {
-                self.resume_if_paused(&record.id)?;
-                break;
-            }
         }
         Ok(None)
     }

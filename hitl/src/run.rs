@@ -227,16 +227,28 @@ impl<T: DeserializeOwned> Run<T> {
 
     /// Waits until the run completes, fails or is cancelled.
     pub async fn wait(&self) -> Result<Outcome<T>> {
-        self.engine.wait_status(&self.id, RunStatus::is_terminal).await?;
-        self.outcome()
+        self.until(RunStatus::is_terminal).await
     }
 
     /// Waits until the run stops executing: it completed, failed, was cancelled, or paused.
     ///
     /// Runs of workflows that never ask a human settle only when they finish.
+    ///
+    /// After an answer that resolves one of its requests, the run is running again (the
+    /// answer resumed it), so this waits for its next settled state; after a quorum vote that
+    /// does not resolve, it returns `Paused` with the still-open request.
     pub async fn settled(&self) -> Result<Outcome<T>> {
-        self.engine.wait_status(&self.id, RunStatus::is_settled).await?;
-        self.outcome()
+        self.until(RunStatus::is_settled).await
+    }
+
+    async fn until(&self, done: fn(RunStatus) -> bool) -> Result<Outcome<T>> {
+        loop {
+            self.engine.wait_status(&self.id, done).await?;
+            // Resumed between the wait and the read: wait for its next settled state.
+            if let Some(outcome) = self.outcome()? {
+                return Ok(outcome);
+            }
+        }
     }
 
     /// The run's summary.
@@ -244,9 +256,10 @@ impl<T: DeserializeOwned> Run<T> {
         self.engine.run_info(&self.id)
     }
 
-    fn outcome(&self) -> Result<Outcome<T>> {
+    /// The outcome as stored; `None` while the run is running.
+    fn outcome(&self) -> Result<Option<Outcome<T>>> {
         let record = self.engine.load_run(&self.id)?;
-        Ok(match record.status {
+        Ok(Some(match record.status {
             RunStatus::Completed => {
                 let output = record.output.unwrap_or(Value::Null);
                 Outcome::Completed(serde_json::from_value(output).map_err(|source| Error::Decode {
@@ -266,9 +279,7 @@ impl<T: DeserializeOwned> Run<T> {
                 run_id: Some(self.id.clone()),
                 ..Default::default()
             })?),
-            // A run that is running again (resumed meanwhile) is reported as paused on its
-            // open requests; `settled` returns only once it left `Running`.
-            RunStatus::Running => Outcome::Paused(Vec::new()),
-        })
+            RunStatus::Running => return Ok(None),
+        }))
     }
 }
