@@ -249,8 +249,10 @@ impl EngineBuilder {
             // answered request. The timer stays armed and is spent when it fires.
             if let TimerAction::Wake(run_id) = &timer.action
                 && timer.deadline <= now
+                && engine.shared.resume_if_paused(run_id)?
             {
-                engine.shared.resume_if_paused(run_id)?;
+                engine.shared.store.remove_timer(&timer)?;
+                continue;
             }
             engine.shared.timers.arm(timer);
         }
@@ -769,11 +771,17 @@ impl Engine {
             (self.shared.resolve(request_id, &change)?, late.get())
         };
         self.shared.store.flush().await?;
-        self.shared.after_resolution(&updated);
         if updated.status != RequestStatus::Pending {
+            self.shared.request_events.notify(&updated.id);
             // Resume a paused run now rather than when its wake-up fires, so that a caller's
-            // `settled()` after this answer waits for the run's next settled state.
-            self.shared.resume_if_paused(&updated.run_id)?;
+            // `settled()` after this answer waits for the run's next settled state. The stored
+            // wake-up is then spent; it stays only for an engine that cannot drive the run.
+            let wake = resolution_wake(&updated);
+            if self.shared.resume_if_paused(&updated.run_id)? {
+                self.shared.store.remove_timer(&wake)?;
+            } else {
+                self.shared.timers.arm(wake);
+            }
         }
         if late {
             tracing::info!(
