@@ -30,7 +30,9 @@ use crate::feedback::{
 };
 use crate::notify::Notifier;
 use crate::replay::{RunState, Stop, lock};
-use crate::run::{DefinitionChange, Failure, HistoryEntry, Outcome, Run, RunInfo, RunStatus, StepStatus};
+use crate::run::{
+    DefinitionChange, Failure, FailureKind, HistoryEntry, Outcome, Run, RunInfo, RunStatus, StepStatus,
+};
 use crate::store::{FORMAT_VERSION, RunRecord, SledStore, Store, sled_store::SledOptions};
 use crate::store::{StepKind, Timer, TimerAction, resolution_wake};
 use crate::timers::Timers;
@@ -728,8 +730,12 @@ impl Engine {
             record.lease_until = Some(now + LEASE.as_millis() as u64);
             record.updated_at = now;
             self.shared.store.save_run(&record)?;
+            let run_id = record.id.clone();
             let mut live = lock(&self.shared.live);
-            self.shared.launch(&mut live, record, registered, None)?;
+            // One run that cannot be driven must not keep the engine from opening.
+            if let Err(error) = self.shared.launch(&mut live, record, registered, None) {
+                tracing::error!(%run_id, %error, "cannot resume run; it is retried at the next open");
+            }
         }
         Ok(())
     }
@@ -1086,8 +1092,11 @@ impl Shared {
         self.store.save_run(&record)?;
         tracing::info!(run_id, "resuming run");
         self.launch(&mut live, record, registered, None)?;
+        let resumed = live.contains_key(run_id);
         drop(live);
-        self.publish(run_id, RunStatus::Running);
+        if resumed {
+            self.publish(run_id, RunStatus::Running);
+        }
         Ok(true)
     }
 
@@ -1105,26 +1114,38 @@ impl Shared {
         if live.contains_key(&record.id) {
             return Ok(()); // already driven by this engine
         }
-        let (journal, decoded) = match new_body {
-            Some(body) => (Vec::new(), Ok(body)),
-            None => (
-                self.store.load_journal(&record.id)?,
-                (registered.start)(record.input.clone()),
-            ),
+        let loaded = match new_body {
+            Some(body) => Ok((Vec::new(), body)),
+            None => self
+                .store
+                .load_journal(&record.id)
+                .and_then(|journal| Ok((journal, (registered.start)(record.input.clone())?))),
         };
-        let body = match decoded {
-            Ok(body) => body,
-            Err(error) => {
+        let (journal, body) = match loaded {
+            Ok(loaded) => loaded,
+            // A run whose records cannot be read, or whose input no longer decodes, cannot be
+            // replayed: it ends failed with the reason, and nothing else is affected.
+            Err(error @ (Error::CorruptRecord { .. } | Error::InvalidInput { .. })) => {
+                tracing::error!(run_id = %record.id, %error, "run cannot be replayed; failing it");
+                let step = match &error {
+                    Error::CorruptRecord { step, .. } => step.clone(),
+                    _ => None,
+                };
                 let mut record = record;
                 record.status = RunStatus::Failed;
                 record.failure = Some(Failure {
-                    message: error.to_string(),
-                    step: None,
-                    location: None,
+                    step,
+                    ..Failure::new(FailureKind::of(&error), error.to_string())
                 });
+                record.owner = None;
+                record.lease_until = None;
+                record.updated_at = to_millis(self.clock.now());
                 self.store.save_run(&record)?;
+                self.cancel_requests(&record.id, &format!("run failed: {error}"))?;
+                self.publish(&record.id, RunStatus::Failed);
                 return Ok(());
             }
+            Err(error) => return Err(error),
         };
         let state = RunState::new(
             Arc::clone(self),
@@ -1170,6 +1191,7 @@ impl Shared {
                 let (step, location) = state.last_error().unzip();
                 record.status = RunStatus::Failed;
                 record.failure = Some(Failure {
+                    kind: FailureKind::Workflow,
                     message,
                     step,
                     location,
@@ -1177,11 +1199,10 @@ impl Shared {
             }
             Ending::Panicked(message) => {
                 record.status = RunStatus::Failed;
-                record.failure = Some(Failure {
-                    message: format!("the workflow panicked: {message}"),
-                    step: None,
-                    location: None,
-                });
+                record.failure = Some(Failure::new(
+                    FailureKind::Panicked,
+                    format!("the workflow panicked: {message}"),
+                ));
             }
         }
         tracing::debug!(status = %record.status, "run finished");

@@ -276,6 +276,7 @@ impl RunState {
     pub(crate) fn fail(&self, error: &Error, step: Option<&Step>) {
         tracing::error!(run_id = %self.id, %error, "run failed");
         self.stop(Stop::Failed(Failure {
+            kind: crate::run::FailureKind::of(error),
             message: error.to_string(),
             step: step.map(|step| step.id.clone()),
             location: step.map(Step::location),

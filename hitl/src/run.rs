@@ -60,6 +60,9 @@ impl fmt::Display for RunStatus {
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
+    /// What kind of failure it is: the workflow's own error, or the engine's.
+    #[serde(default)]
+    pub kind: FailureKind,
     /// The `Display` of the workflow's error, or the engine's error.
     pub message: String,
     /// The step that produced the error, when one did.
@@ -68,6 +71,52 @@ pub struct Failure {
     /// `file:line` of that step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+}
+
+impl Failure {
+    /// A failure of this kind with no step.
+    pub(crate) fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Failure {
+            kind,
+            message: message.into(),
+            step: None,
+            location: None,
+        }
+    }
+}
+
+/// What made a run fail.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The workflow returned an error (or an expiry policy failed the run).
+    #[default]
+    Workflow,
+    /// The workflow panicked.
+    Panicked,
+    /// The workflow's input could not be decoded into its arguments.
+    InvalidInput,
+    /// Replay met a step whose input changed since it was journaled (`Error::NonDeterminism`).
+    NonDeterminism,
+    /// A stored record of the run could not be read (damaged bytes, not a code change).
+    CorruptRecord,
+    /// The engine failed the run (storage, or another infrastructure error).
+    Engine,
+}
+
+impl FailureKind {
+    /// The kind of failure an engine error causes.
+    pub(crate) fn of(error: &Error) -> Self {
+        match error {
+            Error::NonDeterminism { .. } => FailureKind::NonDeterminism,
+            Error::CorruptRecord { .. } => FailureKind::CorruptRecord,
+            Error::InvalidInput { .. } => FailureKind::InvalidInput,
+            Error::RequestExpired { .. } => FailureKind::Workflow,
+            _ => FailureKind::Engine,
+        }
+    }
 }
 
 impl fmt::Display for Failure {
@@ -267,11 +316,11 @@ impl<T: DeserializeOwned> Run<T> {
                     source,
                 })?)
             }
-            RunStatus::Failed => Outcome::Failed(record.failure.unwrap_or_else(|| Failure {
-                message: "failed".to_owned(),
-                step: None,
-                location: None,
-            })),
+            RunStatus::Failed => Outcome::Failed(
+                record
+                    .failure
+                    .unwrap_or_else(|| Failure::new(FailureKind::Engine, "failed")),
+            ),
             RunStatus::Cancelled => Outcome::Cancelled {
                 reason: record.cancel_reason.unwrap_or_default(),
             },
