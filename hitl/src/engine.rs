@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::watch;
-use tokio::task::{AbortHandle, JoinHandle};
+use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::clock::{Clock, SystemClock, from_millis, to_millis};
@@ -80,7 +80,7 @@ pub(crate) struct Shared {
     /// Delivers notifications from the outbox.
     pub(crate) notifier: Notifier,
     /// The timer and notification tasks, stopped by `close`.
-    background: Mutex<Vec<AbortHandle>>,
+    background: Mutex<Vec<JoinHandle<()>>>,
     closed: AtomicBool,
 }
 
@@ -259,8 +259,8 @@ impl EngineBuilder {
             engine.shared.timers.arm(timer);
         }
         let weak = Arc::downgrade(&engine.shared);
-        let timers = tokio::spawn(Timers::run(weak.clone())).abort_handle();
-        let notifier = tokio::spawn(Notifier::run(weak)).abort_handle();
+        let timers = tokio::spawn(Timers::run(weak.clone()));
+        let notifier = tokio::spawn(Notifier::run(weak));
         lock(&engine.shared.background).extend([timers, notifier]);
         Ok(engine)
     }
@@ -538,10 +538,14 @@ impl Engine {
 
     /// Stops driving runs (they stay `Running` on disk and resume at the next open), flushes,
     /// and releases the database directory.
+    ///
+    /// The directory is released when the last handle to the engine goes: this one, unless
+    /// clones of it (or [`Run`] handles, which hold one) are still alive elsewhere.
     pub async fn close(self) -> Result<()> {
         self.shared.closed.store(true, Ordering::SeqCst);
         let live: Vec<LiveRun> = lock(&self.shared.live).drain().map(|(_, live)| live).collect();
-        for task in lock(&self.shared.background).drain(..) {
+        let background: Vec<JoinHandle<()>> = lock(&self.shared.background).drain(..).collect();
+        for task in &background {
             task.abort();
         }
         for mut run in live {
@@ -550,7 +554,14 @@ impl Engine {
                 let _ = driver.await;
             }
         }
-        self.shared.store.flush().await
+        // Every task that held the engine has ended, so dropping this handle (when it is the
+        // last) closes sled here, before `close` returns.
+        for task in background {
+            let _ = task.await;
+        }
+        let flushed = self.shared.store.flush().await;
+        drop(self);
+        flushed
     }
 
     pub(crate) fn load_run(&self, run_id: &str) -> Result<RunRecord> {

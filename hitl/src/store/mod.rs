@@ -28,6 +28,7 @@
 //! [`Store::flush`], which concurrent runs share (group commit).
 
 mod group_commit;
+mod open_guard;
 pub(crate) mod sled_store;
 
 use std::future::Future;

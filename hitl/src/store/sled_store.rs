@@ -20,6 +20,7 @@ use serde_json::Value;
 use sled::Transactional;
 
 use super::group_commit::GroupCommit;
+use super::open_guard::{self, LastClose};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::resolution_wake;
@@ -62,6 +63,8 @@ pub(crate) struct SledStore {
     timers: sled::Tree,
     meta: sled::Tree,
     group_commit: Arc<GroupCommit>,
+    /// Declared after the sled handles, so it drops after them and before the lock.
+    _clean_close: CleanClose,
     /// Held for as long as the store lives; dropping it releases the directory.
     _lock: Option<File>,
     /// Declared last so it drops last: the path counts as open in this process until the
@@ -105,18 +108,118 @@ impl Drop for OpenPath {
 
 impl SledStore {
     pub(crate) fn open(options: &SledOptions) -> Result<Self> {
-        let (config, lock, open) = match &options.path {
-            Some(path) => {
-                let open = OpenPath::claim(path)?;
-                let lock = prepare_directory(path)?;
-                (sled::Config::new().path(path), Some(lock), Some(open))
-            }
-            None => (sled::Config::new().temporary(true), None, None),
+        let Some(path) = &options.path else {
+            let config = sled::Config::new().temporary(true);
+            return Self::open_sled(options, config, Path::new(""), None, None, None);
         };
+        let open = OpenPath::claim(path)?;
+        let (lock, created_lock) = prepare_directory(path)?;
+        let io = |source| Error::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let guarded = (|| {
+            if unguarded_for_benchmarks() {
+                return Ok((LastClose::Unknown, None));
+            }
+            open_guard::recover_interrupted_open(path).map_err(io)?;
+            if let Some(detail) = open_guard::missing_log(path).map_err(io)? {
+                return Err(Error::Corrupt {
+                    path: path.to_owned(),
+                    detail,
+                });
+            }
+            // After a clean close sled opens without repairs; otherwise keep a copy to put back.
+            let last_close = open_guard::last_close(path);
+            if last_close == LastClose::Clean {
+                Ok((last_close, None))
+            } else {
+                let backup = open_guard::OpenBackup::take(path).map_err(io)?;
+                Ok((last_close, Some(backup)))
+            }
+        })();
+        let (last_close, backup) = match guarded {
+            Ok(backup) => backup,
+            Err(error) => {
+                drop(lock);
+                if created_lock {
+                    let _ = fs::remove_file(path.join(LOCK_FILE));
+                }
+                return Err(error);
+            }
+        };
+        // A second handle on the lock keeps the directory ours while a failed open is undone.
+        let held = lock.try_clone().map_err(io)?;
+        let config = sled::Config::new().path(path);
+        let opened = Self::open_sled(options, config, path, Some(lock), Some(open), Some(path.clone()))
+            .and_then(|store| match (last_close, &backup) {
+                (LastClose::CleanButChanged, Some(backup)) => {
+                    // Files changed after a clean close have no torn tail: if sled's recovery
+                    // rewrote written bytes of its log, it is dropping the records behind
+                    // damaged bytes. Refuse rather than open a database that lost runs.
+                    let rewritten = backup.rewritten_log_bytes();
+                    if matches!(rewritten, Ok(None)) {
+                        return Ok(store);
+                    }
+                    store.close_without_clean_mark();
+                    Err(match rewritten {
+                        Ok(Some((first, count))) => Error::Corrupt {
+                            path: path.to_owned(),
+                            detail: format!(
+                                "its log `db` was changed after it was last closed, and reading \
+                                 it would discard every record after byte {first} ({count} bytes \
+                                 of written data would be rewritten)"
+                            ),
+                        },
+                        Err(source) => io(source),
+                        Ok(None) => unreachable!("returned above"),
+                    })
+                }
+                _ => Ok(store),
+            });
+        match opened {
+            Ok(store) => {
+                if let Some(backup) = backup {
+                    backup.discard();
+                }
+                open_guard::clear_clean_mark(path);
+                Ok(store)
+            }
+            Err(error) => {
+                // sled is gone (the failed open dropped it): put its files back as they were.
+                if let Some(backup) = backup
+                    && let Err(restore) = backup.restore()
+                {
+                    return Err(Error::Io {
+                        path: path.to_owned(),
+                        source: std::io::Error::other(format!(
+                            "{error}; and restoring the files set aside before the open failed: {restore}; \
+                             they are in `{}`",
+                            open_guard::BACKUP_DIR
+                        )),
+                    });
+                }
+                drop(held);
+                if created_lock {
+                    let _ = fs::remove_file(path.join(LOCK_FILE));
+                }
+                Err(error)
+            }
+        }
+    }
+
+    fn open_sled(
+        options: &SledOptions,
+        config: sled::Config,
+        display_path: &Path,
+        lock: Option<File>,
+        open: Option<OpenPath>,
+        clean_close: Option<PathBuf>,
+    ) -> Result<Self> {
         let config = config
             .cache_capacity(options.cache_capacity)
             .flush_every_ms(options.flush_every_ms);
-        let display_path = options.path.clone().unwrap_or_default();
+        let display_path = display_path.to_owned();
 
         let deadline = Instant::now() + RELEASE_WAIT;
         let db = loop {
@@ -154,15 +257,40 @@ impl SledStore {
             meta: tree("meta")?,
             group_commit: GroupCommit::new(db.clone()),
             db,
+            _clean_close: CleanClose(clean_close),
             _lock: lock,
             _open: open,
         })
     }
 }
 
+impl SledStore {
+    /// Drops the store without recording a clean close (the open is being undone).
+    fn close_without_clean_mark(mut self) {
+        self._clean_close.0 = None;
+    }
+}
+
+/// For the open benchmark only (feature `failpoints`): `HITL_UNGUARDED_OPEN=1` opens without
+/// the protections of [`open_guard`], so that their cost can be measured in the same run.
+fn unguarded_for_benchmarks() -> bool {
+    cfg!(feature = "failpoints") && std::env::var_os("HITL_UNGUARDED_OPEN").is_some()
+}
+
+/// Marks the directory cleanly closed once the sled handles declared before it are dropped.
+struct CleanClose(Option<PathBuf>);
+
+impl Drop for CleanClose {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            open_guard::mark_clean_close(dir);
+        }
+    }
+}
+
 /// Makes sure `path` is a hitl database directory (creating one if it is new or empty) and
-/// takes its lock, all before sled opens it.
-fn prepare_directory(path: &Path) -> Result<File> {
+/// takes its lock, all before sled opens it. Returns the lock and whether its file is new.
+fn prepare_directory(path: &Path) -> Result<(File, bool)> {
     let io = |source| Error::Io {
         path: path.to_owned(),
         source,
@@ -224,14 +352,16 @@ fn prepare_directory(path: &Path) -> Result<File> {
         Err(error) => return Err(io(error)),
     }
 
+    let lock_path = path.join(LOCK_FILE);
+    let created = !lock_path.exists();
     let lock = File::options()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(path.join(LOCK_FILE))
+        .open(&lock_path)
         .map_err(io)?;
     match lock.try_lock() {
-        Ok(()) => Ok(lock),
+        Ok(()) => Ok((lock, created)),
         Err(fs::TryLockError::WouldBlock) => Err(Error::DatabaseLocked {
             path: path.to_owned(),
         }),
