@@ -72,7 +72,7 @@ mod pages;
 mod views;
 
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -275,7 +275,7 @@ pub fn signed_link(
     responder: &str,
     valid_for: Duration,
 ) -> crate::Result<String> {
-    let expires = crate::links::unix_seconds(SystemTime::now() + valid_for);
+    let expires = crate::links::unix_seconds(engine.now() + valid_for);
     Ok(crate::links::link_path(
         &engine.link_secret()?,
         request_id,
