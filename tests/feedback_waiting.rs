@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use hitl::clock::ManualClock;
 use hitl::prelude::*;
-use hitl::{PendingFilter, Request, RequestStatus};
+use hitl::{PendingFilter, Request, RequestStatus, Run};
 
 static AFTER: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
 
@@ -367,4 +367,61 @@ async fn a_cancel_racing_the_pause_always_ends_the_run_cancelled() {
             "round {round}"
         );
     }
+}
+
+#[tokio::test]
+async fn cancelling_a_finished_run_is_an_error_that_changes_nothing() {
+    let engine = Engine::temporary()
+        .clock(clock())
+        .register(ask)
+        .open()
+        .await
+        .unwrap();
+    let run = engine.start(ask, ("finished-cancel".into(), 0)).await.unwrap();
+    let Outcome::Paused(requests) = run.settled().await.unwrap() else {
+        panic!("expected a pause")
+    };
+    engine
+        .respond(&requests[0].id, Response::approve(), Responder::new("alice"))
+        .await
+        .unwrap();
+    let outcome = run.wait().await.unwrap();
+    assert_eq!(outcome, Outcome::Completed("true by alice".into()));
+
+    let refused = engine.cancel(run.id(), "too late").await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            hitl::Error::RunFinished {
+                status: RunStatus::Completed,
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    let info = engine.run_info(run.id()).unwrap();
+    assert_eq!((info.status, info.cancel_reason), (RunStatus::Completed, None));
+    // A cancelled run cannot be cancelled again either.
+    let second = engine.start(ask, ("twice-cancel".into(), 0)).await.unwrap();
+    run_settles_paused(&second).await;
+    engine.cancel(second.id(), "first").await.unwrap();
+    let again = engine.cancel(second.id(), "second").await.unwrap_err();
+    assert!(
+        matches!(
+            again,
+            hitl::Error::RunFinished {
+                status: RunStatus::Cancelled,
+                ..
+            }
+        ),
+        "{again}"
+    );
+    assert_eq!(
+        engine.run_info(second.id()).unwrap().cancel_reason.as_deref(),
+        Some("first")
+    );
+}
+
+async fn run_settles_paused<T: serde::de::DeserializeOwned>(run: &Run<T>) {
+    assert!(matches!(run.settled().await.unwrap(), Outcome::Paused(_)));
 }

@@ -320,7 +320,7 @@ async fn cancelled_and_expired_requests_are_gone() {
         r#"{"text": "too late"}"#,
     )
     .await;
-    assert_eq!((gone.status, gone.code().as_str()), (410, "cancelled"));
+    assert_eq!((gone.status, gone.code().as_str()), (410, "request_cancelled"));
     assert_eq!(
         server.engine.request(&cancelled.id).unwrap().status,
         RequestStatus::Cancelled
@@ -341,7 +341,10 @@ async fn cancelled_and_expired_requests_are_gone() {
         r#"{"approved": true}"#,
     )
     .await;
-    assert_eq!((expired.status, expired.code().as_str()), (410, "expired"));
+    assert_eq!(
+        (expired.status, expired.code().as_str()),
+        (410, "request_expired")
+    );
     let listed = get(
         &format!("{}/api/requests?status=expired", server.url),
         Some(ALICE),

@@ -30,7 +30,9 @@ use crate::feedback::{
 };
 use crate::notify::Notifier;
 use crate::replay::{RunState, Stop, lock};
-use crate::run::{DefinitionChange, Failure, HistoryEntry, Outcome, Run, RunInfo, RunStatus, StepStatus};
+use crate::run::{
+    DefinitionChange, Failure, FailureKind, HistoryEntry, Outcome, Run, RunInfo, RunStatus, StepStatus,
+};
 use crate::store::{FORMAT_VERSION, RunRecord, SledStore, Store, sled_store::SledOptions};
 use crate::store::{StepKind, Timer, TimerAction, resolution_wake};
 use crate::timers::Timers;
@@ -242,7 +244,18 @@ impl EngineBuilder {
         };
         // Recover first: a wake-up due at open must find the runs it would resume already live.
         engine.recover()?;
+        let now = to_millis(engine.shared.clock.now());
         for timer in engine.shared.store.timers()? {
+            // A paused run with a due wake-up (an answer stored while no engine ran it) is
+            // resumed before `open` returns, so that `settled()` never sees it paused on an
+            // answered request. The timer stays armed and is spent when it fires.
+            if let TimerAction::Wake(run_id) = &timer.action
+                && timer.deadline <= now
+                && engine.shared.resume_if_paused(run_id)?
+            {
+                engine.shared.store.remove_timer(&timer)?;
+                continue;
+            }
             engine.shared.timers.arm(timer);
         }
         let weak = Arc::downgrade(&engine.shared);
@@ -499,17 +512,22 @@ impl Engine {
         Ok(history)
     }
 
-    /// Cancels a run: a running run stops at its next step boundary; a finished run is left
-    /// as it is.
+    /// Cancels a run: a running run stops at its next step boundary, a paused run ends at
+    /// once; its open requests are resolved as cancelled.
     ///
     /// # Errors
     ///
-    /// [`Error::RunNotFound`] for an unknown id.
+    /// [`Error::RunNotFound`] for an unknown id; [`Error::RunFinished`] when the run has
+    /// already completed, failed or been cancelled (nothing is changed).
     pub async fn cancel(&self, run_id: &str, reason: impl Into<String>) -> Result<()> {
         let reason = reason.into();
+        let finished = |record: &RunRecord| Error::RunFinished {
+            run_id: record.id.clone(),
+            status: record.status,
+        };
         let record = self.load_run(run_id)?;
         if record.status.is_terminal() {
-            return Ok(());
+            return Err(finished(&record));
         }
         // Decided under the live-table lock, which `pause` and `resume_if_paused` also take: a
         // run that is pausing right now ends cancelled, and a paused run recorded cancelled
@@ -524,7 +542,7 @@ impl Engine {
                 None => {
                     let mut record = self.load_run(run_id)?;
                     if record.status.is_terminal() {
-                        return Ok(());
+                        return Err(finished(&record));
                     }
                     record.status = RunStatus::Cancelled;
                     record.cancel_reason = Some(reason);
@@ -733,8 +751,12 @@ impl Engine {
             record.lease_until = Some(now + LEASE.as_millis() as u64);
             record.updated_at = now;
             self.shared.store.save_run(&record)?;
+            let run_id = record.id.clone();
             let mut live = lock(&self.shared.live);
-            self.shared.launch(&mut live, record, registered, None)?;
+            // One run that cannot be driven must not keep the engine from opening.
+            if let Err(error) = self.shared.launch(&mut live, record, registered, None) {
+                tracing::error!(%run_id, %error, "cannot resume run; it is retried at the next open");
+            }
         }
         Ok(())
     }
@@ -759,11 +781,46 @@ impl Engine {
         responder: Responder,
     ) -> Result<Request> {
         let now = to_millis(self.shared.clock.now());
-        let change = |request: &RequestRecord| answer(request, &response, &responder, now).map(Some);
-        let updated = self.shared.resolve(request_id, &change)?;
+        // An answer at or after the deadline expires the request (its policy applied in the
+        // same transaction) and is refused; `late` tells which of the two the change did.
+        let (updated, late) = {
+            let late = std::cell::Cell::new(false);
+            let change = |request: &RequestRecord| match answer(request, &response, &responder, now)? {
+                Answered::Accepted(updated) => {
+                    late.set(false);
+                    Ok(Some(updated))
+                }
+                Answered::Late(expired) => {
+                    late.set(true);
+                    Ok(Some(expired))
+                }
+            };
+            (self.shared.resolve(request_id, &change)?, late.get())
+        };
         self.shared.store.flush().await?;
+        if updated.status != RequestStatus::Pending {
+            self.shared.request_events.notify(&updated.id);
+            // Resume a paused run now rather than when its wake-up fires, so that a caller's
+            // `settled()` after this answer waits for the run's next settled state. The stored
+            // wake-up is then spent; it stays only for an engine that cannot drive the run.
+            let wake = resolution_wake(&updated);
+            if self.shared.resume_if_paused(&updated.run_id)? {
+                self.shared.store.remove_timer(&wake)?;
+            } else {
+                self.shared.timers.arm(wake);
+            }
+        }
+        if late {
+            tracing::info!(
+                request_id,
+                responder = responder.name(),
+                "late answer refused; the request expired"
+            );
+            return Err(Error::RequestExpired {
+                request_id: request_id.to_owned(),
+            });
+        }
         tracing::info!(request_id, responder = responder.name(), status = ?updated.status, "feedback answered");
-        self.shared.after_resolution(&updated);
         Ok(updated.view())
     }
 
@@ -825,16 +882,30 @@ fn end_stopped(record: &mut RunRecord, stop: Stop) {
     }
 }
 
-/// Applies an answer to a pending request: validation, responders, quorum.
-fn answer(
-    request: &RequestRecord,
-    response: &Response,
-    responder: &Responder,
-    now: u64,
-) -> Result<RequestRecord> {
+/// What an answer does to a request.
+enum Answered {
+    /// The answer was valid and in time: the updated request (resolved, or one more vote).
+    Accepted(RequestRecord),
+    /// The deadline had passed: the request expired by its policy instead.
+    Late(RequestRecord),
+}
+
+/// Applies an answer to a request: the deadline, validation, responders, quorum.
+///
+/// The deadline is checked first, on the engine's clock: an answer at `now >= expires_at`
+/// expires a pending request, whoever answers and however valid the answer.
+fn answer(request: &RequestRecord, response: &Response, responder: &Responder, now: u64) -> Result<Answered> {
     let request_id = || request.id.clone();
+    if let Some(expired) = expire(request, now) {
+        return Ok(Answered::Late(expired));
+    }
     match request.status {
         RequestStatus::Pending => {}
+        RequestStatus::Answered if request.resolution.as_ref().is_some_and(Resolution::by_expiry) => {
+            return Err(Error::RequestExpired {
+                request_id: request_id(),
+            });
+        }
         RequestStatus::Answered => {
             return Err(Error::AlreadyAnswered {
                 request_id: request_id(),
@@ -885,7 +956,7 @@ fn answer(
         });
         let approvals = updated.votes.iter().filter(|vote| vote.approved).count() as u32;
         if *approved && approvals < spec.quorum {
-            return Ok(updated); // still pending, one more vote recorded
+            return Ok(Answered::Accepted(updated)); // still pending, one more vote recorded
         }
     }
     updated.status = RequestStatus::Answered;
@@ -896,7 +967,35 @@ fn answer(
         answered_at: now,
         votes: updated.votes.clone(),
     });
-    Ok(updated)
+    Ok(Answered::Accepted(updated))
+}
+
+/// The request resolved by its expiry policy, if it is pending and its deadline is due at
+/// `now`; its votes are kept.
+fn expire(request: &RequestRecord, now: u64) -> Option<RequestRecord> {
+    if request.status != RequestStatus::Pending || request.expires_at.is_none_or(|at| at > now) {
+        return None;
+    }
+    let mut expired = request.clone();
+    expired.resolved_at = Some(now);
+    match &request.spec.on_expiry {
+        OnExpiry::Default(response) => {
+            expired.status = RequestStatus::Answered;
+            expired.resolution = Some(Resolution::Answered {
+                response: validate(&request.spec, response).unwrap_or_else(|_| response.clone()),
+                responder: EXPIRY_RESPONDER.to_owned(),
+                answered_at: now,
+                votes: request.votes.clone(),
+            });
+        }
+        policy => {
+            expired.status = RequestStatus::Expired;
+            expired.resolution = Some(Resolution::Expired {
+                policy: policy.clone(),
+            });
+        }
+    }
+    Some(expired)
 }
 
 impl Shared {
@@ -930,31 +1029,7 @@ impl Shared {
     /// Resolves a request by its expiry policy if it is still pending and due.
     async fn expire(&self, request_id: &str) -> Result<()> {
         let now = to_millis(self.clock.now());
-        let change = |request: &RequestRecord| {
-            if request.status != RequestStatus::Pending || request.expires_at.is_none_or(|at| at > now) {
-                return Ok(None);
-            }
-            let mut expired = request.clone();
-            expired.resolved_at = Some(now);
-            match &request.spec.on_expiry {
-                OnExpiry::Default(response) => {
-                    expired.status = RequestStatus::Answered;
-                    expired.resolution = Some(Resolution::Answered {
-                        response: validate(&request.spec, response).unwrap_or_else(|_| response.clone()),
-                        responder: EXPIRY_RESPONDER.to_owned(),
-                        answered_at: now,
-                        votes: request.votes.clone(),
-                    });
-                }
-                policy => {
-                    expired.status = RequestStatus::Expired;
-                    expired.resolution = Some(Resolution::Expired {
-                        policy: policy.clone(),
-                    });
-                }
-            }
-            Ok(Some(expired))
-        };
+        let change = |request: &RequestRecord| Ok(expire(request, now));
         let updated = match self.resolve(request_id, &change) {
             Ok(updated) => updated,
             Err(Error::RequestNotFound { .. }) => return Ok(()),
@@ -1038,8 +1113,11 @@ impl Shared {
         self.store.save_run(&record)?;
         tracing::info!(run_id, "resuming run");
         self.launch(&mut live, record, registered, None)?;
+        let resumed = live.contains_key(run_id);
         drop(live);
-        self.publish(run_id, RunStatus::Running);
+        if resumed {
+            self.publish(run_id, RunStatus::Running);
+        }
         Ok(true)
     }
 
@@ -1057,26 +1135,38 @@ impl Shared {
         if live.contains_key(&record.id) {
             return Ok(()); // already driven by this engine
         }
-        let (journal, decoded) = match new_body {
-            Some(body) => (Vec::new(), Ok(body)),
-            None => (
-                self.store.load_journal(&record.id)?,
-                (registered.start)(record.input.clone()),
-            ),
+        let loaded = match new_body {
+            Some(body) => Ok((Vec::new(), body)),
+            None => self
+                .store
+                .load_journal(&record.id)
+                .and_then(|journal| Ok((journal, (registered.start)(record.input.clone())?))),
         };
-        let body = match decoded {
-            Ok(body) => body,
-            Err(error) => {
+        let (journal, body) = match loaded {
+            Ok(loaded) => loaded,
+            // A run whose records cannot be read, or whose input no longer decodes, cannot be
+            // replayed: it ends failed with the reason, and nothing else is affected.
+            Err(error @ (Error::CorruptRecord { .. } | Error::InvalidInput { .. })) => {
+                tracing::error!(run_id = %record.id, %error, "run cannot be replayed; failing it");
+                let step = match &error {
+                    Error::CorruptRecord { step, .. } => step.clone(),
+                    _ => None,
+                };
                 let mut record = record;
                 record.status = RunStatus::Failed;
                 record.failure = Some(Failure {
-                    message: error.to_string(),
-                    step: None,
-                    location: None,
+                    step,
+                    ..Failure::new(FailureKind::of(&error), error.to_string())
                 });
+                record.owner = None;
+                record.lease_until = None;
+                record.updated_at = to_millis(self.clock.now());
                 self.store.save_run(&record)?;
+                self.cancel_requests(&record.id, &format!("run failed: {error}"))?;
+                self.publish(&record.id, RunStatus::Failed);
                 return Ok(());
             }
+            Err(error) => return Err(error),
         };
         let state = RunState::new(
             Arc::clone(self),
@@ -1122,6 +1212,7 @@ impl Shared {
                 let (step, location) = state.last_error().unzip();
                 record.status = RunStatus::Failed;
                 record.failure = Some(Failure {
+                    kind: FailureKind::Workflow,
                     message,
                     step,
                     location,
@@ -1129,11 +1220,10 @@ impl Shared {
             }
             Ending::Panicked(message) => {
                 record.status = RunStatus::Failed;
-                record.failure = Some(Failure {
-                    message: format!("the workflow panicked: {message}"),
-                    step: None,
-                    location: None,
-                });
+                record.failure = Some(Failure::new(
+                    FailureKind::Panicked,
+                    format!("the workflow panicked: {message}"),
+                ));
             }
         }
         tracing::debug!(status = %record.status, "run finished");
@@ -1160,30 +1250,44 @@ impl Shared {
         for timer in &wakes {
             self.store.add_timer(timer)?;
         }
-        record.status = RunStatus::Paused;
-        record.owner = None;
-        record.lease_until = None;
-        record.updated_at = now;
         {
             let mut live = lock(&self.live);
             if let Some(stop) = state.stop_reason() {
                 return Ok(Some(stop));
             }
-            self.store.save_run(&record)?;
+            // An answer that arrived while the body was being dropped found the run still
+            // live and left it to us: drive the run again instead of pausing it. Decided
+            // under the live-table lock, which `respond`'s resumption takes too.
+            let mut answered = false;
+            for request_id in state.requests() {
+                if self.load_request(&request_id)?.status != RequestStatus::Pending {
+                    answered = true;
+                    break;
+                }
+            }
             live.remove(&record.id);
+            if answered {
+                tracing::debug!(run_id = %record.id, "answered while pausing; driving the run again");
+                if let Some(registered) = self.registry.get(record.workflow.as_str()).copied() {
+                    self.launch(&mut live, record, registered, None)?;
+                    drop(live);
+                    for timer in wakes {
+                        self.timers.arm(timer);
+                    }
+                    return Ok(None);
+                }
+            }
+            record.status = RunStatus::Paused;
+            record.owner = None;
+            record.lease_until = None;
+            record.updated_at = now;
+            self.store.save_run(&record)?;
         }
         self.store.flush().await?;
         tracing::info!(run_id = %record.id, "run paused");
         self.publish(&record.id, RunStatus::Paused);
         for timer in wakes {
             self.timers.arm(timer);
-        }
-        // An answer that arrived while the body was being dropped found the run still live.
-        for request_id in state.requests() {
-            if self.load_request(&request_id)?.status != RequestStatus::Pending {
-                self.resume_if_paused(&record.id)?;
-                break;
-            }
         }
         Ok(None)
     }

@@ -89,6 +89,24 @@ pub enum Error {
         source: serde_json::Error,
     },
 
+    /// A stored record of one run is damaged (its bytes no longer decode). The run is failed
+    /// with [`FailureKind::CorruptRecord`](crate::FailureKind::CorruptRecord); other runs are
+    /// unaffected.
+    #[error(
+        "the stored {record} of run `{run_id}` is corrupt and cannot be read ({detail}); the run \
+         cannot be replayed and was failed; other runs are unaffected"
+    )]
+    CorruptRecord {
+        /// The run the record belongs to.
+        run_id: String,
+        /// Which record: `journal entry of step \`…\``, …
+        record: String,
+        /// The step whose record it is, for a journal entry.
+        step: Option<String>,
+        /// What the decoder reported.
+        detail: String,
+    },
+
     /// A value could not be turned into JSON.
     #[error("could not serialize {what} to JSON: {source}")]
     Encode {

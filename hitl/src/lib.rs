@@ -89,7 +89,7 @@ pub use engine::{Durability, Engine, EngineBuilder, RunFilter};
 pub use error::{Error, Result};
 pub use feedback::{Feedback, OnExpiry, PendingFilter, Request, RequestStatus, Responder, Response};
 pub use notify::Notify;
-pub use run::{Failure, HistoryEntry, Outcome, Run, RunInfo, RunStatus};
+pub use run::{Failure, FailureKind, HistoryEntry, Outcome, Run, RunInfo, RunStatus};
 pub use store::StepKind;
 pub use workflow::Workflow;
 

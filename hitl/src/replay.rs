@@ -142,7 +142,8 @@ pub(crate) struct RunState {
     /// Feedback steps waiting, and how many of them are still inside their in-memory window.
     human_waits: AtomicUsize,
     human_in_window: AtomicUsize,
-    /// The requests this execution has waited on.
+    /// The requests this execution waits on and has not seen resolved: at a pause, one of
+    /// them resolved meanwhile means the run must be driven again.
     requests: Mutex<BTreeSet<String>>,
     /// Deadlines of durable sleeps in progress, by step id: wake-ups to arm when pausing.
     sleeps: Mutex<BTreeMap<String, u64>>,
@@ -238,11 +239,12 @@ impl RunState {
         self.human_in_window.fetch_add(1, Ordering::SeqCst);
         HumanWait {
             run: Arc::clone(self),
+            request_id: request_id.to_owned(),
             in_window: true,
         }
     }
 
-    /// The requests this execution waited on.
+    /// The requests this execution waits on, unresolved when last seen.
     pub(crate) fn requests(&self) -> Vec<String> {
         lock(&self.requests).iter().cloned().collect()
     }
@@ -274,6 +276,7 @@ impl RunState {
     pub(crate) fn fail(&self, error: &Error, step: Option<&Step>) {
         tracing::error!(run_id = %self.id, %error, "run failed");
         self.stop(Stop::Failed(Failure {
+            kind: crate::run::FailureKind::of(error),
             message: error.to_string(),
             step: step.map(|step| step.id.clone()),
             location: step.map(Step::location),
@@ -325,10 +328,16 @@ impl Drop for BusyGuard {
 /// A feedback step waiting; see [`RunState::human_wait`].
 pub(crate) struct HumanWait {
     run: Arc<RunState>,
+    request_id: String,
     in_window: bool,
 }
 
 impl HumanWait {
+    /// The wait found its resolution: the run no longer waits on this request.
+    pub(crate) fn resolved(self) {
+        lock(&self.run.requests).remove(&self.request_id);
+    }
+
     /// The in-memory window has passed: the run may pause on this wait.
     pub(crate) fn leave_window(&mut self) {
         if std::mem::take(&mut self.in_window) {

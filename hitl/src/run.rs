@@ -60,6 +60,9 @@ impl fmt::Display for RunStatus {
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
+    /// What kind of failure it is: the workflow's own error, or the engine's.
+    #[serde(default)]
+    pub kind: FailureKind,
     /// The `Display` of the workflow's error, or the engine's error.
     pub message: String,
     /// The step that produced the error, when one did.
@@ -68,6 +71,52 @@ pub struct Failure {
     /// `file:line` of that step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+}
+
+impl Failure {
+    /// A failure of this kind with no step.
+    pub(crate) fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Failure {
+            kind,
+            message: message.into(),
+            step: None,
+            location: None,
+        }
+    }
+}
+
+/// What made a run fail.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The workflow returned an error (or an expiry policy failed the run).
+    #[default]
+    Workflow,
+    /// The workflow panicked.
+    Panicked,
+    /// The workflow's input could not be decoded into its arguments.
+    InvalidInput,
+    /// Replay met a step whose input changed since it was journaled (`Error::NonDeterminism`).
+    NonDeterminism,
+    /// A stored record of the run could not be read (damaged bytes, not a code change).
+    CorruptRecord,
+    /// The engine failed the run (storage, or another infrastructure error).
+    Engine,
+}
+
+impl FailureKind {
+    /// The kind of failure an engine error causes.
+    pub(crate) fn of(error: &Error) -> Self {
+        match error {
+            Error::NonDeterminism { .. } => FailureKind::NonDeterminism,
+            Error::CorruptRecord { .. } => FailureKind::CorruptRecord,
+            Error::InvalidInput { .. } => FailureKind::InvalidInput,
+            Error::RequestExpired { .. } => FailureKind::Workflow,
+            _ => FailureKind::Engine,
+        }
+    }
 }
 
 impl fmt::Display for Failure {
@@ -227,16 +276,28 @@ impl<T: DeserializeOwned> Run<T> {
 
     /// Waits until the run completes, fails or is cancelled.
     pub async fn wait(&self) -> Result<Outcome<T>> {
-        self.engine.wait_status(&self.id, RunStatus::is_terminal).await?;
-        self.outcome()
+        self.until(RunStatus::is_terminal).await
     }
 
     /// Waits until the run stops executing: it completed, failed, was cancelled, or paused.
     ///
     /// Runs of workflows that never ask a human settle only when they finish.
+    ///
+    /// After an answer that resolves one of its requests, the run is running again (the
+    /// answer resumed it), so this waits for its next settled state; after a quorum vote that
+    /// does not resolve, it returns `Paused` with the still-open request.
     pub async fn settled(&self) -> Result<Outcome<T>> {
-        self.engine.wait_status(&self.id, RunStatus::is_settled).await?;
-        self.outcome()
+        self.until(RunStatus::is_settled).await
+    }
+
+    async fn until(&self, done: fn(RunStatus) -> bool) -> Result<Outcome<T>> {
+        loop {
+            self.engine.wait_status(&self.id, done).await?;
+            // Resumed between the wait and the read: wait for its next settled state.
+            if let Some(outcome) = self.outcome()? {
+                return Ok(outcome);
+            }
+        }
     }
 
     /// The run's summary.
@@ -244,9 +305,10 @@ impl<T: DeserializeOwned> Run<T> {
         self.engine.run_info(&self.id)
     }
 
-    fn outcome(&self) -> Result<Outcome<T>> {
+    /// The outcome as stored; `None` while the run is running.
+    fn outcome(&self) -> Result<Option<Outcome<T>>> {
         let record = self.engine.load_run(&self.id)?;
-        Ok(match record.status {
+        Ok(Some(match record.status {
             RunStatus::Completed => {
                 let output = record.output.unwrap_or(Value::Null);
                 Outcome::Completed(serde_json::from_value(output).map_err(|source| Error::Decode {
@@ -254,11 +316,11 @@ impl<T: DeserializeOwned> Run<T> {
                     source,
                 })?)
             }
-            RunStatus::Failed => Outcome::Failed(record.failure.unwrap_or_else(|| Failure {
-                message: "failed".to_owned(),
-                step: None,
-                location: None,
-            })),
+            RunStatus::Failed => Outcome::Failed(
+                record
+                    .failure
+                    .unwrap_or_else(|| Failure::new(FailureKind::Engine, "failed")),
+            ),
             RunStatus::Cancelled => Outcome::Cancelled {
                 reason: record.cancel_reason.unwrap_or_default(),
             },
@@ -266,9 +328,7 @@ impl<T: DeserializeOwned> Run<T> {
                 run_id: Some(self.id.clone()),
                 ..Default::default()
             })?),
-            // A run that is running again (resumed meanwhile) is reported as paused on its
-            // open requests; `settled` returns only once it left `Running`.
-            RunStatus::Running => Outcome::Paused(Vec::new()),
-        })
+            RunStatus::Running => return Ok(None),
+        }))
     }
 }

@@ -394,11 +394,14 @@ async fn answering_a_request_past_its_deadline_offline_is_refused() {
     hitl(["--db", &db, "pending"])
         .exits(0)
         .prints(&[&request.id, "overdue"]);
+    // The engine's deadline rule, not a check of the CLI's: the late answer expires the
+    // request by its policy (here `Reject`) and is refused.
     hitl(["--db", &db, "respond", &request.id, "--as", "alice", "--approve"])
         .exits(3)
-        .complains(&["passed its deadline", "expiry policy"]);
+        .complains(&["has expired"]);
     let shown = hitl(["--db", &db, "show", &request.id, "--json"]).exits(0).json();
-    assert_eq!(shown["status"], json!("pending"));
+    assert_eq!(shown["status"], json!("expired"));
+    assert_eq!(shown["answer"], json!(null), "the late answer was not stored");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,6 @@
 //! on the caller's runtime, where only the engine's own awaits (flushes) execute.
 
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use hitl::{Engine, PendingFilter, Responder, Response, RunFilter, RunStatus};
 use serde::Serialize;
@@ -83,18 +82,6 @@ impl Database {
         response: Response,
         responder: &str,
     ) -> Result<Value, CliError> {
-        let request = self.engine.request(request_id).map_err(fail)?;
-        // The application expires overdue requests when it starts; answering one here would
-        // race that, so it is refused as the application would refuse it.
-        if request.status == hitl::RequestStatus::Pending
-            && let Some(deadline) = request.expires_at.filter(|at| *at <= SystemTime::now())
-        {
-            return Err(CliError::refused(format!(
-                "request `{request_id}` passed its deadline ({}) and can no longer be answered; \
-                 the application resolves it by its expiry policy when it starts",
-                humantime::format_rfc3339_seconds(deadline)
-            )));
-        }
         let answered = self
             .engine
             .respond(request_id, response, Responder::new(responder))

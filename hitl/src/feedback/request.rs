@@ -57,6 +57,13 @@ pub(crate) enum Resolution {
     },
 }
 
+impl Resolution {
+    /// An answer recorded by the expiry policy (`OnExpiry::Default`), not by a person.
+    pub(crate) fn by_expiry(&self) -> bool {
+        matches!(self, Resolution::Answered { responder, .. } if responder == super::EXPIRY_RESPONDER)
+    }
+}
+
 /// A request as stored in the `requests` tree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct RequestRecord {

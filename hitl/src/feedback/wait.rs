@@ -206,6 +206,7 @@ async fn wait(step: &Step, request_id: &str, timeout_ms: u64) -> Result<Resoluti
     }
     loop {
         if let Some(resolution) = record.resolution {
+            human.resolved();
             return Ok(resolution);
         }
         if in_window {

@@ -18,9 +18,9 @@ pub(crate) struct ErrorBody {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ErrorDetail {
     /// A stable code: `bad_request`, `unauthorized`, `forbidden`, `bad_signature`, `bad_csrf`,
-    /// `not_found`, `method_not_allowed`, `already_answered`, `run_finished`, `expired`,
-    /// `cancelled`, `link_expired`, `payload_too_large`, `invalid_answer`, `internal`,
-    /// `unavailable`.
+    /// `not_found`, `method_not_allowed`, `already_answered`, `run_finished`,
+    /// `request_expired`, `request_cancelled`, `link_expired`, `payload_too_large`,
+    /// `invalid_answer`, `internal`, `unavailable`.
     pub code: String,
     /// A sentence saying what is wrong and what to do.
     pub message: String,
@@ -70,8 +70,8 @@ impl From<Error> for ApiError {
             Error::RequestNotFound { .. } | Error::RunNotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             Error::AlreadyAnswered { .. } => (StatusCode::CONFLICT, "already_answered"),
             Error::RunFinished { .. } => (StatusCode::CONFLICT, "run_finished"),
-            Error::RequestExpired { .. } => (StatusCode::GONE, "expired"),
-            Error::RequestCancelled { .. } => (StatusCode::GONE, "cancelled"),
+            Error::RequestExpired { .. } => (StatusCode::GONE, "request_expired"),
+            Error::RequestCancelled { .. } => (StatusCode::GONE, "request_cancelled"),
             Error::ResponderNotAllowed { .. } => (StatusCode::FORBIDDEN, "forbidden"),
             Error::InvalidAnswer { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_answer"),
             Error::Closed => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

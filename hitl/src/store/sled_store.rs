@@ -285,13 +285,17 @@ impl Store for SledStore {
     }
 
     fn list_runs(&self) -> Result<Vec<RunRecord>> {
-        self.runs
-            .iter()
-            .map(|entry| {
-                let (key, bytes) = entry?;
-                decode(&key, &bytes)
-            })
-            .collect()
+        let mut runs = Vec::new();
+        for entry in self.runs.iter() {
+            let (key, bytes) = entry?;
+            // One damaged run record must not hide every other run: it is reported and left
+            // as it is (its bytes are evidence), and `load_run` of that id reports it too.
+            match decode(&key, &bytes) {
+                Ok(run) => runs.push(run),
+                Err(error) => tracing::error!(%error, "skipping a run record that cannot be read"),
+            }
+        }
+        Ok(runs)
     }
 
     fn load_journal(&self, run_id: &str) -> Result<Vec<(String, StepRecord)>> {
@@ -301,7 +305,15 @@ impl Store for SledStore {
             .map(|entry| {
                 let (key, bytes) = entry?;
                 let step_id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-                Ok((step_id, decode(&key, &bytes)?))
+                match serde_json::from_slice(&bytes) {
+                    Ok(step) => Ok((step_id, step)),
+                    Err(error) => Err(Error::CorruptRecord {
+                        run_id: run_id.to_owned(),
+                        record: format!("journal entry of step `{step_id}`"),
+                        step: Some(step_id),
+                        detail: error.to_string(),
+                    }),
+                }
             })
             .collect()
     }
@@ -451,8 +463,13 @@ impl Store for SledStore {
                 continue;
             };
             let request_id = String::from_utf8_lossy(&key[split + 1..]).into_owned();
-            if let Some(request) = self.load_request(&request_id)? {
-                requests.push(request);
+            match self.load_request(&request_id) {
+                Ok(Some(request)) => requests.push(request),
+                Ok(None) => {}
+                Err(error @ Error::Decode { .. }) => {
+                    tracing::error!(%error, "skipping a request record that cannot be read");
+                }
+                Err(error) => return Err(error),
             }
         }
         requests.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
@@ -463,7 +480,13 @@ impl Store for SledStore {
         let mut records = Vec::new();
         for entry in self.outbox.iter() {
             let (key, bytes) = entry?;
-            let record: OutboxRecord = decode(&key, &bytes)?;
+            let record: OutboxRecord = match decode(&key, &bytes) {
+                Ok(record) => record,
+                Err(error) => {
+                    tracing::error!(%error, "skipping a notification record that cannot be read");
+                    continue;
+                }
+            };
             if record.delivered_at.is_none() && !record.gave_up {
                 records.push(record);
             }
