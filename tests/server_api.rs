@@ -99,7 +99,9 @@ async fn the_openapi_document_describes_every_endpoint_and_the_wire_types() {
             .keys()
             .cloned()
             .collect::<Vec<_>>(),
-        ["200", "400", "401", "403", "404", "409", "410", "413", "422"]
+        [
+            "200", "400", "401", "403", "404", "409", "410", "413", "422", "500", "503"
+        ]
     );
     assert!(document["components"]["securitySchemes"]["bearer"].is_object());
 }

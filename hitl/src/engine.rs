@@ -334,6 +334,27 @@ impl Engine {
         self.shared.durability
     }
 
+    /// The current time on the engine's clock ([`EngineBuilder::clock`]; the system clock by
+    /// default): the time deadlines and stored timestamps are measured against, and the
+    /// server's signed links and sessions expire on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use hitl::clock::ManualClock;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> hitl::Result<()> {
+    /// let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_000));
+    /// let engine = hitl::Engine::temporary().clock(clock.clone()).open().await?;
+    /// clock.advance(Duration::from_secs(60));
+    /// assert_eq!(engine.now(), UNIX_EPOCH + Duration::from_secs(1_060));
+    /// # Ok(()) }
+    /// ```
+    pub fn now(&self) -> std::time::SystemTime {
+        self.shared.clock.now()
+    }
+
     /// Starts a run of `workflow` with a generated id.
     ///
     /// # Errors

@@ -100,24 +100,22 @@ pub(crate) fn link_signature(secret: &[u8], request_id: &str, responder: &str, e
     )
 }
 
-/// Whether `signature` signs a link to `request_id` for `responder` until `expires`. Expiry is
-/// checked separately, so that an expired link can be told apart from a forged one.
+/// Whether `signature` signs a link to `request_id` for `responder` until `expires`, the
+/// `exp` text exactly as received: the MAC covers those bytes, so only the canonical decimal
+/// [`link_signature`] signed verifies (`+N`, `0N` or ` N` for the same number do not). Expiry
+/// is checked separately, so that an expired link can be told apart from a forged one.
 #[cfg(any(feature = "server", test))]
 pub(crate) fn verify_link(
     secret: &[u8],
     request_id: &str,
     responder: &str,
-    expires: u64,
+    expires: &str,
     signature: &str,
 ) -> bool {
     verify(
         secret,
         "hitl-link-v1",
-        &[
-            request_id.as_bytes(),
-            responder.as_bytes(),
-            expires.to_string().as_bytes(),
-        ],
+        &[request_id.as_bytes(), responder.as_bytes(), expires.as_bytes()],
         signature,
     )
 }
@@ -206,13 +204,28 @@ mod tests {
     fn a_link_verifies_only_with_its_own_fields() {
         let secret = b"k";
         let signature = link_signature(secret, "r1", "alice", 100);
-        assert!(verify_link(secret, "r1", "alice", 100, &signature));
-        assert!(!verify_link(secret, "r2", "alice", 100, &signature));
-        assert!(!verify_link(secret, "r1", "bob", 100, &signature));
-        assert!(!verify_link(secret, "r1", "alice", 101, &signature));
-        assert!(!verify_link(b"other", "r1", "alice", 100, &signature));
-        assert!(!verify_link(secret, "r1", "alice", 100, "zz"));
-        assert!(!verify_link(secret, "r1", "alice", 100, &signature[..10]));
+        assert!(verify_link(secret, "r1", "alice", "100", &signature));
+        assert!(!verify_link(secret, "r2", "alice", "100", &signature));
+        assert!(!verify_link(secret, "r1", "bob", "100", &signature));
+        assert!(!verify_link(secret, "r1", "alice", "101", &signature));
+        assert!(!verify_link(b"other", "r1", "alice", "100", &signature));
+        assert!(!verify_link(secret, "r1", "alice", "100", "zz"));
+        assert!(!verify_link(secret, "r1", "alice", "100", &signature[..10]));
+    }
+
+    #[test]
+    fn only_the_canonical_expiry_verifies() {
+        let secret = b"k";
+        let signature = link_signature(secret, "r1", "alice", 100);
+        for spelling in [
+            "+100", "0100", "+000100", "00100", " 100", "100 ", "100.0", "1e2", "١٠٠",
+        ] {
+            assert!(
+                !verify_link(secret, "r1", "alice", spelling, &signature),
+                "`exp={spelling}` must not verify"
+            );
+        }
+        assert!(verify_link(secret, "r1", "alice", "100", &signature));
     }
 
     #[test]

@@ -412,3 +412,115 @@ async fn bad_credentials_and_unknown_ids_exit_1_and_a_stopped_server_exits_4() {
         .exits(0)
         .prints(&[&request.id]);
 }
+
+/// Retitles the terminal, clears it, moves the cursor up and overwrites the line, with a C1
+/// CSI for terminals that take one.
+const HOSTILE: &str = "fine\u{1b}]0;owned\u{7}\u{1b}[2J\u{1b}[3A\r\u{9b}1mall green";
+
+/// No byte a terminal acts on: ESC, BEL, CR, or a C1 control.
+#[track_caller]
+fn assert_inert(ran: &Ran) {
+    for (name, text) in [("stdout", &ran.stdout), ("stderr", &ran.stderr)] {
+        let raw: Vec<char> = text
+            .chars()
+            .filter(|&c| c.is_control() && c != '\n' && c != '\t')
+            .collect();
+        assert!(
+            raw.is_empty(),
+            "`hitl {}` wrote {raw:?} raw to {name}:\n{text}",
+            ran.args.join(" ")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminal_escapes_in_answers_and_prompts_show_inert_and_json_keeps_them_exact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("app.db");
+    let app = App::start(&dir).await;
+    let run = app
+        .engine
+        .start_with_id(deploy, "deploy-hostile", (HOSTILE.to_owned(),))
+        .await
+        .unwrap();
+    let request = paused(&run).await;
+    let escaped = r"fine\u{1b}]0;owned\u{7}\u{1b}[2J\u{1b}[3A\u{d}\u{9b}1mall green";
+    // Quoted answers are put on one line first: there the CR became a space.
+    let quoted = r#"approved ("fine\u{1b}]0;owned\u{7}\u{1b}[2J\u{1b}[3A \u{9b}1mall green") by alice"#;
+
+    // The prompt (from the workflow's argument) in `pending` and `show`.
+    let pending = app.hitl_as("alice", &["pending"]).await;
+    assert_inert(pending.exits(0));
+    let show = app.hitl_as("alice", &["show", &request.id]).await;
+    assert_inert(
+        show.exits(0)
+            .prints(&[&format!("Deploy {escaped} to production?")]),
+    );
+
+    // A responder's comment, in what `respond` prints and in `show` and `history` after.
+    let respond = app
+        .hitl_as(
+            "alice",
+            &["respond", &request.id, "--approve", "--comment", HOSTILE],
+        )
+        .await;
+    assert_inert(respond.exits(0).prints(&[quoted]));
+    assert_eq!(
+        wait(&app.engine, "deploy-hostile").await,
+        Outcome::Completed(json!(format!("approved by alice: {HOSTILE}")))
+    );
+    let show = app.hitl_as("bob", &["show", &request.id]).await;
+    assert_inert(show.exits(0).prints(&[quoted]));
+    let history = app.hitl_as("bob", &["history", "deploy-hostile"]).await;
+    assert_inert(
+        history
+            .exits(0)
+            .prints(&["deploy-hostile", "approved", "by alice"]),
+    );
+    assert_inert(app.hitl_as("bob", &["runs"]).await.exits(0));
+
+    // A cancel reason, in `cancel` and `runs`.
+    let other = app
+        .engine
+        .start_with_id(deploy, "deploy-other", ("web".to_owned(),))
+        .await
+        .unwrap();
+    paused(&other).await;
+    let cancel = app
+        .hitl_as("bob", &["cancel", "deploy-other", "--reason", HOSTILE])
+        .await;
+    assert_inert(cancel.exits(0).prints(&[escaped]));
+    assert_inert(
+        app.hitl_as("bob", &["runs"])
+            .await
+            .exits(0)
+            .prints(&[&escaped[..30]]),
+    );
+
+    // An error quoting hostile text (here an id) goes to stderr escaped too.
+    let unknown = app.hitl_as("bob", &["show", HOSTILE]).await;
+    assert_inert(unknown.exits(1).complains(&[r"\u{1b}]0;owned\u{7}"]));
+
+    // `--json` prints the stored values exactly (serde_json writes ESC as `\u001b`).
+    let shown = app.hitl_as("bob", &["show", &request.id, "--json"]).await;
+    assert_inert(shown.exits(0));
+    let shown = shown.json();
+    assert_eq!(shown["answer"]["comment"], json!(HOSTILE));
+    assert_eq!(shown["prompt"], json!(format!("Deploy {HOSTILE} to production?")));
+    assert_eq!(
+        shown,
+        serde_json::to_value(app.engine.request(&request.id).unwrap()).unwrap()
+    );
+    let runs = app.hitl_as("bob", &["runs", "--json"]).await;
+    assert_inert(runs.exits(0));
+    let cancelled = runs.json();
+    let reason = cancelled
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|run| run["id"] == "deploy-other")
+        .map(|run| run["cancel_reason"].clone());
+    assert_eq!(reason, Some(json!(format!("{HOSTILE} (cancelled by bob)"))));
+    drop((run, other)); // a run handle keeps the engine open
+    app.stop(&dir).await;
+}

@@ -44,10 +44,15 @@ pub(crate) fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) if error.exit == Exit::Usage => command
-            .error(clap::error::ErrorKind::ArgumentConflict, error.message)
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                render::escape_controls(&error.message),
+            )
             .exit(),
         Err(error) => {
-            let _ = writeln!(std::io::stderr(), "error: {}", error.message);
+            // Server messages quote ids, options and answers: escaped like the output.
+            let message = render::escape_controls(&error.message);
+            let _ = writeln!(std::io::stderr(), "error: {message}");
             error.exit.into()
         }
     }
@@ -84,13 +89,13 @@ fn run(cli: &Cli, matches: &clap::ArgMatches) -> Result<String, CliError> {
 
 async fn execute(cli: &Cli, backend: &Backend, responder: Option<&str>) -> Result<String, CliError> {
     let now = SystemTime::now();
+    // Human output is escaped once more as a whole, so nothing a render function missed
+    // reaches the terminal raw; `--json` stays the exact values.
     let show = |value: &Value, table: &dyn Fn(&Value) -> String| {
         if cli.json {
-            let mut text = serde_json::to_string_pretty(value).expect("JSON values serialize");
-            text.push('\n');
-            text
+            render::json(value)
         } else {
-            table(value)
+            render::escape_controls(&table(value)).into_owned()
         }
     };
     Ok(match &cli.command {
@@ -129,7 +134,7 @@ async fn execute(cli: &Cli, backend: &Backend, responder: Option<&str>) -> Resul
                 show(&steps, &|_| String::new())
             } else {
                 let info = backend.run(run).await?;
-                render::history(&info, &steps, now)
+                render::escape_controls(&render::history(&info, &steps, now)).into_owned()
             }
         }
         Command::Cancel { run, reason } => {

@@ -2,11 +2,52 @@
 //!
 //! Everything here reads `serde_json::Value`s so that both modes, and a server newer than
 //! this CLI, render the same way; a missing field shows as empty rather than failing.
+//!
+//! Nearly every string shown comes from someone else — responders write comments and text
+//! answers, workflows write prompts, details, options and ids — so none reaches the terminal
+//! raw: [`escape_controls`] turns control characters into visible `\u{1b}` escapes (tables
+//! escape their cells before measuring them, and the CLI passes everything it prints through
+//! it once more). `--json` output is left to `serde_json`, which keeps the strings exact.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
+
+/// Whether `c` must not reach a terminal raw: a C0 or C1 control character (ESC starts
+/// the sequences that retitle, clear or move the cursor; CR and BS overwrite what is shown)
+/// or a bidirectional embedding, override or isolate (which reorder what is shown).
+fn is_hostile(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` with every control character but newline and tab (and every bidirectional
+/// control) written as a visible Rust-style escape, `\u{1b}` for ESC. What a human reads of
+/// responder- or workflow-supplied text goes through this; `--json` output does not.
+pub(crate) fn escape_controls(text: &str) -> Cow<'_, str> {
+    escape_where(text, |c| is_hostile(c) && c != '\n' && c != '\t')
+}
+
+/// Like [`escape_controls`], newline and tab included: a table cell stays on its line.
+fn escape_cell(text: &str) -> Cow<'_, str> {
+    escape_where(text, is_hostile)
+}
+
+fn escape_where(text: &str, escape: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if !text.chars().any(&escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if escape(c) {
+            let _ = write!(out, "{}", c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
 
 /// Columns padded to their widest cell; the last column is not padded.
 struct Table {
@@ -23,7 +64,12 @@ impl Table {
     }
 
     fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows.push(
+            cells
+                .into_iter()
+                .map(|cell| escape_cell(&cell).into_owned())
+                .collect(),
+        );
     }
 
     fn render(&self) -> String {
@@ -85,10 +131,7 @@ pub(crate) fn request_detail(request: &Value, now: SystemTime) -> String {
     let _ = writeln!(out, "Workflow  {}", text(&request["workflow"]));
     let _ = writeln!(out, "Run       {}", text(&request["run_id"]));
     let mut asked = time(&request["created_at"]).map_or_else(String::new, |at| stamp(at, now));
-    if let Some(location) = request["location"]
-        .as_str()
-        .filter(|location| !location.is_empty())
-    {
+    if let Some(location) = string(&request["location"]).filter(|location| !location.is_empty()) {
         let _ = write!(asked, " at {location}");
     }
     let _ = writeln!(out, "Asked     {asked}");
@@ -120,8 +163,8 @@ pub(crate) fn request_detail(request: &Value, now: SystemTime) -> String {
         let _ = writeln!(out, "Quorum    {quorum} approvals ({votes})");
     }
     let _ = writeln!(out, "\n{}", indent(&text(&request["prompt"])));
-    if let Some(details) = request["details"].as_str().filter(|details| !details.is_empty()) {
-        let _ = writeln!(out, "\n{}", indent(details));
+    if let Some(details) = string(&request["details"]).filter(|details| !details.is_empty()) {
+        let _ = writeln!(out, "\n{}", indent(&details));
     }
     let options = strings(&request["options"]);
     if !options.is_empty() {
@@ -137,7 +180,7 @@ pub(crate) fn request_detail(request: &Value, now: SystemTime) -> String {
     if let Some(schema) = request.get("schema").filter(|schema| !schema.is_null()) {
         let _ = writeln!(out, "\nInput schema");
         let pretty = serde_json::to_string_pretty(schema).unwrap_or_default();
-        let _ = writeln!(out, "{}", indent(&pretty));
+        let _ = writeln!(out, "{}", indent(&escape_controls(&pretty)));
     }
     if let Some(default) = request.get("default").filter(|default| !default.is_null()) {
         let _ = writeln!(out, "\nDefault   {}", compact(default, 200));
@@ -212,8 +255,8 @@ pub(crate) fn runs_table(runs: &Value, now: SystemTime) -> String {
 /// What a run's row says beyond its status.
 fn run_note(run: &Value) -> String {
     let mut note = match run["status"].as_str() {
-        Some("failed") => run["failure"]["message"].as_str().unwrap_or_default().to_owned(),
-        Some("cancelled") => run["cancel_reason"].as_str().unwrap_or_default().to_owned(),
+        Some("failed") => string(&run["failure"]["message"]).unwrap_or_default(),
+        Some("cancelled") => string(&run["cancel_reason"]).unwrap_or_default(),
         Some("completed") => run
             .get("output")
             .map(|output| format!("→ {}", compact(output, 60)))
@@ -288,7 +331,7 @@ fn step_detail(step: &Value) -> String {
                     text(&resolution["responder"])
                 ),
                 Some("cancelled") => format!("cancelled: {}", text(&resolution["reason"])),
-                Some(other) => other.to_owned(),
+                Some(_) => text(&resolution["status"]),
                 None => text(&output["status"]),
             };
             format!("request {request}: {state}")
@@ -315,11 +358,11 @@ pub(crate) fn describe_response(answer: &Value) -> String {
         return quoted(text, 60);
     }
     match &answer["selected"] {
-        Value::String(option) => return option.clone(),
+        selected @ Value::String(_) => return text(selected),
         Value::Array(options) => {
             return options
                 .iter()
-                .map(|option| option.as_str().unwrap_or_default())
+                .map(|option| string(option).unwrap_or_default())
                 .collect::<Vec<_>>()
                 .join(", ");
         }
@@ -364,7 +407,7 @@ pub(crate) fn cancelled(run: &Value) -> String {
             "Cancelled run {id} ({}); its open requests are cancelled.\n",
             text(&run["cancel_reason"])
         ),
-        Some(status) => format!("Asked run {id} to stop; it is {status} now.\n"),
+        Some(_) => format!("Asked run {id} to stop; it is {} now.\n", text(&run["status"])),
         None => format!("Asked run {id} to stop.\n"),
     }
 }
@@ -378,7 +421,7 @@ fn constraints(constraints: &Value) -> Vec<String> {
     if let Some(max) = number("max_len") {
         out.push(format!("at most {max} characters"));
     }
-    if let Some(pattern) = constraints["pattern"].as_str() {
+    if let Some(pattern) = string(&constraints["pattern"]) {
         out.push(format!("matches `{pattern}`"));
     }
     if let Some(min) = number("min_count") {
@@ -398,21 +441,49 @@ fn strings(value: &Value) -> Vec<String> {
     as_array(value).iter().map(text).collect()
 }
 
-/// A string field as it is; anything else as compact JSON; null as empty.
+/// A string field with its control characters escaped ([`escape_controls`]); anything else
+/// as compact JSON (which escapes them itself); null as empty.
 fn text(value: &Value) -> String {
     match value {
         Value::Null => String::new(),
-        Value::String(text) => text.clone(),
+        Value::String(text) => escape_controls(text).into_owned(),
         other => other.to_string(),
     }
 }
 
-fn compact(value: &Value, max: usize) -> String {
-    truncate(&value.to_string(), max)
+/// A string field, escaped like [`text`], if it is one.
+fn string(value: &Value) -> Option<String> {
+    value.as_str().map(|text| escape_controls(text).into_owned())
 }
 
+/// Compact JSON: `serde_json` escapes C0 controls in strings, [`escape_controls`] the rest
+/// (DEL, C1, bidirectional controls).
+fn compact(value: &Value, max: usize) -> String {
+    truncate(&escape_controls(&value.to_string()), max)
+}
+
+/// Pretty JSON for `--json`: the same values, exactly, with every control character (and
+/// bidirectional control) inside a string written as a JSON `\u` escape — `serde_json`
+/// writes DEL, C1 and the bidirectional controls raw, and a terminal would act on them.
+pub(crate) fn json(value: &Value) -> String {
+    let text = serde_json::to_string_pretty(value).expect("JSON values serialize");
+    // Outside strings JSON text is ASCII punctuation, digits, letters and whitespace, so
+    // every hostile character here is inside a string, where `\uXXXX` means the same.
+    let mut out = String::with_capacity(text.len() + 1);
+    for c in text.chars() {
+        if is_hostile(c) && c != '\n' {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// `"text"` on one line, cut at `max` characters, then escaped (so no escape is cut).
 fn quoted(text: &str, max: usize) -> String {
-    format!("\"{}\"", truncate(&one_line(text), max))
+    format!("\"{}\"", escape_controls(&truncate(&one_line(text), max)))
 }
 
 fn one_line(text: &str) -> String {
@@ -503,6 +574,106 @@ mod tests {
         assert_eq!(describe_response(&json!({"selected": "eu"})), "eu");
         assert_eq!(describe_response(&json!({"selected": ["a", "b"]})), "a, b");
         assert_eq!(describe_response(&json!({"value": {"n": 1}})), "{\"n\":1}");
+    }
+
+    /// Retitles the terminal, clears it, moves the cursor up, rings the bell, overwrites the
+    /// line, and uses a C1 CSI, DEL and a right-to-left override.
+    const HOSTILE: &str = "ok\u{1b}]0;pwned\u{7}\u{1b}[2J\u{1b}[1A\rfake\u{8}\u{9b}31m\u{7f}\u{202e}end";
+
+    /// Nothing a terminal acts on: no control character but newline (and tab where kept).
+    fn assert_inert(out: &str) {
+        let raw: Vec<char> = out
+            .chars()
+            .filter(|&c| is_hostile(c) && c != '\n' && c != '\t')
+            .collect();
+        assert!(raw.is_empty(), "raw control characters {raw:?} in:\n{out}");
+    }
+
+    #[test]
+    fn control_characters_are_escaped_visibly_and_newlines_and_tabs_kept() {
+        assert_eq!(
+            escape_controls(HOSTILE),
+            "ok\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\u{1b}[1A\\u{d}fake\\u{8}\\u{9b}31m\\u{7f}\\u{202e}end"
+        );
+        assert_eq!(escape_controls("line 1\n\tline 2"), "line 1\n\tline 2");
+        assert!(matches!(escape_controls("Déployer l’API ? ✓"), Cow::Borrowed(_)));
+        assert_eq!(escape_cell("a\nb\tc"), "a\\u{a}b\\u{9}c");
+        assert_eq!(
+            escape_controls(&escape_controls(HOSTILE)),
+            escape_controls(HOSTILE)
+        );
+    }
+
+    #[test]
+    fn a_hostile_request_shows_inert() {
+        let request = json!({
+            "id": format!("r-{HOSTILE}"), "run_id": HOSTILE, "workflow": HOSTILE,
+            "kind": "selection", "status": "answered", "prompt": format!("Deploy?{HOSTILE}"),
+            "details": format!("**bold**\n{HOSTILE}"), "options": [HOSTILE, "eu"],
+            "responders": [HOSTILE], "location": HOSTILE,
+            "constraints": {"pattern": HOSTILE}, "schema": {"title": HOSTILE}, "default": HOSTILE,
+            "quorum": 2, "votes": [{"responder": HOSTILE, "approved": true}],
+            "answer": {"selected": HOSTILE, "responder": HOSTILE},
+            "created_at": "2026-05-01T10:00:00Z",
+        });
+        let now = SystemTime::now();
+        let detail = request_detail(&request, now);
+        assert_inert(&detail);
+        assert!(detail.contains("Deploy?ok\\u{1b}]0;pwned"), "{detail}");
+        assert_inert(&requests_table(&json!([request]), now));
+        let comment = json!({"approved": false, "comment": HOSTILE, "responder": HOSTILE});
+        assert_inert(&describe_response(&comment));
+        assert_inert(&describe_response(&json!({"text": HOSTILE})));
+        assert_inert(&describe_response(&json!({"selected": [HOSTILE, HOSTILE]})));
+        assert_inert(&describe_response(&json!({"value": {"note": HOSTILE}})));
+        assert_inert(&answered(
+            &json!({"id": HOSTILE, "status": "answered", "answer": comment}),
+        ));
+        assert_inert(&answer_hint("selection", &strings(&json!([HOSTILE]))));
+    }
+
+    #[test]
+    fn hostile_runs_and_history_show_inert_and_tables_stay_aligned() {
+        let failed = json!({"id": HOSTILE, "workflow": HOSTILE, "status": "failed",
+            "failure": {"message": HOSTILE}, "created_at": "2026-05-01T10:00:00Z"});
+        let cancelled = json!({"id": "b", "workflow": "w", "status": "cancelled",
+            "cancel_reason": HOSTILE, "created_at": "2026-05-01T10:01:00Z"});
+        let completed = json!({"id": "c", "workflow": "w", "status": "completed",
+            "output": HOSTILE, "created_at": "2026-05-01T10:02:00Z"});
+        let now = SystemTime::now();
+        let table = runs_table(&json!([failed, cancelled, completed]), now);
+        assert_inert(&table);
+        // The status column starts at the same character in every line.
+        let column = |line: &str, word: &str| line[..line.find(word).unwrap()].chars().count();
+        let lines: Vec<&str> = table.lines().collect();
+        let status = column(lines[0], "STATUS");
+        for (line, word) in lines[1..].iter().zip(["failed", "cancelled", "completed"]) {
+            assert_eq!(column(line, word), status, "{table}");
+        }
+        assert_inert(&super::cancelled(&cancelled));
+        assert_inert(&super::cancelled(&json!({"id": HOSTILE, "status": HOSTILE})));
+        let steps = json!([
+            {"step_id": HOSTILE, "kind": "feedback", "status": "completed",
+             "output": {"request": HOSTILE, "resolution": {"status": "answered",
+                 "response": {"approved": true, "comment": HOSTILE}, "responder": HOSTILE}}},
+            {"step_id": "n", "kind": "feedback", "status": "completed",
+             "output": {"request": "r", "resolution": {"status": "cancelled", "reason": HOSTILE}}},
+            {"step_id": "o", "kind": "feedback", "status": "completed",
+             "output": {"request": "r", "resolution": {"status": HOSTILE}}},
+            {"step_id": "p", "kind": "notification", "status": "completed",
+             "output": {"url": HOSTILE, "attempts": [{"error": HOSTILE}]}},
+            {"step_id": "q", "kind": "task", "status": "completed", "output": HOSTILE},
+        ]);
+        assert_inert(&history(&failed, &steps, now));
+        assert_inert(&history(&cancelled, &json!([]), now));
+    }
+
+    #[test]
+    fn json_output_keeps_the_exact_values_with_nothing_raw() {
+        let value = json!({"comment": HOSTILE, "nested": [{"text": format!("a\nb\t{HOSTILE}")}]});
+        let out = json(&value);
+        assert!(!out.chars().any(|c| is_hostile(c) && c != '\n'), "{out:?}");
+        assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), value);
     }
 
     #[test]

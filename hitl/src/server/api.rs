@@ -9,6 +9,9 @@ use axum::response::IntoResponse;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::PartialSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, Type};
 
 use super::AppState;
 use super::auth::ApiUser;
@@ -22,7 +25,9 @@ use crate::run::{HistoryEntry, RunInfo, RunStatus};
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct RequestQuery {
-    /// `pending`, `answered`, `expired` or `cancelled`; every status when absent (or `all`).
+    /// `pending`, `answered`, `expired` or `cancelled`; every status when absent, empty or
+    /// `all`.
+    #[param(schema_with = request_statuses)]
     status: Option<String>,
     /// Only requests of runs of this workflow.
     workflow: Option<String>,
@@ -35,7 +40,9 @@ pub(crate) struct RequestQuery {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct RunQuery {
-    /// `running`, `paused`, `completed`, `failed` or `cancelled`; every status when absent.
+    /// `running`, `paused`, `completed`, `failed` or `cancelled`; every status when absent,
+    /// empty or `all`.
+    #[param(schema_with = run_statuses)]
     status: Option<String>,
     /// Only runs of this workflow.
     workflow: Option<String>,
@@ -62,10 +69,52 @@ fn given(value: Option<String>) -> Option<String> {
     value.filter(|value| !value.is_empty())
 }
 
-/// Parses a status name through its serde form, listing the accepted ones on failure.
-fn parse_status<T: DeserializeOwned>(name: &str, accepted: &str) -> Result<T, ApiError> {
-    serde_json::from_value(Value::String(name.to_owned()))
-        .map_err(|_| ApiError::bad_request(format!("unknown status `{name}`; use one of {accepted}")))
+/// The values a `status` query parameter takes: those of `T`'s schema (its serde names),
+/// then `all` and the empty string, which both mean every status.
+fn status_values<T: PartialSchema>() -> Vec<Value> {
+    let mut values = match T::schema() {
+        RefOr::T(Schema::Object(object)) => object.enum_values.unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    values.extend([Value::from("all"), Value::from("")]);
+    values
+}
+
+/// The schema of a `status` query parameter: a string, one of [`status_values`]. (utoipa
+/// drops a field's doc comment when its schema is given, so the description is here.)
+fn status_schema<T: PartialSchema>(description: &str) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(status_values::<T>()))
+        .description(Some(description))
+        .build()
+}
+
+fn request_statuses() -> Object {
+    status_schema::<RequestStatus>(
+        "Only requests with this status; every status when absent, empty or `all`.",
+    )
+}
+
+fn run_statuses() -> Object {
+    status_schema::<RunStatus>("Only runs with this status; every status when absent, empty or `all`.")
+}
+
+/// Parses a status name through its serde form (empty and `all` are handled before),
+/// listing the accepted ones on failure.
+fn parse_status<T: DeserializeOwned + PartialSchema>(name: &str) -> Result<T, ApiError> {
+    serde_json::from_value(Value::String(name.to_owned())).map_err(|_| {
+        let accepted: Vec<String> = status_values::<T>()
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|value| !value.is_empty())
+            .map(|value| format!("`{value}`"))
+            .collect();
+        ApiError::bad_request(format!(
+            "unknown status `{name}`; use one of {} (or leave it out)",
+            accepted.join(", ")
+        ))
+    })
 }
 
 /// Health check; needs no credentials and tells nothing.
@@ -104,10 +153,7 @@ pub(crate) async fn list_requests(
     let Query(query) = query?;
     let status = match given(query.status).as_deref() {
         None | Some("all") => None,
-        Some(name) => Some(parse_status::<RequestStatus>(
-            name,
-            "`pending`, `answered`, `expired`, `cancelled`, `all`",
-        )?),
+        Some(name) => Some(parse_status::<RequestStatus>(name)?),
     };
     let filter = PendingFilter {
         workflow: given(query.workflow),
@@ -122,6 +168,7 @@ pub(crate) async fn list_requests(
     params(("id" = String, Path, description = "The request id")),
     responses(
         (status = 200, description = "The request", body = Request),
+        (status = 400, description = "The id in the path is not valid UTF-8 once percent-decoded", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such request", body = ErrorBody),
     ))]
@@ -138,10 +185,10 @@ pub(crate) async fn get_request(
 /// request before anything is stored; the first valid answer wins.
 #[utoipa::path(post, path = "/api/requests/{id}/respond", tag = "requests", security(("bearer" = [])),
     params(("id" = String, Path, description = "The request id")),
-    request_body(content = Response, description = "`{\"approved\": true, \"comment\": \"…\"}`, `{\"text\": \"…\"}`, `{\"selected\": \"…\"}`, `{\"selected\": [\"…\"]}` or `{\"value\": …}`"),
+    request_body(content = AnswerBody, description = "`{\"approved\": true, \"comment\": \"…\"}`, `{\"text\": \"…\"}`, `{\"selected\": \"…\"}`, `{\"selected\": [\"…\"]}` or `{\"value\": …}`, and no other field"),
     responses(
         (status = 200, description = "The answered request (still `pending` while a quorum is not reached)", body = Request),
-        (status = 400, description = "Malformed JSON or unknown fields", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, unknown fields, or an id in the path that is not valid UTF-8", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 403, description = "This responder may not answer", body = ErrorBody),
         (status = 404, description = "No such request", body = ErrorBody),
@@ -176,10 +223,7 @@ pub(crate) async fn list_runs(
     let Query(query) = query?;
     let status = match given(query.status).as_deref() {
         None | Some("all") => None,
-        Some(name) => Some(parse_status::<RunStatus>(
-            name,
-            "`running`, `paused`, `completed`, `failed`, `cancelled`, `all`",
-        )?),
+        Some(name) => Some(parse_status::<RunStatus>(name)?),
     };
     let filter = RunFilter {
         status,
@@ -193,6 +237,7 @@ pub(crate) async fn list_runs(
     params(("id" = String, Path, description = "The run id")),
     responses(
         (status = 200, description = "The run", body = RunInfo),
+        (status = 400, description = "The id in the path is not valid UTF-8 once percent-decoded", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody),
     ))]
@@ -211,6 +256,7 @@ pub(crate) async fn get_run(
     params(("id" = String, Path, description = "The run id")),
     responses(
         (status = 200, description = "The steps", body = [HistoryEntry]),
+        (status = 400, description = "The id in the path is not valid UTF-8 once percent-decoded", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody),
     ))]
@@ -226,10 +272,10 @@ pub(crate) async fn run_history(
 /// Cancels a run: it stops at its next step boundary and its open requests are cancelled.
 #[utoipa::path(post, path = "/api/runs/{id}/cancel", tag = "runs", security(("bearer" = [])),
     params(("id" = String, Path, description = "The run id")),
-    request_body(content = CancelBody, description = "Optional: `{\"reason\": \"…\"}`"),
+    request_body(content = Option<CancelBody>, description = "Optional (an empty body cancels without a reason): `{\"reason\": \"…\"}`"),
     responses(
         (status = 200, description = "The cancelled run", body = RunInfo),
-        (status = 400, description = "Malformed JSON or unknown fields", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, unknown fields, or an id in the path that is not valid UTF-8", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody),
         (status = 409, description = "The run has already finished", body = ErrorBody),
@@ -243,10 +289,22 @@ pub(crate) async fn cancel_run(
 ) -> Result<Json<RunInfo>, ApiError> {
     let Path(id) = id?;
     let body = body?;
+    // No body, an empty one and `null` all mean no reason (the document says `null | CancelBody`);
+    // anything else must be the object (serde would also take a struct from an array).
+    const SHAPE: &str = "`{\"reason\": \"…\"}` (or nothing)";
     let body: CancelBody = if body.iter().all(u8::is_ascii_whitespace) {
         CancelBody::default()
     } else {
-        parse_json(&body, "`{\"reason\": \"…\"}`")?
+        match parse_json::<Value>(&body, SHAPE)? {
+            Value::Null => CancelBody::default(),
+            object @ Value::Object(_) => serde_json::from_value(object)
+                .map_err(|error| ApiError::bad_request(format!("the body is not {SHAPE}: {error}")))?,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "the body must be a JSON object: {SHAPE}"
+                )));
+            }
+        }
     };
     let engine = state.engine();
     let run = engine.run_info(&id)?;
@@ -288,35 +346,86 @@ fn parse_json<T: DeserializeOwned>(body: &[u8], expected: &str) -> Result<T, Api
     })
 }
 
+/// The answer shapes `POST /api/requests/{id}/respond` takes, for error messages.
+const SHAPES: &str = "`{\"approved\": true, \"comment\": \"…\"}`, `{\"text\": \"…\"}`, \
+    `{\"selected\": \"…\"}`, `{\"selected\": [\"…\"]}` or `{\"value\": …}`";
+
+/// The body of `POST /api/requests/{id}/respond`: exactly one of these shapes, with no
+/// other fields (the responder comes from the credentials). The OpenAPI document's schema is
+/// generated from these types, the ones the body is parsed into.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub(crate) enum AnswerBody {
+    Approval(ApprovalAnswer),
+    Text(TextAnswer),
+    Selection(SelectionAnswer),
+    MultiSelection(MultiSelectionAnswer),
+    Input(InputAnswer),
+}
+
+/// Approve or reject an approval.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ApprovalAnswer {
+    /// Approved?
+    approved: bool,
+    /// A comment.
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+/// Answer a text request.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TextAnswer {
+    /// The text.
+    text: String,
+}
+
+/// Pick the option of a selection.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SelectionAnswer {
+    /// The option.
+    selected: String,
+}
+
+/// Pick the options of a multi-selection.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MultiSelectionAnswer {
+    /// The options.
+    selected: Vec<String>,
+}
+
+/// Give the value of a typed input (it must fit the request's JSON Schema).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InputAnswer {
+    /// The value.
+    value: Value,
+}
+
+impl From<AnswerBody> for Response {
+    fn from(body: AnswerBody) -> Self {
+        match body {
+            AnswerBody::Approval(ApprovalAnswer { approved, comment }) => {
+                Response::Approval { approved, comment }
+            }
+            AnswerBody::Text(TextAnswer { text }) => Response::Text { text },
+            AnswerBody::Selection(SelectionAnswer { selected }) => Response::Selection { selected },
+            AnswerBody::MultiSelection(MultiSelectionAnswer { selected }) => {
+                Response::MultiSelection { selected }
+            }
+            AnswerBody::Input(InputAnswer { value }) => Response::Input { value },
+        }
+    }
+}
+
 /// Reads an answer body. Unknown fields and wrong types are 400; whether the answer fits the
-/// request (kind, options, constraints, schema) is the engine's check, 422.
+/// request (kind, options, constraints, schema) is the engine's check, 422. The shape is
+/// chosen by the field present, so that an error names the field that is wrong.
 pub(crate) fn parse_response(body: &[u8]) -> Result<Response, ApiError> {
-    const SHAPES: &str = "`{\"approved\": true, \"comment\": \"…\"}`, `{\"text\": \"…\"}`, \
-        `{\"selected\": \"…\"}`, `{\"selected\": [\"…\"]}` or `{\"value\": …}`";
-
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Approval {
-        approved: bool,
-        #[serde(default)]
-        comment: Option<String>,
-    }
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Text {
-        text: String,
-    }
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Selection {
-        selected: Value,
-    }
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Input {
-        value: Value,
-    }
-
     let value: Value = serde_json::from_slice(body)
         .map_err(|error| ApiError::bad_request(format!("the body is not valid JSON: {error}")))?;
     let Value::Object(fields) = &value else {
@@ -324,32 +433,32 @@ pub(crate) fn parse_response(body: &[u8]) -> Result<Response, ApiError> {
             "the body must be a JSON object: {SHAPES}"
         )));
     };
-    let shape = |error: serde_json::Error| ApiError::bad_request(format!("{error}; an answer is {SHAPES}"));
-    if fields.contains_key("approved") {
-        let Approval { approved, comment } = serde_json::from_value(value).map_err(shape)?;
-        Ok(Response::Approval { approved, comment })
+    fn shape<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+        serde_json::from_value(value)
+            .map_err(|error| ApiError::bad_request(format!("{error}; an answer is {SHAPES}")))
+    }
+    let body = if fields.contains_key("approved") {
+        AnswerBody::Approval(shape(value)?)
     } else if fields.contains_key("text") {
-        let Text { text } = serde_json::from_value(value).map_err(shape)?;
-        Ok(Response::Text { text })
-    } else if fields.contains_key("selected") {
-        let Selection { selected } = serde_json::from_value(value).map_err(shape)?;
+        AnswerBody::Text(shape(value)?)
+    } else if let Some(selected) = fields.get("selected") {
         match selected {
-            Value::String(selected) => Ok(Response::Selection { selected }),
-            Value::Array(_) => Ok(Response::MultiSelection {
-                selected: serde_json::from_value(selected).map_err(shape)?,
-            }),
-            _ => Err(ApiError::bad_request(format!(
-                "`selected` must be a string or an array of strings; an answer is {SHAPES}"
-            ))),
+            Value::String(_) => AnswerBody::Selection(shape(value)?),
+            Value::Array(_) => AnswerBody::MultiSelection(shape(value)?),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "`selected` must be a string or an array of strings; an answer is {SHAPES}"
+                )));
+            }
         }
     } else if fields.contains_key("value") {
-        let Input { value } = serde_json::from_value(value).map_err(shape)?;
-        Ok(Response::Input { value })
+        AnswerBody::Input(shape(value)?)
     } else {
-        Err(ApiError::bad_request(format!(
+        return Err(ApiError::bad_request(format!(
             "the body names none of the answer fields; an answer is {SHAPES}"
-        )))
-    }
+        )));
+    };
+    Ok(body.into())
 }
 
 #[cfg(test)]

@@ -59,9 +59,10 @@ pub(crate) struct Session {
     pub cookie: String,
 }
 
-/// A new session cookie value for `responder`, who signed in with `token`.
-pub(crate) fn new_session(secret: &[u8], responder: &str, token: &str, ttl: Duration) -> String {
-    let expires = unix_seconds(SystemTime::now() + ttl).to_string();
+/// A new session cookie value for `responder`, who signed in with `token`, valid until
+/// `expires` (on the engine's clock).
+pub(crate) fn new_session(secret: &[u8], responder: &str, token: &str, expires: SystemTime) -> String {
+    let expires = unix_seconds(expires).to_string();
     let fingerprint = hex(&sha256(token.as_bytes()));
     let mac = links::sign(
         secret,
@@ -92,7 +93,7 @@ pub(crate) fn session(state: &AppState, headers: &HeaderMap) -> Result<Option<Se
     let Ok(expiry) = expires.parse::<u64>() else {
         return Ok(None);
     };
-    if expiry <= unix_seconds(SystemTime::now()) {
+    if expiry <= unix_seconds(state.engine().now()) {
         return Ok(None);
     }
     let secret = state.secret()?;
@@ -173,21 +174,31 @@ impl Link {
         })
     }
 
-    /// The responder the link vouches for, if it is a valid, unexpired link to `request_id`:
-    /// 403 for a bad signature, 410 once expired.
-    pub(crate) fn check(&self, secret: &[u8], request_id: &str) -> Result<Responder, ApiError> {
+    /// The responder the link vouches for, if it is a valid link to `request_id` unexpired at
+    /// `now` (the engine's clock): 403 for a bad signature (which includes any `exp` but the
+    /// canonical decimal that was signed), 410 once expired.
+    pub(crate) fn check(
+        &self,
+        secret: &[u8],
+        request_id: &str,
+        now: SystemTime,
+    ) -> Result<Responder, ApiError> {
+        let genuine = links::verify_link(
+            secret,
+            request_id,
+            &self.responder,
+            &self.expires,
+            &self.signature,
+        );
         let expires = self.expires.parse::<u64>().ok();
-        let genuine = expires.is_some_and(|expires| {
-            links::verify_link(secret, request_id, &self.responder, expires, &self.signature)
-        });
-        if !genuine {
+        if !genuine || expires.is_none() {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "bad_signature",
                 "this link is not valid: its signature does not match (it was changed, or it is for another request)",
             ));
         }
-        if expires.is_some_and(|expires| expires <= unix_seconds(SystemTime::now())) {
+        if expires.is_some_and(|expires| expires <= unix_seconds(now)) {
             return Err(ApiError::new(
                 StatusCode::GONE,
                 "link_expired",
@@ -217,4 +228,38 @@ pub(crate) fn csrf_matches(expected: &str, given: Option<&str>) -> bool {
         .zip(given.iter())
         .fold(0u8, |diff, (a, b)| diff | (a ^ b))
         == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    fn link(expires: &str) -> Link {
+        Link {
+            responder: "alice".to_owned(),
+            expires: expires.to_owned(),
+            signature: links::link_signature(b"k", "r1", "alice", 100),
+        }
+    }
+
+    #[test]
+    fn a_link_with_a_respelled_expiry_is_forbidden() {
+        let before = UNIX_EPOCH + Duration::from_secs(50);
+        assert_eq!(link("100").check(b"k", "r1", before).unwrap().name(), "alice");
+        for spelling in ["+100", "0100", "+000100", "", "x"] {
+            let refused = link(spelling).check(b"k", "r1", before).unwrap_err();
+            assert_eq!(refused.status, StatusCode::FORBIDDEN, "exp={spelling}");
+        }
+    }
+
+    #[test]
+    fn a_link_expires_at_its_expiry_on_the_given_clock() {
+        let expiry = UNIX_EPOCH + Duration::from_secs(100);
+        let last_moment = expiry - Duration::from_millis(1);
+        assert!(link("100").check(b"k", "r1", last_moment).is_ok());
+        let expired = link("100").check(b"k", "r1", expiry).unwrap_err();
+        assert_eq!(expired.status, StatusCode::GONE);
+    }
 }

@@ -17,9 +17,10 @@ pub(crate) struct ErrorBody {
 /// What went wrong.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ErrorDetail {
-    /// A stable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
-    /// `already_answered`, `run_finished`, `request_expired`, `request_cancelled`, `link_expired`,
-    /// `payload_too_large`, `invalid_answer`, `internal`.
+    /// A stable code: `bad_request`, `unauthorized`, `forbidden`, `bad_signature`, `bad_csrf`,
+    /// `not_found`, `method_not_allowed`, `already_answered`, `run_finished`,
+    /// `request_expired`, `request_cancelled`, `link_expired`, `payload_too_large`,
+    /// `invalid_answer`, `internal`, `unavailable`.
     pub code: String,
     /// A sentence saying what is wrong and what to do.
     pub message: String,

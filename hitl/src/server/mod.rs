@@ -34,9 +34,10 @@
 //!
 //! Errors are `{"error": {"code": "…", "message": "…"}}` with 400 (malformed JSON, unknown
 //! fields, bad query), 401 (missing or wrong token), 403 (responder not allowed, bad link
-//! signature or CSRF token), 404 (unknown id), 409 (already answered; cancelling a finished
-//! run), 410 (request expired or cancelled, link expired), 413 (body too large) or 422 (an
-//! answer that fails validation). None of them stores anything.
+//! signature or CSRF token), 404 (unknown id), 405 (a method the path does not take), 409
+//! (already answered; cancelling a finished run), 410 (request expired or cancelled, link
+//! expired), 413 (body too large), 422 (an answer that fails validation), 500 (the database
+//! failed) or 503 (the engine is shutting down). None of them stores anything.
 //!
 //! # Examples
 //!
@@ -72,7 +73,7 @@ mod pages;
 mod views;
 
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -275,7 +276,7 @@ pub fn signed_link(
     responder: &str,
     valid_for: Duration,
 ) -> crate::Result<String> {
-    let expires = crate::links::unix_seconds(SystemTime::now() + valid_for);
+    let expires = crate::links::unix_seconds(engine.now() + valid_for);
     Ok(crate::links::link_path(
         &engine.link_secret()?,
         request_id,

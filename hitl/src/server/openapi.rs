@@ -4,6 +4,7 @@ use std::sync::LazyLock;
 
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 
 use super::api;
 use super::error::{ErrorBody, ErrorDetail};
@@ -17,7 +18,10 @@ use crate::store::StepKind;
         title = "hitl",
         description = "Durable human-in-the-loop workflows: the requests waiting for a human, \
             their answers, and the runs that asked. Every call but `/health` needs \
-            `Authorization: Bearer <token>`; the token names the responder recorded with an answer."
+            `Authorization: Bearer <token>`; the token names the responder recorded with an answer. \
+            Every error is an `ErrorBody`. Besides the statuses listed per operation, a method a \
+            path does not take is `405 method_not_allowed`, and an unknown path under `/api` is \
+            `404 not_found`."
     ),
     paths(
         api::health,
@@ -46,10 +50,16 @@ use crate::store::StepKind;
         StepStatus,
         ErrorBody,
         ErrorDetail,
+        api::AnswerBody,
+        api::ApprovalAnswer,
+        api::TextAnswer,
+        api::SelectionAnswer,
+        api::MultiSelectionAnswer,
+        api::InputAnswer,
         api::CancelBody,
         api::Health,
     )),
-    modifiers(&BearerToken),
+    modifiers(&BearerToken, &EngineFailures),
     tags(
         (name = "requests", description = "Feedback requests and their answers"),
         (name = "runs", description = "Workflow runs"),
@@ -73,6 +83,43 @@ impl utoipa::Modify for BearerToken {
                     .build(),
             ),
         );
+    }
+}
+
+/// Adds the two statuses every operation that calls the engine can answer, whatever its
+/// input: 500 (a storage failure) and 503 (the engine is shutting down).
+struct EngineFailures;
+
+impl utoipa::Modify for EngineFailures {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/api/") || path == "/api/openapi.json" {
+                continue;
+            }
+            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                responses.insert(
+                    "500".to_owned(),
+                    error("The database failed; the message says how (`internal`)").into(),
+                );
+                responses.insert(
+                    "503".to_owned(),
+                    error("The engine is shutting down; retry once the application is back (`unavailable`)")
+                        .into(),
+                );
+            }
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! CSRF token. A page needs a session, except a request's page opened through a signed link,
 //! which shows and answers just that request.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -104,7 +104,7 @@ pub(crate) async fn inbox(State(state): State<AppState>, headers: HeaderMap, uri
     match state.engine().pending(&PendingFilter::default()) {
         Ok(requests) => page(
             StatusCode::OK,
-            views::inbox(paths(&state), &viewer, &requests, SystemTime::now()),
+            views::inbox(paths(&state), &viewer, &requests, state.engine().now()),
         ),
         Err(error) => error_page(&state, &viewer, &error.into()),
     }
@@ -195,7 +195,7 @@ pub(crate) async fn login(
         );
     };
     let ttl = state.config().session_lifetime();
-    let value = auth::new_session(&secret, responder, token, ttl);
+    let value = auth::new_session(&secret, responder, token, state.engine().now() + ttl);
     let location = local_path(&state, &next);
     (
         StatusCode::SEE_OTHER,
@@ -311,7 +311,7 @@ fn credentials(
 ) -> Result<Option<Credentials>, ApiError> {
     let secret = state.secret()?;
     if let Some(link) = Link::from_pairs(pairs) {
-        let responder = link.check(&secret, id)?;
+        let responder = link.check(&secret, id, state.engine().now())?;
         let csrf = link.csrf(&secret);
         return Ok(Some(Credentials::Link {
             link,
@@ -369,7 +369,7 @@ fn closed(state: &AppState, viewer: &Viewer<'_>, request: &Request, status: Opti
     };
     page(
         status.unwrap_or(default_status),
-        views::request_closed(paths(state), viewer, request, heading, text, SystemTime::now()),
+        views::request_closed(paths(state), viewer, request, heading, text, state.engine().now()),
     )
 }
 
@@ -420,7 +420,7 @@ pub(crate) async fn request_page(
                 &request,
                 &heading,
                 &text,
-                SystemTime::now(),
+                state.engine().now(),
             ),
         );
     }
@@ -434,7 +434,7 @@ pub(crate) async fn request_page(
             &credentials.hidden(),
             &values,
             None,
-            SystemTime::now(),
+            state.engine().now(),
         ),
     )
 }
@@ -490,7 +490,7 @@ pub(crate) async fn answer(
                 &credentials.hidden(),
                 &values,
                 Some(message),
-                SystemTime::now(),
+                state.engine().now(),
             ),
         )
     };
@@ -514,7 +514,7 @@ pub(crate) async fn answer(
                 &viewer,
                 &updated,
                 credentials.responder(),
-                SystemTime::now(),
+                state.engine().now(),
             ),
         ),
         Err(Error::InvalidAnswer { problem, .. }) => form_again(
@@ -534,7 +534,7 @@ pub(crate) async fn answer(
                         &current,
                         "You have voted",
                         "Your vote was already recorded; each responder votes once.",
-                        SystemTime::now(),
+                        state.engine().now(),
                     ),
                 ),
                 StatusCode::CONFLICT | StatusCode::GONE => {
@@ -549,7 +549,7 @@ pub(crate) async fn answer(
                             &current,
                             &heading,
                             &text,
-                            SystemTime::now(),
+                            state.engine().now(),
                         ),
                     ),
                     None => error_page(&state, &viewer, &error),
@@ -583,7 +583,7 @@ pub(crate) async fn runs_page(State(state): State<AppState>, headers: HeaderMap,
             runs.sort_by_key(|run| std::cmp::Reverse(run.updated_at));
             page(
                 StatusCode::OK,
-                views::runs(paths(&state), &viewer, &runs, SystemTime::now()),
+                views::runs(paths(&state), &viewer, &runs, state.engine().now()),
             )
         }
         Err(error) => error_page(&state, &viewer, &error.into()),
@@ -628,7 +628,7 @@ pub(crate) async fn run_page(
                 &run,
                 &history,
                 &requests,
-                SystemTime::now(),
+                state.engine().now(),
             ),
         ),
         Err(error) => error_page(&state, &viewer, &error.into()),
