@@ -62,6 +62,7 @@ pub(crate) fn exit_of(error: &hitl::Error) -> Exit {
     use hitl::Error as E;
     match error {
         E::AlreadyAnswered { .. }
+        | E::AlreadyVoted { .. }
         | E::RequestExpired { .. }
         | E::RequestCancelled { .. }
         | E::ResponderNotAllowed { .. }

@@ -18,7 +18,7 @@ pub(crate) struct ErrorBody {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ErrorDetail {
     /// A stable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
-    /// `already_answered`, `run_finished`, `expired`, `cancelled`, `link_expired`,
+    /// `already_answered`, `already_voted`, `run_finished`, `expired`, `cancelled`, `link_expired`,
     /// `payload_too_large`, `invalid_answer`, `internal`.
     pub code: String,
     /// A sentence saying what is wrong and what to do.
@@ -68,6 +68,7 @@ impl From<Error> for ApiError {
         let (status, code) = match &error {
             Error::RequestNotFound { .. } | Error::RunNotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             Error::AlreadyAnswered { .. } => (StatusCode::CONFLICT, "already_answered"),
+            Error::AlreadyVoted { .. } => (StatusCode::CONFLICT, "already_voted"),
             Error::RunFinished { .. } => (StatusCode::CONFLICT, "run_finished"),
             Error::RequestExpired { .. } => (StatusCode::GONE, "expired"),
             Error::RequestCancelled { .. } => (StatusCode::GONE, "cancelled"),

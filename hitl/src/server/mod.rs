@@ -34,7 +34,7 @@
 //!
 //! Errors are `{"error": {"code": "…", "message": "…"}}` with 400 (malformed JSON, unknown
 //! fields, bad query), 401 (missing or wrong token), 403 (responder not allowed, bad link
-//! signature or CSRF token), 404 (unknown id), 409 (already answered; cancelling a finished
+//! signature or CSRF token), 404 (unknown id), 409 (already answered or already voted; cancelling a finished
 //! run), 410 (request expired or cancelled, link expired), 413 (body too large) or 422 (an
 //! answer that fails validation). None of them stores anything.
 //!

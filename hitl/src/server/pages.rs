@@ -338,13 +338,21 @@ fn cannot_answer(request: &Request, responder: &str) -> Option<(StatusCode, Stri
         ));
     }
     if request.votes.iter().any(|vote| vote.responder == responder) {
+        let approvals = request.votes.iter().filter(|vote| vote.approved).count() as u32;
         return Some((
             StatusCode::OK,
-            "You have voted".to_owned(),
-            "Your vote is recorded; the request waits for the other approvals.".to_owned(),
+            "Already voted".to_owned(),
+            already_voted(responder, approvals, request.quorum),
         ));
     }
     None
+}
+
+/// `alice already voted (1 of 2 approvals); …`
+fn already_voted(responder: &str, approvals: u32, quorum: u32) -> String {
+    format!(
+        "{responder} already voted ({approvals} of {quorum} approvals); each responder votes once and the request waits for the other approvals."
+    )
 }
 
 /// The page of a request that is no longer pending.
@@ -522,21 +530,29 @@ pub(crate) async fn answer(
             &capitalize(&problem.to_string()),
             &request,
         ),
+        Err(Error::AlreadyVoted {
+            responder,
+            approvals,
+            quorum,
+            ..
+        }) => {
+            let current = state.engine().request(&id).unwrap_or(request);
+            page(
+                StatusCode::CONFLICT,
+                views::request_closed(
+                    paths(&state),
+                    &viewer,
+                    &current,
+                    "Already voted",
+                    &already_voted(&responder, approvals, quorum),
+                    SystemTime::now(),
+                ),
+            )
+        }
         Err(error) => {
             let error = ApiError::from(error);
             let current = state.engine().request(&id).unwrap_or(request);
             match error.status {
-                StatusCode::CONFLICT if current.status == RequestStatus::Pending => page(
-                    StatusCode::CONFLICT,
-                    views::request_closed(
-                        paths(&state),
-                        &viewer,
-                        &current,
-                        "You have voted",
-                        "Your vote was already recorded; each responder votes once.",
-                        SystemTime::now(),
-                    ),
-                ),
                 StatusCode::CONFLICT | StatusCode::GONE => {
                     closed(&state, &viewer, &current, Some(error.status))
                 }
