@@ -659,3 +659,69 @@ async fn a_second_vote_says_who_already_voted_and_how_many_approvals_there_are()
         api.message()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typed_form_keeps_declaration_order_and_says_what_is_wrong_at_each_field() {
+    let server = start().await;
+    let session = sign_in(&server, CAROL).await;
+    let (_, request) = server.ask("input").await;
+    let url = format!("{}/requests/{}", server.url, request.id);
+    let page = get_page(&url, Some(&session)).await.text;
+    let at = |html: &str, name: &str| {
+        html.find(&format!(r#"name="value/{name}""#))
+            .unwrap_or_else(|| panic!("no field {name}: {html}"))
+    };
+    // `Refund` declares amount, reason, currency, urgent (alphabetical would put currency second).
+    assert!(
+        at(&page, "amount") < at(&page, "reason")
+            && at(&page, "reason") < at(&page, "currency")
+            && at(&page, "currency") < at(&page, "urgent"),
+        "{page}"
+    );
+
+    let before = server.snapshot(&request.id);
+    let csrf = hidden(&page, "csrf").unwrap();
+    let reply = post_form(
+        &url,
+        Some(&session),
+        form(&[
+            ("csrf", &csrf),
+            ("value/amount", "0"),
+            ("value/reason", "late delivery"),
+            ("value/currency", ""),
+        ]),
+    )
+    .await;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    let text = &reply.text;
+    let amount_error = text
+        .find(r#"<p class="field-error" id="value-amount-error-0">Must be at least 1</p>"#)
+        .unwrap_or_else(|| panic!("no message at the amount: {text}"));
+    assert!(
+        at(text, "amount") < amount_error && amount_error < at(text, "reason"),
+        "{text}"
+    );
+    let currency_error = text
+        .find("Currency is required")
+        .unwrap_or_else(|| panic!("no message at the currency: {text}"));
+    assert!(
+        at(text, "currency") < currency_error && currency_error < at(text, "urgent"),
+        "{text}"
+    );
+    assert!(text.contains("Some fields need a change"), "{text}");
+    for schema_text in [
+        "minimum",
+        "is a required property",
+        "does not match the expected input",
+    ] {
+        assert!(
+            !text.contains(schema_text),
+            "no JSON Schema text ({schema_text}): {text}"
+        );
+    }
+    assert!(
+        text.contains(r#"value="late delivery""#),
+        "the input is kept: {text}"
+    );
+    assert_eq!(server.snapshot(&request.id), before, "nothing was stored");
+}

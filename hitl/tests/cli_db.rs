@@ -691,7 +691,7 @@ async fn a_quorum_collects_one_vote_per_responder_offline() {
         .prints(&["Quorum    2 approvals (alice approved)", "pending"]);
     hitl(["--db", &db, "respond", &request.id, "--as", "alice", "--approve"])
         .exits(3)
-        .complains(&["already been answered"]);
+        .complains(&["`alice` already voted", "(1 of 2 approvals)"]);
     hitl(["--db", &db, "respond", &request.id, "--as", "bob", "--approve"])
         .exits(0)
         .prints(&["approved by bob"]);

@@ -17,7 +17,7 @@ use super::AppState;
 use super::auth::{self, LOGIN_COOKIE, Link, SESSION_COOKIE, Session};
 use super::error::ApiError;
 use super::form::{self, Pairs};
-use super::views::{self, Hidden, Paths, Viewer};
+use super::views::{self, Filled, Hidden, Paths, Viewer};
 use crate::Error;
 use crate::engine::RunFilter;
 use crate::feedback::{PendingFilter, Request, RequestStatus, Responder};
@@ -440,8 +440,11 @@ pub(crate) async fn request_page(
             &viewer,
             &request,
             &credentials.hidden(),
-            &values,
-            None,
+            &Filled {
+                values: &values,
+                error: None,
+                problems: &[],
+            },
             SystemTime::now(),
         ),
     )
@@ -488,7 +491,7 @@ pub(crate) async fn answer(
         Err(error) => return error_page(&state, &viewer, &error.into()),
     };
     let values = form::answer_fields(&pairs);
-    let form_again = |status: StatusCode, message: &str, request: &Request| {
+    let form_with = |status: StatusCode, message: &str, problems: &[(String, String)], request: &Request| {
         page(
             status,
             views::request_form(
@@ -496,12 +499,25 @@ pub(crate) async fn answer(
                 &viewer,
                 request,
                 &credentials.hidden(),
-                &values,
-                Some(message),
+                &Filled {
+                    values: &values,
+                    error: Some(message),
+                    problems,
+                },
                 SystemTime::now(),
             ),
         )
     };
+    let form_again =
+        |status: StatusCode, message: &str, request: &Request| form_with(status, message, &[], request);
+    let problems = form::problems(&request, &pairs);
+    if !problems.is_empty() && request.status == RequestStatus::Pending {
+        let message = match problems.len() {
+            1 => "One field needs a change; see the message at the field.",
+            _ => "Some fields need a change; see the messages at the fields.",
+        };
+        return form_with(StatusCode::UNPROCESSABLE_ENTITY, message, &problems, &request);
+    }
     let response = match form::parse(&request, &pairs) {
         Ok(response) => response,
         Err(error)

@@ -41,6 +41,8 @@ legend{font-weight:600;padding:0 .3rem}
 .actions{margin-top:1rem;display:flex;gap:.6rem}
 button{font:inherit;font-weight:600;padding:.45rem 1.1rem;border-radius:6px;border:1px solid #1f883d;background:#1f883d;color:#fff;cursor:pointer}
 button.reject{background:#cf222e;border-color:#cf222e}
+.field-error{color:#82071e;font-size:.9rem;font-weight:600;margin:.2rem 0 0}
+[aria-invalid=true]{border-color:#cf222e}
 .error{background:#ffebe9;border:1px solid #ff8182;border-radius:6px;padding:.6rem .9rem;margin:.6rem 0;color:#82071e}
 .notice{background:#ddf4ff;border:1px solid #54aeff;border-radius:6px;padding:.6rem .9rem;margin:.6rem 0}
 .details{border-left:3px solid #d0d7de;padding-left:1rem;margin:1rem 0}
@@ -207,15 +209,26 @@ fn request_header(paths: Paths<'_>, viewer: &Viewer<'_>, request: &Request, now:
     }
 }
 
+/// What a form shows: the values in its fields, a message above it, problems at fields.
+pub(crate) struct Filled<'a> {
+    pub values: &'a [(String, String)],
+    pub error: Option<&'a str>,
+    pub problems: &'a [(String, String)],
+}
+
 pub(crate) fn request_form(
     paths: Paths<'_>,
     viewer: &Viewer<'_>,
     request: &Request,
     hidden: &Hidden<'_>,
-    values: &[(String, String)],
-    error: Option<&str>,
+    filled: &Filled<'_>,
     now: SystemTime,
 ) -> Markup {
+    let Filled {
+        values,
+        error,
+        problems,
+    } = *filled;
     let body = html! {
         div.card {
             (request_header(paths, viewer, request, now))
@@ -237,7 +250,7 @@ pub(crate) fn request_form(
                     input type="hidden" name="exp" value=(link.expires);
                     input type="hidden" name="sig" value=(link.signature);
                 }
-                (form::inputs(request, values))
+                (form::inputs(request, values, problems))
             }
         }
     };
