@@ -123,6 +123,7 @@ impl From<hitl::Error> for Exit {
         match error {
             hitl::Error::RequestNotFound { .. }
             | hitl::Error::AlreadyAnswered { .. }
+            | hitl::Error::AlreadyVoted { .. }
             | hitl::Error::RequestExpired { .. }
             | hitl::Error::RequestCancelled { .. }
             | hitl::Error::InvalidAnswer { .. } => Exit::Refused(error.to_string()),

@@ -288,7 +288,14 @@ async fn a_quorum_of_two_needs_two_distinct_approvals_and_a_rejection_decides_at
         .respond(&id, Response::approve(), Responder::new("ann"))
         .await
         .unwrap_err();
-    assert!(matches!(repeat, hitl::Error::AlreadyAnswered { .. }), "{repeat}");
+    assert!(
+        matches!(
+            &repeat,
+            hitl::Error::AlreadyVoted { responder, approvals: 1, quorum: 2, .. } if responder == "ann"
+        ),
+        "{repeat}"
+    );
+    assert!(repeat.to_string().contains("(1 of 2 approvals)"), "{repeat}");
     let outsider = engine
         .respond(&id, Response::approve(), Responder::new("dan"))
         .await

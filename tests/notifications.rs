@@ -617,14 +617,21 @@ async fn a_slack_message_is_block_kit_with_a_button_to_the_request() {
         "{body:#}"
     );
     assert!(
-        sections.iter().any(|text| text.contains("Canary error rate")),
-        "{body:#}"
+        sections.contains(&"Canary error rate: *0.1 %*"),
+        "the details' Markdown is Slack mrkdwn: {body:#}"
     );
     let actions = blocks_of(body, "actions");
     assert_eq!(actions.len(), 1, "{body:#}");
-    let button = &actions[0]["elements"][0];
+    let buttons = actions[0]["elements"].as_array().unwrap();
+    assert_eq!(buttons.len(), 1, "one button, carrying no identity: {body:#}");
+    let button = &buttons[0];
     assert_eq!(button["type"], "button", "{body:#}");
+    assert_eq!(button["text"]["text"], "Answer", "{body:#}");
     assert_eq!(button["url"], link.as_str(), "{body:#}");
+    assert!(
+        !body.to_string().contains("sig="),
+        "no signed link anyone in the channel could use: {body:#}"
+    );
     assert_eq!(
         message.idempotency_key(),
         body["metadata"]["event_payload"]["idempotency_id"],
@@ -676,4 +683,128 @@ async fn without_a_base_url_a_slack_message_has_no_button() {
         context.contains(&request.id),
         "the message names the request: {body:#}"
     );
+}
+
+/// Asks with the hostile details and notifies every receiver in `notify`.
+#[workflow(inject_context)]
+async fn ask_the_channel(ctx: &TaskContext, notify: Vec<Notify>) -> hitl::Result<String> {
+    let mut ask = Feedback::approval("Restart the <primary> & replica?")
+        .details("# Runbook\n\n**Why**: see [the incident](https://status.example.com/i?id=7&x=1)\n\n- drain <a>\n- restart");
+    for receiver in notify {
+        ask = ask.notify(receiver);
+    }
+    let answer = ctx.request_feedback(ask).await?;
+    Ok(format!(
+        "approved={} by {}",
+        answer.approved(),
+        answer.responder()
+    ))
+}
+
+/// A GET on the loopback server without following redirects.
+async fn get(url: &str) -> (u16, String, String) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(PATIENCE)
+        .build()
+        .unwrap();
+    let response = client.get(url).send().await.unwrap();
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|value| value.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, location, response.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_slack_button_sends_people_to_sign_in_and_a_shared_link_is_only_there_on_request() {
+    let receiver = Receiver::start();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let engine = Engine::temporary()
+        .base_url(&base)
+        .register(ask_the_channel)
+        .open()
+        .await
+        .unwrap();
+    let config = hitl::server::ServerConfig::new().token("alice", "alice-token-0123456789");
+    let server = tokio::spawn(hitl::server::serve_with(listener, engine.clone(), config));
+    let plain = Notify::slack(receiver.url("/plain"));
+    let shared = Notify::slack(receiver.url("/shared")).signed_link_as("slack");
+    let run = engine
+        .start(ask_the_channel, (vec![plain, shared],))
+        .await
+        .unwrap();
+    let request = paused_request(&run).await;
+    let deliveries = receiver.wait_for(2).await;
+    let body_of = |path: &str| {
+        &deliveries
+            .iter()
+            .find(|delivery| delivery.path == path)
+            .unwrap_or_else(|| panic!("no delivery to {path}"))
+            .body
+    };
+    let page = format!("{base}/requests/{}", request.id);
+
+    // Markdown and Slack's control characters, converted and escaped.
+    let plain = body_of("/plain");
+    let sections: Vec<&str> = blocks_of(plain, "section")
+        .iter()
+        .map(|block| block["text"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sections,
+        [
+            "*Restart the &lt;primary&gt; &amp; replica?*",
+            "*Runbook*\n\n*Why*: see <https://status.example.com/i?id=7&amp;x=1|the incident>\n\n• drain &lt;a&gt;\n• restart",
+        ],
+        "{plain:#}"
+    );
+
+    // Without the opt-in: one button, the request's page; it sends a stranger to sign in
+    // and back to the request.
+    let buttons = blocks_of(plain, "actions")[0]["elements"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(buttons.len(), 1, "{plain:#}");
+    assert_eq!(buttons[0]["url"], page.as_str(), "{plain:#}");
+    let (status, location, _) = get(&page).await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        location,
+        format!("/login?next=%2Frequests%2F{}", request.id),
+        "signing in comes back to the request"
+    );
+
+    // With `.signed_link_as("slack")`: the same button, and a shared one that says so and
+    // opens the form as `slack` without signing in.
+    let shared = body_of("/shared");
+    let buttons = blocks_of(shared, "actions")[0]["elements"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(buttons.len(), 2, "{shared:#}");
+    assert_eq!(buttons[0]["url"], page.as_str(), "{shared:#}");
+    assert_eq!(
+        buttons[1]["text"]["text"], "Answer as slack (shared link)",
+        "{shared:#}"
+    );
+    let signed = buttons[1]["url"].as_str().unwrap();
+    assert!(signed.starts_with(&format!("{page}?as=slack&exp=")), "{signed}");
+    let (status, _, text) = get(signed).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("Answering as <strong>slack</strong> through a signed link"),
+        "{text}"
+    );
+
+    engine
+        .respond(&request.id, Response::approve(), Responder::new("alice"))
+        .await
+        .unwrap();
+    assert_eq!(completes(&run).await, "approved=true by alice");
+    server.abort();
 }

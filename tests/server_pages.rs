@@ -435,3 +435,293 @@ async fn a_webhook_carries_signed_links_that_answer_as_their_responder() {
     }
     task.abort();
 }
+
+#[derive(Debug, thiserror::Error)]
+#[error("the warehouse refused order {0}")]
+struct Refused(String);
+
+#[task]
+async fn reserve(order: String) -> Result<String, Refused> {
+    Err(Refused(order))
+}
+
+#[workflow]
+async fn refuse(order: String) -> Result<String, Refused> {
+    reserve(order).await
+}
+
+#[task]
+async fn pick(n: u32) -> u32 {
+    n + 1
+}
+
+#[task]
+async fn label(n: u32) -> u32 {
+    n * 10
+}
+
+/// A nested orchestration: its steps are journaled before it is.
+#[task(inject_context)]
+async fn pack(ctx: &TaskContext, n: u32) -> u32 {
+    let picked = pick(n).await;
+    let answer = ctx
+        .request_feedback(Feedback::approval("Seal the box?").key("seal"))
+        .await
+        .map(|answer| answer.approved())
+        .unwrap_or(false);
+    label(picked + u32::from(answer)).await
+}
+
+#[workflow]
+async fn ship(n: u32) -> u32 {
+    let packed = pack(n).await;
+    label(packed).await
+}
+
+async fn settled_outcome<T: serde::de::DeserializeOwned + Send + 'static>(run: &hitl::Run<T>) -> Outcome<T> {
+    tokio::time::timeout(PATIENCE, run.settled())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runs_page_shows_whole_ids_and_why_a_run_failed_or_was_cancelled() {
+    let engine = Engine::temporary()
+        .register(ask)
+        .register(refuse)
+        .open()
+        .await
+        .unwrap();
+    let server = start_with(engine, config()).await;
+    let session = sign_in(&server, ALICE).await;
+
+    let failed = server
+        .engine
+        .start_with_id(refuse, "ord_small", ("ord-7".to_owned(),))
+        .await
+        .unwrap();
+    assert!(matches!(settled_outcome(&failed).await, Outcome::Failed(_)));
+    let (cancelled, _) = server.ask("approval").await;
+    server
+        .engine
+        .cancel(cancelled.id(), "wrong service")
+        .await
+        .unwrap();
+    let long_id = "nightly-reconciliation-of-every-ledger-2026";
+    let long = server
+        .engine
+        .start_with_id(refuse, long_id, ("ord-8".to_owned(),))
+        .await
+        .unwrap();
+    settled_outcome(&long).await;
+
+    let runs = get_page(&format!("{}/runs", server.url), Some(&session)).await;
+    assert_eq!(runs.status, 200);
+    assert!(
+        runs.text.contains("<code title=\"ord_small\">ord_small</code>"),
+        "{}",
+        runs.text
+    );
+    // A long id is shortened in the middle, never silently, and keeps the full id in a title.
+    assert!(
+        runs.text
+            .contains(&format!("<code title=\"{long_id}\">nightly-reco…r-2026</code>")),
+        "{}",
+        runs.text
+    );
+    // A uuid (the default id) shows its start and its end.
+    let uuid = cancelled.id();
+    assert!(
+        runs.text
+            .contains(&format!(">{}…{}<", &uuid[..12], &uuid[uuid.len() - 6..])),
+        "{}",
+        runs.text
+    );
+    assert!(
+        runs.text.contains("the warehouse refused order ord-7"),
+        "the failure reason is in the list: {}",
+        runs.text
+    );
+    assert!(runs.text.contains("Cancelled: wrong service"), "{}", runs.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeline_nests_the_steps_of_an_inner_orchestration_under_it() {
+    let engine = Engine::temporary()
+        .register(ask)
+        .register(ship)
+        .open()
+        .await
+        .unwrap();
+    let server = start_with(engine, config()).await;
+    let session = sign_in(&server, BOB).await;
+    let run = server.engine.start(ship, (1,)).await.unwrap();
+    let Outcome::Paused(requests) = settled_outcome(&run).await else {
+        panic!("expected a pause")
+    };
+    let run_url = format!("{}/runs/{}", server.url, run.id());
+
+    // Paused inside `pack`: the orchestration is not journaled yet, its steps sit under it.
+    let paused = get_page(&run_url, Some(&session)).await;
+    let text = &paused.text;
+    let pack_at = text
+        .find(r#"<li class="waiting" data-step="pack#0"><strong>pack</strong> <span class="meta">orchestration · in progress"#)
+        .unwrap_or_else(|| panic!("no placeholder for `pack`: {text}"));
+    let nested = &text[pack_at..];
+    assert!(
+        nested
+            .find(r#"<ol class="timeline"><li class="completed" data-step="pack#0/pick#0">"#)
+            .is_some(),
+        "{text}"
+    );
+    assert!(nested.contains(r#"data-step="pack#0/seal#0""#), "{text}");
+
+    server
+        .engine
+        .respond(&requests[0].id, Response::approve(), Responder::new("bob"))
+        .await
+        .unwrap();
+    match tokio::time::timeout(PATIENCE, run.wait()).await.unwrap().unwrap() {
+        Outcome::Completed(output) => assert_eq!(output, 300),
+        other => panic!("{other:?}"),
+    }
+
+    // Completed: `pack` comes first (where its first step was), its steps indented in it,
+    // and the workflow's own `label` after it at the top level.
+    let done = get_page(&run_url, Some(&session)).await.text;
+    let pack_at = done
+        .find(r#"<li class="completed" data-step="pack#0"><strong>pack</strong>"#)
+        .unwrap_or_else(|| panic!("`pack` is not a completed step: {done}"));
+    let pick_at = done.find(r#"data-step="pack#0/pick#0""#).unwrap();
+    let seal_at = done.find(r#"data-step="pack#0/seal#0""#).unwrap();
+    let inner_label_at = done.find(r#"data-step="pack#0/label#0""#).unwrap();
+    let outer_label_at = done.find(r#"<li class="completed" data-step="label#0""#).unwrap();
+    assert!(
+        pack_at < pick_at && pick_at < seal_at && seal_at < inner_label_at && inner_label_at < outer_label_at,
+        "{done}"
+    );
+    let inside_pack = &done[pack_at..outer_label_at];
+    assert_eq!(
+        inside_pack.matches("<ol class=\"timeline\">").count(),
+        1,
+        "pack's steps are one nested list: {done}"
+    );
+    assert!(
+        inside_pack.ends_with("</li></ol></li>"),
+        "the nested list closes inside pack's item before the outer `label`: {inside_pack}"
+    );
+    assert!(!done.contains("in progress"), "{done}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_vote_says_who_already_voted_and_how_many_approvals_there_are() {
+    let server = start().await;
+    let session = sign_in(&server, ALICE).await;
+    let (_, request) = server.ask("quorum").await;
+    let url = format!("{}/requests/{}", server.url, request.id);
+    let page = get_page(&url, Some(&session)).await;
+    let csrf = hidden(&page.text, "csrf").unwrap();
+    let vote = form(&[("csrf", &csrf), ("decision", "approve")]);
+    let first = post_form(&url, Some(&session), vote.clone()).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert!(first.text.contains("1 of 2"), "{}", first.text);
+
+    // The same form sent again (a second tab, a double click).
+    let before = server.snapshot(&request.id);
+    let again = post_form(&url, Some(&session), vote).await;
+    assert_eq!(again.status, 409, "{}", again.text);
+    assert!(
+        again.text.contains("alice already voted (1 of 2 approvals)"),
+        "{}",
+        again.text
+    );
+    assert!(!again.text.contains("already been answered"), "{}", again.text);
+    assert_eq!(server.snapshot(&request.id), before, "nothing changed");
+    let shown = get_page(&url, Some(&session)).await;
+    assert!(
+        shown.text.contains("alice already voted (1 of 2 approvals)"),
+        "{}",
+        shown.text
+    );
+
+    // The API says the same, with its own code.
+    let api = post(
+        &format!("{}/api/requests/{}/respond", server.url, request.id),
+        Some(ALICE),
+        r#"{"approved": true}"#,
+    )
+    .await;
+    assert_eq!((api.status, api.code().as_str()), (409, "already_voted"));
+    assert!(
+        api.message().contains("`alice` already voted") && api.message().contains("(1 of 2 approvals)"),
+        "{}",
+        api.message()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typed_form_keeps_declaration_order_and_says_what_is_wrong_at_each_field() {
+    let server = start().await;
+    let session = sign_in(&server, CAROL).await;
+    let (_, request) = server.ask("input").await;
+    let url = format!("{}/requests/{}", server.url, request.id);
+    let page = get_page(&url, Some(&session)).await.text;
+    let at = |html: &str, name: &str| {
+        html.find(&format!(r#"name="value/{name}""#))
+            .unwrap_or_else(|| panic!("no field {name}: {html}"))
+    };
+    // `Refund` declares amount, reason, currency, urgent (alphabetical would put currency second).
+    assert!(
+        at(&page, "amount") < at(&page, "reason")
+            && at(&page, "reason") < at(&page, "currency")
+            && at(&page, "currency") < at(&page, "urgent"),
+        "{page}"
+    );
+
+    let before = server.snapshot(&request.id);
+    let csrf = hidden(&page, "csrf").unwrap();
+    let reply = post_form(
+        &url,
+        Some(&session),
+        form(&[
+            ("csrf", &csrf),
+            ("value/amount", "0"),
+            ("value/reason", "late delivery"),
+            ("value/currency", ""),
+        ]),
+    )
+    .await;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    let text = &reply.text;
+    let amount_error = text
+        .find(r#"<p class="field-error" id="value-amount-error-0">Must be at least 1</p>"#)
+        .unwrap_or_else(|| panic!("no message at the amount: {text}"));
+    assert!(
+        at(text, "amount") < amount_error && amount_error < at(text, "reason"),
+        "{text}"
+    );
+    let currency_error = text
+        .find("Currency is required")
+        .unwrap_or_else(|| panic!("no message at the currency: {text}"));
+    assert!(
+        at(text, "currency") < currency_error && currency_error < at(text, "urgent"),
+        "{text}"
+    );
+    assert!(text.contains("Some fields need a change"), "{text}");
+    for schema_text in [
+        "minimum",
+        "is a required property",
+        "does not match the expected input",
+    ] {
+        assert!(
+            !text.contains(schema_text),
+            "no JSON Schema text ({schema_text}): {text}"
+        );
+    }
+    assert!(
+        text.contains(r#"value="late delivery""#),
+        "the input is kept: {text}"
+    );
+    assert_eq!(server.snapshot(&request.id), before, "nothing was stored");
+}

@@ -783,7 +783,7 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// [`Error::RequestNotFound`], [`Error::AlreadyAnswered`], [`Error::RequestExpired`],
+    /// [`Error::RequestNotFound`], [`Error::AlreadyAnswered`], [`Error::AlreadyVoted`], [`Error::RequestExpired`],
     /// [`Error::RequestCancelled`], [`Error::ResponderNotAllowed`], [`Error::InvalidAnswer`].
     pub async fn respond(
         &self,
@@ -952,8 +952,11 @@ fn answer(request: &RequestRecord, response: &Response, responder: &Responder, n
             .iter()
             .any(|vote| vote.responder == responder.name())
         {
-            return Err(Error::AlreadyAnswered {
+            return Err(Error::AlreadyVoted {
                 request_id: request_id(),
+                responder: responder.name().to_owned(),
+                approvals: request.votes.iter().filter(|vote| vote.approved).count() as u32,
+                quorum: spec.quorum,
             });
         }
         let Response::Approval { approved, comment } = &response else {

@@ -203,13 +203,29 @@ pub enum Error {
         request_id: String,
     },
 
-    /// The request has already been answered (or this responder already voted).
+    /// The request has already been answered.
     #[error(
         "request `{request_id}` has already been answered; the first valid answer won and nothing was changed"
     )]
     AlreadyAnswered {
         /// The request.
         request_id: String,
+    },
+
+    /// This responder already voted on a quorum request that is still open.
+    #[error(
+        "`{responder}` already voted on request `{request_id}` ({approvals} of {quorum} approvals); \
+         the request stays open for the other responders"
+    )]
+    AlreadyVoted {
+        /// The request.
+        request_id: String,
+        /// Who voted again.
+        responder: String,
+        /// Approvals recorded so far.
+        approvals: u32,
+        /// Approvals needed.
+        quorum: u32,
     },
 
     /// The request's deadline passed.

@@ -51,7 +51,10 @@ async fn an_operator_approves_a_deploy_offline_and_the_application_finishes_it()
         "Canary error rate",
         "pending",
         "alice, bob",
-        &format!("hitl respond {} --approve | --reject", request.id),
+        &format!(
+            "hitl --db {db} --as NAME respond {} --approve | --reject",
+            request.id
+        ),
     ]);
     let shown = hitl(["--db", &db, "--json", "show", &request.id]).exits(0).json();
     assert_eq!(shown, listed[0]);
@@ -516,7 +519,10 @@ async fn unknown_ids_exit_1() {
 
     hitl(["--db", &db, "show", "no-such-request"])
         .exits(1)
-        .complains(&["no feedback request with id `no-such-request`"]);
+        .complains(&[
+            "no request has an id that is or starts with `no-such-request`",
+            "`hitl pending`",
+        ]);
     hitl([
         "--db",
         &db,
@@ -529,7 +535,10 @@ async fn unknown_ids_exit_1() {
     .exits(1);
     hitl(["--db", &db, "history", "no-such-run"])
         .exits(1)
-        .complains(&["no run with id `no-such-run`"]);
+        .complains(&[
+            "no run has an id that is or starts with `no-such-run`",
+            "`hitl runs`",
+        ]);
     hitl(["--db", &db, "cancel", "no-such-run"]).exits(1);
     hitl(["--db", &db, "pending"])
         .exits(0)
@@ -694,7 +703,7 @@ async fn a_quorum_collects_one_vote_per_responder_offline() {
         .prints(&["Quorum    2 approvals (alice approved)", "pending"]);
     hitl(["--db", &db, "respond", &request.id, "--as", "alice", "--approve"])
         .exits(3)
-        .complains(&["already been answered"]);
+        .complains(&["`alice` already voted", "(1 of 2 approvals)"]);
     hitl(["--db", &db, "respond", &request.id, "--as", "bob", "--approve"])
         .exits(0)
         .prints(&["approved by bob"]);
@@ -710,4 +719,121 @@ async fn a_quorum_collects_one_vote_per_responder_offline() {
         Outcome::Completed(json!("true after 2 votes"))
     );
     engine.close().await.unwrap();
+}
+
+/// Asserts that nothing the binary printed points at a Rust API call.
+#[track_caller]
+fn speaks_cli(ran: &cli_support::Ran) {
+    for rust in ["engine.", "Engine::", ".register(", "builder()"] {
+        assert!(
+            !ran.stderr.contains(rust) && !ran.stdout.contains(rust),
+            "`hitl {}` points a CLI user at `{rust}`:\n{}{}",
+            ran.args.join(" "),
+            ran.stdout,
+            ran.stderr
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_can_be_shortened_to_a_unique_prefix_offline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("app.db");
+    let engine = application(&dir).await;
+    let api = paused(
+        &engine
+            .start_with_id(deploy, "deploy-api", ("api".into(),))
+            .await
+            .unwrap(),
+    )
+    .await;
+    paused(
+        &engine
+            .start_with_id(deploy, "deploy-web", ("web".into(),))
+            .await
+            .unwrap(),
+    )
+    .await;
+    stop(engine, &dir).await;
+    let db = db(&dir);
+    let short = &api.id[..8];
+
+    hitl(["--db", &db, "show", short]).exits(0).prints(&[
+        &format!("Request   {}", api.id),
+        "Deploy api to production?",
+        &format!("hitl --db {db} --as NAME respond {} --approve", api.id),
+    ]);
+    hitl(["--db", &db, "history", "deploy-a"])
+        .exits(0)
+        .prints(&["Run deploy-api of `deploy`: paused"]);
+    hitl(["--db", &db, "pending", "--run", "deploy-w"])
+        .exits(0)
+        .prints(&["deploy-web"]);
+
+    let ambiguous = hitl(["--db", &db, "cancel", "depl"]);
+    ambiguous
+        .exits(1)
+        .complains(&["`depl` is the start of 2 run ids", "deploy-api, deploy-web"]);
+    speaks_cli(&ambiguous);
+    hitl(["--db", &db, "history", "dep"])
+        .exits(1)
+        .complains(&["at least its first 4 characters"]);
+    let unknown = hitl(["--db", &db, "show", "zzzz-nothing"]);
+    unknown.exits(1).complains(&["`hitl pending`"]);
+    speaks_cli(&unknown);
+    let not_a_db = hitl(["--db", tmp.path().to_str().unwrap(), "pending"]);
+    not_a_db.exits(4).complains(&["holds `hitl.json`"]);
+    speaks_cli(&not_a_db);
+
+    hitl(["--db", &db, "respond", short, "--as", "alice", "--approve"])
+        .exits(0)
+        .prints(&[&api.id, "approved by alice"]);
+    let engine = application(&dir).await;
+    assert_eq!(
+        engine.wait("deploy-api").await.unwrap(),
+        Outcome::Completed(json!("approved by alice: -"))
+    );
+    engine.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_shows_a_timer_deadline_as_a_time() {
+    #[workflow(inject_context)]
+    async fn nap(ctx: &TaskContext) -> hitl::Result<()> {
+        ctx.sleep(Duration::from_secs(3_600)).await;
+        Ok(())
+    }
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("app.db");
+    let start = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let engine = Engine::builder()
+        .path(&dir)
+        .clock(ManualClock::new(start))
+        .register(nap)
+        .open()
+        .await
+        .unwrap();
+    engine.start_with_id(nap, "nap", ()).await.unwrap();
+    // The run is asleep once its timer step is journaled (the manual clock never moves).
+    let patience = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !engine
+        .history("nap")
+        .unwrap()
+        .iter()
+        .any(|step| step.kind == hitl::StepKind::Sleep)
+    {
+        assert!(
+            tokio::time::Instant::now() < patience,
+            "the run never went to sleep"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop(engine, &dir).await;
+
+    let deadline = humantime::format_rfc3339_seconds(start + Duration::from_secs(3_600)).to_string();
+    let ran = hitl(["--db", &db(&dir), "history", "nap"]);
+    ran.exits(0).prints(&["sleep", &format!("until {deadline}")]);
+    let epoch_ms = (1_800_000_000u64 + 3_600) * 1_000;
+    assert!(!ran.stdout.contains(&epoch_ms.to_string()), "{}", ran.stdout);
 }

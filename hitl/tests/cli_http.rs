@@ -382,15 +382,15 @@ async fn bad_credentials_and_unknown_ids_exit_1_and_a_stopped_server_exits_4() {
         .await
         .exits(1)
         .complains(&["401", "HITL_TOKEN"]);
-    // 404.
+    // 404: said in the CLI's words (the server's names a Rust call).
     app.hitl_as("alice", &["show", "no-such-request"])
         .await
         .exits(1)
-        .complains(&["404"]);
+        .complains(&["no request has an id that is or starts with `no-such-request`"]);
     app.hitl_as("alice", &["history", "no-such-run"])
         .await
         .exits(1)
-        .complains(&["404"]);
+        .complains(&["no run has an id that is or starts with `no-such-run`"]);
     app.hitl_as("alice", &["cancel", "no-such-run"]).await.exits(1);
     assert_eq!(
         app.engine.request(&request.id).unwrap().status,
@@ -522,5 +522,65 @@ async fn terminal_escapes_in_answers_and_prompts_show_inert_and_json_keeps_them_
         .map(|run| run["cancel_reason"].clone());
     assert_eq!(reason, Some(json!(format!("{HOSTILE} (cancelled by bob)"))));
     drop((run, other)); // a run handle keeps the engine open
+    app.stop(&dir).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_can_be_shortened_to_a_unique_prefix_over_http() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("app.db");
+    let app = App::start(&dir).await;
+    let engine = &app.engine;
+    let api = paused(
+        &engine
+            .start_with_id(deploy, "deploy-api", ("api".into(),))
+            .await
+            .unwrap(),
+    )
+    .await;
+    paused(
+        &engine
+            .start_with_id(deploy, "deploy-web", ("web".into(),))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let short = &api.id[..6];
+
+    app.hitl_as("alice", &["show", short]).await.exits(0).prints(&[
+        &format!("Request   {}", api.id),
+        &format!("hitl respond {} --approve", api.id),
+    ]);
+    app.hitl_as("alice", &["history", "deploy-a"])
+        .await
+        .exits(0)
+        .prints(&["Run deploy-api of `deploy`: paused"]);
+    let ambiguous = app.hitl_as("alice", &["history", "deploy"]).await;
+    ambiguous
+        .exits(1)
+        .complains(&["`deploy` is the start of 2 run ids", "deploy-api, deploy-web"]);
+    let unknown = app
+        .hitl_as("alice", &["respond", "zzzz-nothing", "--approve"])
+        .await;
+    unknown.exits(1).complains(&[
+        "no request has an id that is or starts with `zzzz-nothing`",
+        "`hitl pending`",
+    ]);
+    for ran in [&ambiguous, &unknown] {
+        assert!(
+            !ran.stderr.contains("engine.") && !ran.stderr.contains("Engine::"),
+            "{}",
+            ran.stderr
+        );
+    }
+
+    app.hitl_as("alice", &["respond", short, "--approve"])
+        .await
+        .exits(0)
+        .prints(&[&api.id, "approved by alice"]);
+    assert_eq!(
+        wait(engine, "deploy-api").await,
+        Outcome::Completed(json!("approved by alice: -"))
+    );
     app.stop(&dir).await;
 }

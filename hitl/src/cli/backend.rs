@@ -5,8 +5,34 @@ use hitl::Response;
 use serde_json::{Value, json};
 
 use super::direct::Database;
-use super::error::CliError;
+use super::error::{CliError, Exit};
 use super::http::Http;
+
+/// The shortest id prefix a command accepts in place of a whole id.
+pub(crate) const MIN_PREFIX: usize = 4;
+
+/// What kind of object an id names, for resolving prefixes and for messages.
+#[derive(Clone, Copy)]
+pub(crate) enum Kind {
+    Request,
+    Run,
+}
+
+impl Kind {
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::Request => "request",
+            Kind::Run => "run",
+        }
+    }
+
+    fn listing(self) -> &'static str {
+        match self {
+            Kind::Request => "`hitl pending` lists the open requests",
+            Kind::Run => "`hitl runs` lists the runs",
+        }
+    }
+}
 
 /// Where the commands go.
 pub(crate) enum Backend {
@@ -103,6 +129,64 @@ impl Backend {
                 let reason = reason.unwrap_or("cancelled with the hitl CLI");
                 db.cancel(run_id, reason).await
             }
+        }
+    }
+
+    /// The whole id of the request or run that `id` names: the id itself if one has it,
+    /// else the one id that starts with `id` (at least [`MIN_PREFIX`] characters). No match,
+    /// or several, is an error (exit 1) that says what to do; several are listed.
+    pub(crate) async fn resolve(&self, kind: Kind, id: &str) -> Result<String, CliError> {
+        let exact = match kind {
+            Kind::Request => self.request(id).await,
+            Kind::Run => self.run(id).await,
+        };
+        match exact {
+            Ok(_) => return Ok(id.to_owned()),
+            Err(error) if !error.not_found => return Err(error),
+            Err(_) => {}
+        }
+        let noun = kind.noun();
+        if id.chars().count() < MIN_PREFIX {
+            return Err(CliError::new(
+                Exit::Failure,
+                format!(
+                    "no {noun} has the id `{id}`; give the whole id or at least its first {MIN_PREFIX} characters ({})",
+                    kind.listing()
+                ),
+            ));
+        }
+        let all = match (kind, self) {
+            (Kind::Request, Backend::Http(http)) => http.get(&["api", "requests"], &[]).await?,
+            (Kind::Request, Backend::Database(db)) => db.requests()?,
+            (Kind::Run, _) => self.runs(None).await?,
+        };
+        let mut matches: Vec<String> = all
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|object| object["id"].as_str())
+            .filter(|candidate| candidate.starts_with(id))
+            .map(str::to_owned)
+            .collect();
+        matches.sort();
+        match matches.as_slice() {
+            [only] => Ok(only.clone()),
+            [] => Err(CliError::new(
+                Exit::Failure,
+                format!(
+                    "no {noun} has an id that is or starts with `{id}`; {}",
+                    kind.listing()
+                ),
+            )),
+            many => Err(CliError::new(
+                Exit::Failure,
+                format!(
+                    "`{id}` is the start of {} {noun} ids; give more of it: {}",
+                    many.len(),
+                    many.join(", ")
+                ),
+            )),
         }
     }
 

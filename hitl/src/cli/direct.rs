@@ -17,7 +17,7 @@ use hitl::{Engine, PendingFilter, Responder, Response, RunFilter, RunStatus};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::error::{CliError, Exit, exit_of};
+use super::error::{CliError, Exit};
 
 /// An open database directory.
 pub(crate) struct Database {
@@ -37,8 +37,8 @@ impl Database {
                 "it does not exist"
             };
             return Err(CliError::unreachable(format!(
-                "cannot open `{}`: {what}; give `--db` the directory the application passes to \
-                 `Engine::builder().path(..)`",
+                "cannot open `{}`: {what}; give `--db` the application's database directory \
+                 (the one that holds `hitl.json`)",
                 dir.display()
             )));
         }
@@ -70,6 +70,15 @@ impl Database {
             ..PendingFilter::default()
         };
         json(self.engine.pending(&filter).map_err(fail)?)
+    }
+
+    /// Every request, whatever its status (to resolve an id prefix).
+    pub(crate) fn requests(&self) -> Result<Value, CliError> {
+        json(
+            self.engine
+                .requests(&PendingFilter::default(), None)
+                .map_err(fail)?,
+        )
     }
 
     pub(crate) fn request(&self, request_id: &str) -> Result<Value, CliError> {
@@ -134,7 +143,7 @@ fn json(value: impl Serialize) -> Result<Value, CliError> {
 }
 
 fn fail(error: hitl::Error) -> CliError {
-    CliError::new(exit_of(&error), error.to_string())
+    CliError::of(&error)
 }
 
 fn open_error(dir: &Path, error: &hitl::Error) -> CliError {
@@ -144,6 +153,6 @@ fn open_error(dir: &Path, error: &hitl::Error) -> CliError {
              to reach that application's server, or stop it first",
             dir.display()
         )),
-        other => CliError::new(exit_of(other), other.to_string()),
+        other => CliError::of(other),
     }
 }

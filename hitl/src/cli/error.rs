@@ -28,6 +28,9 @@ impl From<Exit> for ExitCode {
 pub(crate) struct CliError {
     pub exit: Exit,
     pub message: String,
+    /// The id asked for does not exist (HTTP 404 or the library's `…NotFound`): the caller
+    /// may look for it as a prefix.
+    pub not_found: bool,
 }
 
 impl CliError {
@@ -35,6 +38,32 @@ impl CliError {
         CliError {
             exit,
             message: message.into(),
+            not_found: false,
+        }
+    }
+
+    /// An error of the library, met with `--db`, worded for the command line: the
+    /// library's messages point at Rust calls (`engine.pending(..)`,
+    /// `Engine::builder()…`), which a CLI user cannot make.
+    pub(crate) fn of(error: &hitl::Error) -> Self {
+        use hitl::Error as E;
+        let message = match error {
+            E::RequestNotFound { request_id } => {
+                format!("no request has the id `{request_id}`; `hitl pending` lists the open requests")
+            }
+            E::RunNotFound { run_id } => format!("no run has the id `{run_id}`; `hitl runs` lists the runs"),
+            E::NotAHitlDatabase { path, found } => format!(
+                "`{}` is not a hitl database ({found}); give `--db` the application's database \
+                 directory (the one that holds `hitl.json`)",
+                path.display()
+            ),
+            E::Closed => "the database was closed while the command ran; run it again".to_owned(),
+            other => other.to_string(),
+        };
+        CliError {
+            exit: exit_of(error),
+            message,
+            not_found: matches!(error, E::RequestNotFound { .. } | E::RunNotFound { .. }),
         }
     }
 
@@ -62,6 +91,7 @@ pub(crate) fn exit_of(error: &hitl::Error) -> Exit {
     use hitl::Error as E;
     match error {
         E::AlreadyAnswered { .. }
+        | E::AlreadyVoted { .. }
         | E::RequestExpired { .. }
         | E::RequestCancelled { .. }
         | E::ResponderNotAllowed { .. }

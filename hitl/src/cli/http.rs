@@ -115,7 +115,14 @@ impl Http {
         if status.as_u16() == 401 {
             text.push_str("; pass the token the application printed with `--token` or HITL_TOKEN");
         }
-        Err(CliError::new(exit_of_status(status.as_u16()), text))
+        if status.as_u16() == 503 {
+            // The server's text speaks of the library (`Engine::builder()`).
+            text =
+                format!("the application is shutting down ({status}); run the command again once it is back");
+        }
+        let mut error = CliError::new(exit_of_status(status.as_u16()), text);
+        error.not_found = status.as_u16() == 404 && code == "not_found";
+        Err(error)
     }
 
     fn unreachable(&self, error: &reqwest::Error) -> CliError {

@@ -28,7 +28,7 @@ use hitl::Response;
 use serde_json::Value;
 
 use args::{Cli, Command, Mode, Respond};
-use backend::Backend;
+use backend::{Backend, Kind};
 use direct::Database;
 use error::{CliError, Exit};
 use http::Http;
@@ -100,19 +100,34 @@ async fn execute(cli: &Cli, backend: &Backend, responder: Option<&str>) -> Resul
     };
     Ok(match &cli.command {
         Command::Pending(pending) => {
+            let run = match &pending.run {
+                Some(run) => Some(backend.resolve(Kind::Run, run).await?),
+                None => None,
+            };
             let requests = backend
-                .pending(pending.workflow.as_deref(), pending.run.as_deref())
+                .pending(pending.workflow.as_deref(), run.as_deref())
                 .await?;
             show(&requests, &|requests| render::requests_table(requests, now))
         }
         Command::Show { request } => {
-            let request = backend.request(request).await?;
-            show(&request, &|request| render::request_detail(request, now))
+            let id = backend.resolve(Kind::Request, request).await?;
+            let request = backend.request(&id).await?;
+            let command = match backend {
+                Backend::Http(_) => "hitl".to_owned(),
+                Backend::Database(db) => format!(
+                    "hitl --db {} --as NAME",
+                    render::quote(&db.dir().display().to_string())
+                ),
+            };
+            show(&request, &|request| {
+                render::request_detail(request, &command, now)
+            })
         }
         Command::Respond(respond) => {
-            let request = backend.request(&respond.request).await?;
-            let response = response_for(&request, respond)?;
-            let answered = backend.respond(&respond.request, response, responder).await?;
+            let id = backend.resolve(Kind::Request, &respond.request).await?;
+            let request = backend.request(&id).await?;
+            let response = response_for(&request, &id, respond)?;
+            let answered = backend.respond(&id, response, responder).await?;
             show(&answered, &|answered| {
                 let mut text = render::answered(answered);
                 if let (Backend::Database(db), Some("answered")) = (backend, answered["status"].as_str()) {
@@ -129,16 +144,18 @@ async fn execute(cli: &Cli, backend: &Backend, responder: Option<&str>) -> Resul
             show(&runs, &|runs| render::runs_table(runs, now))
         }
         Command::History { run } => {
-            let steps = backend.history(run).await?;
+            let run = backend.resolve(Kind::Run, run).await?;
+            let steps = backend.history(&run).await?;
             if cli.json {
                 show(&steps, &|_| String::new())
             } else {
-                let info = backend.run(run).await?;
+                let info = backend.run(&run).await?;
                 render::escape_controls(&render::history(&info, &steps, now)).into_owned()
             }
         }
         Command::Cancel { run, reason } => {
-            let cancelled = backend.cancel(run, reason.as_deref()).await?;
+            let run = backend.resolve(Kind::Run, run).await?;
+            let cancelled = backend.cancel(&run, reason.as_deref()).await?;
             show(&cancelled, &render::cancelled)
         }
     })
@@ -147,8 +164,7 @@ async fn execute(cli: &Cli, backend: &Backend, responder: Option<&str>) -> Resul
 /// The answer the flags give, shaped by the request's kind: one `--select` answers a
 /// selection, any number a multi-selection. A flag that does not fit the kind is refused
 /// here with the flags that do, before anything is sent.
-fn response_for(request: &Value, flags: &Respond) -> Result<Response, CliError> {
-    let id = &flags.request;
+fn response_for(request: &Value, id: &str, flags: &Respond) -> Result<Response, CliError> {
     let kind = request["kind"].as_str().unwrap_or_default();
     let options: Vec<String> = request["options"]
         .as_array()

@@ -119,8 +119,9 @@ pub(crate) fn requests_table(requests: &Value, now: SystemTime) -> String {
     table.render()
 }
 
-/// `hitl show`.
-pub(crate) fn request_detail(request: &Value, now: SystemTime) -> String {
+/// `hitl show`; `command` starts the `respond` line it suggests (`hitl`, or
+/// `hitl --db DIR --as NAME` in database mode).
+pub(crate) fn request_detail(request: &Value, command: &str, now: SystemTime) -> String {
     let mut out = String::new();
     let id = text(&request["id"]);
     let kind = text(&request["kind"]);
@@ -197,7 +198,7 @@ pub(crate) fn request_detail(request: &Value, now: SystemTime) -> String {
     if status == "pending" {
         let _ = writeln!(
             out,
-            "\nAnswer with:\n  hitl respond {id} {}",
+            "\nAnswer with:\n  {command} respond {id} {}",
             answer_hint(&kind, &options)
         );
     }
@@ -220,7 +221,8 @@ pub(crate) fn answer_hint(kind: &str, options: &[String]) -> String {
     }
 }
 
-fn quote(option: &str) -> String {
+/// `option` as one shell word (single-quoted when it needs to be).
+pub(crate) fn quote(option: &str) -> String {
     if option
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "-_./:@".contains(c))
@@ -336,6 +338,13 @@ fn step_detail(step: &Value) -> String {
             };
             format!("request {request}: {state}")
         }
+        Some("sleep") => match output["deadline"].as_u64() {
+            Some(ms) => {
+                let at = SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
+                format!("until {}", humantime::format_rfc3339_seconds(at))
+            }
+            None => compact(output, 70),
+        },
         Some("notification") => {
             let attempts = as_array(&output["attempts"]).len();
             let plural = if attempts == 1 { "" } else { "s" };

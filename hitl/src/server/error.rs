@@ -18,7 +18,7 @@ pub(crate) struct ErrorBody {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ErrorDetail {
     /// A stable code: `bad_request`, `unauthorized`, `forbidden`, `bad_signature`, `bad_csrf`,
-    /// `not_found`, `method_not_allowed`, `already_answered`, `run_finished`,
+    /// `not_found`, `method_not_allowed`, `already_answered`, `already_voted`, `run_finished`,
     /// `request_expired`, `request_cancelled`, `link_expired`, `payload_too_large`,
     /// `invalid_answer`, `internal`, `unavailable`.
     pub code: String,
@@ -69,6 +69,7 @@ impl From<Error> for ApiError {
         let (status, code) = match &error {
             Error::RequestNotFound { .. } | Error::RunNotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             Error::AlreadyAnswered { .. } => (StatusCode::CONFLICT, "already_answered"),
+            Error::AlreadyVoted { .. } => (StatusCode::CONFLICT, "already_voted"),
             Error::RunFinished { .. } => (StatusCode::CONFLICT, "run_finished"),
             Error::RequestExpired { .. } => (StatusCode::GONE, "request_expired"),
             Error::RequestCancelled { .. } => (StatusCode::GONE, "request_cancelled"),

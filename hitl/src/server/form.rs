@@ -6,8 +6,12 @@
 //! number inputs, booleans checkboxes, strings text inputs; whatever a plain field cannot
 //! express (arrays, maps, unions) becomes a JSON text area. Defaults — the request's default
 //! value, else the schema's `default` — are pre-filled. A submitted form is turned back into
-//! JSON and validated by the engine like any other answer.
+//! JSON, checked here against the same JSON Schema so that each problem is a sentence at
+//! its field (`Size is required`, `Must be at most 20 characters`), and validated by the
+//! engine like any other answer.
 
+use jsonschema::JsonType;
+use jsonschema::error::{TypeKind, ValidationErrorKind};
 use maud::{Markup, html};
 use serde_json::{Map, Value};
 
@@ -16,6 +20,9 @@ use crate::feedback::{FeedbackKind, Request, Response};
 
 /// Submitted (or pre-filled) form fields, in order.
 pub(crate) type Pairs = Vec<(String, String)>;
+
+/// Problems of a typed-input form: the field name (`value/size`) and a sentence.
+pub(crate) type Problems = Vec<(String, String)>;
 
 /// Fields that carry credentials, not the answer.
 const CREDENTIAL_FIELDS: [&str; 4] = ["csrf", "as", "exp", "sig"];
@@ -74,8 +81,12 @@ pub(crate) fn initial_values(request: &Request) -> Pairs {
     pairs
 }
 
-/// The answer inputs of `request`'s form, showing `values`.
-pub(crate) fn inputs(request: &Request, values: &[(String, String)]) -> Markup {
+/// The answer inputs of `request`'s form, showing `values` and, at their fields, `problems`.
+pub(crate) fn inputs(
+    request: &Request,
+    values: &[(String, String)],
+    problems: &[(String, String)],
+) -> Markup {
     let constraints = &request.constraints;
     match request.kind {
         FeedbackKind::Approval => html! {
@@ -144,7 +155,7 @@ pub(crate) fn inputs(request: &Request, values: &[(String, String)]) -> Markup {
             let schema = request.schema.clone().unwrap_or(Value::Bool(true));
             let field = Field::of(&schema, &schema, 0);
             html! {
-                (field.render("value", "Value", true, values))
+                (field.render("value", "Value", true, values, problems))
                 div.actions { button type="submit" { "Send" } }
             }
         }
@@ -179,12 +190,143 @@ pub(crate) fn parse(request: &Request, pairs: &[(String, String)]) -> Result<Res
         FeedbackKind::Input => {
             let schema = request.schema.clone().unwrap_or(Value::Bool(true));
             let field = Field::of(&schema, &schema, 0);
+            let mut problems = Problems::new();
             let value = field
-                .read("value", "Value", true, pairs)
-                .map_err(ApiError::invalid_answer)?
+                .read("value", true, pairs, &mut problems)
                 .unwrap_or(Value::Null);
-            Ok(Response::value(value))
+            match problems.first() {
+                None => Ok(Response::value(value)),
+                Some((_, sentence)) => Err(ApiError::invalid_answer(sentence.clone())),
+            }
         }
+    }
+}
+
+/// What is wrong with a submitted typed-input form, each problem at its field as a
+/// sentence: values the form cannot read (`Must be a whole number`), then what the
+/// request's JSON Schema refuses (`Size is required`, `Must be one of S, M, L`). Empty for
+/// the other kinds and for a form the schema accepts.
+pub(crate) fn problems(request: &Request, pairs: &[(String, String)]) -> Problems {
+    let mut problems = Problems::new();
+    if request.kind != FeedbackKind::Input {
+        return problems;
+    }
+    let schema = request.schema.clone().unwrap_or(Value::Bool(true));
+    let field = Field::of(&schema, &schema, 0);
+    let value = field
+        .read("value", true, pairs, &mut problems)
+        .unwrap_or(Value::Null);
+    if !problems.is_empty() {
+        return problems;
+    }
+    // A schema that does not compile is the engine's to report.
+    let Ok(validator) = jsonschema::validator_for(&schema) else {
+        return problems;
+    };
+    let mut names = Vec::new();
+    field.names("value", &mut names);
+    for error in validator.iter_errors(&value) {
+        let at = format!("value{}", error.instance_path().as_str());
+        let (at, sentence) = match error.kind() {
+            ValidationErrorKind::Required { property } => {
+                let property = option_text(property);
+                let sentence = format!("{} is required", humanize(&property));
+                (child(&at, &property), sentence)
+            }
+            kind => (at, sentence(kind, &error.to_string())),
+        };
+        let at = nearest(&names, at);
+        if !problems.contains(&(at.clone(), sentence.clone())) {
+            problems.push((at, sentence));
+        }
+    }
+    // Top to bottom, as the person reads the form.
+    problems.sort_by_key(|(at, _)| names.iter().position(|name| name == at));
+    problems
+}
+
+/// `at`, or the closest enclosing field the form has (a problem inside a JSON text area
+/// goes to the text area).
+fn nearest(names: &[String], mut at: String) -> String {
+    while !names.contains(&at) {
+        match at.rfind('/') {
+            Some(end) => at.truncate(end),
+            None => return "value".to_owned(),
+        }
+    }
+    at
+}
+
+/// A JSON Schema error as a sentence for a person, about the field it is shown at.
+fn sentence(kind: &ValidationErrorKind, fallback: &str) -> String {
+    use ValidationErrorKind as K;
+    let plural = |count: u64, one: &str| {
+        if count == 1 {
+            format!("{count} {one}")
+        } else {
+            format!("{count} {one}s")
+        }
+    };
+    match kind {
+        K::MaxLength { limit } => format!("Must be at most {}", plural(*limit, "character")),
+        K::MinLength { limit: 1 } => "Must not be empty".to_owned(),
+        K::MinLength { limit } => format!("Must be at least {}", plural(*limit, "character")),
+        K::Maximum { limit } => format!("Must be at most {limit}"),
+        K::Minimum { limit } => format!("Must be at least {limit}"),
+        K::ExclusiveMaximum { limit } => format!("Must be less than {limit}"),
+        K::ExclusiveMinimum { limit } => format!("Must be more than {limit}"),
+        K::MultipleOf { multiple_of } => format!("Must be a multiple of {multiple_of}"),
+        K::MaxItems { limit } => format!("Must have at most {}", plural(*limit, "item")),
+        K::MinItems { limit } => format!("Must have at least {}", plural(*limit, "item")),
+        K::UniqueItems => "Must not list the same item twice".to_owned(),
+        K::Enum { options } => {
+            let options: Vec<String> = options
+                .as_array()
+                .map(|options| options.iter().map(option_text).collect())
+                .unwrap_or_default();
+            format!("Must be one of {}", options.join(", "))
+        }
+        K::Constant { expected_value } => format!("Must be {}", option_text(expected_value)),
+        K::Pattern { pattern } => format!("Must match the pattern `{pattern}`"),
+        K::Format { format } => format!("Must be a valid {format}"),
+        K::Type { kind } => {
+            let types: Vec<JsonType> = match kind {
+                TypeKind::Single(single) => vec![*single],
+                TypeKind::Multiple(set) => set.iter().collect(),
+            };
+            let words: Vec<&str> = types
+                .iter()
+                .filter(|json_type| **json_type != JsonType::Null)
+                .map(|json_type| match json_type {
+                    JsonType::Integer => "a whole number",
+                    JsonType::Number => "a number",
+                    JsonType::String => "text",
+                    JsonType::Boolean => "yes or no",
+                    JsonType::Array => "a list",
+                    JsonType::Object => "a set of fields",
+                    JsonType::Null => "empty",
+                })
+                .collect();
+            match words.as_slice() {
+                [] => "Must be left empty".to_owned(),
+                [only] => format!("Must be {only}"),
+                many => format!("Must be {}", many.join(" or ")),
+            }
+        }
+        K::AdditionalProperties { unexpected } => {
+            format!("Has fields this form does not know: {}", unexpected.join(", "))
+        }
+        K::AnyOf { .. } | K::OneOfNotValid { .. } => "Does not match any of the accepted forms".to_owned(),
+        K::OneOfMultipleValid { .. } => "Matches more than one of the accepted forms".to_owned(),
+        _ => capitalize(fallback),
+    }
+}
+
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
@@ -395,9 +537,32 @@ impl Field {
         }
     }
 
-    fn render(&self, name: &str, label: &str, required: bool, values: &[(String, String)]) -> Markup {
+    /// The names of the fields the form renders, parents before their children.
+    fn names(&self, name: &str, names: &mut Vec<String>) {
+        names.push(name.to_owned());
+        if let Field::Object { fields, .. } = self {
+            for (property, field, _) in fields {
+                field.names(&child(name, property), names);
+            }
+        }
+    }
+
+    fn render(
+        &self,
+        name: &str,
+        label: &str,
+        required: bool,
+        values: &[(String, String)],
+        problems: &[(String, String)],
+    ) -> Markup {
         let current = first(values, name).unwrap_or("");
         let id = field_id(name);
+        let errors = html! {
+            @for (index, (_, sentence)) in problems.iter().filter(|(at, _)| at == name).enumerate() {
+                p.field-error id=(format!("{id}-error-{index}")) { (sentence) }
+            }
+        };
+        let invalid = problems.iter().any(|(at, _)| at == name);
         let label_markup = html! {
             label for=(id) {
                 (label)
@@ -409,8 +574,9 @@ impl Field {
                 fieldset.object {
                     @if name != "value" { legend { (label) } }
                     @if let Some(description) = description { p.hint { (description) } }
+                    (errors)
                     @for (property, field, required) in fields {
-                        (field.render(&child(name, property), &humanize(property), *required, values))
+                        (field.render(&child(name, property), &humanize(property), *required, values, problems))
                     }
                 }
             },
@@ -418,7 +584,8 @@ impl Field {
                 div.field {
                     (label_markup)
                     @if let Some(description) = description { p.hint { (description) } }
-                    input type="text" id=(id) name=(name) value=(current);
+                    input type="text" id=(id) name=(name) value=(current) aria-invalid=[invalid.then_some("true")];
+                    (errors)
                 }
             },
             Field::Number {
@@ -427,7 +594,9 @@ impl Field {
                 div.field {
                     (label_markup)
                     @if let Some(description) = description { p.hint { (description) } }
-                    input type="number" id=(id) name=(name) value=(current) step=(if *integer { "1" } else { "any" });
+                    input type="number" id=(id) name=(name) value=(current) step=(if *integer { "1" } else { "any" })
+                        aria-invalid=[invalid.then_some("true")];
+                    (errors)
                 }
             },
             Field::Bool { description, .. } => html! {
@@ -435,6 +604,7 @@ impl Field {
                     input type="checkbox" id=(id) name=(name) value="true" checked[current == "true" || current == "on"];
                     label for=(id) { (label) }
                     @if let Some(description) = description { p.hint { (description) } }
+                    (errors)
                 }
             },
             Field::Choice {
@@ -446,7 +616,7 @@ impl Field {
                 div.field {
                     (label_markup)
                     @if let Some(description) = description { p.hint { (description) } }
-                    select id=(id) name=(name) {
+                    select id=(id) name=(name) aria-invalid=[invalid.then_some("true")] {
                         @if *nullable || !required || current.is_empty() {
                             option value="" selected[current.is_empty()] { "—" }
                         }
@@ -455,76 +625,91 @@ impl Field {
                             option value=(text) selected[current == text] { (text) }
                         }
                     }
+                    (errors)
                 }
             },
             Field::Json { description, .. } => html! {
                 div.field {
                     (label_markup)
                     p.hint { (description.as_deref().unwrap_or("")) @if description.is_some() { " — " } "JSON" }
-                    textarea.json id=(id) name=(name) rows="4" { (current) }
+                    textarea.json id=(id) name=(name) rows="4" aria-invalid=[invalid.then_some("true")] { (current) }
+                    (errors)
                 }
             },
         }
     }
 
-    /// The JSON value of the field named `name` in `pairs`; `None` when left empty.
+    /// The JSON value of the field named `name` in `pairs`; `None` when left empty or
+    /// unreadable (the reason is added to `problems`, at the field).
     fn read(
         &self,
         name: &str,
-        label: &str,
         required: bool,
         pairs: &[(String, String)],
-    ) -> Result<Option<Value>, String> {
+        problems: &mut Problems,
+    ) -> Option<Value> {
         let text = first(pairs, name).map(str::trim);
         let empty = text.is_none_or(str::is_empty);
+        let mut problem = |sentence: String| {
+            problems.push((name.to_owned(), sentence));
+            None
+        };
         match self {
             Field::Object { fields, .. } => {
                 let mut object = Map::new();
                 for (property, field, required) in fields {
-                    if let Some(value) =
-                        field.read(&child(name, property), &humanize(property), *required, pairs)?
-                    {
+                    if let Some(value) = field.read(&child(name, property), *required, pairs, problems) {
                         object.insert(property.clone(), value);
                     }
                 }
-                Ok(Some(Value::Object(object)))
+                Some(Value::Object(object))
             }
-            Field::Bool { .. } => Ok(Some(Value::Bool(matches!(text, Some("true" | "on"))))),
-            _ if empty => Ok(match self {
+            Field::Bool { .. } => Some(Value::Bool(matches!(text, Some("true" | "on")))),
+            _ if empty => match self {
                 // An empty required text is the empty string; anything else empty is absent.
                 Field::Text { .. } if required => Some(Value::String(String::new())),
                 _ => None,
-            }),
-            Field::Text { .. } => Ok(Some(Value::String(first(pairs, name).unwrap_or("").to_owned()))),
+            },
+            Field::Text { .. } => Some(Value::String(first(pairs, name).unwrap_or("").to_owned())),
             Field::Number { integer, .. } => {
                 let text = text.unwrap_or("");
                 let number = if *integer {
                     text.parse::<i64>()
                         .map(Value::from)
                         .or_else(|_| text.parse::<u64>().map(Value::from))
-                        .map_err(|_| format!("{label} must be a whole number (`{text}` is not)"))?
+                        .ok()
                 } else {
                     text.parse::<f64>()
                         .ok()
                         .filter(|number| number.is_finite())
                         .and_then(serde_json::Number::from_f64)
                         .map(Value::Number)
-                        .ok_or_else(|| format!("{label} must be a number (`{text}` is not)"))?
                 };
-                Ok(Some(number))
+                match number {
+                    Some(number) => Some(number),
+                    None if *integer => problem(format!("Must be a whole number (`{text}` is not)")),
+                    None => problem(format!("Must be a number (`{text}` is not)")),
+                }
             }
             Field::Choice { options, .. } => {
                 let text = text.unwrap_or("");
-                options
-                    .iter()
-                    .find(|option| !option.is_null() && option_text(option) == text)
-                    .cloned()
-                    .map(Some)
-                    .ok_or_else(|| format!("{label}: `{text}` is not one of the choices"))
+                let shown: Vec<&Value> = options.iter().filter(|option| !option.is_null()).collect();
+                match shown.iter().find(|option| option_text(option) == text) {
+                    Some(option) => Some((*option).clone()),
+                    None => problem(format!(
+                        "Must be one of {}",
+                        shown
+                            .iter()
+                            .map(|option| option_text(option))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                }
             }
-            Field::Json { .. } => serde_json::from_str(text.unwrap_or(""))
-                .map(Some)
-                .map_err(|error| format!("{label} must be valid JSON: {error}")),
+            Field::Json { .. } => match serde_json::from_str(text.unwrap_or("")) {
+                Ok(value) => Some(value),
+                Err(error) => problem(format!("Must be valid JSON ({error})")),
+            },
         }
     }
 }
@@ -649,7 +834,7 @@ mod tests {
         let values = initial_values(&request);
         assert!(values.contains(&("value/amount".to_owned(), "5".to_owned())));
         assert!(values.contains(&("value/urgent".to_owned(), "true".to_owned())));
-        let html = inputs(&request, &values).into_string();
+        let html = inputs(&request, &values, &[]).into_string();
         assert!(
             html.contains(r#"<select id="value-currency" name="value/currency">"#),
             "{html}"
@@ -686,6 +871,155 @@ mod tests {
         }
     }
 
+    /// Declared out of alphabetical order on purpose.
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    #[allow(dead_code)]
+    struct Parcel {
+        zone: String,
+        #[schemars(length(max = 20))]
+        label: String,
+        size: Size,
+        weight: u32,
+        address: Address,
+    }
+
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    #[allow(dead_code)]
+    enum Size {
+        S,
+        M,
+        L,
+    }
+
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    #[allow(dead_code)]
+    struct Address {
+        street: String,
+        city: String,
+    }
+
+    fn parcel_request() -> Request {
+        input_request(serde_json::to_value(schemars::schema_for!(Parcel)).unwrap(), None)
+    }
+
+    #[test]
+    fn fields_come_in_declaration_order_nested_ones_too() {
+        let html = inputs(&parcel_request(), &[], &[]).into_string();
+        let at = |name: &str| {
+            html.find(&format!(r#"name="{name}""#))
+                .unwrap_or_else(|| panic!("no field {name}: {html}"))
+        };
+        let order = [
+            "value/zone",
+            "value/label",
+            "value/size",
+            "value/weight",
+            "value/address/street",
+            "value/address/city",
+        ];
+        for pair in order.windows(2) {
+            assert!(
+                at(pair[0]) < at(pair[1]),
+                "{} before {}: {html}",
+                pair[0],
+                pair[1]
+            );
+        }
+    }
+
+    #[test]
+    fn schema_problems_are_sentences_at_their_fields() {
+        let request = parcel_request();
+        let submitted = pairs(&[
+            ("value/zone", "north"),
+            ("value/label", "a label far longer than twenty"),
+            ("value/size", ""),
+            ("value/weight", "3"),
+            ("value/address/street", "Main St"),
+            ("value/address/city", "Oslo"),
+        ]);
+        let found = problems(&request, &submitted);
+        assert_eq!(
+            found,
+            [
+                (
+                    "value/label".to_owned(),
+                    "Must be at most 20 characters".to_owned()
+                ),
+                ("value/size".to_owned(), "Size is required".to_owned()),
+            ],
+        );
+        let html = inputs(&request, &submitted, &found).into_string();
+        let label = html.find(r#"name="value/label""#).unwrap();
+        let message = html.find("Must be at most 20 characters").unwrap();
+        let size = html.find(r#"name="value/size""#).unwrap();
+        assert!(
+            label < message && message < size,
+            "the message sits at its field: {html}"
+        );
+        assert!(html.contains(r#"aria-invalid="true""#), "{html}");
+        assert!(!html.contains("maxLength"), "no schema text: {html}");
+
+        // What the form cannot even read is said at the field too.
+        let mut unreadable = submitted.clone();
+        unreadable[3].1 = "3.5kg".to_owned();
+        unreadable[2].1 = "XL".to_owned();
+        assert_eq!(
+            problems(&request, &unreadable),
+            [
+                ("value/size".to_owned(), "Must be one of S, M, L".to_owned()),
+                (
+                    "value/weight".to_owned(),
+                    "Must be a whole number (`3.5kg` is not)".to_owned()
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn each_schema_keyword_reads_as_a_sentence() {
+        use serde_json::json;
+        let cases = [
+            (json!({"type": "integer"}), json!(1.5), "Must be a whole number"),
+            (
+                json!({"type": "string", "minLength": 3}),
+                json!("ab"),
+                "Must be at least 3 characters",
+            ),
+            (
+                json!({"type": "string", "minLength": 1}),
+                json!(""),
+                "Must not be empty",
+            ),
+            (
+                json!({"type": "integer", "maximum": 10}),
+                json!(11),
+                "Must be at most 10",
+            ),
+            (
+                json!({"type": "integer", "minimum": 1}),
+                json!(0),
+                "Must be at least 1",
+            ),
+            (json!({"enum": ["a", "b"]}), json!("c"), "Must be one of a, b"),
+            (
+                json!({"type": "string", "pattern": "^[A-Z]+$"}),
+                json!("x"),
+                "Must match the pattern `^[A-Z]+$`",
+            ),
+            (
+                json!({"type": "array", "maxItems": 1}),
+                json!([1, 2]),
+                "Must have at most 1 item",
+            ),
+        ];
+        for (schema, value, expected) in cases {
+            let validator = jsonschema::validator_for(&schema).unwrap();
+            let error = validator.iter_errors(&value).next().unwrap();
+            assert_eq!(sentence(error.kind(), &error.to_string()), expected, "{schema}");
+        }
+    }
+
     #[test]
     fn documented_enums_become_selects() {
         // schemars writes a documented unit enum as `oneOf` of `const`s.
@@ -694,7 +1028,7 @@ mod tests {
             {"type": "string", "const": "large", "description": "L"},
         ]});
         let request = input_request(schema, None);
-        let html = inputs(&request, &[]).into_string();
+        let html = inputs(&request, &[], &[]).into_string();
         assert!(html.contains(r#"<option value="large">large</option>"#), "{html}");
         let Response::Input { value } = parse(&request, &pairs(&[("value", "large")])).unwrap() else {
             panic!()

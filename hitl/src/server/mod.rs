@@ -35,9 +35,9 @@
 //! Errors are `{"error": {"code": "…", "message": "…"}}` with 400 (malformed JSON, unknown
 //! fields, bad query), 401 (missing or wrong token), 403 (responder not allowed, bad link
 //! signature or CSRF token), 404 (unknown id), 405 (a method the path does not take), 409
-//! (already answered; cancelling a finished run), 410 (request expired or cancelled, link
-//! expired), 413 (body too large), 422 (an answer that fails validation), 500 (the database
-//! failed) or 503 (the engine is shutting down). None of them stores anything.
+//! (already answered or already voted; cancelling a finished run), 410 (request expired or
+//! cancelled, link expired), 413 (body too large), 422 (an answer that fails validation), 500
+//! (the database failed) or 503 (the engine is shutting down). None of them stores anything.
 //!
 //! # Examples
 //!

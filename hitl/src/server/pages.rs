@@ -17,7 +17,7 @@ use super::AppState;
 use super::auth::{self, LOGIN_COOKIE, Link, SESSION_COOKIE, Session};
 use super::error::ApiError;
 use super::form::{self, Pairs};
-use super::views::{self, Hidden, Paths, Viewer};
+use super::views::{self, Filled, Hidden, Paths, Viewer};
 use crate::Error;
 use crate::engine::RunFilter;
 use crate::feedback::{PendingFilter, Request, RequestStatus, Responder};
@@ -338,13 +338,21 @@ fn cannot_answer(request: &Request, responder: &str) -> Option<(StatusCode, Stri
         ));
     }
     if request.votes.iter().any(|vote| vote.responder == responder) {
+        let approvals = request.votes.iter().filter(|vote| vote.approved).count() as u32;
         return Some((
             StatusCode::OK,
-            "You have voted".to_owned(),
-            "Your vote is recorded; the request waits for the other approvals.".to_owned(),
+            "Already voted".to_owned(),
+            already_voted(responder, approvals, request.quorum),
         ));
     }
     None
+}
+
+/// `alice already voted (1 of 2 approvals); …`
+fn already_voted(responder: &str, approvals: u32, quorum: u32) -> String {
+    format!(
+        "{responder} already voted ({approvals} of {quorum} approvals); each responder votes once and the request waits for the other approvals."
+    )
 }
 
 /// The page of a request that is no longer pending.
@@ -432,8 +440,11 @@ pub(crate) async fn request_page(
             &viewer,
             &request,
             &credentials.hidden(),
-            &values,
-            None,
+            &Filled {
+                values: &values,
+                error: None,
+                problems: &[],
+            },
             state.engine().now(),
         ),
     )
@@ -480,7 +491,7 @@ pub(crate) async fn answer(
         Err(error) => return error_page(&state, &viewer, &error.into()),
     };
     let values = form::answer_fields(&pairs);
-    let form_again = |status: StatusCode, message: &str, request: &Request| {
+    let form_with = |status: StatusCode, message: &str, problems: &[(String, String)], request: &Request| {
         page(
             status,
             views::request_form(
@@ -488,12 +499,25 @@ pub(crate) async fn answer(
                 &viewer,
                 request,
                 &credentials.hidden(),
-                &values,
-                Some(message),
+                &Filled {
+                    values: &values,
+                    error: Some(message),
+                    problems,
+                },
                 state.engine().now(),
             ),
         )
     };
+    let form_again =
+        |status: StatusCode, message: &str, request: &Request| form_with(status, message, &[], request);
+    let problems = form::problems(&request, &pairs);
+    if !problems.is_empty() && request.status == RequestStatus::Pending {
+        let message = match problems.len() {
+            1 => "One field needs a change; see the message at the field.",
+            _ => "Some fields need a change; see the messages at the fields.",
+        };
+        return form_with(StatusCode::UNPROCESSABLE_ENTITY, message, &problems, &request);
+    }
     let response = match form::parse(&request, &pairs) {
         Ok(response) => response,
         Err(error)
@@ -522,21 +546,29 @@ pub(crate) async fn answer(
             &capitalize(&problem.to_string()),
             &request,
         ),
+        Err(Error::AlreadyVoted {
+            responder,
+            approvals,
+            quorum,
+            ..
+        }) => {
+            let current = state.engine().request(&id).unwrap_or(request);
+            page(
+                StatusCode::CONFLICT,
+                views::request_closed(
+                    paths(&state),
+                    &viewer,
+                    &current,
+                    "Already voted",
+                    &already_voted(&responder, approvals, quorum),
+                    state.engine().now(),
+                ),
+            )
+        }
         Err(error) => {
             let error = ApiError::from(error);
             let current = state.engine().request(&id).unwrap_or(request);
             match error.status {
-                StatusCode::CONFLICT if current.status == RequestStatus::Pending => page(
-                    StatusCode::CONFLICT,
-                    views::request_closed(
-                        paths(&state),
-                        &viewer,
-                        &current,
-                        "You have voted",
-                        "Your vote was already recorded; each responder votes once.",
-                        state.engine().now(),
-                    ),
-                ),
                 StatusCode::CONFLICT | StatusCode::GONE => {
                     closed(&state, &viewer, &current, Some(error.status))
                 }

@@ -41,12 +41,15 @@ legend{font-weight:600;padding:0 .3rem}
 .actions{margin-top:1rem;display:flex;gap:.6rem}
 button{font:inherit;font-weight:600;padding:.45rem 1.1rem;border-radius:6px;border:1px solid #1f883d;background:#1f883d;color:#fff;cursor:pointer}
 button.reject{background:#cf222e;border-color:#cf222e}
+.field-error{color:#82071e;font-size:.9rem;font-weight:600;margin:.2rem 0 0}
+[aria-invalid=true]{border-color:#cf222e}
 .error{background:#ffebe9;border:1px solid #ff8182;border-radius:6px;padding:.6rem .9rem;margin:.6rem 0;color:#82071e}
 .notice{background:#ddf4ff;border:1px solid #54aeff;border-radius:6px;padding:.6rem .9rem;margin:.6rem 0}
 .details{border-left:3px solid #d0d7de;padding-left:1rem;margin:1rem 0}
 .details pre,pre.json{background:#f6f8fa;padding:.6rem;border-radius:6px;overflow:auto}
 ol.timeline{list-style:none;padding-left:1.2rem;border-left:2px solid #d0d7de;margin-left:.4rem}
 ol.timeline li{position:relative;margin:0 0 .9rem .6rem}
+ol.timeline ol.timeline{margin:.6rem 0 0 .4rem}
 ol.timeline li::before{content:"";position:absolute;left:-1.45rem;top:.45rem;width:.7rem;height:.7rem;border-radius:50%;background:#8c959f}
 ol.timeline li.completed::before{background:#1f883d}
 ol.timeline li.waiting::before{background:#bf8700}
@@ -155,7 +158,7 @@ pub(crate) fn inbox(paths: Paths<'_>, viewer: &Viewer<'_>, requests: &[Request],
                 tbody {
                     @for request in requests {
                         tr {
-                            td { (request.workflow) br; a.meta href=(paths.run(&request.run_id)) { (short(&request.run_id)) } }
+                            td { (request.workflow) br; a.meta href=(paths.run(&request.run_id)) title=(request.run_id) { (id_text(&request.run_id)) } }
                             td {
                                 a href=(paths.request(&request.id)) { (request.prompt) }
                                 br;
@@ -192,9 +195,9 @@ fn request_header(paths: Paths<'_>, viewer: &Viewer<'_>, request: &Request, now:
             span class=(format!("badge {}", status_name(request.status))) { (status_name(request.status)) }
             " " (kind_label(request.kind)) " · workflow " code { (request.workflow) } " · run "
             @if matches!(viewer, Viewer::Session { .. }) {
-                a href=(paths.run(&request.run_id)) { code { (short(&request.run_id)) } }
+                a href=(paths.run(&request.run_id)) { (id_code(&request.run_id)) }
             } @else {
-                code { (short(&request.run_id)) }
+                (id_code(&request.run_id))
             }
             " · asked " (timestamp(request.created_at, &ago(now, request.created_at)))
             @if let Some(deadline) = request.expires_at { " · deadline " (timestamp(deadline, &until(now, deadline))) }
@@ -206,15 +209,26 @@ fn request_header(paths: Paths<'_>, viewer: &Viewer<'_>, request: &Request, now:
     }
 }
 
+/// What a form shows: the values in its fields, a message above it, problems at fields.
+pub(crate) struct Filled<'a> {
+    pub values: &'a [(String, String)],
+    pub error: Option<&'a str>,
+    pub problems: &'a [(String, String)],
+}
+
 pub(crate) fn request_form(
     paths: Paths<'_>,
     viewer: &Viewer<'_>,
     request: &Request,
     hidden: &Hidden<'_>,
-    values: &[(String, String)],
-    error: Option<&str>,
+    filled: &Filled<'_>,
     now: SystemTime,
 ) -> Markup {
+    let Filled {
+        values,
+        error,
+        problems,
+    } = *filled;
     let body = html! {
         div.card {
             (request_header(paths, viewer, request, now))
@@ -236,7 +250,7 @@ pub(crate) fn request_form(
                     input type="hidden" name="exp" value=(link.expires);
                     input type="hidden" name="sig" value=(link.signature);
                 }
-                (form::inputs(request, values))
+                (form::inputs(request, values, problems))
             }
         }
     };
@@ -345,9 +359,13 @@ pub(crate) fn runs(paths: Paths<'_>, viewer: &Viewer<'_>, runs: &[RunInfo], now:
                 tbody {
                     @for run in runs {
                         tr {
-                            td { a href=(paths.run(&run.id)) { code { (short(&run.id)) } } }
+                            td { a href=(paths.run(&run.id)) { (id_code(&run.id)) } }
                             td { (run.workflow) }
-                            td { span class=(format!("badge {}", run.status)) { (run.status) } }
+                            td {
+                                span class=(format!("badge {}", run.status)) { (run.status) }
+                                @if let Some(failure) = &run.failure { br; span.meta.reason { (failure.to_string()) } }
+                                @if let Some(reason) = &run.cancel_reason { br; span.meta.reason { "Cancelled: " (reason) } }
+                            }
                             td { (timestamp(run.updated_at, &ago(now, run.updated_at))) }
                         }
                     }
@@ -383,20 +401,102 @@ pub(crate) fn run(
         @if history.is_empty() {
             p.meta { "No step has completed yet." }
         } @else {
-            ol.timeline {
-                @for entry in history {
-                    li class=(step_status(entry.status)) {
-                        strong { (entry.name) } " "
-                        span.meta { (step_kind(entry.kind)) " · " (step_status(entry.status)) " · line " (entry.line) " · "
-                            (timestamp(entry.started_at, &humantime::format_rfc3339_seconds(entry.started_at).to_string())) }
-                        br;
-                        (step_detail(paths, entry, requests))
+            (timeline(paths, &nest(history), requests))
+        }
+    };
+    layout(paths, &format!("Run {}", run.id), viewer, body)
+}
+
+/// A step of the timeline with the steps nested in it.
+struct Node<'a> {
+    /// The step id, or the scope of an orchestration that has not completed yet.
+    id: &'a str,
+    /// `None`: an orchestration still in progress (journaled only when it completes).
+    entry: Option<&'a HistoryEntry>,
+    children: Vec<Node<'a>>,
+}
+
+/// Nests the history by step id (`scope/name#n`): a step goes under the step whose id is
+/// its scope (a `#[task(inject_context)]` orchestration, or the ask of a notification).
+/// An orchestration is journaled after its children, so it takes the place of its first
+/// child. `async` block scopes (`async0#0`) are not steps and do not nest; the scope of an
+/// orchestration that has not completed yet gets a placeholder.
+fn nest(history: &[HistoryEntry]) -> Vec<Node<'_>> {
+    let ids: std::collections::HashSet<&str> = history.iter().map(|entry| entry.step_id.as_str()).collect();
+    let mut roots: Vec<Node<'_>> = Vec::new();
+    for entry in history {
+        let id = entry.step_id.as_str();
+        let mut level = &mut roots;
+        for (end, _) in id.match_indices('/') {
+            let scope = &id[..end];
+            let segment = scope.rsplit('/').next().unwrap_or(scope);
+            if !ids.contains(scope) && is_async_scope(segment) {
+                continue;
+            }
+            let at = match level.iter().position(|node| node.id == scope) {
+                Some(at) => at,
+                None => {
+                    level.push(Node {
+                        id: scope,
+                        entry: None,
+                        children: Vec::new(),
+                    });
+                    level.len() - 1
+                }
+            };
+            level = &mut level[at].children;
+        }
+        match level.iter_mut().find(|node| node.id == id) {
+            Some(node) => node.entry = Some(entry),
+            None => level.push(Node {
+                id,
+                entry: Some(entry),
+                children: Vec::new(),
+            }),
+        }
+    }
+    roots
+}
+
+/// `async0#0`: the scope of an `async` block.
+fn is_async_scope(segment: &str) -> bool {
+    let name = segment.split_once('#').map_or(segment, |(name, _)| name);
+    name.strip_prefix("async")
+        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit()))
+}
+
+fn timeline(paths: Paths<'_>, nodes: &[Node<'_>], requests: &[Request]) -> Markup {
+    html! {
+        ol.timeline {
+            @for node in nodes {
+                @match node.entry {
+                    Some(entry) => {
+                        li class=(step_status(entry.status)) data-step=(entry.step_id) {
+                            strong { (entry.name) } " "
+                            span.meta { (step_kind(entry.kind)) " · " (step_status(entry.status)) " · line " (entry.line) " · "
+                                (timestamp(entry.started_at, &humantime::format_rfc3339_seconds(entry.started_at).to_string())) }
+                            br;
+                            (step_detail(paths, entry, requests))
+                            @if !node.children.is_empty() { (timeline(paths, &node.children, requests)) }
+                        }
+                    }
+                    None => {
+                        li.waiting data-step=(node.id) {
+                            strong { (scope_name(node.id)) } " "
+                            span.meta { "orchestration · in progress" }
+                            (timeline(paths, &node.children, requests))
+                        }
                     }
                 }
             }
         }
-    };
-    layout(paths, &format!("Run {}", short(&run.id)), viewer, body)
+    }
+}
+
+/// `outer#0/inner#1` → `inner`.
+fn scope_name(id: &str) -> &str {
+    let last = id.rsplit('/').next().unwrap_or(id);
+    last.rsplit_once('#').map_or(last, |(name, _)| name)
 }
 
 fn step_detail(paths: Paths<'_>, entry: &HistoryEntry, requests: &[Request]) -> Markup {
@@ -495,7 +595,22 @@ fn span(duration: Duration) -> String {
     }
 }
 
-/// The first 8 characters of an id.
-fn short(id: &str) -> String {
-    id.chars().take(8).collect()
+/// Ids up to this many characters are shown whole.
+const ID_WHOLE: usize = 24;
+
+/// An id as text: whole if it is short enough, else its start and end around a middle
+/// ellipsis (`3f2a1b0c…9e8d`). Never a silent cut: [`id_code`] puts the full id in a title.
+fn id_text(id: &str) -> String {
+    let count = id.chars().count();
+    if count <= ID_WHOLE {
+        return id.to_owned();
+    }
+    let head: String = id.chars().take(12).collect();
+    let tail: String = id.chars().skip(count - 6).collect();
+    format!("{head}…{tail}")
+}
+
+/// An id in `<code>`, with the full id as its title when the text is shortened.
+fn id_code(id: &str) -> Markup {
+    html! { code title=(id) { (id_text(id)) } }
 }
