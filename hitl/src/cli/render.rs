@@ -626,7 +626,7 @@ mod tests {
             "created_at": "2026-05-01T10:00:00Z",
         });
         let now = SystemTime::now();
-        let detail = request_detail(&request, now);
+        let detail = request_detail(&request, "hitl", now);
         assert_inert(&detail);
         assert!(detail.contains("Deploy?ok\\u{1b}]0;pwned"), "{detail}");
         assert_inert(&requests_table(&json!([request]), now));
