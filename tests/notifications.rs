@@ -19,10 +19,9 @@ use hitl::notify::Attempt;
 use hitl::prelude::*;
 use hitl::run::StepStatus;
 use hitl::{HistoryEntry, StepKind};
+use hitl_workspace::{PATIENCE, eventually};
 use serde_json::Value;
 
-/// Upper bound for every wait, so that a broken engine fails the test instead of hanging it.
-const PATIENCE: Duration = Duration::from_secs(10);
 /// How long a receiver is watched for a duplicate after the story ends: longer than the first
 /// retry backoff (0.5 s), so a second send would have happened by then.
 const QUIET: Duration = Duration::from_millis(800);
@@ -199,21 +198,6 @@ fn dead_url() -> String {
 }
 
 // --- helpers ------------------------------------------------------------------------------------
-
-/// Polls `check` every 10 ms until it gives a value; panics naming `what` after [`PATIENCE`].
-async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {PATIENCE:?} waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
 
 /// The notification entries of a run's history.
 fn notifications(engine: &Engine, run_id: &str) -> Vec<HistoryEntry> {
