@@ -22,9 +22,8 @@ use hitl::{HistoryEntry, StepKind};
 use hitl_workspace::{PATIENCE, eventually};
 use serde_json::Value;
 
-/// How long a receiver is watched for a duplicate after the story ends: longer than the first
-/// retry backoff (0.5 s), so a second send would have happened by then.
-const QUIET: Duration = Duration::from_millis(800);
+/// The path of the announcements [`caught_up`] sends; [`Receiver::deliveries`] leaves them out.
+const CAUGHT_UP: &str = "/caught-up-";
 
 // --- the workflow -------------------------------------------------------------------------------
 
@@ -110,8 +109,23 @@ impl Receiver {
         format!("http://{}{path}", self.addr)
     }
 
+    /// What the stories sent (the announcements of [`caught_up`] left out).
     fn deliveries(&self) -> Vec<Delivery> {
-        self.state.lock().unwrap().deliveries.clone()
+        let state = self.state.lock().unwrap();
+        let story = state
+            .deliveries
+            .iter()
+            .filter(|delivery| !delivery.path.starts_with(CAUGHT_UP));
+        story.cloned().collect()
+    }
+
+    fn got_call_to(&self, path: &str) -> bool {
+        self.state
+            .lock()
+            .unwrap()
+            .deliveries
+            .iter()
+            .any(|delivery| delivery.path == path)
     }
 
     fn set_stall(&self, stall: bool) {
@@ -198,6 +212,30 @@ fn dead_url() -> String {
 }
 
 // --- helpers ------------------------------------------------------------------------------------
+
+/// Waits until `engine`'s notifier has sent everything that was due when this was called —
+/// so that "nothing more was sent" is a fact, not the hope of a quiet period.
+///
+/// The notifier sends one notification at a time, in passes over the outbox. Two new
+/// announcements in turn: the first is in a pass that began after this call; the second,
+/// asked only once the first arrived, in a later pass. When the second arrives, the first's
+/// pass is over, and with it every send due before this call, a duplicate included. (A retry
+/// after a successful delivery cannot be pending: the stories check that the delivery is
+/// recorded.)
+async fn caught_up(engine: &Engine, receiver: &Receiver) {
+    static ANNOUNCEMENTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    for _ in 0..2 {
+        let path = format!("{CAUGHT_UP}{}", ANNOUNCEMENTS.fetch_add(1, Ordering::SeqCst));
+        engine
+            .start(keep_deployment, (vec![Notify::webhook(receiver.url(&path))],))
+            .await
+            .unwrap();
+        eventually(&format!("the receiver got {path}"), || {
+            receiver.got_call_to(&path).then_some(())
+        })
+        .await;
+    }
+}
 
 /// The notification entries of a run's history.
 fn notifications(engine: &Engine, run_id: &str) -> Vec<HistoryEntry> {
@@ -329,7 +367,7 @@ async fn a_request_is_announced_once_across_pause_resume_and_completion() {
         .await
         .unwrap();
     assert_eq!(completes(&run).await, "approved=true by alice");
-    tokio::time::sleep(QUIET).await;
+    caught_up(&engine, &receiver).await;
     assert_eq!(receiver.deliveries().len(), 1, "{:#?}", receiver.deliveries());
     let entry = &notifications(&engine, run.id())[0];
     assert_eq!(entry.name, "notify");
@@ -357,7 +395,7 @@ async fn a_request_is_announced_once_across_a_restart_while_paused() {
 
     // A new process (here: a new engine on the same directory) finds the delivery recorded.
     let engine = open_at(&path).await;
-    tokio::time::sleep(QUIET).await;
+    caught_up(&engine, &receiver).await;
     assert_eq!(
         receiver.deliveries().len(),
         1,
@@ -370,7 +408,7 @@ async fn a_request_is_announced_once_across_a_restart_while_paused() {
         .unwrap();
     let run = engine.run(keep_deployment, &run_id).unwrap();
     assert_eq!(completes(&run).await, "approved=true by bob");
-    tokio::time::sleep(QUIET).await;
+    caught_up(&engine, &receiver).await;
     let deliveries = receiver.deliveries();
     assert_eq!(deliveries.len(), 1, "{deliveries:#?}");
     assert_webhook_delivery(&deliveries[0], &request);
@@ -423,7 +461,7 @@ async fn a_delivery_cut_off_by_a_restart_is_resent_with_the_same_idempotency_key
         .unwrap();
     let run = engine.run(keep_deployment, &run_id).unwrap();
     assert_eq!(completes(&run).await, "approved=true by carol");
-    tokio::time::sleep(QUIET).await;
+    caught_up(&engine, &receiver).await;
     assert_eq!(receiver.deliveries().len(), 2, "{:#?}", receiver.deliveries());
 }
 
@@ -487,7 +525,7 @@ async fn a_receiver_failing_twice_gets_one_delivery_after_backing_off() {
         .await
         .unwrap();
     assert_eq!(completes(&run).await, "approved=true by alice");
-    tokio::time::sleep(QUIET).await;
+    caught_up(&engine, &receiver).await;
     assert_eq!(
         receiver.deliveries().len(),
         3,
