@@ -48,9 +48,9 @@ impl VisitMut for Rewriter {
                 self.sites.push(SiteEntry {
                     kind: "await",
                     name: name.clone(),
-                    span: awaited.await_token.span,
+                    span: awaited.base.span(),
                 });
-                *expr = await_step(&awaited.base, &name, awaited.await_token.span);
+                *expr = await_step(&awaited.base, &name);
             }
             Expr::Async(block) => {
                 visit_mut::visit_expr_async_mut(self, block);
@@ -62,12 +62,8 @@ impl VisitMut for Rewriter {
                     span: block.async_token.span,
                 });
                 let span = block.async_token.span;
-                let site = site(&name, span);
                 *expr = syn::parse_quote_spanned! {span=>
-                    {
-                        #site
-                        ::hitl::__private::scoped(&__HITL_SITE, #block)
-                    }
+                    ::hitl::__private::scope(#name).run(#block)
                 };
             }
             Expr::Macro(mac) => self.visit_join_macro(&mut mac.mac),
@@ -78,6 +74,26 @@ impl VisitMut for Rewriter {
     fn visit_stmt_mut(&mut self, stmt: &mut Stmt) {
         match stmt {
             Stmt::Macro(mac) => self.visit_join_macro(&mut mac.mac),
+            // `deploy(plan);` or `ctx.sleep(d);` without `.await` never runs: a deploy or a
+            // durable delay would silently not happen. The future's `must_use` warning
+            // becomes an error on that statement (unless the user set a level there).
+            Stmt::Expr(expr @ (Expr::Call(_) | Expr::MethodCall(_)), Some(_)) => {
+                visit_mut::visit_expr_mut(self, expr);
+                let attrs = match expr {
+                    Expr::Call(call) => &mut call.attrs,
+                    Expr::MethodCall(call) => &mut call.attrs,
+                    _ => return,
+                };
+                if attrs.is_empty() {
+                    let span = expr.span();
+                    let attrs = match expr {
+                        Expr::Call(call) => &mut call.attrs,
+                        Expr::MethodCall(call) => &mut call.attrs,
+                        _ => return,
+                    };
+                    attrs.push(syn::parse_quote_spanned!(span=> #[deny(unused_must_use)]));
+                }
+            }
             _ => visit_mut::visit_stmt_mut(self, stmt),
         }
     }
@@ -119,55 +135,34 @@ impl Rewriter {
     }
 }
 
-/// The `static __HITL_SITE` describing a step site.
-fn site(name: &str, span: Span) -> TokenStream {
-    quote_spanned! {span=>
-        static __HITL_SITE: ::hitl::__private::Site = ::hitl::__private::Site {
-            name: #name,
-            file: ::core::file!(),
-            line: ::core::line!(),
-        };
-    }
-}
-
 /// The step replacing `base.await`.
 ///
 /// ```text
 /// // Input:  fetch(url).await
 /// // Output:
 /// {
-///     use ::hitl::__private::{KindFallible as _, KindPlain as _, KindSelfJournaling as _};
-///     static __HITL_SITE: Site = Site { name: "fetch(url)", file: file!(), line: line!() };
-///     let __hitl_future = ::hitl::__private::into_future(fetch(url));
-///     let __hitl_step = (&&&Probe::new(&__hitl_future)).__hitl_kind().step(&__HITL_SITE, __hitl_future);
-///     __hitl_step.await
+///     let __hitl_step = fetch(url);
+///     let __hitl_kind = ::hitl::__private::probe(&__hitl_step).kind();
+///     __hitl_kind.step("fetch(url)", __hitl_step).await
 /// }
 /// ```
 ///
-/// Method resolution on `&&&Probe<F>` picks the first kind that applies (autoref
-/// specialization): a future that journals itself (task and context calls) is awaited as it
-/// is; one returning `Result` is journaled when `Ok`; anything else is journaled as it is.
-/// The `step` call carries the user's span, so "cannot be journaled" errors point at their
-/// expression.
-fn await_step(base: &Expr, name: &str, await_span: Span) -> Expr {
-    // Everything carries the span of the user's expression (hygienic locals, located there),
-    // so a "cannot be journaled" error is reported once, on that expression.
+/// Method resolution on `probe(..)`, a `&&&Probe<F>`, picks the first kind that applies
+/// (autoref specialization; the traits are in scope through `use ::hitl::__private::steps::*`
+/// at the top of the body): a future that journals itself (task and context calls) is
+/// awaited as it is; one returning `Result` is journaled when `Ok`; anything else is
+/// journaled as it is. `step` is `#[track_caller]` (the step records this line) and carries
+/// the span of the user's expression, so "cannot be journaled" errors point at it.
+fn await_step(base: &Expr, name: &str) -> Expr {
     let user_span = base.span();
     let local = Span::mixed_site().located_at(user_span);
-    let site = site(name, await_span);
-    let future = quote_spanned!(local=> __hitl_future);
-    let step = quote_spanned!(local=> __hitl_step);
-    let make_step = quote_spanned! {user_span=>
-        (&&&::hitl::__private::Probe::new(&#future)).__hitl_kind().step(&__HITL_SITE, #future)
-    };
+    let future = quote_spanned!(local=> __hitl_step);
+    let kind = quote_spanned!(local=> __hitl_kind);
     syn::parse_quote_spanned! {user_span=>
         {
-            #[allow(unused_imports)]
-            use ::hitl::__private::{KindFallible as _, KindPlain as _, KindSelfJournaling as _};
-            #site
-            let #future = ::hitl::__private::into_future(#base);
-            let #step = #make_step;
-            #step.await
+            let #future = #base;
+            let #kind = ::hitl::__private::probe(&#future).kind();
+            #kind.step(#name, #future).await
         }
     }
 }
@@ -340,7 +335,7 @@ mod tests {
         let kinds: Vec<_> = sites.iter().map(|s| (s.kind, s.name.as_str())).collect();
         assert_eq!(kinds, [("await", "a()"), ("async", "async0"), ("await", "inner")]);
         let text = block.to_token_stream().to_string();
-        assert!(text.contains("scoped"), "{text}");
+        assert!(text.contains("scope (\"async0\") . run"), "{text}");
         assert!(
             text.contains("select ! { x = c () => x , else => 0 , }"),
             "{text}"
