@@ -104,10 +104,43 @@ impl<T: Journaled, E> Codec<Result<T, E>> for Fallible {
 pub trait IsResult {
     /// The `Ok` type.
     type Ok;
+    /// The `Err` type.
+    type Err;
 }
 
 impl<T, E> IsResult for Result<T, E> {
     type Ok = T;
+    type Err = E;
+}
+
+/// A [`Codec`] as values, so that a future journaling with it carries no trait bound: the
+/// bound is checked once, where the codec is made.
+pub struct Codecs<O> {
+    encode: fn(&O) -> Option<serde_json::Result<Value>>,
+    decode: fn(Value) -> serde_json::Result<O>,
+}
+
+impl<O> Codecs<O> {
+    fn of<C: Codec<O>>() -> Self {
+        Codecs {
+            encode: C::encode,
+            decode: C::decode,
+        }
+    }
+}
+
+impl<O> Clone for Codecs<O> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<O> Copy for Codecs<O> {}
+
+impl<O> std::fmt::Debug for Codecs<O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Codecs")
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -275,17 +308,29 @@ where
 }
 
 /// Runs one step: replays it from the journal, or executes `body` and journals its output.
-pub(crate) async fn run_step<C, F>(
+pub(crate) fn run_step<C, F>(
     name: &str,
     position: Position,
     kind: StepKind,
     input_hash: u64,
     body: F,
-) -> F::Output
+) -> impl Future<Output = F::Output>
 where
     F: Future,
     C: Codec<F::Output>,
 {
+    run_step_with(name, position, kind, input_hash, body, Codecs::of::<C>())
+}
+
+/// [`run_step`] with the codec as values.
+async fn run_step_with<F: Future>(
+    name: &str,
+    position: Position,
+    kind: StepKind,
+    input_hash: u64,
+    body: F,
+    codecs: Codecs<F::Output>,
+) -> F::Output {
     let Some(frame) = Ambient::frame() else {
         // Outside a workflow, or inside an activity: a plain call.
         return body.await;
@@ -294,7 +339,7 @@ where
         return halt().await;
     };
     if let Some(record) = journaled {
-        return replay_output::<C, _>(&step, record).await;
+        return replay_output(&step, record, codecs).await;
     }
     let ambient = match kind {
         StepKind::Orchestration => Ambient::Orchestration(frame.child_of(&step)),
@@ -305,12 +350,12 @@ where
     // (its own steps count).
     let _busy = (kind != StepKind::Orchestration).then(|| frame.run.busy());
     let output = InAmbient::new(ambient, body).instrument(span).await;
-    journal_output::<C, _>(&step, &output).await;
+    journal_output(&step, &output, codecs).await;
     output
 }
 
-async fn replay_output<C: Codec<O>, O>(step: &Step, record: StepRecord) -> O {
-    match C::decode(record.output) {
+async fn replay_output<O>(step: &Step, record: StepRecord, codecs: Codecs<O>) -> O {
+    match (codecs.decode)(record.output) {
         Ok(output) => output,
         Err(error) => {
             let error = step.nondeterminism(format!(
@@ -322,8 +367,8 @@ async fn replay_output<C: Codec<O>, O>(step: &Step, record: StepRecord) -> O {
     }
 }
 
-async fn journal_output<C: Codec<O>, O>(step: &Step, output: &O) {
-    match C::encode(output) {
+async fn journal_output<O>(step: &Step, output: &O, codecs: Codecs<O>) {
+    match (codecs.encode)(output) {
         None => step.note_error(),
         Some(Ok(value)) => {
             if !step.complete(value).await {
@@ -530,32 +575,55 @@ pub trait KindSelfJournaling {
 impl<F: SelfJournaling> KindSelfJournaling for &&Probe<F> {}
 
 /// Chosen second: the future's output is a `Result`; journal `Ok` only.
+///
+/// The serializability of `Ok` is checked here, once, so that a future that cannot be
+/// journaled is reported once, at the user's expression.
 pub trait KindFallible {
-    /// Picks [`FallibleTag`].
-    fn kind(&self) -> FallibleTag {
-        FallibleTag
+    /// The `Ok` type.
+    type Ok;
+    /// The `Err` type.
+    type Err;
+    /// Picks a [`JournalTag`] that journals `Ok` outputs.
+    fn kind(&self) -> JournalTag<Result<Self::Ok, Self::Err>>
+    where
+        Self::Ok: Journaled,
+    {
+        JournalTag(Codecs::of::<Fallible>())
     }
 }
-impl<F: IntoFuture> KindFallible for &Probe<F> where F::Output: IsResult {}
+impl<F: IntoFuture> KindFallible for &Probe<F>
+where
+    F::Output: IsResult,
+{
+    type Ok = <F::Output as IsResult>::Ok;
+    type Err = <F::Output as IsResult>::Err;
+}
 
-/// Chosen last: journal the output whatever it is.
+/// Chosen last: journal the output whatever it is (it must be serializable).
 pub trait KindPlain {
-    /// Picks [`PlainTag`].
-    fn kind(&self) -> PlainTag {
-        PlainTag
+    /// The awaited expression's type.
+    type Future;
+    /// Picks a [`JournalTag`] that journals every output.
+    fn kind(&self) -> JournalTag<<Self::Future as IntoFuture>::Output>
+    where
+        Self::Future: IntoFuture,
+        <Self::Future as IntoFuture>::Output: Journaled,
+    {
+        JournalTag(Codecs::of::<Plain>())
     }
 }
-impl<F> KindPlain for Probe<F> {}
+impl<F> KindPlain for Probe<F> {
+    type Future = F;
+}
 
 /// The awaited future journals itself.
 #[derive(Debug)]
 pub struct SelfJournalingTag;
-/// The awaited future returns `Result`.
+
+/// The awaited future is journaled as one step, with the codec [`KindFallible`] or
+/// [`KindPlain`] chose.
 #[derive(Debug)]
-pub struct FallibleTag;
-/// The awaited future returns a plain value.
-#[derive(Debug)]
-pub struct PlainTag;
+pub struct JournalTag<O>(Codecs<O>);
 
 impl SelfJournalingTag {
     /// Leaves the future as it is.
@@ -564,27 +632,12 @@ impl SelfJournalingTag {
     }
 }
 
-impl FallibleTag {
-    /// Journals the future as one step named `name` whose `Ok` output is memoized.
-    #[track_caller]
-    pub fn step<F, T, E>(self, name: &'static str, future: F) -> impl Future<Output = Result<T, E>>
-    where
-        F: IntoFuture<Output = Result<T, E>>,
-        T: Journaled,
-    {
-        run_step::<Fallible, _>(name, Position::caller(), StepKind::Await, 0, future.into_future())
-    }
-}
-
-impl PlainTag {
+impl<O> JournalTag<O> {
     /// Journals the future as one step named `name`.
     #[track_caller]
-    pub fn step<F>(self, name: &'static str, future: F) -> impl Future<Output = F::Output>
-    where
-        F: IntoFuture,
-        F::Output: Journaled,
-    {
-        run_step::<Plain, _>(name, Position::caller(), StepKind::Await, 0, future.into_future())
+    pub fn step<F: IntoFuture<Output = O>>(self, name: &'static str, future: F) -> impl Future<Output = O> {
+        let position = Position::caller();
+        run_step_with(name, position, StepKind::Await, 0, future.into_future(), self.0)
     }
 }
 
@@ -760,9 +813,11 @@ mod tests {
         let task = TaskFuture(Box::pin(async { 1 }));
         let _: SelfJournalingTag = probe(&task).kind();
         let fallible = async { Ok::<u32, String>(1) };
-        let _: FallibleTag = probe(&fallible).kind();
+        let tag: JournalTag<Result<u32, String>> = probe(&fallible).kind();
+        assert!((tag.0.encode)(&Err("not journaled".into())).is_none());
+        assert!((tag.0.encode)(&Ok(1)).is_some());
         let plain = async { 1 };
-        let _: PlainTag = probe(&plain).kind();
+        let _: JournalTag<u32> = probe(&plain).kind();
     }
 
     #[test]
