@@ -126,23 +126,31 @@ fn async_task(args: &TaskArgs, item: &FnItem, name: &str) -> TokenStream {
         (true, false) => quote_spanned!(output_span=> ::hitl::__private::orchestration),
         (true, true) => quote_spanned!(output_span=> ::hitl::__private::fallible_orchestration),
     };
-    let future = match &args.retries {
+    let (attempt, future) = match &args.retries {
         Some((_, retries)) => {
             let clones = item.params.iter().map(|param| {
                 let ident = &param.ident;
                 quote!(let #ident = ::core::clone::Clone::clone(&#ident);)
             });
-            quote! {
-                ::hitl::__private::retrying(#name, #retries, move || {
-                    #(#clones)*
-                    async move { #body }
-                })
-            }
+            // The attempt is bound first so that the call reads as one line.
+            (
+                quote! {
+                    let __hitl_attempt = move || {
+                        #(#clones)*
+                        async move { #body }
+                    };
+                },
+                quote!(::hitl::__private::retrying(#name, #retries, __hitl_attempt)),
+            )
         }
-        None => quote!(async move { #body }),
+        None => (TokenStream::new(), quote!(async move { #body })),
     };
     let call = quote_spanned!(output_span=> #constructor(#name, __hitl_input, __hitl_body));
-    with_user_braces(item, signature, quote!(#input let __hitl_body = #future; #call))
+    with_user_braces(
+        item,
+        signature,
+        quote!(#input #attempt let __hitl_body = #future; #call),
+    )
 }
 
 /// `signature { #![inner attributes] body }` with the user's braces, so the fn's spans are
@@ -195,18 +203,16 @@ fn sync_task(item: &FnItem, name: &str) -> TokenStream {
 //             body, awaits rewritten
 //         }
 //     }
-//     const _: () = {
-//         impl ::hitl::Workflow for release {
-//             type Input = (String,);
-//             type Output = Id;
-//             const DEFINITION: &WorkflowDefinition = &WorkflowDefinition { name, params, sites, fingerprint, file };
-//             fn encode_input(input) -> Result<Value> { {"service": input.0} }
-//             fn start(input: Value) -> Result<WorkflowFuture> {
-//                 decode fields;
-//                 fallible_workflow(release::run(service), <DeployError as WorkflowError>::describe)
-//             }
+//     impl ::hitl::Workflow for release {
+//         type Input = (String,);
+//         type Output = Id;
+//         const DEFINITION: &WorkflowDefinition = &WorkflowDefinition { name, params, sites, fingerprint, file };
+//         fn encode_input(__hitl_input) -> Result<Value> { InputBuilder::new().arg("service", &__hitl_input.0).finish() }
+//         fn start(input: Value) -> Result<WorkflowFuture> {
+//             let service: String = InputReader::of::<Self>(input)?.arg("service")?;
+//             fallible_workflow(release::run(service), <DeployError as WorkflowError>::describe)
 //         }
-//     };
+//     }
 pub(crate) fn workflow(args: WorkflowArgs, mut item: FnItem) -> TokenStream {
     let sites = rewrite::rewrite(&mut item.block);
     let name = args.name.as_ref().map_or_else(|| item.name(), LitStr::value);
@@ -269,11 +275,20 @@ pub(crate) fn workflow(args: WorkflowArgs, mut item: FnItem) -> TokenStream {
     let fingerprint = fingerprint(&sites);
     // Both the encoding and the decoding check carry the span of the argument's type only,
     // so a non-serializable argument is reported once (rustc merges equal errors at one span).
-    let encode_args = item.params.iter().zip(&param_names).map(|(param, name)| {
-        let mut ident = param.ident.clone();
-        ident.set_span(param.ty.span());
-        quote_spanned!(param.ty.span()=> .arg(#name, &#ident)?)
-    });
+    let encode_args = item
+        .params
+        .iter()
+        .zip(&param_names)
+        .enumerate()
+        .map(|(index, (param, name))| {
+            let span = param.ty.span();
+            let input = syn::Ident::new("__hitl_input", span);
+            let index = syn::Index {
+                index: index as u32,
+                span,
+            };
+            quote_spanned!(span=> .arg(#name, &#input.#index))
+        });
     let reader = format_ident!("__hitl_reader", span = Span::mixed_site());
     let decode_args = item.params.iter().zip(&param_names).map(|(param, name)| {
         let ident = &param.ident;
@@ -295,8 +310,7 @@ pub(crate) fn workflow(args: WorkflowArgs, mut item: FnItem) -> TokenStream {
             #vis async fn run(#(#run_params),*) -> #output #body
         }
 
-        const _: () = {
-            impl ::hitl::Workflow for #ident {
+        impl ::hitl::Workflow for #ident {
                 type Input = (#(#types,)*);
                 type Output = #output_type;
 
@@ -308,24 +322,16 @@ pub(crate) fn workflow(args: WorkflowArgs, mut item: FnItem) -> TokenStream {
                     file: ::core::file!(),
                 };
 
-                fn encode_input(input: Self::Input) -> ::hitl::Result<::hitl::__private::Value> {
-                    let (#(#params,)*) = input;
-                    ::core::result::Result::Ok(
-                        ::hitl::__private::InputBuilder::new()
-                            #(#encode_args)*
-                            .finish(),
-                    )
+                fn encode_input(__hitl_input: Self::Input) -> ::hitl::Result<::hitl::__private::Value> {
+                    ::hitl::__private::InputBuilder::new()#(#encode_args)*.finish()
                 }
 
                 fn start(input: ::hitl::__private::Value) -> ::hitl::Result<::hitl::__private::WorkflowFuture> {
-                    #[allow(unused_mut)]
-                    let mut #reader = ::hitl::__private::InputReader::of::<Self>(input)?;
+                    let #reader = ::hitl::__private::InputReader::of::<Self>(input)?;
                     #(#decode_args)*
-                    #reader.finish()?;
-                    ::core::result::Result::Ok(#wrap)
+                    #wrap
                 }
-            }
-        };
+        }
     }
 }
 

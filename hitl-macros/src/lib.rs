@@ -123,40 +123,38 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 /// impl release {
 ///     async fn run(service: String) -> Result<DeploymentId, DeployError> {
 ///         use ::hitl::__private::steps::*;
-///         let plan = { /* step "build_plan(service)" */ }?;
-///         { /* step "deploy(plan)" */ }
+///         let __hitl_step = build_plan(service);
+///         let __hitl_kind = ::hitl::__private::probe(&__hitl_step).kind();
+///         let plan = __hitl_kind.step("build_plan(service)", __hitl_step).await?;
+///         let __hitl_step = deploy(plan);
+///         let __hitl_kind = ::hitl::__private::probe(&__hitl_step).kind();
+///         __hitl_kind.step("deploy(plan)", __hitl_step).await
 ///     }
 /// }
 ///
-/// const _: () = {
-///     impl ::hitl::Workflow for release {
-///         type Input = (String,);
-///         type Output = DeploymentId;
-///         const DEFINITION: &'static WorkflowDefinition = &WorkflowDefinition {
-///             name: "release", params: &["service"],
-///             sites: &[await_site("build_plan(service)", line!()), await_site("deploy(plan)", line!())],
-///             fingerprint: "…", file: file!(),
-///         };
-///         fn encode_input(input: (String,)) -> hitl::Result<Value> { /* {"service": …} */ }
-///         fn start(input: Value) -> hitl::Result<WorkflowFuture> {
-///             /* decode the fields */
-///             Ok(fallible_workflow(release::run(service), <DeployError as WorkflowError>::describe))
-///         }
+/// impl ::hitl::Workflow for release {
+///     type Input = (String,);
+///     type Output = DeploymentId;
+///     const DEFINITION: &'static WorkflowDefinition = &WorkflowDefinition {
+///         name: "release", params: &["service"],
+///         sites: &[await_site("build_plan(service)", line!()), await_site("deploy(plan)", line!())],
+///         fingerprint: "…", file: file!(),
+///     };
+///     fn encode_input(__hitl_input: (String,)) -> hitl::Result<Value> {
+///         InputBuilder::new().arg("service", &__hitl_input.0).finish()
 ///     }
-/// };
-/// ```
-///
-/// where each step is
-///
-/// ```ignore
-/// {
-///     let __hitl_step = deploy(plan);
-///     let __hitl_kind = ::hitl::__private::probe(&__hitl_step).kind();
-///     __hitl_kind.step("deploy(plan)", __hitl_step).await
+///     fn start(input: Value) -> hitl::Result<WorkflowFuture> {
+///         let __hitl_reader = InputReader::of::<Self>(input)?;
+///         let service: String = __hitl_reader.arg("service")?;
+///         fallible_workflow(release::run(service), <DeployError as WorkflowError>::describe)
+///     }
 /// }
 /// ```
 ///
-/// and each `async` block becomes `::hitl::__private::scope("async0").run(async { … })`.
+/// Each awaited step is those three lines: the future, `probe(&future).kind()`, and
+/// `kind.step("name", future).await`; a step nested inside an expression keeps them in a
+/// block of its own (`{ let __hitl_step = …; …; __hitl_kind.step(…).await }`). Each `async`
+/// block becomes `::hitl::__private::scope("async0").run(async { … })`.
 /// `kind()` picks, by autoref specialization, how the future is journaled: a task or context
 /// call journals itself (`step` returns it unchanged), a `Result` is journaled when `Ok`,
 /// anything else as it is.

@@ -98,7 +98,56 @@ impl VisitMut for Rewriter {
         }
     }
 
+    fn visit_block_mut(&mut self, block: &mut Block) {
+        visit_mut::visit_block_mut(self, block);
+        splice_steps(block);
+    }
+
     fn visit_item_mut(&mut self, _item: &mut Item) {}
+}
+
+/// Lifts the two `let`s of a step that is a whole `let` initializer, statement or tail
+/// (possibly under `?`) into the enclosing block, so `let plan = f(x).await;` reads as three
+/// statements instead of a nested block. Evaluation order and drops are unchanged: the
+/// step's `let`s ran first in its block too, and their names are hygienic.
+fn splice_steps(block: &mut Block) {
+    for mut stmt in std::mem::take(&mut block.stmts) {
+        let target = match &mut stmt {
+            Stmt::Local(local) => local.init.as_mut().map(|init| &mut *init.expr),
+            Stmt::Expr(expr, _) => Some(expr),
+            _ => None,
+        };
+        if let Some(expr) = target {
+            let slot = match expr {
+                Expr::Try(try_expr) if try_expr.attrs.is_empty() => &mut *try_expr.expr,
+                other => other,
+            };
+            if let Some(lets) = take_step(slot) {
+                block.stmts.extend(lets);
+            }
+        }
+        block.stmts.push(stmt);
+    }
+}
+
+/// If `expr` is a step block made by [`await_step`], replaces it with its final
+/// `.step(..).await` and returns its two `let`s.
+fn take_step(expr: &mut Expr) -> Option<Vec<Stmt>> {
+    let Expr::Block(step) = expr else { return None };
+    let is_step = step.attrs.is_empty()
+        && step.label.is_none()
+        && step.block.stmts.len() == 3
+        && matches!(&step.block.stmts[0], Stmt::Local(local)
+            if matches!(&local.pat, Pat::Ident(pat) if pat.ident == "__hitl_step"));
+    if !is_step {
+        return None;
+    }
+    let mut stmts = std::mem::take(&mut step.block.stmts);
+    let Some(Stmt::Expr(tail, None)) = stmts.pop() else {
+        return None;
+    };
+    *expr = tail;
+    Some(stmts)
 }
 
 impl Rewriter {
@@ -334,6 +383,9 @@ mod tests {
         let sites = rewrite(&mut block);
         let kinds: Vec<_> = sites.iter().map(|s| (s.kind, s.name.as_str())).collect();
         assert_eq!(kinds, [("await", "a()"), ("async", "async0"), ("await", "inner")]);
+        // `let v = inner.await;` is spliced: its two lets, then `let v = kind.step(..).await`.
+        assert_eq!(block.stmts.len(), 5);
+        assert!(matches!(&block.stmts[4], Stmt::Local(_)));
         let text = block.to_token_stream().to_string();
         assert!(text.contains("scope (\"async0\") . run"), "{text}");
         assert!(

@@ -684,28 +684,28 @@ impl<O> NoContextPanic<O> for Probe<O> {
 }
 
 /// Wraps a workflow body returning a plain value.
-pub fn workflow<F>(body: F) -> WorkflowFuture
+pub fn workflow<F>(body: F) -> Result<WorkflowFuture>
 where
     F: Future + Send + 'static,
     F::Output: Serialize,
 {
-    Box::pin(async move { encode_output(&body.await) })
+    Ok(Box::pin(async move { encode_output(&body.await) }))
 }
 
 /// Wraps a workflow body returning `Result`; an `Err` fails the run with `describe(&error)`
 /// (`<E as WorkflowError>::describe`, its `Display`).
-pub fn fallible_workflow<F, T, E>(body: F, describe: fn(&E) -> String) -> WorkflowFuture
+pub fn fallible_workflow<F, T, E>(body: F, describe: fn(&E) -> String) -> Result<WorkflowFuture>
 where
     F: Future<Output = Result<T, E>> + Send + 'static,
     T: Serialize,
     E: 'static,
 {
-    Box::pin(async move {
+    Ok(Box::pin(async move {
         match body.await {
             Ok(value) => encode_output(&value),
             Err(error) => Err(describe(&error)),
         }
-    })
+    }))
 }
 
 /// The error type of a workflow: a failed run records its `Display` text.
@@ -731,9 +731,17 @@ fn encode_output<T: Serialize>(value: &T) -> WorkflowResult {
         .map_err(|error| format!("the workflow's output could not be serialized: {error}"))
 }
 
-/// Builds a workflow's JSON input from its arguments.
-#[derive(Debug, Default)]
-pub struct InputBuilder(Map<String, Value>);
+/// Builds a workflow's JSON input from its arguments:
+/// `InputBuilder::new().arg("service", &input.0).finish()`; the first argument that fails
+/// to serialize is the error.
+#[derive(Debug)]
+pub struct InputBuilder(Result<Map<String, Value>>);
+
+impl Default for InputBuilder {
+    fn default() -> Self {
+        InputBuilder(Ok(Map::new()))
+    }
+}
 
 impl InputBuilder {
     /// An empty input.
@@ -742,18 +750,20 @@ impl InputBuilder {
     }
 
     /// Adds the argument `name`.
-    pub fn arg<T: WorkflowArgument>(mut self, name: &str, value: &T) -> Result<Self> {
-        let value = serde_json::to_value(value).map_err(|source| Error::Encode {
-            what: format!("workflow argument `{name}`"),
-            source,
-        })?;
-        self.0.insert(name.to_owned(), value);
-        Ok(self)
+    pub fn arg<T: WorkflowArgument>(self, name: &str, value: &T) -> Self {
+        InputBuilder(self.0.and_then(|mut fields| {
+            let value = serde_json::to_value(value).map_err(|source| Error::Encode {
+                what: format!("workflow argument `{name}`"),
+                source,
+            })?;
+            fields.insert(name.to_owned(), value);
+            Ok(fields)
+        }))
     }
 
     /// The JSON object.
-    pub fn finish(self) -> Value {
-        Value::Object(self.0)
+    pub fn finish(self) -> Result<Value> {
+        self.0.map(Value::Object)
     }
 }
 
@@ -765,41 +775,33 @@ pub struct InputReader {
 }
 
 impl InputReader {
-    /// Checks that `input` is an object.
-    pub fn new(definition: &'static WorkflowDefinition, input: Value) -> Result<Self> {
-        match input {
-            Value::Object(fields) => Ok(InputReader { definition, fields }),
-            Value::Null if definition.params.is_empty() => Ok(InputReader {
-                definition,
-                fields: Map::new(),
-            }),
-            other => Err(definition.invalid_input(format!("expected a JSON object, got `{other}`"))),
-        }
-    }
-
-    /// Checks that `input` is an object, for workflow `W`.
+    /// Checks that `input` is an object whose fields are all arguments of workflow `W`.
     pub fn of<W: crate::Workflow>(input: Value) -> Result<Self> {
-        Self::new(W::DEFINITION, input)
+        let definition = W::DEFINITION;
+        let fields = match input {
+            Value::Object(fields) => fields,
+            Value::Null if definition.params.is_empty() => Map::new(),
+            other => {
+                return Err(definition.invalid_input(format!("expected a JSON object, got `{other}`")));
+            }
+        };
+        if let Some(unknown) = fields
+            .keys()
+            .find(|key| !definition.params.contains(&key.as_str()))
+        {
+            return Err(definition.invalid_input(format!("unknown field `{unknown}`")));
+        }
+        Ok(InputReader { definition, fields })
     }
 
-    /// Takes the argument `name`.
-    pub fn arg<T: WorkflowArgument>(&mut self, name: &str) -> Result<T> {
+    /// Reads the argument `name`.
+    pub fn arg<T: WorkflowArgument>(&self, name: &str) -> Result<T> {
         let value = self
             .fields
-            .remove(name)
+            .get(name)
             .ok_or_else(|| self.definition.invalid_input(format!("missing field `{name}`")))?;
-        serde_json::from_value(value)
+        T::deserialize(value)
             .map_err(|error| self.definition.invalid_input(format!("field `{name}`: {error}")))
-    }
-
-    /// Fails on fields that are not arguments.
-    pub fn finish(self) -> Result<()> {
-        match self.fields.keys().next() {
-            None => Ok(()),
-            Some(unknown) => Err(self
-                .definition
-                .invalid_input(format!("unknown field `{unknown}`"))),
-        }
     }
 }
 

@@ -14,16 +14,12 @@ fn deploy_with_approval(
         };
         let ctx: &TaskContext = &__hitl_context;
         let __hitl_ret: Result<DeploymentId, DeployError> = {
-            let id = {
-                let __hitl_step = deploy(plan.clone());
-                let __hitl_kind = ::hitl::__private::probe(&__hitl_step).kind();
-                __hitl_kind.step("deploy(plan.clone())", __hitl_step).await
-            }?;
-            {
-                let __hitl_step = ctx.sleep(Duration::from_secs(60));
-                let __hitl_kind = ::hitl::__private::probe(&__hitl_step).kind();
-                __hitl_kind.step("ctx.sleep(Duration::from_secs(60))", __hitl_step).await
-            };
+            let __hitl_step = deploy(plan.clone());
+            let __hitl_kind = ::hitl::__private::probe(&__hitl_step).kind();
+            let id = __hitl_kind.step("deploy(plan.clone())", __hitl_step).await?;
+            let __hitl_step = ctx.sleep(Duration::from_secs(60));
+            let __hitl_kind = ::hitl::__private::probe(&__hitl_step).kind();
+            __hitl_kind.step("ctx.sleep(Duration::from_secs(60))", __hitl_step).await;
             Ok(id)
         };
         #[allow(unreachable_code)] __hitl_ret

@@ -16,19 +16,16 @@ fn deploy_plan(
     Output = Result<DeploymentId, DeployError>,
 > + ::hitl::__private::SelfJournaling {
     let __hitl_input = ::hitl::__private::InputHasher::new().arg(&plan).finish();
-    let __hitl_body = ::hitl::__private::retrying(
-        "deploy",
-        2,
-        move || {
-            let plan = ::core::clone::Clone::clone(&plan);
-            async move {
-                let __hitl_ret: Result<DeploymentId, DeployError> = {
-                    client().deploy(&plan).await
-                };
-                #[allow(unreachable_code)] __hitl_ret
-            }
-        },
-    );
+    let __hitl_attempt = move || {
+        let plan = ::core::clone::Clone::clone(&plan);
+        async move {
+            let __hitl_ret: Result<DeploymentId, DeployError> = {
+                client().deploy(&plan).await
+            };
+            #[allow(unreachable_code)] __hitl_ret
+        }
+    };
+    let __hitl_body = ::hitl::__private::retrying("deploy", 2, __hitl_attempt);
     ::hitl::__private::fallible_activity("deploy", __hitl_input, __hitl_body)
 }
 #[track_caller]
