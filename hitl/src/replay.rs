@@ -296,26 +296,6 @@ impl RunState {
     }
 }
 
-/// A step site the macros emit: where a step was written, and its name.
-#[derive(Debug)]
-pub struct Site {
-    /// The step name: a task's name, or the awaited expression's normalized text.
-    pub name: &'static str,
-    /// `file!()` of the site.
-    pub file: &'static str,
-    /// `line!()` of the site.
-    pub line: u32,
-}
-
-impl Site {
-    pub(crate) fn position(&self) -> Position {
-        Position {
-            file: self.file,
-            line: self.line,
-        }
-    }
-}
-
 /// Counts an executing activity step; see [`RunState::busy`].
 pub(crate) struct BusyGuard(Arc<RunState>);
 
