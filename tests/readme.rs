@@ -19,5 +19,9 @@ fn the_getting_started_application_is_the_example_ci_builds() {
         .filter(|line| !line.starts_with("//!"))
         .skip_while(|line| line.is_empty())
         .collect();
-    assert_eq!(shown, code.join("\n"), "README and examples/getting_started.rs differ");
+    assert_eq!(
+        shown,
+        code.join("\n"),
+        "README and examples/getting_started.rs differ"
+    );
 }

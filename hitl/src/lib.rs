@@ -72,12 +72,14 @@ pub mod feedback;
 mod links;
 pub mod notify;
 mod replay;
+mod resolve;
 pub mod run;
 #[cfg(feature = "server")]
 pub mod server;
 mod store;
 mod time_format;
 mod timers;
+mod util;
 pub mod workflow;
 
 #[doc(hidden)]

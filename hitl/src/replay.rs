@@ -18,6 +18,7 @@
 //! polled. Each scope counts occurrences per name, so a new step with a new name never shifts
 //! the identities of other steps.
 
+pub(crate) use crate::util::lock; // for the journal's users until they import util
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -600,8 +601,4 @@ impl Step {
             }
         }
     }
-}
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
