@@ -122,3 +122,26 @@ impl Clock for WatchedClock {
         self.clock.sleep_until(deadline)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_watched_clock_reports_a_sleep_until_the_next_advance_ends_it() {
+        let start = UNIX_EPOCH + Duration::from_secs(1_000);
+        let deadline = start + Duration::from_secs(60);
+        let clock = WatchedClock::new(start);
+        let sleep = clock.sleep_until(deadline);
+        clock.wait_for_sleep_until(deadline).await;
+        clock.advance(Duration::from_secs(60));
+        assert!(
+            clock.sleeps.lock().unwrap().is_empty(),
+            "an advance forgets the sleeps before it"
+        );
+        sleep.await; // the advance reached the deadline
+        assert_eq!(clock.now(), deadline);
+    }
+}
