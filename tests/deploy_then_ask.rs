@@ -168,6 +168,10 @@ fn child_process() {
             let pending = engine.pending(&filter).unwrap();
             let status = engine.run_info(RUN_ID).unwrap().status;
             if let (Some(request), RunStatus::Paused) = (pending.first(), status) {
+                // The pause is on disk before the parent hears of it and kills this process:
+                // seen in memory, it may still be unflushed (then the next open finds the run
+                // `Running`, rightly, and the operator's check of `Paused` fails).
+                engine.flush().await.unwrap();
                 println!("{PAUSED_MARKER}{}", request.id);
                 std::io::stdout().flush().unwrap();
                 break;
