@@ -69,9 +69,9 @@ pub mod error;
 mod events;
 mod failpoint;
 pub mod feedback;
+mod journal;
 mod links;
 pub mod notify;
-mod replay;
 mod resolve;
 pub mod run;
 #[cfg(feature = "server")]

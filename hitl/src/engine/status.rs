@@ -3,7 +3,7 @@
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
-use crate::replay::lock;
+use crate::journal::replay::lock;
 use crate::run::RunStatus;
 use crate::store::RunRecord;
 

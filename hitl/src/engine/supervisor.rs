@@ -11,7 +11,7 @@ use crate::clock::to_millis;
 use crate::driver::{Ending, RunBody};
 use crate::error::{Error, Result};
 use crate::feedback::RequestStatus;
-use crate::replay::{RunState, Stop, lock};
+use crate::journal::replay::{RunState, Stop, lock};
 use crate::run::{Failure, FailureKind, RunStatus};
 use crate::store::{FORMAT_VERSION, RunRecord};
 use crate::store::{Timer, TimerAction};

@@ -15,12 +15,12 @@ use std::future::Future;
 use serde_json::json;
 
 use super::{Answer, Feedback, OnExpiry, RequestRecord, RequestSpec, RequestStatus, Resolution};
-use crate::__private::{InputHasher, halt};
 use crate::clock::{from_millis, to_millis};
 use crate::context::{ContextFuture, TaskContext, context_future};
 use crate::error::{Error, Result};
+use crate::journal::replay::{Frame, Position, Step};
+use crate::journal::{InputHasher, halt};
 use crate::notify::OutboxRecord;
-use crate::replay::{Frame, Position, Step};
 use crate::store::{FORMAT_VERSION, StepKind, Timer, TimerAction};
 
 impl TaskContext {
