@@ -141,7 +141,7 @@ impl TaskContext {
     #[track_caller]
     pub fn now(&self) -> SystemTime {
         let position = Position::caller();
-        let clock = &self.frame.run.shared.clock;
+        let clock = &self.frame.run.services.clock;
         let millis = self.journaled_value("now", position, || to_millis(clock.now()));
         from_millis(millis)
     }
@@ -174,7 +174,7 @@ impl TaskContext {
             let Some((step, journaled)) = frame.begin("sleep", position, StepKind::Sleep, 0) else {
                 return halt().await;
             };
-            let clock = &frame.run.shared.clock;
+            let clock = &frame.run.services.clock;
             let deadline = match journaled {
                 Some(StepRecord {
                     finished_at: Some(_), ..
@@ -287,7 +287,7 @@ impl Channel {
                 None => {
                     let run = &frame.run;
                     let value = run
-                        .shared
+                        .services
                         .store
                         .channel_value(&run.id, &key)?
                         .unwrap_or(Value::Null);

@@ -12,6 +12,7 @@ use super::{Engine, Shared};
 impl Engine {
     pub(crate) fn load_run(&self, run_id: &str) -> Result<RunRecord> {
         self.shared
+            .services
             .store
             .load_run(run_id)?
             .ok_or_else(|| Error::RunNotFound {

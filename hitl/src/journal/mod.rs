@@ -6,6 +6,7 @@
 pub(crate) mod codec;
 pub(crate) mod exec;
 pub(crate) mod replay;
+pub(crate) mod services;
 
 pub(crate) use codec::*;
 pub(crate) use exec::*;
