@@ -16,7 +16,8 @@ use maud::{Markup, html};
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
-use crate::feedback::{FeedbackKind, Request, Response};
+use crate::feedback::FeedbackKind;
+use crate::{Request, Response};
 
 /// Submitted (or pre-filled) form fields, in order.
 pub(crate) type Pairs = Vec<(String, String)>;

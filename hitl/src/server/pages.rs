@@ -18,10 +18,8 @@ use super::auth::{self, LOGIN_COOKIE, Link, SESSION_COOKIE, Session};
 use super::error::ApiError;
 use super::form::{self, Pairs};
 use super::views::{self, Filled, Hidden, Paths, Viewer};
-use crate::Error;
-use crate::engine::RunFilter;
-use crate::feedback::{PendingFilter, Request, RequestStatus, Responder};
-use crate::links::hex;
+use crate::sign::hex;
+use crate::{Error, PendingFilter, Request, RequestStatus, Responder, RunFilter};
 
 fn page(status: StatusCode, markup: Markup) -> Response {
     (status, Html(markup.into_string())).into_response()
@@ -81,7 +79,7 @@ fn signed_in(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<(Sessio
             let login = format!(
                 "{}?next={}",
                 paths(state).to("/login"),
-                crate::links::percent_encode(&next)
+                crate::sign::percent_encode(&next)
             );
             Err(Box::new(
                 (StatusCode::SEE_OTHER, [(header::LOCATION, login)]).into_response(),
@@ -132,7 +130,7 @@ fn login_page(
         Err(error) => return error_page(state, &Viewer::Anonymous, &error),
     };
     let nonce = auth::cookie(headers, LOGIN_COOKIE)
-        .filter(|nonce| nonce.len() == 32 && crate::links::unhex(nonce).is_some())
+        .filter(|nonce| nonce.len() == 32 && crate::sign::unhex(nonce).is_some())
         .map_or_else(|| hex(uuid::Uuid::new_v4().as_bytes()), str::to_owned);
     let csrf = auth::login_csrf(&secret, &nonce);
     let mut response = page(status, views::login(paths(state), next, &csrf, error));

@@ -6,9 +6,9 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::form;
 use super::markdown;
-use crate::feedback::{FeedbackKind, Request, RequestStatus, Response};
-use crate::run::{HistoryEntry, RunInfo, RunStatus, StepStatus};
-use crate::store::StepKind;
+use crate::feedback::FeedbackKind;
+use crate::run::StepStatus;
+use crate::{HistoryEntry, Request, RequestStatus, Response, RunInfo, RunStatus, StepKind};
 
 const STYLE: &str = r#"
 *{box-sizing:border-box}
@@ -84,11 +84,11 @@ impl Paths<'_> {
     }
 
     fn request(&self, id: &str) -> String {
-        self.to(&format!("/requests/{}", crate::links::percent_encode(id)))
+        self.to(&format!("/requests/{}", crate::sign::percent_encode(id)))
     }
 
     fn run(&self, id: &str) -> String {
-        self.to(&format!("/runs/{}", crate::links::percent_encode(id)))
+        self.to(&format!("/runs/{}", crate::sign::percent_encode(id)))
     }
 }
 
