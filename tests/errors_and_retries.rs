@@ -120,8 +120,44 @@ async fn a_task_called_outside_a_workflow_is_a_plain_function() {
 }
 
 #[tokio::test]
+async fn an_inject_context_task_returning_result_called_directly_returns_no_context() {
+    #[task(inject_context)]
+    async fn needs_context(ctx: &TaskContext) -> hitl::Result<String> {
+        Ok(ctx.run_id().to_owned())
+    }
+    let error = needs_context().await.unwrap_err();
+    assert!(
+        matches!(&error, hitl::Error::NoContext { task } if task == "needs_context"),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("call it from a `#[workflow]`"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn an_inject_context_task_whose_error_converts_from_hitl_error_returns_it() {
+    #[derive(Debug)]
+    enum DeployError {
+        Hitl(hitl::Error),
+    }
+    impl From<hitl::Error> for DeployError {
+        fn from(error: hitl::Error) -> Self {
+            DeployError::Hitl(error)
+        }
+    }
+    #[task(inject_context)]
+    async fn deploy_with_approval(ctx: &TaskContext) -> Result<u32, DeployError> {
+        Ok(ctx.random() as u32)
+    }
+    let DeployError::Hitl(error) = deploy_with_approval().await.unwrap_err();
+    assert!(matches!(error, hitl::Error::NoContext { .. }), "{error:?}");
+}
+
+#[tokio::test]
 #[should_panic(expected = "uses `inject_context` and was called outside a running workflow")]
-async fn an_inject_context_task_called_directly_panics_with_the_fix() {
+async fn an_inject_context_task_without_a_result_called_directly_panics_with_the_fix() {
     #[task(inject_context)]
     async fn needs_context(ctx: &TaskContext) -> String {
         ctx.run_id().to_owned()

@@ -7,7 +7,8 @@ use hitl::prelude::*;
 use hitl::{Request, RequestStatus};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(crate = "hitl::schemars")]
 struct Refund {
     /// Amount in cents.
     amount: u32,

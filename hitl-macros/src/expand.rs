@@ -23,25 +23,16 @@ pub(crate) fn task(args: TaskArgs, mut item: FnItem) -> TokenStream {
     }
 }
 
-/// The parts every task expansion shares: the site static and the input fingerprint.
-fn task_prelude(item: &FnItem, name: &str) -> TokenStream {
-    let span = item.sig.ident.span();
-    let hasher = format_ident!("__hitl_hasher", span = Span::mixed_site());
-    let adds = item.params.iter().map(|param| {
+/// The input fingerprint, one argument per `.arg(..)`, each spanned at the argument's type
+/// so that a non-serializable argument is reported there:
+/// `let __hitl_input = ::hitl::__private::InputHasher::new().arg(&plan).finish();`
+fn input_hash(item: &FnItem) -> TokenStream {
+    let args = item.params.iter().map(|param| {
         let ident = &param.ident;
-        quote_spanned!(param.ty.span()=> #hasher.add(&#ident);)
+        quote_spanned!(param.ty.span()=> .arg(&#ident))
     });
-    quote_spanned! {span=>
-        static __HITL_SITE: ::hitl::__private::Site = ::hitl::__private::Site {
-            name: #name,
-            file: ::core::file!(),
-            line: ::core::line!(),
-        };
-        let __hitl_input = {
-            let mut #hasher = ::hitl::__private::InputHasher::new();
-            #(#adds)*
-            #hasher.finish()
-        };
+    quote! {
+        let __hitl_input = ::hitl::__private::InputHasher::new()#(#args)*.finish();
     }
 }
 
@@ -63,111 +54,142 @@ fn outer_signature(item: &FnItem, output: TokenStream) -> TokenStream {
     }
 }
 
-/// The user's block with the context bound and the return type pinned:
+/// The user's block with the context bound (`inject_context` only) and the return type
+/// pinned, so that type errors land on the user's code:
 ///
 /// ```text
-/// {
-///     let __hitl_context = ::hitl::__private::current_context("name");   // inject_context only
-///     let ctx: &TaskContext = &__hitl_context;
-///     let __hitl_ret: Ret = { user body };
-///     __hitl_ret
-/// }
+/// use ::hitl::__private::steps::*;                       // inject_context only
+/// let Some(__hitl_context) = ::hitl::__private::context() else {
+///     return ::hitl::__private::probe_type::<Ret>().no_context("name");
+/// };
+/// let ctx: &TaskContext = &__hitl_context;
+/// let __hitl_ret: Ret = { user body };
+/// #[allow(unreachable_code)] __hitl_ret                  // a body may end in `loop { return … }`
 /// ```
-fn pinned_body(item: &FnItem) -> TokenStream {
+fn pinned_body(item: &FnItem, name: &str) -> TokenStream {
     let output = &item.output;
     let block: &Block = &item.block;
-    let context = item.context.as_ref().map(|context| {
-        let pat = &context.pat;
-        let ty = &context.ty;
-        let name = item.name();
-        let local = format_ident!("__hitl_context", span = Span::mixed_site());
-        quote! {
-            let #local = ::hitl::__private::current_context(#name);
-            let #pat: #ty = &#local;
-        }
-    });
+    let context = context_binding(item, name);
     let ret = format_ident!("__hitl_ret", span = Span::mixed_site());
     quote! {
         #context
         let #ret: #output = #block;
+        #[allow(unreachable_code)]
         #ret
     }
+}
+
+/// For `inject_context`: the step traits in scope, and the context bound to the user's
+/// parameter, or `Err(Error::NoContext)` / a panic outside a running workflow.
+fn context_binding(item: &FnItem, name: &str) -> Option<TokenStream> {
+    let output = &item.output;
+    item.context.as_ref().map(|context| {
+        let pat = &context.pat;
+        let ty = &context.ty;
+        let local = format_ident!("__hitl_context", span = Span::mixed_site());
+        quote! {
+            use ::hitl::__private::steps::*;
+            let ::core::option::Option::Some(#local) = ::hitl::__private::context() else {
+                return ::hitl::__private::probe_type::<#output>().no_context(#name);
+            };
+            let #pat: #ty = &#local;
+        }
+    })
 }
 
 // Input:
 //     #[task] async fn deploy(plan: Plan) -> Result<Id, DeployError> { body }
 // Output:
-//     fn deploy(plan: Plan) -> ::hitl::__private::TaskFuture<impl Future<Output = Result<Id, DeployError>>> {
-//         static __HITL_SITE: Site = Site { name: "deploy", file: file!(), line: line!() };
-//         let __hitl_input = { hash of (&plan,) };
-//         ::hitl::__private::fallible_activity(&__HITL_SITE, __hitl_input, async move {
+//     #[track_caller]
+//     fn deploy(plan: Plan) -> impl Future<Output = Result<Id, DeployError>> + SelfJournaling {
+//         let __hitl_input = ::hitl::__private::InputHasher::new().arg(&plan).finish();
+//         let __hitl_body = async move {
 //             let __hitl_ret: Result<Id, DeployError> = { body };
-//             __hitl_ret
-//         })
+//             #[allow(unreachable_code)] __hitl_ret
+//         };
+//         ::hitl::__private::fallible_activity("deploy", __hitl_input, __hitl_body)
 //     }
 fn async_task(args: &TaskArgs, item: &FnItem, name: &str) -> TokenStream {
     let output = &item.output;
     let output_span = item.output.span();
+    // An opaque `impl Future` (not a named hitl type): a task call used without `.await`
+    // reads "expected `T`, found future" with rustc's "consider `.await`ing" suggestion.
     let signature = outer_signature(
         item,
-        quote_spanned!(output_span=> ::hitl::__private::TaskFuture<impl ::core::future::Future<Output = #output>>),
+        quote_spanned!(output_span=> impl ::core::future::Future<Output = #output> + ::hitl::__private::SelfJournaling),
     );
-    let prelude = task_prelude(item, name);
-    let body = pinned_body(item);
+    let input = input_hash(item);
+    let body = pinned_body(item, name);
     let constructor = match (item.context.is_some(), item.ok.is_some()) {
         (false, false) => quote_spanned!(output_span=> ::hitl::__private::activity),
         (false, true) => quote_spanned!(output_span=> ::hitl::__private::fallible_activity),
         (true, false) => quote_spanned!(output_span=> ::hitl::__private::orchestration),
         (true, true) => quote_spanned!(output_span=> ::hitl::__private::fallible_orchestration),
     };
-    let future = match &args.retries {
+    let (attempt, future) = match &args.retries {
         Some((_, retries)) => {
             let clones = item.params.iter().map(|param| {
                 let ident = &param.ident;
                 quote!(let #ident = ::core::clone::Clone::clone(&#ident);)
             });
-            quote! {
-                ::hitl::__private::retrying(#name, #retries, move || {
-                    #(#clones)*
-                    async move { #body }
-                })
-            }
+            // The attempt is bound first so that the call reads as one line.
+            (
+                quote! {
+                    let __hitl_attempt = move || {
+                        #(#clones)*
+                        async move { #body }
+                    };
+                },
+                quote!(::hitl::__private::retrying(#name, #retries, __hitl_attempt)),
+            )
         }
-        None => quote!(async move { #body }),
+        None => (TokenStream::new(), quote!(async move { #body })),
     };
-    let call = quote_spanned!(output_span=> #constructor(&__HITL_SITE, __hitl_input, #future));
-    with_user_braces(item, signature, quote!(#prelude #call))
+    let call = quote_spanned!(output_span=> #constructor(#name, __hitl_input, __hitl_body));
+    with_user_braces(
+        item,
+        signature,
+        quote!(#input #attempt let __hitl_body = #future; #call),
+    )
 }
 
-/// `signature { body }` with the user's braces, so the fn's spans are the user's.
+/// `signature { #![inner attributes] body }` with the user's braces, so the fn's spans are
+/// the user's and inner attributes stay inner.
 fn with_user_braces(item: &FnItem, signature: TokenStream, body: TokenStream) -> TokenStream {
+    let inner = &item.inner_attrs;
     let mut tokens = signature;
-    item.block
-        .brace_token
-        .surround(&mut tokens, |tokens| tokens.extend(body));
+    item.block.brace_token.surround(&mut tokens, |tokens| {
+        tokens.extend(quote!(#(#inner)*));
+        tokens.extend(body);
+    });
     tokens
 }
 
 // Input:
 //     #[task] fn parse(text: String) -> u32 { body }
 // Output:
+//     #[track_caller]
 //     fn parse(text: String) -> u32 {
-//         static __HITL_SITE: Site = …; let __hitl_input = …;
-//         ::hitl::__private::sync_activity(&__HITL_SITE, __hitl_input, move || -> u32 { body })
+//         let __hitl_input = ::hitl::__private::InputHasher::new().arg(&text).finish();
+//         let __hitl_body = move || -> u32 { body };
+//         ::hitl::__private::sync_activity("parse", __hitl_input, __hitl_body)
 //     }
 fn sync_task(item: &FnItem, name: &str) -> TokenStream {
     let output = &item.output;
     let signature = outer_signature(item, quote!(#output));
-    let prelude = task_prelude(item, name);
+    let input = input_hash(item);
     let block = &item.block;
     let constructor = if item.ok.is_some() {
         quote_spanned!(output.span()=> ::hitl::__private::fallible_sync_activity)
     } else {
         quote_spanned!(output.span()=> ::hitl::__private::sync_activity)
     };
-    let call =
-        quote_spanned!(output.span()=> #constructor(&__HITL_SITE, __hitl_input, move || -> #output #block));
-    with_user_braces(item, signature, quote!(#prelude #call))
+    let call = quote_spanned!(output.span()=> #constructor(#name, __hitl_input, __hitl_body));
+    with_user_braces(
+        item,
+        signature,
+        quote!(#input let __hitl_body = move || -> #output #block; #call),
+    )
 }
 
 // Input:
@@ -176,24 +198,41 @@ fn sync_task(item: &FnItem, name: &str) -> TokenStream {
 //     #[derive(Clone, Copy, Debug, Default)]
 //     struct release;                                   // the value you register and start
 //     impl release {
-//         async fn run(service: String) -> Result<Id, DeployError> { body, awaits rewritten }
-//     }
-//     const _: () = {
-//         impl ::hitl::Workflow for release {
-//             type Input = (String,);
-//             type Output = Id;
-//             const DEFINITION: &WorkflowDefinition = &WorkflowDefinition { name, params, sites, fingerprint, file };
-//             fn encode_input(input) -> Result<Value> { {"service": input.0} }
-//             fn start(input: Value) -> Result<WorkflowFuture> { decode fields; fallible_workflow(release::run(service)) }
+//         async fn run(service: String) -> Result<Id, DeployError> {
+//             use ::hitl::__private::steps::*;          // when the body has steps
+//             body, awaits rewritten
 //         }
-//     };
+//     }
+//     impl ::hitl::Workflow for release {
+//         type Input = (String,);
+//         type Output = Id;
+//         const DEFINITION: &WorkflowDefinition = &WorkflowDefinition { name, params, sites, fingerprint, file };
+//         fn encode_input(__hitl_input) -> Result<Value> { InputBuilder::new().arg("service", &__hitl_input.0).finish() }
+//         fn start(input: Value) -> Result<WorkflowFuture> {
+//             let service: String = InputReader::of::<Self>(input)?.arg("service")?;
+//             fallible_workflow(release::run(service), <DeployError as WorkflowError>::describe)
+//         }
+//     }
 pub(crate) fn workflow(args: WorkflowArgs, mut item: FnItem) -> TokenStream {
     let sites = rewrite::rewrite(&mut item.block);
     let name = args.name.as_ref().map_or_else(|| item.name(), LitStr::value);
     let FnItem { attrs, vis, sig, .. } = &item;
     let ident = &sig.ident;
     let output = &item.output;
-    let body = pinned_body(&item);
+    let steps = match context_binding(&item, &name) {
+        Some(binding) => Some(binding),
+        None => (!sites.is_empty()).then(|| {
+            quote! {
+                use ::hitl::__private::steps::*;
+            }
+        }),
+    };
+    let inner = &item.inner_attrs;
+    let stmts = &item.block.stmts;
+    let mut body = TokenStream::new();
+    item.block.brace_token.surround(&mut body, |tokens| {
+        tokens.extend(quote!(#(#inner)* #steps #(#stmts)*))
+    });
     let params: Vec<_> = item.params.iter().map(|param| &param.ident).collect();
     let types: Vec<_> = item.params.iter().map(|param| &param.ty).collect();
     let param_names: Vec<_> = params
@@ -204,27 +243,52 @@ pub(crate) fn workflow(args: WorkflowArgs, mut item: FnItem) -> TokenStream {
         })
         .collect();
     let run_params = outer_params(&item);
+    let run_call = quote!(#ident::run(#(#params),*));
     let (output_type, wrap) = match &item.ok {
-        Some(ok) => (
-            quote!(#ok),
-            quote_spanned!(output.span()=> ::hitl::__private::fallible_workflow),
-        ),
+        // The error type must be `Display`: checked once, at the error type as written
+        // (or at the return type for a one-parameter alias such as `anyhow::Result<T>`).
+        Some(ok) => {
+            let describe = match &item.err {
+                Some(err) => {
+                    quote_spanned!(err.span()=> <#err as ::hitl::__private::WorkflowError>::describe)
+                }
+                None => quote_spanned!(output.span()=> <_ as ::hitl::__private::WorkflowError>::describe),
+            };
+            (
+                quote!(#ok),
+                quote_spanned!(output.span()=> ::hitl::__private::fallible_workflow(#run_call, #describe)),
+            )
+        }
         None => (
             quote!(#output),
-            quote_spanned!(output.span()=> ::hitl::__private::workflow),
+            quote_spanned!(output.span()=> ::hitl::__private::workflow(#run_call)),
         ),
     };
     let site_entries = sites.iter().map(|SiteEntry { kind, name, span }| {
-        quote_spanned! {*span=>
-            ::hitl::__private::SiteEntry { kind: #kind, name: #name, line: ::core::line!() }
-        }
+        let entry = if *kind == "async" {
+            quote!(::hitl::__private::async_site)
+        } else {
+            quote!(::hitl::__private::await_site)
+        };
+        quote_spanned!(*span=> #entry(#name, ::core::line!()))
     });
     let fingerprint = fingerprint(&sites);
-    // Argument checks carry the span of each argument's type.
-    let encode_args = item.params.iter().zip(&param_names).map(|(param, name)| {
-        let ident = &param.ident;
-        quote_spanned!(param.ty.span()=> .arg(#name, &#ident)?)
-    });
+    // Both the encoding and the decoding check carry the span of the argument's type only,
+    // so a non-serializable argument is reported once (rustc merges equal errors at one span).
+    let encode_args = item
+        .params
+        .iter()
+        .zip(&param_names)
+        .enumerate()
+        .map(|(index, (param, name))| {
+            let span = param.ty.span();
+            let input = syn::Ident::new("__hitl_input", span);
+            let index = syn::Index {
+                index: index as u32,
+                span,
+            };
+            quote_spanned!(span=> .arg(#name, &#input.#index))
+        });
     let reader = format_ident!("__hitl_reader", span = Span::mixed_site());
     let decode_args = item.params.iter().zip(&param_names).map(|(param, name)| {
         let ident = &param.ident;
@@ -232,24 +296,21 @@ pub(crate) fn workflow(args: WorkflowArgs, mut item: FnItem) -> TokenStream {
         quote_spanned!(param.ty.span()=> let #ident: #ty = #reader.arg(#name)?;)
     });
     let doc_run = format!(
-        "Runs the body of workflow `{name}` directly, without the engine: nothing is journaled.\n\n\
-         Start durable runs with `engine.start({ident}, (…))`."
+        "Runs the body of `{name}` without the engine (nothing is journaled); `engine.start` runs it durably."
     );
     quote! {
         #(#attrs)*
         #[allow(non_camel_case_types)]
-        #[derive(::core::clone::Clone, ::core::marker::Copy, ::core::fmt::Debug, ::core::default::Default)]
+        #[derive(::core::clone::Clone, ::core::marker::Copy)]
+        #[derive(::core::fmt::Debug, ::core::default::Default)]
         #vis struct #ident;
 
         impl #ident {
             #[doc = #doc_run]
-            #vis async fn run(#(#run_params),*) -> #output {
-                #body
-            }
+            #vis async fn run(#(#run_params),*) -> #output #body
         }
 
-        const _: () = {
-            impl ::hitl::Workflow for #ident {
+        impl ::hitl::Workflow for #ident {
                 type Input = (#(#types,)*);
                 type Output = #output_type;
 
@@ -261,26 +322,16 @@ pub(crate) fn workflow(args: WorkflowArgs, mut item: FnItem) -> TokenStream {
                     file: ::core::file!(),
                 };
 
-                fn encode_input(input: Self::Input) -> ::hitl::Result<::hitl::__private::serde_json::Value> {
-                    let (#(#params,)*) = input;
-                    ::core::result::Result::Ok(
-                        ::hitl::__private::InputBuilder::new()
-                            #(#encode_args)*
-                            .finish(),
-                    )
+                fn encode_input(__hitl_input: Self::Input) -> ::hitl::Result<::hitl::__private::Value> {
+                    ::hitl::__private::InputBuilder::new()#(#encode_args)*.finish()
                 }
 
-                fn start(
-                    input: ::hitl::__private::serde_json::Value,
-                ) -> ::hitl::Result<::hitl::__private::WorkflowFuture> {
-                    #[allow(unused_mut)]
-                    let mut #reader = ::hitl::__private::InputReader::new(Self::DEFINITION, input)?;
+                fn start(input: ::hitl::__private::Value) -> ::hitl::Result<::hitl::__private::WorkflowFuture> {
+                    let #reader = ::hitl::__private::InputReader::of::<Self>(input)?;
                     #(#decode_args)*
-                    #reader.finish()?;
-                    ::core::result::Result::Ok(#wrap(#ident::run(#(#params),*)))
+                    #wrap
                 }
-            }
-        };
+        }
     }
 }
 

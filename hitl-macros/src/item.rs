@@ -27,7 +27,10 @@ impl Macro {
 
 /// An annotated fn, checked.
 pub(crate) struct FnItem {
+    /// Outer attributes (`#[doc]`, `#[allow]`, …), re-emitted on the generated item.
     pub attrs: Vec<Attribute>,
+    /// Inner attributes (`#![allow(..)]` opening the body), re-emitted inside its braces.
+    pub inner_attrs: Vec<Attribute>,
     pub vis: Visibility,
     pub sig: Signature,
     pub block: Box<Block>,
@@ -39,6 +42,9 @@ pub(crate) struct FnItem {
     pub output: Type,
     /// The `Ok` type when the return type is a `Result`.
     pub ok: Option<Type>,
+    /// The error type when the return type is spelled `Result<T, E>` (not for one-parameter
+    /// aliases such as `anyhow::Result<T>`).
+    pub err: Option<Type>,
 }
 
 pub(crate) struct ContextParam {
@@ -202,9 +208,14 @@ pub(crate) fn parse(item: TokenStream, which: Macro, inject_context: Option<Span
         ReturnType::Default => syn::parse_quote!(()),
         ReturnType::Type(_, ty) => (**ty).clone(),
     };
-    let ok = result_ok_type(&output);
+    let (ok, err) = result_types(&output);
+    let (inner_attrs, attrs) = function
+        .attrs
+        .into_iter()
+        .partition(|attr| matches!(attr.style, syn::AttrStyle::Inner(_)));
     Ok(FnItem {
-        attrs: function.attrs,
+        attrs,
+        inner_attrs,
         vis: function.vis,
         sig,
         block: function.block,
@@ -212,6 +223,7 @@ pub(crate) fn parse(item: TokenStream, which: Macro, inject_context: Option<Span
         params,
         output,
         ok,
+        err,
     })
 }
 
@@ -265,19 +277,23 @@ fn is_context_path(ty: &Type) -> bool {
     }
 }
 
-/// The `T` of a return type spelled `…Result<T, …>`; aliases such as `io::Result<T>` and
-/// `anyhow::Result<T>` count too. A return type is fallible by its spelling.
-fn result_ok_type(ty: &Type) -> Option<Type> {
-    let Type::Path(path) = ty else { return None };
-    let segment = path.path.segments.last()?;
-    if segment.ident != "Result" {
-        return None;
-    }
-    let PathArguments::AngleBracketed(args) = &segment.arguments else {
-        return None;
+/// The `T` (and, when spelled, the `E`) of a return type spelled `…Result<T, …>`; aliases
+/// such as `io::Result<T>` and `anyhow::Result<T>` count too. A return type is fallible by
+/// its spelling.
+fn result_types(ty: &Type) -> (Option<Type>, Option<Type>) {
+    let Type::Path(path) = ty else { return (None, None) };
+    let Some(segment) = path.path.segments.last() else {
+        return (None, None);
     };
-    args.args.iter().find_map(|arg| match arg {
+    let PathArguments::AngleBracketed(args) = &segment.arguments else {
+        return (None, None);
+    };
+    if segment.ident != "Result" {
+        return (None, None);
+    }
+    let mut types = args.args.iter().filter_map(|arg| match arg {
         GenericArgument::Type(ty) => Some(ty.clone()),
         _ => None,
-    })
+    });
+    (types.next(), types.next())
 }

@@ -40,6 +40,17 @@ use proc_macro2::TokenStream as TokenStream2;
 /// `Serialize`: they are hashed, and a replayed step whose input changed fails the run with
 /// a `NonDeterminism` error.
 ///
+/// `#[task(inject_context)]` called outside a running workflow (directly, from a plain
+/// `#[task]`, from `tokio::spawn`) has no context to give its body: when it returns
+/// `Result<T, E>` with `E: From<hitl::Error>` (`hitl::Result`, `anyhow::Result`, an enum with a
+/// `#[from] hitl::Error` variant) it returns `Err(hitl::Error::NoContext { .. })` without
+/// running; any other return type cannot carry the error, and the call panics with the same
+/// message.
+///
+/// A task call is a future: use its value with `.await` (rustc suggests it). In an
+/// orchestration body, a task or context call statement without `.await` is a compile error,
+/// not a warning, because it would silently never run.
+///
 /// # What it generates
 ///
 /// ```ignore
@@ -48,15 +59,28 @@ use proc_macro2::TokenStream as TokenStream2;
 ///
 /// // becomes
 ///
-/// fn deploy(plan: Plan) -> ::hitl::__private::TaskFuture<impl Future<Output = Result<DeploymentId, DeployError>>> {
-///     static __HITL_SITE: ::hitl::__private::Site = Site { name: "deploy", file: file!(), line: line!() };
-///     let __hitl_input = { let mut h = InputHasher::new(); h.add(&plan); h.finish() };
-///     ::hitl::__private::fallible_activity(&__HITL_SITE, __hitl_input, async move {
+/// #[track_caller]
+/// fn deploy(plan: Plan) -> impl Future<Output = Result<DeploymentId, DeployError>> + SelfJournaling {
+///     let __hitl_input = ::hitl::__private::InputHasher::new().arg(&plan).finish();
+///     let __hitl_body = async move {
 ///         let __hitl_ret: Result<DeploymentId, DeployError> = { body };
-///         __hitl_ret
-///     })
+///         #[allow(unreachable_code)] __hitl_ret
+///     };
+///     ::hitl::__private::fallible_activity("deploy", __hitl_input, __hitl_body)
 /// }
 /// ```
+///
+/// An `inject_context` task's body starts with
+///
+/// ```ignore
+/// use ::hitl::__private::steps::*;
+/// let Some(__hitl_context) = ::hitl::__private::context() else {
+///     return ::hitl::__private::probe_type::<Result<DeploymentId, DeployError>>().no_context("deploy");
+/// };
+/// let ctx: &TaskContext = &__hitl_context;
+/// ```
+///
+/// and its awaits are rewritten as in [`macro@workflow`].
 ///
 /// `cargo expand` shows exactly this.
 #[proc_macro_attribute]
@@ -78,6 +102,10 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Arguments: `name = "…"` (the registered name; default the fn's name) and
 /// `inject_context` (take `ctx: &TaskContext` first).
 ///
+/// The output must be `Serialize`; for `Result<T, E>` the run's output is `T`, and `E` must
+/// implement `Display`: a failed run records the error's text (a missing `Display` is
+/// reported at `E` in the signature).
+///
 /// # What it generates
 ///
 /// ```ignore
@@ -94,46 +122,51 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// impl release {
 ///     async fn run(service: String) -> Result<DeploymentId, DeployError> {
-///         let __hitl_ret: Result<DeploymentId, DeployError> = {
-///             let plan = { /* step "build_plan(service)" */ }.await?;
-///             { /* step "deploy(plan)" */ }.await
-///         };
-///         __hitl_ret
+///         use ::hitl::__private::steps::*;
+///         let __hitl_step = build_plan(service);
+///         let __hitl_kind = ::hitl::__private::probe(&__hitl_step).kind();
+///         let plan = __hitl_kind.step("build_plan(service)", __hitl_step).await?;
+///         let __hitl_step = deploy(plan);
+///         let __hitl_kind = ::hitl::__private::probe(&__hitl_step).kind();
+///         __hitl_kind.step("deploy(plan)", __hitl_step).await
 ///     }
 /// }
 ///
-/// const _: () = {
-///     impl ::hitl::Workflow for release {
-///         type Input = (String,);
-///         type Output = DeploymentId;
-///         const DEFINITION: &'static WorkflowDefinition = &WorkflowDefinition {
-///             name: "release", params: &["service"], sites: &[/* the two awaits */],
-///             fingerprint: "…", file: file!(),
-///         };
-///         fn encode_input(input: (String,)) -> hitl::Result<Value> { /* {"service": …} */ }
-///         fn start(input: Value) -> hitl::Result<WorkflowFuture> { /* decode, run */ }
+/// impl ::hitl::Workflow for release {
+///     type Input = (String,);
+///     type Output = DeploymentId;
+///     const DEFINITION: &'static WorkflowDefinition = &WorkflowDefinition {
+///         name: "release", params: &["service"],
+///         sites: &[await_site("build_plan(service)", line!()), await_site("deploy(plan)", line!())],
+///         fingerprint: "…", file: file!(),
+///     };
+///     fn encode_input(__hitl_input: (String,)) -> hitl::Result<Value> {
+///         InputBuilder::new().arg("service", &__hitl_input.0).finish()
 ///     }
-/// };
-/// ```
-///
-/// where each step is
-///
-/// ```ignore
-/// {
-///     use ::hitl::__private::{KindFallible as _, KindPlain as _, KindSelfJournaling as _};
-///     static __HITL_SITE: Site = Site { name: "deploy(plan)", file: file!(), line: line!() };
-///     let __hitl_future = ::hitl::__private::into_future(deploy(plan));
-///     (&&&Probe::new(&__hitl_future)).__hitl_kind().step(&__HITL_SITE, __hitl_future).await
+///     fn start(input: Value) -> hitl::Result<WorkflowFuture> {
+///         let __hitl_reader = InputReader::of::<Self>(input)?;
+///         let service: String = __hitl_reader.arg("service")?;
+///         fallible_workflow(release::run(service), <DeployError as WorkflowError>::describe)
+///     }
 /// }
 /// ```
 ///
-/// A task call journals itself, so for it `step` returns the future unchanged.
+/// Each awaited step is those three lines: the future, `probe(&future).kind()`, and
+/// `kind.step("name", future).await`; a step nested inside an expression keeps them in a
+/// block of its own (`{ let __hitl_step = …; …; __hitl_kind.step(…).await }`). Each `async`
+/// block becomes `::hitl::__private::scope("async0").run(async { … })`.
+/// `kind()` picks, by autoref specialization, how the future is journaled: a task or context
+/// call journals itself (`step` returns it unchanged), a `Result` is journaled when `Ok`,
+/// anything else as it is.
 #[proc_macro_attribute]
 pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
     expand_workflow(args.into(), item.into()).into()
 }
 
 pub(crate) fn expand_task(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
+    if syn::parse2::<syn::Item>(item.clone()).is_err() {
+        return item;
+    }
     let result = syn::parse2::<args::TaskArgs>(args).and_then(|args| {
         let parsed = item::parse(item.clone(), item::Macro::Task, args.inject_context)?;
         if let Some((retries, _)) = &args.retries {
@@ -156,6 +189,9 @@ pub(crate) fn expand_task(args: TokenStream2, item: TokenStream2) -> TokenStream
 }
 
 pub(crate) fn expand_workflow(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
+    if syn::parse2::<syn::Item>(item.clone()).is_err() {
+        return item;
+    }
     let result = syn::parse2::<args::WorkflowArgs>(args).and_then(|args| {
         let parsed = item::parse(item.clone(), item::Macro::Workflow, args.inject_context)?;
         lint::check(quote::ToTokens::to_token_stream(&parsed.block))?;
@@ -166,6 +202,10 @@ pub(crate) fn expand_workflow(args: TokenStream2, item: TokenStream2) -> TokenSt
 
 /// The user's item unchanged plus the error, so callers and the IDE keep working and the
 /// user sees one error, not a cascade.
+///
+/// An item that does not parse (a syntax error in the body) is given back unchanged and
+/// without a `compile_error!` (see `expand_task`): rustc reports the syntax error once, at
+/// its token, as tracing-attributes does.
 fn with_error(item: TokenStream2, error: syn::Error) -> TokenStream2 {
     let mut tokens = item;
     tokens.extend(error.into_compile_error());

@@ -9,10 +9,14 @@
 //! |-------------------------------------------|--------------------------------------|
 //! | `SystemTime::now`, `Instant::now`         | `ctx.now()`                          |
 //! | `thread::sleep`, `tokio::time::sleep`     | `ctx.sleep(d).await`                 |
+//! | `tokio::time::sleep_until`                | `ctx.sleep(deadline - ctx.now())`    |
+//! | `tokio::time::timeout`                    | `select!` the step against `ctx.sleep(d)` |
+//! | `tokio::time::interval`                   | `ctx.sleep(period).await` in a loop  |
 //! | `rand::…`, `thread_rng`                   | `ctx.random()`                       |
 //! | `Uuid::new_v4`                            | `ctx.uuid()`                         |
-//! | `tokio::spawn`                            | `tokio::join!` of task calls         |
+//! | `tokio::spawn`, `thread::spawn`           | `tokio::join!` of task calls         |
 //! | `std::fs::…`, `std::net::…` (and tokio's) | a plain `#[task]`                    |
+//! | `std::env::var`, `std::process::Command`  | a workflow argument, or a plain `#[task]` |
 
 use proc_macro2::{Ident, TokenStream, TokenTree};
 
@@ -101,6 +105,36 @@ fn forbidden(path: &[Ident]) -> Option<String> {
             names.join("::")
         ));
     }
+    if has(["time", "sleep_until"]) {
+        return Some(format!(
+            "`{}` in an orchestration body: {replay}; use `ctx.sleep(deadline.duration_since(ctx.now()).unwrap_or_default()).await`, a durable timer",
+            names.join("::")
+        ));
+    }
+    if has(["time", "timeout"]) {
+        return Some(format!(
+            "`{}` in an orchestration body: {replay}, and its deadline is lost on a restart; race the step against a durable timer: `tokio::select! {{ v = step() => Some(v), _ = ctx.sleep(d) => None }}`",
+            names.join("::")
+        ));
+    }
+    if has(["time", "interval"]) {
+        return Some(format!(
+            "`{}` in an orchestration body: {replay}; call `ctx.sleep(period).await` in a loop, a durable timer that survives restarts",
+            names.join("::")
+        ));
+    }
+    if has(["env", "var"]) || has(["env", "var_os"]) || has(["env", "vars"]) {
+        return Some(format!(
+            "`{}` in an orchestration body: {replay}, and the environment may differ when the run resumes; pass the value as a workflow argument, or read it inside a plain `#[task]`",
+            names.join("::")
+        ));
+    }
+    if has(["process", "Command"]) {
+        return Some(format!(
+            "`{}` in an orchestration body: running a program is a side effect that would repeat on replay; move it into a plain `#[task]`, whose output is journaled",
+            names.join("::")
+        ));
+    }
     if names.first() == Some(&"rand") || names.contains(&"thread_rng") {
         return Some(format!(
             "`{}` in an orchestration body: {replay}; use `ctx.random()` (journaled)",
@@ -113,7 +147,11 @@ fn forbidden(path: &[Ident]) -> Option<String> {
             names.join("::")
         ));
     }
-    if has(["tokio", "spawn"]) || has(["task", "spawn"]) || has(["task", "spawn_blocking"]) {
+    if has(["tokio", "spawn"])
+        || has(["task", "spawn"])
+        || has(["task", "spawn_blocking"])
+        || has(["thread", "spawn"])
+    {
         return Some(format!(
             "`{}` in an orchestration body: the spawned task leaves the run and is not journaled; run branches with `tokio::join!` of task calls, or move the work into a plain `#[task]`",
             names.join("::")
@@ -161,6 +199,12 @@ mod tests {
         assert!(message(quote!({ std::fs::read("x") })).contains("plain `#[task]`"));
         assert!(message(quote!({ std::net::TcpStream::connect("x") })).contains("plain `#[task]`"));
         assert!(message(quote!({ format!("{:?}", SystemTime::now()) })).contains("ctx.now()"));
+        assert!(message(quote!({ std::thread::spawn(|| ()) })).contains("tokio::join!"));
+        assert!(message(quote!({ tokio::time::timeout(d, f).await })).contains("ctx.sleep(d)"));
+        assert!(message(quote!({ tokio::time::interval(d) })).contains("ctx.sleep(period)"));
+        assert!(message(quote!({ tokio::time::sleep_until(t).await })).contains("ctx.sleep("));
+        assert!(message(quote!({ std::env::var("X") })).contains("workflow argument"));
+        assert!(message(quote!({ std::process::Command::new("ls") })).contains("plain `#[task]`"));
     }
 
     #[test]

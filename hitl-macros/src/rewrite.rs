@@ -48,9 +48,9 @@ impl VisitMut for Rewriter {
                 self.sites.push(SiteEntry {
                     kind: "await",
                     name: name.clone(),
-                    span: awaited.await_token.span,
+                    span: awaited.base.span(),
                 });
-                *expr = await_step(&awaited.base, &name, awaited.await_token.span);
+                *expr = await_step(&awaited.base, &name);
             }
             Expr::Async(block) => {
                 visit_mut::visit_expr_async_mut(self, block);
@@ -62,12 +62,8 @@ impl VisitMut for Rewriter {
                     span: block.async_token.span,
                 });
                 let span = block.async_token.span;
-                let site = site(&name, span);
                 *expr = syn::parse_quote_spanned! {span=>
-                    {
-                        #site
-                        ::hitl::__private::scoped(&__HITL_SITE, #block)
-                    }
+                    ::hitl::__private::scope(#name).run(#block)
                 };
             }
             Expr::Macro(mac) => self.visit_join_macro(&mut mac.mac),
@@ -78,11 +74,80 @@ impl VisitMut for Rewriter {
     fn visit_stmt_mut(&mut self, stmt: &mut Stmt) {
         match stmt {
             Stmt::Macro(mac) => self.visit_join_macro(&mut mac.mac),
+            // `deploy(plan);` or `ctx.sleep(d);` without `.await` never runs: a deploy or a
+            // durable delay would silently not happen. The future's `must_use` warning
+            // becomes an error on that statement (unless the user set a level there).
+            Stmt::Expr(expr @ (Expr::Call(_) | Expr::MethodCall(_)), Some(_)) => {
+                visit_mut::visit_expr_mut(self, expr);
+                let attrs = match expr {
+                    Expr::Call(call) => &mut call.attrs,
+                    Expr::MethodCall(call) => &mut call.attrs,
+                    _ => return,
+                };
+                if attrs.is_empty() {
+                    let span = expr.span();
+                    let attrs = match expr {
+                        Expr::Call(call) => &mut call.attrs,
+                        Expr::MethodCall(call) => &mut call.attrs,
+                        _ => return,
+                    };
+                    attrs.push(syn::parse_quote_spanned!(span=> #[deny(unused_must_use)]));
+                }
+            }
             _ => visit_mut::visit_stmt_mut(self, stmt),
         }
     }
 
+    fn visit_block_mut(&mut self, block: &mut Block) {
+        visit_mut::visit_block_mut(self, block);
+        splice_steps(block);
+    }
+
     fn visit_item_mut(&mut self, _item: &mut Item) {}
+}
+
+/// Lifts the two `let`s of a step that is a whole `let` initializer, statement or tail
+/// (possibly under `?`) into the enclosing block, so `let plan = f(x).await;` reads as three
+/// statements instead of a nested block. Evaluation order and drops are unchanged: the
+/// step's `let`s ran first in its block too, and their names are hygienic.
+fn splice_steps(block: &mut Block) {
+    for mut stmt in std::mem::take(&mut block.stmts) {
+        let target = match &mut stmt {
+            Stmt::Local(local) => local.init.as_mut().map(|init| &mut *init.expr),
+            Stmt::Expr(expr, _) => Some(expr),
+            _ => None,
+        };
+        if let Some(expr) = target {
+            let slot = match expr {
+                Expr::Try(try_expr) if try_expr.attrs.is_empty() => &mut *try_expr.expr,
+                other => other,
+            };
+            if let Some(lets) = take_step(slot) {
+                block.stmts.extend(lets);
+            }
+        }
+        block.stmts.push(stmt);
+    }
+}
+
+/// If `expr` is a step block made by [`await_step`], replaces it with its final
+/// `.step(..).await` and returns its two `let`s.
+fn take_step(expr: &mut Expr) -> Option<Vec<Stmt>> {
+    let Expr::Block(step) = expr else { return None };
+    let is_step = step.attrs.is_empty()
+        && step.label.is_none()
+        && step.block.stmts.len() == 3
+        && matches!(&step.block.stmts[0], Stmt::Local(local)
+            if matches!(&local.pat, Pat::Ident(pat) if pat.ident == "__hitl_step"));
+    if !is_step {
+        return None;
+    }
+    let mut stmts = std::mem::take(&mut step.block.stmts);
+    let Some(Stmt::Expr(tail, None)) = stmts.pop() else {
+        return None;
+    };
+    *expr = tail;
+    Some(stmts)
 }
 
 impl Rewriter {
@@ -119,55 +184,34 @@ impl Rewriter {
     }
 }
 
-/// The `static __HITL_SITE` describing a step site.
-fn site(name: &str, span: Span) -> TokenStream {
-    quote_spanned! {span=>
-        static __HITL_SITE: ::hitl::__private::Site = ::hitl::__private::Site {
-            name: #name,
-            file: ::core::file!(),
-            line: ::core::line!(),
-        };
-    }
-}
-
 /// The step replacing `base.await`.
 ///
 /// ```text
 /// // Input:  fetch(url).await
 /// // Output:
 /// {
-///     use ::hitl::__private::{KindFallible as _, KindPlain as _, KindSelfJournaling as _};
-///     static __HITL_SITE: Site = Site { name: "fetch(url)", file: file!(), line: line!() };
-///     let __hitl_future = ::hitl::__private::into_future(fetch(url));
-///     let __hitl_step = (&&&Probe::new(&__hitl_future)).__hitl_kind().step(&__HITL_SITE, __hitl_future);
-///     __hitl_step.await
+///     let __hitl_step = fetch(url);
+///     let __hitl_kind = ::hitl::__private::probe(&__hitl_step).kind();
+///     __hitl_kind.step("fetch(url)", __hitl_step).await
 /// }
 /// ```
 ///
-/// Method resolution on `&&&Probe<F>` picks the first kind that applies (autoref
-/// specialization): a future that journals itself (task and context calls) is awaited as it
-/// is; one returning `Result` is journaled when `Ok`; anything else is journaled as it is.
-/// The `step` call carries the user's span, so "cannot be journaled" errors point at their
-/// expression.
-fn await_step(base: &Expr, name: &str, await_span: Span) -> Expr {
-    // Everything carries the span of the user's expression (hygienic locals, located there),
-    // so a "cannot be journaled" error is reported once, on that expression.
+/// Method resolution on `probe(..)`, a `&&&Probe<F>`, picks the first kind that applies
+/// (autoref specialization; the traits are in scope through `use ::hitl::__private::steps::*`
+/// at the top of the body): a future that journals itself (task and context calls) is
+/// awaited as it is; one returning `Result` is journaled when `Ok`; anything else is
+/// journaled as it is. `step` is `#[track_caller]` (the step records this line) and carries
+/// the span of the user's expression, so "cannot be journaled" errors point at it.
+fn await_step(base: &Expr, name: &str) -> Expr {
     let user_span = base.span();
     let local = Span::mixed_site().located_at(user_span);
-    let site = site(name, await_span);
-    let future = quote_spanned!(local=> __hitl_future);
-    let step = quote_spanned!(local=> __hitl_step);
-    let make_step = quote_spanned! {user_span=>
-        (&&&::hitl::__private::Probe::new(&#future)).__hitl_kind().step(&__HITL_SITE, #future)
-    };
+    let future = quote_spanned!(local=> __hitl_step);
+    let kind = quote_spanned!(local=> __hitl_kind);
     syn::parse_quote_spanned! {user_span=>
         {
-            #[allow(unused_imports)]
-            use ::hitl::__private::{KindFallible as _, KindPlain as _, KindSelfJournaling as _};
-            #site
-            let #future = ::hitl::__private::into_future(#base);
-            let #step = #make_step;
-            #step.await
+            let #future = #base;
+            let #kind = ::hitl::__private::probe(&#future).kind();
+            #kind.step(#name, #future).await
         }
     }
 }
@@ -339,8 +383,11 @@ mod tests {
         let sites = rewrite(&mut block);
         let kinds: Vec<_> = sites.iter().map(|s| (s.kind, s.name.as_str())).collect();
         assert_eq!(kinds, [("await", "a()"), ("async", "async0"), ("await", "inner")]);
+        // `let v = inner.await;` is spliced: its two lets, then `let v = kind.step(..).await`.
+        assert_eq!(block.stmts.len(), 5);
+        assert!(matches!(&block.stmts[4], Stmt::Local(_)));
         let text = block.to_token_stream().to_string();
-        assert!(text.contains("scoped"), "{text}");
+        assert!(text.contains("scope (\"async0\") . run"), "{text}");
         assert!(
             text.contains("select ! { x = c () => x , else => 0 , }"),
             "{text}"

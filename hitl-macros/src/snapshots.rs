@@ -3,11 +3,50 @@
 //! Each `tests/expand/<name>.rs` holds annotated fns; the test expands every `#[task]` and
 //! `#[workflow]` in it, formats the result with prettyplease, and compares it with
 //! `tests/expand/<name>.expanded.rs`. Regenerate with `HITL_BLESS=1 cargo test -p hitl-macros`.
+//!
+//! prettyplease leaves macro arguments as a run of tokens; the arguments of `join!` and
+//! `try_join!` (which the macros rewrite) are formatted as the arguments of a call, as
+//! `cargo expand` does with rustfmt.
 
 use std::path::Path;
 
 use proc_macro2::TokenStream;
 use quote::ToTokens;
+use syn::punctuated::Punctuated;
+use syn::visit_mut::{self, VisitMut};
+
+/// Marks a `join!`-like macro turned into a call for printing; `!` is put back afterwards.
+const MACRO_MARK: &str = "__snapshot_macro";
+
+/// Turns `join!(a, b)` into the call `join__snapshot_macro(a, b)` so prettyplease formats it.
+struct JoinAsCall;
+
+impl VisitMut for JoinAsCall {
+    fn visit_expr_mut(&mut self, expr: &mut syn::Expr) {
+        visit_mut::visit_expr_mut(self, expr);
+        if let syn::Expr::Macro(mac) = expr
+            && let Some(call) = join_call(&mac.mac)
+        {
+            *expr = call;
+        }
+    }
+}
+
+fn join_call(mac: &syn::Macro) -> Option<syn::Expr> {
+    let last = mac.path.segments.last()?;
+    if last.ident != "join" && last.ident != "try_join" {
+        return None;
+    }
+    let parser = Punctuated::<syn::Expr, syn::Token![,]>::parse_terminated;
+    let mut args = syn::parse::Parser::parse2(parser, mac.tokens.clone()).ok()?;
+    for arg in args.iter_mut() {
+        JoinAsCall.visit_expr_mut(arg);
+    }
+    let mut path = mac.path.clone();
+    let last = path.segments.last_mut()?;
+    last.ident = quote::format_ident!("{}{MACRO_MARK}", last.ident);
+    Some(syn::parse_quote!(#path(#args)))
+}
 
 fn expand_file(source: &str) -> String {
     let file: syn::File = syn::parse_str(source).expect("snapshot input parses");
@@ -39,11 +78,13 @@ fn expand_file(source: &str) -> String {
         let expanded: syn::File = syn::parse2(expanded).expect("the expansion parses");
         items.extend(expanded.items);
     }
-    prettyplease::unparse(&syn::File {
+    let mut file = syn::File {
         shebang: None,
         attrs: file.attrs,
         items,
-    })
+    };
+    JoinAsCall.visit_file_mut(&mut file);
+    prettyplease::unparse(&file).replace(&format!("{MACRO_MARK}("), "!(")
 }
 
 #[test]

@@ -77,7 +77,7 @@ impl ManualClock {
 
     /// Moves time forward by `by`, waking every sleeper whose deadline has passed.
     pub fn advance(&self, by: Duration) {
-        let mut now = crate::replay::lock(&self.now);
+        let mut now = crate::util::lock(&self.now);
         *now += by;
         self.ticks.send_replace(*now);
     }
@@ -91,7 +91,7 @@ impl fmt::Debug for ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
-        *crate::replay::lock(&self.now)
+        *crate::util::lock(&self.now)
     }
 
     fn sleep_until(&self, deadline: SystemTime) -> ClockSleep {

@@ -60,7 +60,7 @@ impl std::fmt::Debug for TaskContext {
 }
 
 /// The future of a context call; it journals itself.
-#[must_use = "context calls do nothing unless `.await`ed"]
+#[must_use = "a context call does nothing unless `.await`ed (a durable sleep or a question would silently never happen); add `.await`"]
 pub struct ContextFuture<F>(Pin<Box<F>>);
 
 impl<F: Future> Future for ContextFuture<F> {

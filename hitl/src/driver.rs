@@ -86,7 +86,7 @@ impl Future for RunBody {
             Err(panic) => Poll::Ready(match self.state.stop_reason() {
                 Some(stop) => Ending::Stopped(stop),
                 None if panic.is::<RunHalted>() => Ending::Panicked("the run was halted".to_owned()),
-                None => Ending::Panicked(panic_message(&*panic)),
+                None => Ending::Panicked(crate::util::panic_message(&*panic)),
             }),
             Ok(Poll::Pending) => {
                 if let Some(stop) = self.state.stop_reason() {
@@ -99,13 +99,4 @@ impl Future for RunBody {
             }
         }
     }
-}
-
-/// The message of a panic payload.
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_owned())
 }

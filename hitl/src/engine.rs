@@ -24,17 +24,15 @@ use crate::clock::{Clock, SystemClock, from_millis, to_millis};
 use crate::driver::{Ending, RunBody};
 use crate::error::{Error, Result};
 use crate::events::RequestEvents;
-use crate::feedback::{
-    EXPIRY_RESPONDER, OnExpiry, PendingFilter, Request, RequestRecord, RequestStatus, Resolution, Responder,
-    Response, Vote, validate,
-};
+use crate::feedback::{PendingFilter, Request, RequestRecord, RequestStatus, Responder, Response};
 use crate::notify::Notifier;
 use crate::replay::{RunState, Stop, lock};
+use crate::resolve::{self, wake_for as resolution_wake};
 use crate::run::{
     DefinitionChange, Failure, FailureKind, HistoryEntry, Outcome, Run, RunInfo, RunStatus, StepStatus,
 };
 use crate::store::{FORMAT_VERSION, RunRecord, SledStore, Store, sled_store::SledOptions};
-use crate::store::{StepKind, Timer, TimerAction, resolution_wake};
+use crate::store::{StepKind, Timer, TimerAction};
 use crate::timers::Timers;
 use crate::workflow::{Workflow, WorkflowDefinition, WorkflowFuture};
 
@@ -796,12 +794,13 @@ impl Engine {
         // same transaction) and is refused; `late` tells which of the two the change did.
         let (updated, late) = {
             let late = std::cell::Cell::new(false);
-            let change = |request: &RequestRecord| match answer(request, &response, &responder, now)? {
-                Answered::Accepted(updated) => {
+            let change = |request: &RequestRecord| match resolve::answer(request, &response, &responder, now)?
+            {
+                resolve::Answered::Accepted(updated) => {
                     late.set(false);
                     Ok(Some(updated))
                 }
-                Answered::Late(expired) => {
+                resolve::Answered::Late(expired) => {
                     late.set(true);
                     Ok(Some(expired))
                 }
@@ -893,125 +892,6 @@ fn end_stopped(record: &mut RunRecord, stop: Stop) {
     }
 }
 
-/// What an answer does to a request.
-enum Answered {
-    /// The answer was valid and in time: the updated request (resolved, or one more vote).
-    Accepted(RequestRecord),
-    /// The deadline had passed: the request expired by its policy instead.
-    Late(RequestRecord),
-}
-
-/// Applies an answer to a request: the deadline, validation, responders, quorum.
-///
-/// The deadline is checked first, on the engine's clock: an answer at `now >= expires_at`
-/// expires a pending request, whoever answers and however valid the answer.
-fn answer(request: &RequestRecord, response: &Response, responder: &Responder, now: u64) -> Result<Answered> {
-    let request_id = || request.id.clone();
-    if let Some(expired) = expire(request, now) {
-        return Ok(Answered::Late(expired));
-    }
-    match request.status {
-        RequestStatus::Pending => {}
-        RequestStatus::Answered if request.resolution.as_ref().is_some_and(Resolution::by_expiry) => {
-            return Err(Error::RequestExpired {
-                request_id: request_id(),
-            });
-        }
-        RequestStatus::Answered => {
-            return Err(Error::AlreadyAnswered {
-                request_id: request_id(),
-            });
-        }
-        RequestStatus::Expired => {
-            return Err(Error::RequestExpired {
-                request_id: request_id(),
-            });
-        }
-        RequestStatus::Cancelled => {
-            return Err(Error::RequestCancelled {
-                request_id: request_id(),
-            });
-        }
-    }
-    let spec = &request.spec;
-    if !spec.responders.is_empty() && !spec.responders.iter().any(|allowed| allowed == responder.name()) {
-        return Err(Error::ResponderNotAllowed {
-            request_id: request_id(),
-            responder: responder.name().to_owned(),
-            allowed: spec.responders.clone(),
-        });
-    }
-    let response = validate(spec, response).map_err(|problem| Error::InvalidAnswer {
-        request_id: request_id(),
-        problem,
-    })?;
-    let mut updated = request.clone();
-    if spec.quorum > 1 {
-        if request
-            .votes
-            .iter()
-            .any(|vote| vote.responder == responder.name())
-        {
-            return Err(Error::AlreadyVoted {
-                request_id: request_id(),
-                responder: responder.name().to_owned(),
-                approvals: request.votes.iter().filter(|vote| vote.approved).count() as u32,
-                quorum: spec.quorum,
-            });
-        }
-        let Response::Approval { approved, comment } = &response else {
-            unreachable!("a quorum is checked to be an approval when the request is made")
-        };
-        updated.votes.push(Vote {
-            responder: responder.name().to_owned(),
-            approved: *approved,
-            comment: comment.clone(),
-            at: now,
-        });
-        let approvals = updated.votes.iter().filter(|vote| vote.approved).count() as u32;
-        if *approved && approvals < spec.quorum {
-            return Ok(Answered::Accepted(updated)); // still pending, one more vote recorded
-        }
-    }
-    updated.status = RequestStatus::Answered;
-    updated.resolved_at = Some(now);
-    updated.resolution = Some(Resolution::Answered {
-        response,
-        responder: responder.name().to_owned(),
-        answered_at: now,
-        votes: updated.votes.clone(),
-    });
-    Ok(Answered::Accepted(updated))
-}
-
-/// The request resolved by its expiry policy, if it is pending and its deadline is due at
-/// `now`; its votes are kept.
-fn expire(request: &RequestRecord, now: u64) -> Option<RequestRecord> {
-    if request.status != RequestStatus::Pending || request.expires_at.is_none_or(|at| at > now) {
-        return None;
-    }
-    let mut expired = request.clone();
-    expired.resolved_at = Some(now);
-    match &request.spec.on_expiry {
-        OnExpiry::Default(response) => {
-            expired.status = RequestStatus::Answered;
-            expired.resolution = Some(Resolution::Answered {
-                response: validate(&request.spec, response).unwrap_or_else(|_| response.clone()),
-                responder: EXPIRY_RESPONDER.to_owned(),
-                answered_at: now,
-                votes: request.votes.clone(),
-            });
-        }
-        policy => {
-            expired.status = RequestStatus::Expired;
-            expired.resolution = Some(Resolution::Expired {
-                policy: policy.clone(),
-            });
-        }
-    }
-    Some(expired)
-}
-
 impl Shared {
     pub(crate) fn load_request(&self, request_id: &str) -> Result<RequestRecord> {
         self.store
@@ -1043,7 +923,7 @@ impl Shared {
     /// Resolves a request by its expiry policy if it is still pending and due.
     async fn expire(&self, request_id: &str) -> Result<()> {
         let now = to_millis(self.clock.now());
-        let change = |request: &RequestRecord| Ok(expire(request, now));
+        let change = |request: &RequestRecord| Ok(resolve::expire(request, now));
         let updated = match self.resolve(request_id, &change) {
             Ok(updated) => updated,
             Err(Error::RequestNotFound { .. }) => return Ok(()),
@@ -1061,18 +941,7 @@ impl Shared {
     fn cancel_requests(&self, run_id: &str, reason: &str) -> Result<()> {
         let now = to_millis(self.clock.now());
         for request in self.store.pending_requests(Some(run_id))? {
-            let change = |request: &RequestRecord| {
-                if request.status != RequestStatus::Pending {
-                    return Ok(None);
-                }
-                let mut cancelled = request.clone();
-                cancelled.status = RequestStatus::Cancelled;
-                cancelled.resolved_at = Some(now);
-                cancelled.resolution = Some(Resolution::Cancelled {
-                    reason: reason.to_owned(),
-                });
-                Ok(Some(cancelled))
-            };
+            let change = |request: &RequestRecord| Ok(resolve::cancel(request, reason, now));
             let updated = self.store.update_request(&request.id, &change, false)?;
             self.request_events.notify(&updated.id);
         }

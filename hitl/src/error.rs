@@ -282,6 +282,15 @@ pub enum Error {
     /// The engine has been closed.
     #[error("the engine is closed; open a new one with `Engine::builder()`")]
     Closed,
+
+    /// An `inject_context` task was called outside a running workflow.
+    #[error(
+        "`{task}` uses `inject_context` and was called outside a running workflow; call it from a `#[workflow]` (or another `#[task(inject_context)]`) started with `Engine::start`, not directly, from a plain `#[task]` or from `tokio::spawn`"
+    )]
+    NoContext {
+        /// The task's name.
+        task: String,
+    },
 }
 
 fn list_or_none(items: &[String]) -> String {

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use tokio::sync::watch;
 
-use crate::replay::lock;
+use crate::util::lock;
 
 #[derive(Default)]
 pub(crate) struct RequestEvents {

@@ -72,6 +72,7 @@ pub mod feedback;
 mod links;
 pub mod notify;
 mod replay;
+mod resolve;
 pub mod run;
 #[cfg(feature = "server")]
 pub mod server;
@@ -80,6 +81,7 @@ mod sign;
 mod store;
 mod time_format;
 mod timers;
+mod util;
 pub mod workflow;
 
 #[doc(hidden)]
@@ -97,6 +99,12 @@ pub use workflow::Workflow;
 
 pub use hitl_macros::{task, workflow};
 
+/// The JSON Schema crate typed input uses, re-exported so that no second dependency is
+/// needed: `#[derive(JsonSchema)] #[schemars(crate = "hitl::schemars")]`.
+pub use schemars;
+/// Derive it on a [`Feedback::input`] type, with `#[schemars(crate = "hitl::schemars")]`.
+pub use schemars::JsonSchema;
+
 /// Everything a workflow author needs: `use hitl::prelude::*;`.
 pub mod prelude {
     pub use crate::context::TaskContext;
@@ -105,5 +113,5 @@ pub mod prelude {
     pub use crate::notify::Notify;
     pub use crate::run::{Outcome, RunStatus};
     pub use crate::workflow::Workflow;
-    pub use crate::{task, workflow};
+    pub use crate::{JsonSchema, task, workflow};
 }

@@ -14,13 +14,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::Map;
 use tracing::Instrument;
 
 pub use serde;
 pub use serde_json;
+pub use serde_json::Value;
 
-pub use crate::replay::Site;
 pub use crate::workflow::{SiteEntry, WorkflowDefinition, WorkflowFuture, WorkflowResult};
 
 use crate::context::TaskContext;
@@ -104,10 +104,43 @@ impl<T: Journaled, E> Codec<Result<T, E>> for Fallible {
 pub trait IsResult {
     /// The `Ok` type.
     type Ok;
+    /// The `Err` type.
+    type Err;
 }
 
 impl<T, E> IsResult for Result<T, E> {
     type Ok = T;
+    type Err = E;
+}
+
+/// A [`Codec`] as values, so that a future journaling with it carries no trait bound: the
+/// bound is checked once, where the codec is made.
+pub struct Codecs<O> {
+    encode: fn(&O) -> Option<serde_json::Result<Value>>,
+    decode: fn(Value) -> serde_json::Result<O>,
+}
+
+impl<O> Codecs<O> {
+    fn of<C: Codec<O>>() -> Self {
+        Codecs {
+            encode: C::encode,
+            decode: C::decode,
+        }
+    }
+}
+
+impl<O> Clone for Codecs<O> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<O> Copy for Codecs<O> {}
+
+impl<O> std::fmt::Debug for Codecs<O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Codecs")
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -136,6 +169,12 @@ impl InputHasher {
         // the task then sees the same failure when it serializes the value itself.
         let _ = serde_json::to_writer(&mut *self, argument);
         self.write_bytes(&[0xff]);
+    }
+
+    /// Adds one argument, by value: `InputHasher::new().arg(&a).arg(&b).finish()`.
+    pub fn arg<T: TaskArgument + ?Sized>(mut self, argument: &T) -> Self {
+        self.add(argument);
+        self
     }
 
     /// The fingerprint; never 0, which means "no input".
@@ -191,7 +230,7 @@ impl<F> std::fmt::Debug for TaskFuture<F> {
 /// A plain `#[task]` returning a value: an activity whose every output is journaled.
 #[track_caller]
 pub fn activity<F>(
-    site: &'static Site,
+    name: &'static str,
     input_hash: u64,
     body: F,
 ) -> TaskFuture<impl Future<Output = F::Output>>
@@ -200,7 +239,7 @@ where
     F::Output: Journaled,
 {
     TaskFuture(Box::pin(run_step::<Plain, F>(
-        site.name,
+        name,
         Position::caller(),
         StepKind::Task,
         input_hash,
@@ -211,7 +250,7 @@ where
 /// A plain `#[task]` returning `Result`: an activity whose `Ok` outputs are journaled.
 #[track_caller]
 pub fn fallible_activity<F, T, E>(
-    site: &'static Site,
+    name: &'static str,
     input_hash: u64,
     body: F,
 ) -> TaskFuture<impl Future<Output = Result<T, E>>>
@@ -220,7 +259,7 @@ where
     T: Journaled,
 {
     TaskFuture(Box::pin(run_step::<Fallible, F>(
-        site.name,
+        name,
         Position::caller(),
         StepKind::Task,
         input_hash,
@@ -231,7 +270,7 @@ where
 /// A `#[task(inject_context)]` returning a value: a nested orchestration.
 #[track_caller]
 pub fn orchestration<F>(
-    site: &'static Site,
+    name: &'static str,
     input_hash: u64,
     body: F,
 ) -> TaskFuture<impl Future<Output = F::Output>>
@@ -240,7 +279,7 @@ where
     F::Output: Journaled,
 {
     TaskFuture(Box::pin(run_step::<Plain, F>(
-        site.name,
+        name,
         Position::caller(),
         StepKind::Orchestration,
         input_hash,
@@ -251,7 +290,7 @@ where
 /// A `#[task(inject_context)]` returning `Result`.
 #[track_caller]
 pub fn fallible_orchestration<F, T, E>(
-    site: &'static Site,
+    name: &'static str,
     input_hash: u64,
     body: F,
 ) -> TaskFuture<impl Future<Output = Result<T, E>>>
@@ -260,7 +299,7 @@ where
     T: Journaled,
 {
     TaskFuture(Box::pin(run_step::<Fallible, F>(
-        site.name,
+        name,
         Position::caller(),
         StepKind::Orchestration,
         input_hash,
@@ -269,17 +308,29 @@ where
 }
 
 /// Runs one step: replays it from the journal, or executes `body` and journals its output.
-pub(crate) async fn run_step<C, F>(
+pub(crate) fn run_step<C, F>(
     name: &str,
     position: Position,
     kind: StepKind,
     input_hash: u64,
     body: F,
-) -> F::Output
+) -> impl Future<Output = F::Output>
 where
     F: Future,
     C: Codec<F::Output>,
 {
+    run_step_with(name, position, kind, input_hash, body, Codecs::of::<C>())
+}
+
+/// [`run_step`] with the codec as values.
+async fn run_step_with<F: Future>(
+    name: &str,
+    position: Position,
+    kind: StepKind,
+    input_hash: u64,
+    body: F,
+    codecs: Codecs<F::Output>,
+) -> F::Output {
     let Some(frame) = Ambient::frame() else {
         // Outside a workflow, or inside an activity: a plain call.
         return body.await;
@@ -288,7 +339,7 @@ where
         return halt().await;
     };
     if let Some(record) = journaled {
-        return replay_output::<C, _>(&step, record).await;
+        return replay_output(&step, record, codecs).await;
     }
     let ambient = match kind {
         StepKind::Orchestration => Ambient::Orchestration(frame.child_of(&step)),
@@ -299,12 +350,12 @@ where
     // (its own steps count).
     let _busy = (kind != StepKind::Orchestration).then(|| frame.run.busy());
     let output = InAmbient::new(ambient, body).instrument(span).await;
-    journal_output::<C, _>(&step, &output).await;
+    journal_output(&step, &output, codecs).await;
     output
 }
 
-async fn replay_output<C: Codec<O>, O>(step: &Step, record: StepRecord) -> O {
-    match C::decode(record.output) {
+async fn replay_output<O>(step: &Step, record: StepRecord, codecs: Codecs<O>) -> O {
+    match (codecs.decode)(record.output) {
         Ok(output) => output,
         Err(error) => {
             let error = step.nondeterminism(format!(
@@ -316,8 +367,8 @@ async fn replay_output<C: Codec<O>, O>(step: &Step, record: StepRecord) -> O {
     }
 }
 
-async fn journal_output<C: Codec<O>, O>(step: &Step, output: &O) {
-    match C::encode(output) {
+async fn journal_output<O>(step: &Step, output: &O, codecs: Codecs<O>) {
+    match (codecs.encode)(output) {
         None => step.note_error(),
         Some(Ok(value)) => {
             if !step.complete(value).await {
@@ -369,27 +420,27 @@ where
 
 /// A sync `#[task]` returning a value.
 #[track_caller]
-pub fn sync_activity<R: Journaled>(site: &'static Site, input_hash: u64, body: impl FnOnce() -> R) -> R {
-    run_sync_step::<Plain, R>(site, input_hash, body)
+pub fn sync_activity<R: Journaled>(name: &'static str, input_hash: u64, body: impl FnOnce() -> R) -> R {
+    run_sync_step::<Plain, R>(name, input_hash, body)
 }
 
 /// A sync `#[task]` returning `Result`.
 #[track_caller]
 pub fn fallible_sync_activity<T: Journaled, E>(
-    site: &'static Site,
+    name: &'static str,
     input_hash: u64,
     body: impl FnOnce() -> Result<T, E>,
 ) -> Result<T, E> {
-    run_sync_step::<Fallible, Result<T, E>>(site, input_hash, body)
+    run_sync_step::<Fallible, Result<T, E>>(name, input_hash, body)
 }
 
 #[track_caller]
-fn run_sync_step<C: Codec<R>, R>(site: &'static Site, input_hash: u64, body: impl FnOnce() -> R) -> R {
+fn run_sync_step<C: Codec<R>, R>(name: &'static str, input_hash: u64, body: impl FnOnce() -> R) -> R {
     let position = Position::caller();
     let Some(frame) = Ambient::frame() else {
         return body();
     };
-    let Some((step, journaled)) = frame.begin(site.name, position, StepKind::Task, input_hash) else {
+    let Some((step, journaled)) = frame.begin(name, position, StepKind::Task, input_hash) else {
         halt_sync()
     };
     if let Some(record) = journaled {
@@ -446,144 +497,233 @@ impl<F: Future> Future for Scoped<F> {
 
 impl<F> SelfJournaling for Scoped<F> {}
 
-/// Gives an `async` block its own scope, named after its site and fixed where it is created.
-pub fn scoped<F: Future>(site: &'static Site, block: F) -> Scoped<F> {
-    let ambient = match Ambient::current() {
-        Ambient::Orchestration(frame) => Ambient::Orchestration(frame.child(site.name)),
-        other => other,
-    };
-    Scoped(InAmbient::new(ambient, block))
+/// The scope of an `async` block of an orchestration body: `scope("async0").run(async { … })`.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope(&'static str);
+
+/// The scope named `name` (`async0`, …), for [`Scope::run`].
+pub const fn scope(name: &'static str) -> Scope {
+    Scope(name)
+}
+
+impl Scope {
+    /// Gives `block` this scope, fixed where the block is created.
+    pub fn run<F: Future>(self, block: F) -> Scoped<F> {
+        let ambient = match Ambient::current() {
+            Ambient::Orchestration(frame) => Ambient::Orchestration(frame.child(self.0)),
+            other => other,
+        };
+        Scoped(InAmbient::new(ambient, block))
+    }
 }
 
 // ---------------------------------------------------------------------------------------
 // `.await` of anything else: autoref specialization picks how to journal it
 // ---------------------------------------------------------------------------------------
 
-/// Carries the type of an awaited future to method resolution.
-#[derive(Debug)]
-pub struct Probe<F>(PhantomData<fn() -> F>);
+/// The method-resolution traits a rewritten orchestration body needs in scope, imported
+/// anonymously with one `use ::hitl::__private::steps::*;`.
+pub mod steps {
+    pub use super::{
+        KindFallible as _, KindPlain as _, KindSelfJournaling as _, NoContextError as _, NoContextPanic as _,
+    };
+}
 
-impl<F> Probe<F> {
-    /// A probe for `future`'s type.
-    pub fn new(_future: &F) -> Self {
-        Probe(PhantomData)
+/// A row of a workflow's step-site table: an `.await` named `name` on `line`.
+pub const fn await_site(name: &'static str, line: u32) -> SiteEntry {
+    SiteEntry {
+        kind: "await",
+        name,
+        line,
     }
 }
 
-/// Chosen first: the future journals itself.
+/// A row of a workflow's step-site table: the `async` block (scope) `name` on `line`.
+pub const fn async_site(name: &'static str, line: u32) -> SiteEntry {
+    SiteEntry {
+        kind: "async",
+        name,
+        line,
+    }
+}
+
+/// Carries the type of an awaited future (or of a task's output) to method resolution.
+#[derive(Debug)]
+pub struct Probe<F>(PhantomData<fn() -> F>);
+
+/// The probe for `future`'s type, three references deep so that method resolution tries
+/// [`KindSelfJournaling`], then [`KindFallible`], then [`KindPlain`] (autoref
+/// specialization). A step is `probe(&future).kind().step("name", future).await`.
+pub fn probe<F>(_future: &F) -> &&&Probe<F> {
+    &&&Probe(PhantomData)
+}
+
+/// The probe for the type `O`, two references deep: `probe_type::<O>().no_context("name")`
+/// picks [`NoContextError`] when `O` is a `Result` whose error converts from [`Error`], else
+/// [`NoContextPanic`].
+pub fn probe_type<'a, O>() -> &'a &'a Probe<O> {
+    &&Probe(PhantomData)
+}
+
+/// Chosen first: the future journals itself (a task call, a context call, an async block).
 pub trait KindSelfJournaling {
     /// Picks [`SelfJournalingTag`].
-    fn __hitl_kind(&self) -> SelfJournalingTag {
+    fn kind(&self) -> SelfJournalingTag {
         SelfJournalingTag
     }
 }
 impl<F: SelfJournaling> KindSelfJournaling for &&Probe<F> {}
 
 /// Chosen second: the future's output is a `Result`; journal `Ok` only.
+///
+/// The serializability of `Ok` is checked here, once, so that a future that cannot be
+/// journaled is reported once, at the user's expression.
 pub trait KindFallible {
-    /// Picks [`FallibleTag`].
-    fn __hitl_kind(&self) -> FallibleTag {
-        FallibleTag
+    /// The `Ok` type.
+    type Ok;
+    /// The `Err` type.
+    type Err;
+    /// Picks a [`JournalTag`] that journals `Ok` outputs.
+    fn kind(&self) -> JournalTag<Result<Self::Ok, Self::Err>>
+    where
+        Self::Ok: Journaled,
+    {
+        JournalTag(Codecs::of::<Fallible>())
     }
 }
-impl<F: Future> KindFallible for &Probe<F> where F::Output: IsResult {}
+impl<F: IntoFuture> KindFallible for &Probe<F>
+where
+    F::Output: IsResult,
+{
+    type Ok = <F::Output as IsResult>::Ok;
+    type Err = <F::Output as IsResult>::Err;
+}
 
-/// Chosen last: journal the output whatever it is.
+/// Chosen last: journal the output whatever it is (it must be serializable).
 pub trait KindPlain {
-    /// Picks [`PlainTag`].
-    fn __hitl_kind(&self) -> PlainTag {
-        PlainTag
+    /// The awaited expression's type.
+    type Future;
+    /// Picks a [`JournalTag`] that journals every output.
+    fn kind(&self) -> JournalTag<<Self::Future as IntoFuture>::Output>
+    where
+        Self::Future: IntoFuture,
+        <Self::Future as IntoFuture>::Output: Journaled,
+    {
+        JournalTag(Codecs::of::<Plain>())
     }
 }
-impl<F: Future> KindPlain for Probe<F> {}
+impl<F> KindPlain for Probe<F> {
+    type Future = F;
+}
 
 /// The awaited future journals itself.
 #[derive(Debug)]
 pub struct SelfJournalingTag;
-/// The awaited future returns `Result`.
+
+/// The awaited future is journaled as one step, with the codec [`KindFallible`] or
+/// [`KindPlain`] chose.
 #[derive(Debug)]
-pub struct FallibleTag;
-/// The awaited future returns a plain value.
-#[derive(Debug)]
-pub struct PlainTag;
+pub struct JournalTag<O>(Codecs<O>);
 
 impl SelfJournalingTag {
     /// Leaves the future as it is.
-    pub fn step<F>(self, _site: &'static Site, future: F) -> F {
+    pub fn step<F>(self, _name: &'static str, future: F) -> F {
         future
     }
 }
 
-impl FallibleTag {
-    /// Journals the future as one step whose `Ok` output is memoized.
-    pub fn step<F, T, E>(self, site: &'static Site, future: F) -> impl Future<Output = Result<T, E>>
-    where
-        F: Future<Output = Result<T, E>>,
-        T: Journaled,
-    {
-        run_step::<Fallible, F>(site.name, site.position(), StepKind::Await, 0, future)
+impl<O> JournalTag<O> {
+    /// Journals the future as one step named `name`.
+    #[track_caller]
+    pub fn step<F: IntoFuture<Output = O>>(self, name: &'static str, future: F) -> impl Future<Output = O> {
+        let position = Position::caller();
+        run_step_with(name, position, StepKind::Await, 0, future.into_future(), self.0)
     }
-}
-
-impl PlainTag {
-    /// Journals the future as one step.
-    pub fn step<F>(self, site: &'static Site, future: F) -> impl Future<Output = F::Output>
-    where
-        F: Future,
-        F::Output: Journaled,
-    {
-        run_step::<Plain, F>(site.name, site.position(), StepKind::Await, 0, future)
-    }
-}
-
-/// `IntoFuture::into_future`, as `.await` does.
-pub fn into_future<F: IntoFuture>(future: F) -> F::IntoFuture {
-    future.into_future()
 }
 
 // ---------------------------------------------------------------------------------------
 // Context injection and workflows
 // ---------------------------------------------------------------------------------------
 
-/// The context of the running workflow, for `inject_context` bodies.
-///
-/// # Panics
-///
-/// Outside a running workflow (called directly, from a plain `#[task]`, or from a spawned
-/// tokio task), with a message that says so.
-pub fn current_context(function: &str) -> TaskContext {
-    match Ambient::frame() {
-        Some(frame) => TaskContext::new(frame),
-        None => panic!(
-            "`{function}` uses `inject_context` and was called outside a running workflow; \
-             call it from a `#[workflow]` (or another `#[task(inject_context)]`) started with \
-             `Engine::start`, not directly, from a plain `#[task]`, or from `tokio::spawn`"
-        ),
+/// The context of the running workflow, for `inject_context` bodies; `None` outside one
+/// (called directly, from a plain `#[task]`, or from a spawned tokio task).
+pub fn context() -> Option<TaskContext> {
+    Ambient::frame().map(TaskContext::new)
+}
+
+/// Chosen first: an `inject_context` task returning `Result<T, E>` with `E: From<Error>`
+/// returns `Err(Error::NoContext)` when called outside a workflow.
+pub trait NoContextError<T, E> {
+    /// `Err(E::from(Error::NoContext { .. }))`.
+    fn no_context(&self, task: &'static str) -> Result<T, E>;
+}
+impl<T, E: From<Error>> NoContextError<T, E> for &Probe<Result<T, E>> {
+    fn no_context(&self, task: &'static str) -> Result<T, E> {
+        Err(E::from(Error::NoContext {
+            task: task.to_owned(),
+        }))
+    }
+}
+
+/// Chosen last: an output that cannot carry [`Error::NoContext`]; panics with the same
+/// message.
+pub trait NoContextPanic<O> {
+    /// Panics: there is no value to return.
+    fn no_context(&self, task: &'static str) -> O;
+}
+impl<O> NoContextPanic<O> for Probe<O> {
+    #[track_caller]
+    fn no_context(&self, task: &'static str) -> O {
+        panic!(
+            "{}",
+            Error::NoContext {
+                task: task.to_owned()
+            }
+        )
     }
 }
 
 /// Wraps a workflow body returning a plain value.
-pub fn workflow<F>(body: F) -> WorkflowFuture
+pub fn workflow<F>(body: F) -> Result<WorkflowFuture>
 where
     F: Future + Send + 'static,
     F::Output: Serialize,
 {
-    Box::pin(async move { encode_output(&body.await) })
+    Ok(Box::pin(async move { encode_output(&body.await) }))
 }
 
-/// Wraps a workflow body returning `Result`; an `Err` fails the run with its `Display`.
-pub fn fallible_workflow<F, T, E>(body: F) -> WorkflowFuture
+/// Wraps a workflow body returning `Result`; an `Err` fails the run with `describe(&error)`
+/// (`<E as WorkflowError>::describe`, its `Display`).
+pub fn fallible_workflow<F, T, E>(body: F, describe: fn(&E) -> String) -> Result<WorkflowFuture>
 where
     F: Future<Output = Result<T, E>> + Send + 'static,
     T: Serialize,
-    E: Display,
+    E: 'static,
 {
-    Box::pin(async move {
+    Ok(Box::pin(async move {
         match body.await {
             Ok(value) => encode_output(&value),
-            Err(error) => Err(error.to_string()),
+            Err(error) => Err(describe(&error)),
         }
-    })
+    }))
+}
+
+/// The error type of a workflow: a failed run records its `Display` text.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a workflow's error type: it must implement `Display`",
+    label = "a failed run records its error's `Display` text",
+    note = "implement `std::fmt::Display` for `{Self}` (for example with `#[derive(thiserror::Error)]` and `#[error(\"…\")]`)"
+)]
+pub trait WorkflowError {
+    /// The text recorded in the failed run.
+    fn describe(&self) -> String;
+}
+
+#[diagnostic::do_not_recommend]
+impl<E: Display + ?Sized> WorkflowError for E {
+    fn describe(&self) -> String {
+        self.to_string()
+    }
 }
 
 fn encode_output<T: Serialize>(value: &T) -> WorkflowResult {
@@ -591,9 +731,17 @@ fn encode_output<T: Serialize>(value: &T) -> WorkflowResult {
         .map_err(|error| format!("the workflow's output could not be serialized: {error}"))
 }
 
-/// Builds a workflow's JSON input from its arguments.
-#[derive(Debug, Default)]
-pub struct InputBuilder(Map<String, Value>);
+/// Builds a workflow's JSON input from its arguments:
+/// `InputBuilder::new().arg("service", &input.0).finish()`; the first argument that fails
+/// to serialize is the error.
+#[derive(Debug)]
+pub struct InputBuilder(Result<Map<String, Value>>);
+
+impl Default for InputBuilder {
+    fn default() -> Self {
+        InputBuilder(Ok(Map::new()))
+    }
+}
 
 impl InputBuilder {
     /// An empty input.
@@ -602,18 +750,20 @@ impl InputBuilder {
     }
 
     /// Adds the argument `name`.
-    pub fn arg<T: WorkflowArgument>(mut self, name: &str, value: &T) -> Result<Self> {
-        let value = serde_json::to_value(value).map_err(|source| Error::Encode {
-            what: format!("workflow argument `{name}`"),
-            source,
-        })?;
-        self.0.insert(name.to_owned(), value);
-        Ok(self)
+    pub fn arg<T: WorkflowArgument>(self, name: &str, value: &T) -> Self {
+        InputBuilder(self.0.and_then(|mut fields| {
+            let value = serde_json::to_value(value).map_err(|source| Error::Encode {
+                what: format!("workflow argument `{name}`"),
+                source,
+            })?;
+            fields.insert(name.to_owned(), value);
+            Ok(fields)
+        }))
     }
 
     /// The JSON object.
-    pub fn finish(self) -> Value {
-        Value::Object(self.0)
+    pub fn finish(self) -> Result<Value> {
+        self.0.map(Value::Object)
     }
 }
 
@@ -625,35 +775,75 @@ pub struct InputReader {
 }
 
 impl InputReader {
-    /// Checks that `input` is an object.
-    pub fn new(definition: &'static WorkflowDefinition, input: Value) -> Result<Self> {
-        match input {
-            Value::Object(fields) => Ok(InputReader { definition, fields }),
-            Value::Null if definition.params.is_empty() => Ok(InputReader {
-                definition,
-                fields: Map::new(),
-            }),
-            other => Err(definition.invalid_input(format!("expected a JSON object, got `{other}`"))),
+    /// Checks that `input` is an object whose fields are all arguments of workflow `W`.
+    pub fn of<W: crate::Workflow>(input: Value) -> Result<Self> {
+        let definition = W::DEFINITION;
+        let fields = match input {
+            Value::Object(fields) => fields,
+            Value::Null if definition.params.is_empty() => Map::new(),
+            other => {
+                return Err(definition.invalid_input(format!("expected a JSON object, got `{other}`")));
+            }
+        };
+        if let Some(unknown) = fields
+            .keys()
+            .find(|key| !definition.params.contains(&key.as_str()))
+        {
+            return Err(definition.invalid_input(format!("unknown field `{unknown}`")));
         }
+        Ok(InputReader { definition, fields })
     }
 
-    /// Takes the argument `name`.
-    pub fn arg<T: WorkflowArgument>(&mut self, name: &str) -> Result<T> {
+    /// Reads the argument `name`.
+    pub fn arg<T: WorkflowArgument>(&self, name: &str) -> Result<T> {
         let value = self
             .fields
-            .remove(name)
+            .get(name)
             .ok_or_else(|| self.definition.invalid_input(format!("missing field `{name}`")))?;
-        serde_json::from_value(value)
+        T::deserialize(value)
             .map_err(|error| self.definition.invalid_input(format!("field `{name}`: {error}")))
     }
+}
 
-    /// Fails on fields that are not arguments.
-    pub fn finish(self) -> Result<()> {
-        match self.fields.keys().next() {
-            None => Ok(()),
-            Some(unknown) => Err(self
-                .definition
-                .invalid_input(format!("unknown field `{unknown}`"))),
-        }
+#[cfg(test)]
+mod tests {
+    use super::steps::*;
+    use super::*;
+
+    #[test]
+    fn the_probe_picks_self_journaling_then_fallible_then_plain() {
+        let task = TaskFuture(Box::pin(async { 1 }));
+        let _: SelfJournalingTag = probe(&task).kind();
+        let fallible = async { Ok::<u32, String>(1) };
+        let tag: JournalTag<Result<u32, String>> = probe(&fallible).kind();
+        assert!((tag.0.encode)(&Err("not journaled".into())).is_none());
+        assert!((tag.0.encode)(&Ok(1)).is_some());
+        let plain = async { 1 };
+        let _: JournalTag<u32> = probe(&plain).kind();
+    }
+
+    #[test]
+    fn no_context_is_an_error_when_the_output_can_carry_it() {
+        let output: Result<u32, Error> = probe_type::<Result<u32, Error>>().no_context("deploy");
+        assert!(matches!(output, Err(Error::NoContext { task }) if task == "deploy"));
+        let panicked = std::panic::catch_unwind(|| probe_type::<u32>().no_context("deploy"));
+        let message = panicked.unwrap_err();
+        let message = message.downcast_ref::<String>().unwrap();
+        assert!(message.contains("`deploy` uses `inject_context`"), "{message}");
+    }
+
+    #[test]
+    fn chained_arguments_hash_like_added_ones() {
+        let mut added = InputHasher::new();
+        added.add(&"a");
+        added.add(&2);
+        assert_eq!(InputHasher::new().arg(&"a").arg(&2).finish(), added.finish());
+        assert_ne!(InputHasher::new().arg(&2).arg(&"a").finish(), added.finish());
+    }
+
+    #[test]
+    fn a_workflow_error_is_described_by_its_display() {
+        let describe: fn(&std::io::Error) -> String = <std::io::Error as WorkflowError>::describe;
+        assert_eq!(describe(&std::io::Error::other("down")), "down");
     }
 }

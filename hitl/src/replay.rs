@@ -18,6 +18,7 @@
 //! polled. Each scope counts occurrences per name, so a new step with a new name never shifts
 //! the identities of other steps.
 
+pub(crate) use crate::util::lock; // for the journal's users until they import util
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -293,26 +294,6 @@ impl RunState {
 
     fn next_seq(&self) -> u64 {
         self.next_seq.fetch_add(1, Ordering::Relaxed)
-    }
-}
-
-/// A step site the macros emit: where a step was written, and its name.
-#[derive(Debug)]
-pub struct Site {
-    /// The step name: a task's name, or the awaited expression's normalized text.
-    pub name: &'static str,
-    /// `file!()` of the site.
-    pub file: &'static str,
-    /// `line!()` of the site.
-    pub line: u32,
-}
-
-impl Site {
-    pub(crate) fn position(&self) -> Position {
-        Position {
-            file: self.file,
-            line: self.line,
-        }
     }
 }
 
@@ -620,8 +601,4 @@ impl Step {
             }
         }
     }
-}
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }

@@ -11,8 +11,8 @@ use tokio::sync::Notify;
 
 use crate::clock::{from_millis, to_millis};
 use crate::engine::Shared;
-use crate::replay::lock;
 use crate::store::Timer;
+use crate::util::lock;
 
 #[derive(Default)]
 pub(crate) struct Timers {

@@ -20,7 +20,8 @@ pub const BODY_LIMIT: usize = 16 * 1024;
 /// Upper bound for every wait.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(crate = "hitl::schemars")]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Currency {
     Eur,
@@ -28,7 +29,8 @@ pub enum Currency {
 }
 
 /// A refund to approve with its details.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(crate = "hitl::schemars")]
 pub struct Refund {
     /// Amount in cents.
     #[schemars(range(min = 1, max = 100000))]

@@ -1,75 +1,36 @@
 #[track_caller]
 fn build_plan(
     service: String,
-) -> ::hitl::__private::TaskFuture<impl ::core::future::Future<Output = Plan>> {
-    static __HITL_SITE: ::hitl::__private::Site = ::hitl::__private::Site {
-        name: "build_plan",
-        file: ::core::file!(),
-        line: ::core::line!(),
+) -> impl ::core::future::Future<Output = Plan> + ::hitl::__private::SelfJournaling {
+    let __hitl_input = ::hitl::__private::InputHasher::new().arg(&service).finish();
+    let __hitl_body = async move {
+        let __hitl_ret: Plan = { Plan { service, replicas: 3 } };
+        #[allow(unreachable_code)] __hitl_ret
     };
-    let __hitl_input = {
-        let mut __hitl_hasher = ::hitl::__private::InputHasher::new();
-        __hitl_hasher.add(&service);
-        __hitl_hasher.finish()
-    };
-    ::hitl::__private::activity(
-        &__HITL_SITE,
-        __hitl_input,
-        async move {
-            let __hitl_ret: Plan = { Plan { service, replicas: 3 } };
-            __hitl_ret
-        },
-    )
+    ::hitl::__private::activity("build_plan", __hitl_input, __hitl_body)
 }
 #[track_caller]
 fn deploy_plan(
     plan: Plan,
-) -> ::hitl::__private::TaskFuture<
-    impl ::core::future::Future<Output = Result<DeploymentId, DeployError>>,
-> {
-    static __HITL_SITE: ::hitl::__private::Site = ::hitl::__private::Site {
-        name: "deploy",
-        file: ::core::file!(),
-        line: ::core::line!(),
+) -> impl ::core::future::Future<
+    Output = Result<DeploymentId, DeployError>,
+> + ::hitl::__private::SelfJournaling {
+    let __hitl_input = ::hitl::__private::InputHasher::new().arg(&plan).finish();
+    let __hitl_attempt = move || {
+        let plan = ::core::clone::Clone::clone(&plan);
+        async move {
+            let __hitl_ret: Result<DeploymentId, DeployError> = {
+                client().deploy(&plan).await
+            };
+            #[allow(unreachable_code)] __hitl_ret
+        }
     };
-    let __hitl_input = {
-        let mut __hitl_hasher = ::hitl::__private::InputHasher::new();
-        __hitl_hasher.add(&plan);
-        __hitl_hasher.finish()
-    };
-    ::hitl::__private::fallible_activity(
-        &__HITL_SITE,
-        __hitl_input,
-        ::hitl::__private::retrying(
-            "deploy",
-            2,
-            move || {
-                let plan = ::core::clone::Clone::clone(&plan);
-                async move {
-                    let __hitl_ret: Result<DeploymentId, DeployError> = {
-                        client().deploy(&plan).await
-                    };
-                    __hitl_ret
-                }
-            },
-        ),
-    )
+    let __hitl_body = ::hitl::__private::retrying("deploy", 2, __hitl_attempt);
+    ::hitl::__private::fallible_activity("deploy", __hitl_input, __hitl_body)
 }
 #[track_caller]
 fn parse_id(text: &str) -> u64 {
-    static __HITL_SITE: ::hitl::__private::Site = ::hitl::__private::Site {
-        name: "parse_id",
-        file: ::core::file!(),
-        line: ::core::line!(),
-    };
-    let __hitl_input = {
-        let mut __hitl_hasher = ::hitl::__private::InputHasher::new();
-        __hitl_hasher.add(&text);
-        __hitl_hasher.finish()
-    };
-    ::hitl::__private::sync_activity(
-        &__HITL_SITE,
-        __hitl_input,
-        move || -> u64 { text.parse().unwrap_or(0) },
-    )
+    let __hitl_input = ::hitl::__private::InputHasher::new().arg(&text).finish();
+    let __hitl_body = move || -> u64 { text.parse().unwrap_or(0) };
+    ::hitl::__private::sync_activity("parse_id", __hitl_input, __hitl_body)
 }

@@ -1,143 +1,68 @@
 #[allow(non_camel_case_types)]
-#[derive(
-    ::core::clone::Clone,
-    ::core::marker::Copy,
-    ::core::fmt::Debug,
-    ::core::default::Default
-)]
+#[derive(::core::clone::Clone, ::core::marker::Copy)]
+#[derive(::core::fmt::Debug, ::core::default::Default)]
 struct release;
 impl release {
-    /**Runs the body of workflow `release` directly, without the engine: nothing is journaled.
-
-Start durable runs with `engine.start(release, (…))`.*/
+    ///Runs the body of `release` without the engine (nothing is journaled); `engine.start` runs it durably.
     async fn run(service: String, replicas: u32) -> Result<String, DeployError> {
-        let __hitl_ret: Result<String, DeployError> = {
-            let plan = {
-                #[allow(unused_imports)]
-                use ::hitl::__private::{
-                    KindFallible as _, KindPlain as _, KindSelfJournaling as _,
-                };
-                static __HITL_SITE: ::hitl::__private::Site = ::hitl::__private::Site {
-                    name: "build_plan(service)",
-                    file: ::core::file!(),
-                    line: ::core::line!(),
-                };
-                let __hitl_future = ::hitl::__private::into_future(build_plan(service));
-                let __hitl_step = (&&&::hitl::__private::Probe::new(&__hitl_future))
-                    .__hitl_kind()
-                    .step(&__HITL_SITE, __hitl_future);
-                __hitl_step.await
-            };
-            let (a, b) = tokio::join!(
-                { static __HITL_SITE : ::hitl::__private::Site = ::hitl::__private::Site
-                { name : "async0", file : ::core::file!(), line : ::core::line!(), };
-                ::hitl::__private::scoped(& __HITL_SITE, async { {
-                #[allow(unused_imports)] use ::hitl::__private:: { KindFallible as _,
-                KindPlain as _, KindSelfJournaling as _ }; static __HITL_SITE :
-                ::hitl::__private::Site = ::hitl::__private::Site { name : "check(1)",
-                file : ::core::file!(), line : ::core::line!(), }; let __hitl_future =
-                ::hitl::__private::into_future(check(1)); let __hitl_step = (& & &
-                ::hitl::__private::Probe::new(& __hitl_future)).__hitl_kind().step(&
-                __HITL_SITE, __hitl_future); __hitl_step. await } }) }, { static
-                __HITL_SITE : ::hitl::__private::Site = ::hitl::__private::Site { name :
-                "async1", file : ::core::file!(), line : ::core::line!(), };
-                ::hitl::__private::scoped(& __HITL_SITE, async { {
-                #[allow(unused_imports)] use ::hitl::__private:: { KindFallible as _,
-                KindPlain as _, KindSelfJournaling as _ }; static __HITL_SITE :
-                ::hitl::__private::Site = ::hitl::__private::Site { name : "check(2)",
-                file : ::core::file!(), line : ::core::line!(), }; let __hitl_future =
-                ::hitl::__private::into_future(check(2)); let __hitl_step = (& & &
-                ::hitl::__private::Probe::new(& __hitl_future)).__hitl_kind().step(&
-                __HITL_SITE, __hitl_future); __hitl_step. await } }) }
-            );
-            let status = {
-                #[allow(unused_imports)]
-                use ::hitl::__private::{
-                    KindFallible as _, KindPlain as _, KindSelfJournaling as _,
-                };
-                static __HITL_SITE: ::hitl::__private::Site = ::hitl::__private::Site {
-                    name: "fetch_status(&plan)",
-                    file: ::core::file!(),
-                    line: ::core::line!(),
-                };
-                let __hitl_future = ::hitl::__private::into_future(fetch_status(&plan));
-                let __hitl_step = (&&&::hitl::__private::Probe::new(&__hitl_future))
-                    .__hitl_kind()
-                    .step(&__HITL_SITE, __hitl_future);
-                __hitl_step.await
-            }?;
-            Ok(format!("{status} {a} {b} {replicas}"))
-        };
-        __hitl_ret
+        use ::hitl::__private::steps::*;
+        let __hitl_step = build_plan(service);
+        let __hitl_kind = ::hitl::__private::probe(&__hitl_step).kind();
+        let plan = __hitl_kind.step("build_plan(service)", __hitl_step).await;
+        let (a, b) = tokio::join!(
+            ::hitl::__private::scope("async0")
+                .run(async {
+                    let __hitl_step = check(1);
+                    let __hitl_kind = ::hitl::__private::probe(&__hitl_step).kind();
+                    __hitl_kind.step("check(1)", __hitl_step).await
+                }),
+            ::hitl::__private::scope("async1")
+                .run(async {
+                    let __hitl_step = check(2);
+                    let __hitl_kind = ::hitl::__private::probe(&__hitl_step).kind();
+                    __hitl_kind.step("check(2)", __hitl_step).await
+                }),
+        );
+        let __hitl_step = fetch_status(&plan);
+        let __hitl_kind = ::hitl::__private::probe(&__hitl_step).kind();
+        let status = __hitl_kind.step("fetch_status(&plan)", __hitl_step).await?;
+        Ok(format!("{status} {a} {b} {replicas}"))
     }
 }
-const _: () = {
-    impl ::hitl::Workflow for release {
-        type Input = (String, u32);
-        type Output = String;
-        const DEFINITION: &'static ::hitl::__private::WorkflowDefinition = &::hitl::__private::WorkflowDefinition {
-            name: "release",
-            params: &["service", "replicas"],
-            sites: &[
-                ::hitl::__private::SiteEntry {
-                    kind: "await",
-                    name: "build_plan(service)",
-                    line: ::core::line!(),
-                },
-                ::hitl::__private::SiteEntry {
-                    kind: "await",
-                    name: "check(1)",
-                    line: ::core::line!(),
-                },
-                ::hitl::__private::SiteEntry {
-                    kind: "async",
-                    name: "async0",
-                    line: ::core::line!(),
-                },
-                ::hitl::__private::SiteEntry {
-                    kind: "await",
-                    name: "check(2)",
-                    line: ::core::line!(),
-                },
-                ::hitl::__private::SiteEntry {
-                    kind: "async",
-                    name: "async1",
-                    line: ::core::line!(),
-                },
-                ::hitl::__private::SiteEntry {
-                    kind: "await",
-                    name: "fetch_status(&plan)",
-                    line: ::core::line!(),
-                },
-            ],
-            fingerprint: "830e9df3791895e4",
-            file: ::core::file!(),
-        };
-        fn encode_input(
-            input: Self::Input,
-        ) -> ::hitl::Result<::hitl::__private::serde_json::Value> {
-            let (service, replicas) = input;
-            ::core::result::Result::Ok(
-                ::hitl::__private::InputBuilder::new()
-                    .arg("service", &service)?
-                    .arg("replicas", &replicas)?
-                    .finish(),
-            )
-        }
-        fn start(
-            input: ::hitl::__private::serde_json::Value,
-        ) -> ::hitl::Result<::hitl::__private::WorkflowFuture> {
-            #[allow(unused_mut)]
-            let mut __hitl_reader = ::hitl::__private::InputReader::new(
-                Self::DEFINITION,
-                input,
-            )?;
-            let service: String = __hitl_reader.arg("service")?;
-            let replicas: u32 = __hitl_reader.arg("replicas")?;
-            __hitl_reader.finish()?;
-            ::core::result::Result::Ok(
-                ::hitl::__private::fallible_workflow(release::run(service, replicas)),
-            )
-        }
+impl ::hitl::Workflow for release {
+    type Input = (String, u32);
+    type Output = String;
+    const DEFINITION: &'static ::hitl::__private::WorkflowDefinition = &::hitl::__private::WorkflowDefinition {
+        name: "release",
+        params: &["service", "replicas"],
+        sites: &[
+            ::hitl::__private::await_site("build_plan(service)", ::core::line!()),
+            ::hitl::__private::await_site("check(1)", ::core::line!()),
+            ::hitl::__private::async_site("async0", ::core::line!()),
+            ::hitl::__private::await_site("check(2)", ::core::line!()),
+            ::hitl::__private::async_site("async1", ::core::line!()),
+            ::hitl::__private::await_site("fetch_status(&plan)", ::core::line!()),
+        ],
+        fingerprint: "830e9df3791895e4",
+        file: ::core::file!(),
+    };
+    fn encode_input(
+        __hitl_input: Self::Input,
+    ) -> ::hitl::Result<::hitl::__private::Value> {
+        ::hitl::__private::InputBuilder::new()
+            .arg("service", &__hitl_input.0)
+            .arg("replicas", &__hitl_input.1)
+            .finish()
     }
-};
+    fn start(
+        input: ::hitl::__private::Value,
+    ) -> ::hitl::Result<::hitl::__private::WorkflowFuture> {
+        let __hitl_reader = ::hitl::__private::InputReader::of::<Self>(input)?;
+        let service: String = __hitl_reader.arg("service")?;
+        let replicas: u32 = __hitl_reader.arg("replicas")?;
+        ::hitl::__private::fallible_workflow(
+            release::run(service, replicas),
+            <DeployError as ::hitl::__private::WorkflowError>::describe,
+        )
+    }
+}

@@ -12,6 +12,7 @@ use crate::clock::from_millis;
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RequestStatus {
     /// Waiting for an answer.
     Pending,

@@ -97,6 +97,6 @@ impl GroupCommit {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        crate::replay::lock(&self.state)
+        crate::util::lock(&self.state)
     }
 }

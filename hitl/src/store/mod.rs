@@ -95,7 +95,7 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn load_request(&self, request_id: &str) -> Result<Option<RequestRecord>>;
     /// Atomically reads a request, lets `change` decide (`Ok(None)`: leave it as it is), and
     /// writes the result; resolved requests leave the pending index and, with `wake_run`, arm
-    /// their run's wake-up ([`resolution_wake`]) in the same transaction.
+    /// their run's wake-up ([`crate::resolve::wake_for`]) in the same transaction.
     fn update_request(
         &self,
         request_id: &str,
@@ -200,14 +200,6 @@ pub(crate) enum TimerAction {
     Expire(String),
     /// Resume the run if it is paused (a request resolved, or a durable sleep ended).
     Wake(String),
-}
-
-/// The wake-up a resolved request arms for its run: due when it resolved.
-pub(crate) fn resolution_wake(request: &RequestRecord) -> Timer {
-    Timer {
-        deadline: request.resolved_at.unwrap_or_default(),
-        action: TimerAction::Wake(request.run_id.clone()),
-    }
 }
 
 impl Timer {

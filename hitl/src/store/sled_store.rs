@@ -23,14 +23,14 @@ use super::group_commit::GroupCommit;
 use super::open_guard::{self, LastClose};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use super::resolution_wake;
 use super::{
     FORMAT_VERSION, FlushFuture, RunRecord, StepRecord, Store, Timer, decode, encode, run_key, run_prefix,
 };
 use crate::error::{Error, Result};
 use crate::feedback::{RequestRecord, RequestStatus};
 use crate::notify::OutboxRecord;
-use crate::replay::lock;
+use crate::resolve::wake_for as resolution_wake;
+use crate::util::lock;
 
 const MARKER_FILE: &str = "hitl.json";
 const LOCK_FILE: &str = "hitl.lock";
@@ -238,7 +238,7 @@ impl SledStore {
                         path: display_path,
                         detail: format!(
                             "sled panicked while reading it: {}",
-                            crate::driver::panic_message(&*panic)
+                            crate::util::panic_message(&*panic)
                         ),
                     });
                 }
