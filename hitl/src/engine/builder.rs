@@ -1,0 +1,196 @@
+//! Configuring and opening an engine.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock, to_millis};
+use crate::error::{Error, Result};
+use crate::events::RequestEvents;
+use crate::notify::Notifier;
+use crate::replay::lock;
+use crate::store::TimerAction;
+use crate::store::{SledStore, sled_store::SledOptions};
+use crate::timers::Timers;
+use crate::workflow::Workflow;
+
+use super::{Durability, Engine, Registered, Shared};
+
+/// Configures and opens an [`Engine`].
+///
+/// # Examples
+///
+/// ```
+/// # use hitl::prelude::*;
+/// # #[workflow] async fn release(service: String) -> String { service }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> hitl::Result<()> {
+/// let dir = tempfile::tempdir().unwrap();
+/// let engine = Engine::builder()
+///     .path(dir.path().join("hitl.db"))
+///     .durability(Durability::Flush)
+///     .register(release)
+///     .open()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[must_use = "call `.open().await` to open the engine"]
+pub struct EngineBuilder {
+    path: Option<PathBuf>,
+    registry: Vec<Registered>,
+    durability: Durability,
+    clock: Arc<dyn Clock>,
+    cache_capacity: u64,
+    flush_every: Option<Duration>,
+    base_url: Option<String>,
+}
+
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("path", &self.path)
+            .field(
+                "workflows",
+                &self
+                    .registry
+                    .iter()
+                    .map(|r| r.definition.name)
+                    .collect::<Vec<_>>(),
+            )
+            .field("durability", &self.durability)
+            .field("clock", &self.clock)
+            .field("cache_capacity", &self.cache_capacity)
+            .field("flush_every", &self.flush_every)
+            .finish()
+    }
+}
+
+impl Default for EngineBuilder {
+    fn default() -> Self {
+        EngineBuilder {
+            path: None,
+            registry: Vec::new(),
+            durability: Durability::default(),
+            clock: Arc::new(SystemClock),
+            cache_capacity: 64 * 1024 * 1024,
+            flush_every: Some(Duration::from_millis(500)),
+            base_url: None,
+        }
+    }
+}
+
+impl EngineBuilder {
+    /// The database directory (created if missing). Without it, the database is temporary.
+    pub fn path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// Registers a workflow so that its runs can be started and resumed.
+    pub fn register<W: Workflow>(mut self, _workflow: W) -> Self {
+        self.registry.push(Registered {
+            definition: W::DEFINITION,
+            start: W::start,
+        });
+        self
+    }
+
+    /// When steps become durable; [`Durability::Flush`] by default.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// The clock for timers, `ctx.now()` and stored timestamps; the system clock by default.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// sled's page cache size in bytes (64 MiB by default).
+    pub fn cache_capacity(mut self, bytes: u64) -> Self {
+        self.cache_capacity = bytes;
+        self
+    }
+
+    /// How often sled flushes in the background (500 ms by default; `None` never).
+    pub fn flush_every(mut self, every: Option<Duration>) -> Self {
+        self.flush_every = every;
+        self
+    }
+
+    /// The public URL of the server that shows requests (`https://hitl.example.com`);
+    /// notifications link to `{base_url}/requests/{id}`.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// Opens the database, recovers runs left `Running` by a process that died, and drives
+    /// them again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DuplicateWorkflow`] when two workflows share a name;
+    /// [`Error::NotAHitlDatabase`], [`Error::DatabaseLocked`], [`Error::Corrupt`] or
+    /// [`Error::UnsupportedFormat`] when the directory cannot be used.
+    pub async fn open(self) -> Result<Engine> {
+        let mut registry = BTreeMap::new();
+        for registered in &self.registry {
+            if registry.insert(registered.definition.name, *registered).is_some() {
+                return Err(Error::DuplicateWorkflow {
+                    name: registered.definition.name.to_owned(),
+                });
+            }
+        }
+        let options = SledOptions {
+            path: self.path.clone(),
+            cache_capacity: self.cache_capacity,
+            flush_every_ms: self.flush_every.map(|every| every.as_millis().max(1) as u64),
+        };
+        let store = tokio::task::spawn_blocking(move || SledStore::open(&options))
+            .await
+            .map_err(|error| Error::Corrupt {
+                path: self.path.clone().unwrap_or_default(),
+                detail: error.to_string(),
+            })??;
+        let engine = Engine {
+            shared: Arc::new(Shared {
+                store: Box::new(store),
+                clock: self.clock,
+                durability: self.durability,
+                registry,
+                owner: format!("{}:{}", std::process::id(), uuid::Uuid::new_v4()),
+                live: Mutex::new(HashMap::new()),
+                statuses: Mutex::new(HashMap::new()),
+                request_events: RequestEvents::default(),
+                timers: Timers::default(),
+                notifier: Notifier::new(self.base_url),
+                background: Mutex::new(Vec::new()),
+                closed: AtomicBool::new(false),
+            }),
+        };
+        // Recover first: a wake-up due at open must find the runs it would resume already live.
+        engine.recover()?;
+        let now = to_millis(engine.shared.clock.now());
+        for timer in engine.shared.store.timers()? {
+            // A paused run with a due wake-up (an answer stored while no engine ran it) is
+            // resumed before `open` returns, so that `settled()` never sees it paused on an
+            // answered request. The timer stays armed and is spent when it fires.
+            if let TimerAction::Wake(run_id) = &timer.action
+                && timer.deadline <= now
+                && engine.shared.resume_if_paused(run_id)?
+            {
+                engine.shared.store.remove_timer(&timer)?;
+                continue;
+            }
+            engine.shared.timers.arm(timer);
+        }
+        let weak = Arc::downgrade(&engine.shared);
+        let timers = tokio::spawn(Timers::run(weak.clone()));
+        let notifier = tokio::spawn(Notifier::run(weak));
+        lock(&engine.shared.background).extend([timers, notifier]);
+        Ok(engine)
+    }
+}

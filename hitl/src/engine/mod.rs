@@ -1,0 +1,350 @@
+//! The [`Engine`]: opens the database, starts and drives runs, recovers interrupted ones.
+//!
+//! Each run is driven by one tokio task. Its body is polled inside the run's root frame (see
+//! `replay`), in a task of its own so that a panic or a stop (cancel, engine failure) drops it
+//! cleanly. When the body returns, the run's final record is written and flushed and anyone
+//! waiting on the run is told.
+//!
+//! Runs carry an owner (this engine instance) and a lease. Opening the engine takes every run
+//! left `Running` — with sled only one process can hold the database, so every such lease
+//! has lapsed — and drives it again: its journaled steps replay, the rest executes.
+//!
+//! The folder holds one concept per file: `builder` opens an engine, `supervisor` drives
+//! runs (start, recover, launch, pause, finish, resume, cancel), `requests` answers and
+//! expires requests through the rules of `resolve`, `queries` builds the read models, and
+//! `status` is the board that `Run::settled`/`wait` watch.
+
+mod builder;
+mod queries;
+mod requests;
+mod status;
+mod supervisor;
+
+pub use builder::EngineBuilder;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::events::RequestEvents;
+use crate::notify::Notifier;
+use crate::replay::{RunState, Stop, lock};
+use crate::run::{Outcome, Run, RunStatus};
+use crate::store::{RunRecord, Store};
+use crate::timers::Timers;
+use crate::workflow::{Workflow, WorkflowDefinition, WorkflowFuture};
+
+/// When a step's journal write becomes durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every step is flushed to disk before its output is used (concurrent runs share
+    /// flushes). A crash repeats at most the one activity that was executing.
+    #[default]
+    Flush,
+    /// Steps are flushed on pause and completion and every `flush_every` (default 500 ms).
+    /// A crash (of the machine; and, with sled, of the process) may repeat the steps completed
+    /// in that last window.
+    Buffered,
+}
+
+/// How long a run's lease lasts; recovery at open takes every lapsed lease.
+const LEASE: Duration = Duration::from_secs(30);
+
+/// A registered workflow, type-erased.
+#[derive(Clone, Copy)]
+struct Registered {
+    definition: &'static WorkflowDefinition,
+    start: fn(Value) -> Result<WorkflowFuture>,
+}
+
+/// State shared by the engine handle and every run it drives.
+pub(crate) struct Shared {
+    pub(crate) store: Box<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) durability: Durability,
+    registry: BTreeMap<&'static str, Registered>,
+    /// This engine instance, recorded as the owner of the runs it drives.
+    owner: String,
+    /// Runs being driven by this engine.
+    live: Mutex<HashMap<String, LiveRun>>,
+    /// Status of runs somebody waits on; entries go once settled with no receiver left.
+    statuses: Mutex<HashMap<String, watch::Sender<RunStatus>>>,
+    /// Wake-ups for feedback steps waiting in memory.
+    pub(crate) request_events: RequestEvents,
+    /// Expiries and run wake-ups.
+    pub(crate) timers: Timers,
+    /// Delivers notifications from the outbox.
+    pub(crate) notifier: Notifier,
+    /// The timer and notification tasks, stopped by `close`.
+    background: Mutex<Vec<JoinHandle<()>>>,
+    closed: AtomicBool,
+}
+
+struct LiveRun {
+    state: Arc<RunState>,
+    driver: Option<JoinHandle<()>>,
+}
+
+/// Runs workflows durably. Cheap to clone; every clone is the same engine.
+///
+/// # Examples
+///
+/// ```
+/// use hitl::prelude::*;
+///
+/// #[task]
+/// async fn double(n: u64) -> u64 { n * 2 }
+///
+/// #[workflow]
+/// async fn doubled_twice(n: u64) -> u64 {
+///     let once = double(n).await;
+///     double(once).await
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> hitl::Result<()> {
+/// let engine = Engine::temporary().register(doubled_twice).open().await?;
+/// let run = engine.start(doubled_twice, (5,)).await?;
+/// assert_eq!(run.wait().await?, Outcome::Completed(20));
+/// assert_eq!(engine.history(run.id())?.len(), 2);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("workflows", &self.workflows())
+            .field("durability", &self.shared.durability)
+            .finish()
+    }
+}
+
+/// Which runs [`Engine::runs`] lists.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// Only runs with this status.
+    pub status: Option<RunStatus>,
+    /// Only runs of this workflow.
+    pub workflow: Option<String>,
+}
+
+impl Engine {
+    /// A builder for an engine on a database directory.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// A builder for an engine on a temporary database that disappears when the engine is
+    /// dropped; for tests and examples.
+    pub fn temporary() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// The names of the registered workflows.
+    pub fn workflows(&self) -> Vec<&'static str> {
+        self.shared.registry.keys().copied().collect()
+    }
+
+    /// The durability mode the engine runs in.
+    pub fn durability(&self) -> Durability {
+        self.shared.durability
+    }
+
+    /// The current time on the engine's clock ([`EngineBuilder::clock`]; the system clock by
+    /// default): the time deadlines and stored timestamps are measured against, and the
+    /// server's signed links and sessions expire on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use hitl::clock::ManualClock;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> hitl::Result<()> {
+    /// let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_000));
+    /// let engine = hitl::Engine::temporary().clock(clock.clone()).open().await?;
+    /// clock.advance(Duration::from_secs(60));
+    /// assert_eq!(engine.now(), UNIX_EPOCH + Duration::from_secs(1_060));
+    /// # Ok(()) }
+    /// ```
+    pub fn now(&self) -> std::time::SystemTime {
+        self.shared.clock.now()
+    }
+
+    /// Starts a run of `workflow` with a generated id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownWorkflow`] if the workflow was not registered; storage errors.
+    pub async fn start<W: Workflow>(&self, workflow: W, input: W::Input) -> Result<Run<W::Output>> {
+        self.start_with_id(workflow, uuid::Uuid::new_v4().to_string(), input)
+            .await
+    }
+
+    /// Starts a run with a caller-chosen id. Starting an id that exists with the same workflow
+    /// and input returns the existing run instead of starting another (idempotent start).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RunIdConflict`] if the id is taken by a different workflow or input.
+    pub async fn start_with_id<W: Workflow>(
+        &self,
+        _workflow: W,
+        run_id: impl Into<String>,
+        input: W::Input,
+    ) -> Result<Run<W::Output>> {
+        let input = W::encode_input(input)?;
+        let run_id = self
+            .start_erased(W::DEFINITION.name, run_id.into(), input)
+            .await?;
+        Ok(Run::new(self.clone(), run_id))
+    }
+
+    /// Starts a run by workflow name with a JSON object keyed by argument name, as the CLI
+    /// and the HTTP API do.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownWorkflow`] listing the registered names; [`Error::InvalidInput`]
+    /// naming the offending field.
+    pub async fn start_json(&self, workflow: &str, input: Value) -> Result<Run> {
+        self.start_json_with_id(workflow, uuid::Uuid::new_v4().to_string(), input)
+            .await
+    }
+
+    /// [`start_json`](Self::start_json) with a caller-chosen id (idempotent).
+    pub async fn start_json_with_id(
+        &self,
+        workflow: &str,
+        run_id: impl Into<String>,
+        input: Value,
+    ) -> Result<Run> {
+        let run_id = self.start_erased(workflow, run_id.into(), input).await?;
+        Ok(Run::new(self.clone(), run_id))
+    }
+
+    /// A typed handle to an existing run of `workflow`.
+    pub fn run<W: Workflow>(&self, _workflow: W, run_id: &str) -> Result<Run<W::Output>> {
+        let record = self.load_run(run_id)?;
+        if record.workflow != W::DEFINITION.name {
+            return Err(Error::WrongWorkflow {
+                run_id: run_id.to_owned(),
+                expected: W::DEFINITION.name.to_owned(),
+                actual: record.workflow,
+            });
+        }
+        Ok(Run::new(self.clone(), record.id))
+    }
+
+    /// Waits until the run completes, fails or is cancelled; its output as JSON.
+    pub async fn wait(&self, run_id: &str) -> Result<Outcome<Value>> {
+        Run::<Value>::new(self.clone(), run_id.to_owned()).wait().await
+    }
+
+    /// Cancels a run: a running run stops at its next step boundary, a paused run ends at
+    /// once; its open requests are resolved as cancelled.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RunNotFound`] for an unknown id; [`Error::RunFinished`] when the run has
+    /// already completed, failed or been cancelled (nothing is changed).
+    pub async fn cancel(&self, run_id: &str, reason: impl Into<String>) -> Result<()> {
+        let reason = reason.into();
+        let finished = |record: &RunRecord| Error::RunFinished {
+            run_id: record.id.clone(),
+            status: record.status,
+        };
+        let record = self.load_run(run_id)?;
+        if record.status.is_terminal() {
+            return Err(finished(&record));
+        }
+        // Decided under the live-table lock, which `pause` and `resume_if_paused` also take: a
+        // run that is pausing right now ends cancelled, and a paused run recorded cancelled
+        // here is never resumed.
+        let not_live = {
+            let live = lock(&self.shared.live);
+            match live.get(run_id) {
+                Some(live) => {
+                    live.state.stop(Stop::Cancelled(reason.clone()));
+                    None
+                }
+                None => {
+                    let mut record = self.load_run(run_id)?;
+                    if record.status.is_terminal() {
+                        return Err(finished(&record));
+                    }
+                    record.status = RunStatus::Cancelled;
+                    record.cancel_reason = Some(reason);
+                    self.shared.store.save_run(&record)?;
+                    Some(record)
+                }
+            }
+        };
+        match not_live {
+            None => self.wait_status(run_id, RunStatus::is_terminal).await,
+            Some(record) => self.shared.finish(record).await,
+        }
+    }
+
+    /// Stops driving runs (they stay `Running` on disk and resume at the next open), flushes,
+    /// and releases the database directory.
+    ///
+    /// The directory is released when the last handle to the engine goes: this one, unless
+    /// clones of it (or [`Run`] handles, which hold one) are still alive elsewhere.
+    pub async fn close(self) -> Result<()> {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        let live: Vec<LiveRun> = lock(&self.shared.live).drain().map(|(_, live)| live).collect();
+        let background: Vec<JoinHandle<()>> = lock(&self.shared.background).drain(..).collect();
+        for task in &background {
+            task.abort();
+        }
+        for mut run in live {
+            if let Some(driver) = run.driver.take() {
+                driver.abort();
+                let _ = driver.await;
+            }
+        }
+        // Every task that held the engine has ended, so dropping this handle (when it is the
+        // last) closes sled here, before `close` returns.
+        for task in background {
+            let _ = task.await;
+        }
+        let flushed = self.shared.store.flush().await;
+        drop(self);
+        flushed
+    }
+
+    /// The key that signs notification links: `HITL_SECRET` if set, else a random key
+    /// created once and kept in the database (so links survive restarts).
+    pub fn link_secret(&self) -> Result<Vec<u8>> {
+        match std::env::var("HITL_SECRET") {
+            Ok(secret) if !secret.is_empty() => Ok(secret.into_bytes()),
+            _ => self.shared.store.secret(),
+        }
+    }
+
+    /// Bytes on disk used by the database directory's sled files.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        self.shared.store.size_on_disk()
+    }
+
+    /// Bytes of keys and values stored (what the data weighs before sled's own overhead).
+    pub fn logical_size(&self) -> Result<u64> {
+        self.shared.store.logical_size()
+    }
+
+    /// Makes every write so far durable.
+    pub async fn flush(&self) -> Result<()> {
+        self.shared.store.flush().await
+    }
+}

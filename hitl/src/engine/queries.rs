@@ -1,0 +1,237 @@
+//! Read models: run summaries, histories, requests and what changed in a workflow's code.
+
+use crate::clock::from_millis;
+use crate::error::{Error, Result};
+use crate::feedback::{PendingFilter, Request, RequestRecord, RequestStatus};
+use crate::run::{DefinitionChange, HistoryEntry, RunInfo, StepStatus};
+use crate::store::RunRecord;
+use crate::store::StepKind;
+use crate::workflow::WorkflowDefinition;
+
+use super::{Engine, Registered, RunFilter};
+
+impl Engine {
+    /// The run's summary.
+    pub fn run_info(&self, run_id: &str) -> Result<RunInfo> {
+        let record = self.load_run(run_id)?;
+        self.info_of(record)
+    }
+
+    /// Every run matching `filter`.
+    pub fn runs(&self, filter: &RunFilter) -> Result<Vec<RunInfo>> {
+        self.shared
+            .store
+            .list_runs()?
+            .into_iter()
+            .filter(|run| filter.status.is_none_or(|status| run.status == status))
+            .filter(|run| filter.workflow.as_ref().is_none_or(|name| &run.workflow == name))
+            .map(|run| self.info_of(run))
+            .collect()
+    }
+
+    /// The run's journaled steps, in the order they completed. A feedback step shows its
+    /// request (status, answer, responder, votes) and is followed by one entry per
+    /// notification with every delivery attempt.
+    pub fn history(&self, run_id: &str) -> Result<Vec<HistoryEntry>> {
+        self.load_run(run_id)?;
+        let mut steps = self.shared.store.load_journal(run_id)?;
+        steps.sort_by_key(|(_, step)| step.seq);
+        let mut history = Vec::with_capacity(steps.len());
+        for (step_id, step) in steps {
+            let last = step_id.rsplit('/').next().unwrap_or(&step_id);
+            let name = last.rsplit_once('#').map_or(last, |(name, _)| name).to_owned();
+            let mut entry = HistoryEntry {
+                name,
+                step_id,
+                kind: step.kind,
+                status: if step.finished_at.is_some() {
+                    StepStatus::Completed
+                } else {
+                    StepStatus::Waiting
+                },
+                line: step.line,
+                started_at: from_millis(step.started_at),
+                finished_at: step.finished_at.map(from_millis),
+                output: step.output,
+            };
+            let request_id = entry.output["request"].as_str().map(str::to_owned);
+            match (step.kind, request_id) {
+                (StepKind::Feedback, Some(request_id)) => {
+                    let request = self.shared.load_request(&request_id)?;
+                    entry.output = serde_json::json!({
+                        "request": request_id,
+                        "status": request.status,
+                        "resolution": request.resolution,
+                        "votes": request.votes,
+                        "expires_at": request.expires_at.map(from_millis).map(humantime::format_rfc3339_millis).map(|t| t.to_string()),
+                    });
+                    let notifications = self.shared.store.outbox_of(&request_id)?;
+                    let step_id = entry.step_id.clone();
+                    history.push(entry);
+                    history.extend(
+                        notifications
+                            .into_iter()
+                            .enumerate()
+                            .map(|(index, notification)| HistoryEntry {
+                                step_id: format!("{step_id}/notify#{index}"),
+                                name: "notify".to_owned(),
+                                kind: StepKind::Notification,
+                                status: match (notification.delivered_at, notification.gave_up) {
+                                    (Some(_), _) => StepStatus::Completed,
+                                    (None, true) => StepStatus::Failed,
+                                    (None, false) => StepStatus::Waiting,
+                                },
+                                line: step.line,
+                                started_at: from_millis(request.created_at),
+                                finished_at: notification.delivered_at.map(from_millis),
+                                output: serde_json::json!({
+                                    "idempotency_id": notification.id,
+                                    "url": notification.notify.url(),
+                                    "attempts": notification.attempts,
+                                }),
+                            }),
+                    );
+                }
+                _ => history.push(entry),
+            }
+        }
+        Ok(history)
+    }
+
+    pub(super) fn info_of(&self, record: RunRecord) -> Result<RunInfo> {
+        let definition_changed = match self.shared.registry.get(record.workflow.as_str()) {
+            Some(registered) if registered.definition.fingerprint != record.fingerprint => {
+                Some(self.definition_change(&record, registered.definition)?)
+            }
+            _ => None,
+        };
+        Ok(RunInfo {
+            id: record.id,
+            workflow: record.workflow,
+            status: record.status,
+            input: record.input,
+            output: record.output,
+            failure: record.failure,
+            cancel_reason: record.cancel_reason,
+            created_at: from_millis(record.created_at),
+            updated_at: from_millis(record.updated_at),
+            definition_changed,
+        })
+    }
+
+    pub(super) fn definition_change(
+        &self,
+        record: &RunRecord,
+        current: &WorkflowDefinition,
+    ) -> Result<DefinitionChange> {
+        let stored = self
+            .shared
+            .store
+            .load_definition(&record.workflow, &record.fingerprint)?
+            .unwrap_or_default();
+        let now = current.site_names();
+        Ok(DefinitionChange {
+            stored_fingerprint: record.fingerprint.clone(),
+            current_fingerprint: current.fingerprint.to_owned(),
+            added_sites: now
+                .iter()
+                .filter(|site| !stored.contains(site))
+                .cloned()
+                .collect(),
+            removed_sites: stored
+                .iter()
+                .filter(|site| !now.contains(site))
+                .cloned()
+                .collect(),
+        })
+    }
+
+    pub(super) fn registered(&self, workflow: &str) -> Result<Registered> {
+        self.shared
+            .registry
+            .get(workflow)
+            .copied()
+            .ok_or_else(|| Error::UnknownWorkflow {
+                name: workflow.to_owned(),
+                registered: self.workflows().iter().map(|name| (*name).to_owned()).collect(),
+            })
+    }
+
+    /// Every unanswered request matching `filter`, oldest first — whether its run waits in
+    /// memory or has paused.
+    pub fn pending(&self, filter: &PendingFilter) -> Result<Vec<Request>> {
+        let now = self.shared.clock.now();
+        Ok(self
+            .shared
+            .store
+            .pending_requests(filter.run_id.as_deref())?
+            .into_iter()
+            .filter(|request| filter.matches(request, now))
+            .map(|request| request.view())
+            .collect())
+    }
+
+    /// A request, whatever its status.
+    pub fn request(&self, request_id: &str) -> Result<Request> {
+        self.shared.load_request(request_id).map(|request| request.view())
+    }
+}
+
+/// Listing requests whatever their status, for the HTTP API (`GET /api/requests?status=…`).
+impl Engine {
+    /// Every request of the runs matching `filter` whose status is `status` (any status when
+    /// `None`), oldest first. Pending requests come from the pending index; the others from
+    /// the runs' journals, so this reads every matching run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use hitl::prelude::*;
+    /// # use hitl::{PendingFilter, RequestStatus};
+    /// # #[workflow] async fn noop() -> u8 { 1 }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> hitl::Result<()> {
+    /// let engine = Engine::temporary().register(noop).open().await?;
+    /// let answered = engine.requests(&PendingFilter::default(), Some(RequestStatus::Answered))?;
+    /// assert!(answered.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn requests(&self, filter: &PendingFilter, status: Option<RequestStatus>) -> Result<Vec<Request>> {
+        if status == Some(RequestStatus::Pending) {
+            return self.pending(filter);
+        }
+        let now = self.shared.clock.now();
+        let runs = match &filter.run_id {
+            Some(run_id) => match self.shared.store.load_run(run_id)? {
+                Some(run) => vec![run],
+                None => Vec::new(),
+            },
+            None => self.shared.store.list_runs()?,
+        };
+        let mut requests = Vec::new();
+        for run in runs {
+            if filter
+                .workflow
+                .as_ref()
+                .is_some_and(|workflow| &run.workflow != workflow)
+            {
+                continue;
+            }
+            for (_, step) in self.shared.store.load_journal(&run.id)? {
+                let Some(request_id) = step.output["request"]
+                    .as_str()
+                    .filter(|_| step.kind == StepKind::Feedback)
+                else {
+                    continue;
+                };
+                let Some(request) = self.shared.store.load_request(request_id)? else {
+                    continue;
+                };
+                if status.is_none_or(|status| request.status == status) && filter.matches(&request, now) {
+                    requests.push(request);
+                }
+            }
+        }
+        requests.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(requests.iter().map(RequestRecord::view).collect())
+    }
+}

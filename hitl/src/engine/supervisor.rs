@@ -1,0 +1,373 @@
+//! The run lifecycle: start, recover, launch, drive, pause, finish, resume, cancel.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde_json::Value;
+use tracing::Instrument;
+
+use crate::clock::to_millis;
+use crate::driver::{Ending, RunBody};
+use crate::error::{Error, Result};
+use crate::feedback::RequestStatus;
+use crate::replay::{RunState, Stop, lock};
+use crate::run::{Failure, FailureKind, RunStatus};
+use crate::store::{FORMAT_VERSION, RunRecord};
+use crate::store::{Timer, TimerAction};
+use crate::workflow::WorkflowFuture;
+
+use super::{Engine, LEASE, LiveRun, Registered, Shared};
+
+impl Engine {
+    pub(super) async fn start_erased(&self, workflow: &str, run_id: String, input: Value) -> Result<String> {
+        if self.shared.closed.load(Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        let registered = self.registered(workflow)?;
+        let body = (registered.start)(input.clone())?;
+        let definition = registered.definition;
+        let now = to_millis(self.shared.clock.now());
+        let record = RunRecord {
+            v: FORMAT_VERSION,
+            id: run_id,
+            workflow: definition.name.to_owned(),
+            status: RunStatus::Running,
+            input,
+            output: None,
+            failure: None,
+            cancel_reason: None,
+            fingerprint: definition.fingerprint.to_owned(),
+            owner: Some(self.shared.owner.clone()),
+            lease_until: Some(now + LEASE.as_millis() as u64),
+            created_at: now,
+            updated_at: now,
+        };
+        self.shared.store.save_definition(
+            definition.name,
+            definition.fingerprint,
+            &definition.site_names(),
+        )?;
+        if let Some(existing) = self.shared.store.create_run(&record)? {
+            if existing.workflow != record.workflow || existing.input != record.input {
+                return Err(Error::RunIdConflict {
+                    run_id: record.id,
+                    workflow: existing.workflow,
+                });
+            }
+            return Ok(existing.id);
+        }
+        self.shared.store.flush().await?;
+        let run_id = record.id.clone();
+        let mut live = lock(&self.shared.live);
+        self.shared.launch(&mut live, record, registered, Some(body))?;
+        Ok(run_id)
+    }
+
+    /// Drives every run left `Running` by a previous process.
+    pub(super) fn recover(&self) -> Result<()> {
+        let now = to_millis(self.shared.clock.now());
+        for mut record in self.shared.store.list_runs()? {
+            if record.status != RunStatus::Running {
+                continue;
+            }
+            let Some(registered) = self.shared.registry.get(record.workflow.as_str()).copied() else {
+                tracing::warn!(run_id = %record.id, workflow = %record.workflow, "cannot resume run: its workflow is not registered");
+                continue;
+            };
+            if registered.definition.fingerprint != record.fingerprint {
+                let change = self.definition_change(&record, registered.definition)?;
+                tracing::warn!(
+                    run_id = %record.id,
+                    added = ?change.added_sites,
+                    removed = ?change.removed_sites,
+                    "the workflow's code changed since this run started; replaying it, a divergent step will fail the run"
+                );
+            }
+            record.owner = Some(self.shared.owner.clone());
+            record.lease_until = Some(now + LEASE.as_millis() as u64);
+            record.updated_at = now;
+            self.shared.store.save_run(&record)?;
+            let run_id = record.id.clone();
+            let mut live = lock(&self.shared.live);
+            // One run that cannot be driven must not keep the engine from opening.
+            if let Err(error) = self.shared.launch(&mut live, record, registered, None) {
+                tracing::error!(%run_id, %error, "cannot resume run; it is retried at the next open");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Records how a stopped run ended.
+fn end_stopped(record: &mut RunRecord, stop: Stop) {
+    match stop {
+        Stop::Cancelled(reason) => {
+            record.status = RunStatus::Cancelled;
+            record.cancel_reason = Some(reason);
+        }
+        Stop::Failed(failure) => {
+            record.status = RunStatus::Failed;
+            record.failure = Some(failure);
+        }
+    }
+}
+
+impl Shared {
+    /// Fires a due timer.
+    pub(crate) async fn fire(self: Arc<Self>, timer: &Timer) {
+        let result = match &timer.action {
+            TimerAction::Expire(request_id) => self.expire(request_id).await.map(|()| true),
+            TimerAction::Wake(run_id) => self.resume_if_paused(run_id),
+        };
+        // A wake-up this engine cannot act on (its workflow is not registered here, as in an
+        // operator tool, or the engine is closing) stays stored for the application's next open.
+        let result = result.and_then(|handled| {
+            if handled {
+                self.store.remove_timer(timer)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(error) = result {
+            tracing::error!(%error, ?timer, "a timer could not be handled; it fires again at the next open");
+        }
+    }
+
+    /// Re-drives a paused run (its replay finds whatever woke it). Returns `false` when this
+    /// engine cannot do it (closing, or the workflow is not registered here).
+    pub(crate) fn resume_if_paused(self: &Arc<Self>, run_id: &str) -> Result<bool> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        let mut live = lock(&self.live);
+        if live.contains_key(run_id) {
+            return Ok(true);
+        }
+        let Some(mut record) = self.store.load_run(run_id)? else {
+            return Ok(true);
+        };
+        if record.status != RunStatus::Paused {
+            return Ok(true);
+        }
+        let Some(registered) = self.registry.get(record.workflow.as_str()).copied() else {
+            tracing::debug!(run_id, workflow = %record.workflow, "cannot resume run here: its workflow is not registered");
+            return Ok(false);
+        };
+        let now = to_millis(self.clock.now());
+        record.status = RunStatus::Running;
+        record.owner = Some(self.owner.clone());
+        record.lease_until = Some(now + LEASE.as_millis() as u64);
+        record.updated_at = now;
+        self.store.save_run(&record)?;
+        tracing::info!(run_id, "resuming run");
+        self.launch(&mut live, record, registered, None)?;
+        let resumed = live.contains_key(run_id);
+        drop(live);
+        if resumed {
+            self.publish(run_id, RunStatus::Running);
+        }
+        Ok(true)
+    }
+
+    /// Starts the task that drives a run; `live` is the locked live-run table.
+    ///
+    /// A new run passes the body its start already decoded (its journal is empty); a run that
+    /// resumes has its journal loaded and its input decoded again here.
+    pub(super) fn launch(
+        self: &Arc<Self>,
+        live: &mut HashMap<String, LiveRun>,
+        record: RunRecord,
+        registered: Registered,
+        new_body: Option<WorkflowFuture>,
+    ) -> Result<()> {
+        if live.contains_key(&record.id) {
+            return Ok(()); // already driven by this engine
+        }
+        let loaded = match new_body {
+            Some(body) => Ok((Vec::new(), body)),
+            None => self
+                .store
+                .load_journal(&record.id)
+                .and_then(|journal| Ok((journal, (registered.start)(record.input.clone())?))),
+        };
+        let (journal, body) = match loaded {
+            Ok(loaded) => loaded,
+            // A run whose records cannot be read, or whose input no longer decodes, cannot be
+            // replayed: it ends failed with the reason, and nothing else is affected.
+            Err(error @ (Error::CorruptRecord { .. } | Error::InvalidInput { .. })) => {
+                tracing::error!(run_id = %record.id, %error, "run cannot be replayed; failing it");
+                let step = match &error {
+                    Error::CorruptRecord { step, .. } => step.clone(),
+                    _ => None,
+                };
+                let mut record = record;
+                record.status = RunStatus::Failed;
+                record.failure = Some(Failure {
+                    step,
+                    ..Failure::new(FailureKind::of(&error), error.to_string())
+                });
+                record.owner = None;
+                record.lease_until = None;
+                record.updated_at = to_millis(self.clock.now());
+                self.store.save_run(&record)?;
+                self.cancel_requests(&record.id, &format!("run failed: {error}"))?;
+                self.publish(&record.id, RunStatus::Failed);
+                return Ok(());
+            }
+            Err(error) => return Err(error),
+        };
+        let state = RunState::new(
+            Arc::clone(self),
+            record.id.clone(),
+            registered.definition.name,
+            journal,
+        );
+        let span =
+            tracing::info_span!("hitl.run", run_id = %record.id, workflow = registered.definition.name);
+        let shared = Arc::clone(self);
+        let run_state = Arc::clone(&state);
+        let driver =
+            tokio::spawn(async move { shared.drive_run(record, run_state, body).await }.instrument(span));
+        live.insert(
+            state.id.clone(),
+            LiveRun {
+                state,
+                driver: Some(driver),
+            },
+        );
+        Ok(())
+    }
+
+    pub(super) async fn drive_run(
+        self: Arc<Self>,
+        mut record: RunRecord,
+        state: Arc<RunState>,
+        body: WorkflowFuture,
+    ) {
+        tracing::debug!("run executing");
+        let ending = RunBody::new(Arc::clone(&state), body).await;
+        match ending {
+            Ending::Paused => match self.pause(record.clone(), &state).await {
+                Ok(None) => return,
+                // Stopped while pausing (a cancel raced the pause): end it as stopped.
+                Ok(Some(stop)) => end_stopped(&mut record, stop),
+                Err(error) => {
+                    tracing::error!(%error, "could not record the pause; the run resumes at the next open");
+                    return;
+                }
+            },
+            Ending::Stopped(stop) => end_stopped(&mut record, stop),
+            Ending::Finished(Ok(output)) => {
+                record.status = RunStatus::Completed;
+                record.output = Some(output);
+            }
+            Ending::Finished(Err(message)) => {
+                let (step, location) = state.last_error().unzip();
+                record.status = RunStatus::Failed;
+                record.failure = Some(Failure {
+                    kind: FailureKind::Workflow,
+                    message,
+                    step,
+                    location,
+                });
+            }
+            Ending::Panicked(message) => {
+                record.status = RunStatus::Failed;
+                record.failure = Some(Failure::new(
+                    FailureKind::Panicked,
+                    format!("the workflow panicked: {message}"),
+                ));
+            }
+        }
+        tracing::debug!(status = %record.status, "run finished");
+        let run_id = record.id.clone();
+        if let Err(error) = self.finish(record).await {
+            tracing::error!(%error, "could not record the end of the run; it will be resumed at the next open");
+        }
+        lock(&self.live).remove(&run_id);
+    }
+
+    /// Records a pause: the body is already dropped. Durable sleeps in progress become
+    /// wake-up timers; a request resolved while pausing resumes the run at once.
+    /// Returns the stop instead when the run was stopped before the pause was recorded.
+    pub(super) async fn pause(
+        self: &Arc<Self>,
+        mut record: RunRecord,
+        state: &RunState,
+    ) -> Result<Option<Stop>> {
+        let now = to_millis(self.clock.now());
+        let wakes: Vec<Timer> = state
+            .sleep_deadlines()
+            .into_iter()
+            .map(|deadline| Timer {
+                deadline,
+                action: TimerAction::Wake(record.id.clone()),
+            })
+            .collect();
+        for timer in &wakes {
+            self.store.add_timer(timer)?;
+        }
+        {
+            let mut live = lock(&self.live);
+            if let Some(stop) = state.stop_reason() {
+                return Ok(Some(stop));
+            }
+            // An answer that arrived while the body was being dropped found the run still
+            // live and left it to us: drive the run again instead of pausing it. Decided
+            // under the live-table lock, which `respond`'s resumption takes too.
+            let mut answered = false;
+            for request_id in state.requests() {
+                if self.load_request(&request_id)?.status != RequestStatus::Pending {
+                    answered = true;
+                    break;
+                }
+            }
+            live.remove(&record.id);
+            if answered {
+                tracing::debug!(run_id = %record.id, "answered while pausing; driving the run again");
+                if let Some(registered) = self.registry.get(record.workflow.as_str()).copied() {
+                    self.launch(&mut live, record, registered, None)?;
+                    drop(live);
+                    for timer in wakes {
+                        self.timers.arm(timer);
+                    }
+                    return Ok(None);
+                }
+            }
+            record.status = RunStatus::Paused;
+            record.owner = None;
+            record.lease_until = None;
+            record.updated_at = now;
+            self.store.save_run(&record)?;
+        }
+        self.store.flush().await?;
+        tracing::info!(run_id = %record.id, "run paused");
+        self.publish(&record.id, RunStatus::Paused);
+        for timer in wakes {
+            self.timers.arm(timer);
+        }
+        Ok(None)
+    }
+
+    /// Writes a run's final record, makes it durable, cancels its open requests, and tells
+    /// whoever waits.
+    pub(super) async fn finish(&self, mut record: RunRecord) -> Result<()> {
+        record.owner = None;
+        record.lease_until = None;
+        record.updated_at = to_millis(self.clock.now());
+        self.store.save_run(&record)?;
+        let reason = match (&record.status, &record.cancel_reason, &record.failure) {
+            (RunStatus::Cancelled, Some(reason), _) => Some(format!("run cancelled: {reason}")),
+            (RunStatus::Failed, _, Some(failure)) => Some(format!("run failed: {}", failure.message)),
+            (RunStatus::Completed, ..) => Some("run completed without it".to_owned()),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            self.cancel_requests(&record.id, &reason)?;
+        }
+        self.store.flush().await?;
+        self.publish(&record.id, record.status);
+        Ok(())
+    }
+}
