@@ -76,6 +76,8 @@ mod resolve;
 pub mod run;
 #[cfg(feature = "server")]
 pub mod server;
+/// HMAC tokens, hex, percent-encoding, the signed-link format: pure, no crate imports.
+mod sign;
 mod store;
 mod time_format;
 mod timers;
