@@ -261,9 +261,9 @@ impl InputBuilder {
     }
 
     /// Adds the argument `name`.
-    pub fn arg<T: WorkflowArgument>(self, name: &str, value: &T) -> Self {
+    pub fn arg<T>(self, name: &str, value: &T, codec: ArgCodec<T>) -> Self {
         InputBuilder(self.0.and_then(|mut fields| {
-            let value = serde_json::to_value(value).map_err(|source| Error::Encode {
+            let value = (codec.encode)(value).map_err(|source| Error::Encode {
                 what: format!("workflow argument `{name}`"),
                 source,
             })?;
@@ -306,13 +306,31 @@ impl InputReader {
     }
 
     /// Reads the argument `name`.
-    pub fn arg<T: WorkflowArgument>(&self, name: &str) -> Result<T> {
+    pub fn arg<T>(&self, name: &str, codec: ArgCodec<T>) -> Result<T> {
         let value = self
             .fields
             .get(name)
             .ok_or_else(|| self.definition.invalid_input(format!("missing field `{name}`")))?;
-        T::deserialize(value)
+        (codec.decode)(value)
             .map_err(|error| self.definition.invalid_input(format!("field `{name}`: {error}")))
+    }
+}
+
+/// How one workflow argument is encoded and decoded. Both directions get it from
+/// [`ArgCodec::of`], the one place the `WorkflowArgument` bound is checked, so that a
+/// non-serializable argument is one error, not one per direction.
+pub struct ArgCodec<T> {
+    encode: fn(&T) -> serde_json::Result<Value>,
+    decode: fn(&Value) -> serde_json::Result<T>,
+}
+
+impl<T: WorkflowArgument> ArgCodec<T> {
+    /// The codec of an argument type.
+    pub fn of() -> Self {
+        ArgCodec {
+            encode: |value| serde_json::to_value(value),
+            decode: |value| T::deserialize(value),
+        }
     }
 }
 
