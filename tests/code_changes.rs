@@ -3,6 +3,7 @@
 //! Two versions of one workflow (same registered name) stand for the code before and after a
 //! redeploy: a run starts on v1, waits on a durable timer, the engine closes, and v2 resumes it.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -10,14 +11,16 @@ use hitl::clock::ManualClock;
 use hitl::prelude::*;
 use hitl_workspace::wait_for_steps;
 
-static RESERVED: AtomicUsize = AtomicUsize::new(0);
+/// Reservations made, by item: the two stories run concurrently, so a global count would see
+/// the other story's reservation.
+static RESERVED: std::sync::Mutex<BTreeMap<String, usize>> = std::sync::Mutex::new(BTreeMap::new());
 static AUDITED: AtomicUsize = AtomicUsize::new(0);
 /// Reservations shipped, by description: the two stories run concurrently.
 static SHIPPED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
 #[task]
 async fn reserve(item: String, quantity: u32) -> String {
-    RESERVED.fetch_add(1, Ordering::SeqCst);
+    *RESERVED.lock().unwrap().entry(item.clone()).or_default() += 1;
     format!("{quantity} x {item}")
 }
 
@@ -81,7 +84,6 @@ async fn code_changes_a_new_step_inserted_before_others_keeps_their_identities_a
     let path = dir.path().join("db");
     let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_000));
     run_on_v1(&path, &clock, "order-1", "book").await;
-    let reserved_before = RESERVED.load(Ordering::SeqCst);
 
     let engine = Engine::builder()
         .path(&path)
@@ -103,8 +105,8 @@ async fn code_changes_a_new_step_inserted_before_others_keeps_their_identities_a
     let outcome = engine.wait("order-1").await.unwrap();
     assert_eq!(outcome, Outcome::Completed(serde_json::json!("shipped 1 x book")));
     assert_eq!(
-        RESERVED.load(Ordering::SeqCst),
-        reserved_before,
+        RESERVED.lock().unwrap().get("book").copied(),
+        Some(1),
         "reserve ran again"
     );
     assert_eq!(AUDITED.load(Ordering::SeqCst), 1, "the new step runs once");

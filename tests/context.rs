@@ -5,7 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use hitl::clock::ManualClock;
 use hitl::prelude::*;
-use hitl_workspace::wait_for_steps;
+use hitl_workspace::{WatchedClock, wait_for_steps};
 
 #[task]
 async fn noop(n: u32) -> u32 {
@@ -93,7 +93,8 @@ async fn channel_values_journaled_values_and_a_durable_sleep_survive_a_restart()
 
 #[tokio::test]
 async fn a_durable_sleep_waits_for_the_engine_clock_not_real_time() {
-    let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(50));
+    let start = UNIX_EPOCH + Duration::from_secs(50);
+    let clock = WatchedClock::new(start);
     let engine = Engine::temporary()
         .clock(clock.clone())
         .register(counter)
@@ -102,7 +103,11 @@ async fn a_durable_sleep_waits_for_the_engine_clock_not_real_time() {
         .unwrap();
     let run = engine.start(counter, (1,)).await.unwrap();
     wait_for_steps(&engine, run.id(), 6).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The durable sleep is asleep on the engine clock until its deadline: from here on, only
+    // moving that clock can end it.
+    clock
+        .wait_for_sleep_until(start + Duration::from_secs(24 * 3600))
+        .await;
     assert_eq!(
         run.info().unwrap().status,
         RunStatus::Running,

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use hitl::clock::ManualClock;
 use hitl::prelude::*;
+use hitl_workspace::PATIENCE;
 use serde::{Deserialize, Serialize};
 
 /// Steps in every run.
@@ -35,9 +36,6 @@ const CHILD_ENV: &str = "CRASH_MATRIX_CHILD";
 const ABORT_ENV: &str = "CRASH_MATRIX_ABORT";
 /// What the child prints once its run waits on the durable timer.
 const WAITING_MARKER: &str = "CRASH-MATRIX: waiting on the timer";
-
-/// Upper bound for every wait, so that a broken engine fails the test instead of hanging it.
-const PATIENCE: Duration = Duration::from_secs(30);
 
 // --- the workflows --------------------------------------------------------------------------
 

@@ -140,7 +140,12 @@ async fn child_holds_the_database() {
             .unwrap();
     }
     println!("HOLDING");
-    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    // Held until the parent kills this process or lets go of its stdin (it ended): an event,
+    // not a time that a slow parent could outlast.
+    tokio::task::spawn_blocking(|| std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new()))
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 /// Starts a child process that opens `path`, completes `runs` runs, and holds the database.
@@ -154,6 +159,7 @@ fn holding_child(path: &Path, runs: usize) -> std::process::Child {
         ])
         .env("HITL_TEST_HOLD_DB", path)
         .env("HITL_TEST_RUNS", runs.to_string())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();

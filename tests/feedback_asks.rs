@@ -80,22 +80,7 @@ async fn two_asks_in_one_task_get_their_own_answers() {
 
 /// Waits until the run has a pending request with this prompt.
 async fn wait_for_pending(engine: &Engine, run_id: &str, prompt: &str) -> Request {
-    for _ in 0..2_000 {
-        let filter = PendingFilter {
-            run_id: Some(run_id.to_owned()),
-            ..Default::default()
-        };
-        if let Some(request) = engine
-            .pending(&filter)
-            .unwrap()
-            .into_iter()
-            .find(|r| r.prompt == prompt)
-        {
-            return request;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    panic!("no pending request `{prompt}` for run {run_id}");
+    hitl_workspace::pending_request(engine, run_id, Some(prompt)).await
 }
 
 // --- an ask inside a loop ------------------------------------------------------------------

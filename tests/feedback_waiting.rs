@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, UNIX_EPOCH};
 
-use hitl::clock::ManualClock;
+use hitl::clock::{Clock, ManualClock};
 use hitl::prelude::*;
 use hitl::{PendingFilter, Request, RequestStatus, Run};
+use hitl_workspace::{WatchedClock, patiently, pending_request};
 
 static AFTER: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
 
@@ -35,18 +36,10 @@ fn clock() -> ManualClock {
     ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_000_000))
 }
 
+/// The run's open request, which exists while the run still waits in memory (`Running`, so
+/// `settled()` does not report it yet).
 async fn first_pending(engine: &Engine, run_id: &str) -> Request {
-    for _ in 0..5_000 {
-        let filter = PendingFilter {
-            run_id: Some(run_id.to_owned()),
-            ..Default::default()
-        };
-        if let Some(request) = engine.pending(&filter).unwrap().into_iter().next() {
-            return request;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    panic!("run {run_id} never asked");
+    pending_request(engine, run_id, None).await
 }
 
 #[tokio::test]
@@ -245,12 +238,27 @@ async fn expiring(ctx: &TaskContext, policy: String) -> hitl::Result<String> {
     })
 }
 
+/// Expires one second before the requests of `expiring`: the timer that fires next.
+#[workflow(inject_context)]
+async fn expires_first(ctx: &TaskContext) -> hitl::Result<bool> {
+    let answer = ctx
+        .request_feedback(
+            Feedback::approval("Extend first?")
+                .expires_after(Duration::from_secs(3_599))
+                .on_expiry(OnExpiry::Reject),
+        )
+        .await;
+    Ok(matches!(answer, Err(hitl::Error::RequestExpired { .. })))
+}
+
 #[tokio::test]
 async fn expiry_resolves_the_request_by_each_policy() {
-    let clock = clock();
+    let clock = WatchedClock::new(clock().now());
+    let deadline = clock.now() + Duration::from_secs(3_600);
     let engine = Engine::temporary()
         .clock(clock.clone())
         .register(expiring)
+        .register(expires_first)
         .open()
         .await
         .unwrap();
@@ -266,8 +274,15 @@ async fn expiry_resolves_the_request_by_each_policy() {
         };
         requests.push(pending[0].clone());
     }
+    let first = engine.start(expires_first, ()).await.unwrap();
+    assert!(matches!(first.settled().await.unwrap(), Outcome::Paused(_)));
+
+    // One second early: the timer due now fires, and the timer task, having looked at the
+    // three requests' expiries, goes back to sleep until their deadline. Only then is "they
+    // did not expire" a fact rather than a race with a sleep.
     clock.advance(Duration::from_secs(3_599));
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(first.wait().await.unwrap(), Outcome::Completed(true));
+    clock.wait_for_sleep_until(deadline).await;
     assert_eq!(
         engine.pending(&PendingFilter::default()).unwrap().len(),
         3,
@@ -355,9 +370,8 @@ async fn a_cancel_racing_the_pause_always_ends_the_run_cancelled() {
             .unwrap();
         first_pending(&engine, run.id()).await; // the run is pausing or has paused
         engine.cancel(run.id(), "raced").await.unwrap();
-        let outcome = tokio::time::timeout(Duration::from_secs(10), run.wait())
+        let outcome = patiently(format!("round {round}: the cancelled run ends"), run.wait())
             .await
-            .unwrap_or_else(|_| panic!("round {round}: the cancelled run never ended"))
             .unwrap();
         assert_eq!(
             outcome,

@@ -13,19 +13,17 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hitl::notify::Attempt;
 use hitl::prelude::*;
 use hitl::run::StepStatus;
 use hitl::{HistoryEntry, StepKind};
+use hitl_workspace::{PATIENCE, eventually};
 use serde_json::Value;
 
-/// Upper bound for every wait, so that a broken engine fails the test instead of hanging it.
-const PATIENCE: Duration = Duration::from_secs(10);
-/// How long a receiver is watched for a duplicate after the story ends: longer than the first
-/// retry backoff (0.5 s), so a second send would have happened by then.
-const QUIET: Duration = Duration::from_millis(800);
+/// The path of the announcements [`caught_up`] sends; [`Receiver::deliveries`] leaves them out.
+const CAUGHT_UP: &str = "/caught-up-";
 
 // --- the workflow -------------------------------------------------------------------------------
 
@@ -49,7 +47,9 @@ async fn keep_deployment(ctx: &TaskContext, notify: Vec<Notify>) -> hitl::Result
 /// One HTTP request the receiver got.
 #[derive(Debug, Clone)]
 struct Delivery {
-    at: Instant,
+    /// When it arrived, in milliseconds since the Unix epoch: the unit and clock (the system
+    /// clock, the engine's here) of the attempts the engine records.
+    at_ms: u64,
     path: String,
     /// Header names in lower case.
     headers: BTreeMap<String, String>,
@@ -111,8 +111,23 @@ impl Receiver {
         format!("http://{}{path}", self.addr)
     }
 
+    /// What the stories sent (the announcements of [`caught_up`] left out).
     fn deliveries(&self) -> Vec<Delivery> {
-        self.state.lock().unwrap().deliveries.clone()
+        let state = self.state.lock().unwrap();
+        let story = state
+            .deliveries
+            .iter()
+            .filter(|delivery| !delivery.path.starts_with(CAUGHT_UP));
+        story.cloned().collect()
+    }
+
+    fn got_call_to(&self, path: &str) -> bool {
+        self.state
+            .lock()
+            .unwrap()
+            .deliveries
+            .iter()
+            .any(|delivery| delivery.path == path)
     }
 
     fn set_stall(&self, stall: bool) {
@@ -172,7 +187,7 @@ fn serve(stream: TcpStream, state: &Mutex<ReceiverState>) {
     let (status, stall) = {
         let mut state = state.lock().unwrap();
         state.deliveries.push(Delivery {
-            at: Instant::now(),
+            at_ms: u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap(),
             path,
             headers,
             body,
@@ -200,18 +215,27 @@ fn dead_url() -> String {
 
 // --- helpers ------------------------------------------------------------------------------------
 
-/// Polls `check` every 10 ms until it gives a value; panics naming `what` after [`PATIENCE`].
-async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {PATIENCE:?} waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+/// Waits until `engine`'s notifier has sent everything that was due when this was called —
+/// so that "nothing more was sent" is a fact, not the hope of a quiet period.
+///
+/// The notifier sends one notification at a time, in passes over the outbox. Two new
+/// announcements in turn: the first is in a pass that began after this call; the second,
+/// asked only once the first arrived, in a later pass. When the second arrives, the first's
+/// pass is over, and with it every send due before this call, a duplicate included. (A retry
+/// after a successful delivery cannot be pending: the stories check that the delivery is
+/// recorded.)
+async fn caught_up(engine: &Engine, receiver: &Receiver) {
+    static ANNOUNCEMENTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    for _ in 0..2 {
+        let path = format!("{CAUGHT_UP}{}", ANNOUNCEMENTS.fetch_add(1, Ordering::SeqCst));
+        engine
+            .start(keep_deployment, (vec![Notify::webhook(receiver.url(&path))],))
+            .await
+            .unwrap();
+        eventually(&format!("the receiver got {path}"), || {
+            receiver.got_call_to(&path).then_some(())
+        })
+        .await;
     }
 }
 
@@ -345,7 +369,7 @@ async fn a_request_is_announced_once_across_pause_resume_and_completion() {
         .await
         .unwrap();
     assert_eq!(completes(&run).await, "approved=true by alice");
-    tokio::time::sleep(QUIET).await;
+    caught_up(&engine, &receiver).await;
     assert_eq!(receiver.deliveries().len(), 1, "{:#?}", receiver.deliveries());
     let entry = &notifications(&engine, run.id())[0];
     assert_eq!(entry.name, "notify");
@@ -373,7 +397,7 @@ async fn a_request_is_announced_once_across_a_restart_while_paused() {
 
     // A new process (here: a new engine on the same directory) finds the delivery recorded.
     let engine = open_at(&path).await;
-    tokio::time::sleep(QUIET).await;
+    caught_up(&engine, &receiver).await;
     assert_eq!(
         receiver.deliveries().len(),
         1,
@@ -386,7 +410,7 @@ async fn a_request_is_announced_once_across_a_restart_while_paused() {
         .unwrap();
     let run = engine.run(keep_deployment, &run_id).unwrap();
     assert_eq!(completes(&run).await, "approved=true by bob");
-    tokio::time::sleep(QUIET).await;
+    caught_up(&engine, &receiver).await;
     let deliveries = receiver.deliveries();
     assert_eq!(deliveries.len(), 1, "{deliveries:#?}");
     assert_webhook_delivery(&deliveries[0], &request);
@@ -439,7 +463,7 @@ async fn a_delivery_cut_off_by_a_restart_is_resent_with_the_same_idempotency_key
         .unwrap();
     let run = engine.run(keep_deployment, &run_id).unwrap();
     assert_eq!(completes(&run).await, "approved=true by carol");
-    tokio::time::sleep(QUIET).await;
+    caught_up(&engine, &receiver).await;
     assert_eq!(receiver.deliveries().len(), 2, "{:#?}", receiver.deliveries());
 }
 
@@ -489,13 +513,17 @@ async fn a_receiver_failing_twice_gets_one_delivery_after_backing_off() {
     for delivery in &deliveries {
         assert_webhook_delivery(delivery, &request);
     }
+    // And the backoff was really waited: each retry arrived no sooner than its due time, the
+    // failed attempt's time plus the backoff. (Not "so long after the previous arrival": that
+    // arrival came a send's latency after its attempt began, and under load a send takes a
+    // while.)
     assert!(
-        deliveries[1].at - deliveries[0].at >= Duration::from_millis(450),
-        "{deliveries:#?}"
+        deliveries[1].at_ms >= recorded[0].at + 500,
+        "{recorded:#?}\n{deliveries:#?}"
     );
     assert!(
-        deliveries[2].at - deliveries[1].at >= Duration::from_millis(950),
-        "{deliveries:#?}"
+        deliveries[2].at_ms >= recorded[1].at + 1_000,
+        "{recorded:#?}\n{deliveries:#?}"
     );
 
     engine
@@ -503,7 +531,7 @@ async fn a_receiver_failing_twice_gets_one_delivery_after_backing_off() {
         .await
         .unwrap();
     assert_eq!(completes(&run).await, "approved=true by alice");
-    tokio::time::sleep(QUIET).await;
+    caught_up(&engine, &receiver).await;
     assert_eq!(
         receiver.deliveries().len(),
         3,

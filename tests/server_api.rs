@@ -326,15 +326,15 @@ async fn cancelled_and_expired_requests_are_gone() {
         RequestStatus::Cancelled
     );
 
-    let (_, expiring) = server.ask("expiring").await;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while server.engine.request(&expiring.id).unwrap().status == RequestStatus::Pending {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the request never expired"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let (expiring_run, expiring) = server.ask("expiring").await;
+    // The run ends only once its request expired (the expiry resumes it).
+    hitl_workspace::patiently("the expiring request's run ends", expiring_run.wait())
+        .await
+        .unwrap();
+    assert_eq!(
+        server.engine.request(&expiring.id).unwrap().status,
+        RequestStatus::Expired
+    );
     let expired = post(
         &format!("{}/api/requests/{}/respond", server.url, expiring.id),
         Some(ALICE),

@@ -102,9 +102,11 @@ async fn browser(driver: &Driver, profile: &tempfile::TempDir) -> Client {
         "goog:chromeOptions".to_owned(),
         serde_json::json!({"args": args, "binary": "/usr/bin/chromium"}),
     );
-    ClientBuilder::new(HttpConnector::new())
-        .capabilities(capabilities)
-        .connect(&driver.url)
+    // Chromium's first launch (profile, font cache) can take long on a loaded machine: the
+    // session is awaited, bounded only so that a hang fails.
+    let mut builder = ClientBuilder::new(HttpConnector::new());
+    builder.capabilities(capabilities);
+    hitl_workspace::patiently("a WebDriver session starts", builder.connect(&driver.url))
         .await
         .expect("a WebDriver session")
 }

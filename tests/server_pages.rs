@@ -316,15 +316,15 @@ async fn a_form_answer_shows_a_confirmation_and_the_run_page_its_timeline() {
     assert!(cancelled.text.contains("Cancelled"), "{}", cancelled.text);
 
     // So do expired ones.
-    let (_, expiring) = server.ask("expiring").await;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while server.engine.request(&expiring.id).unwrap().status == RequestStatus::Pending {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the request never expired"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (expiring_run, expiring) = server.ask("expiring").await;
+    // The run ends only once its request expired (the expiry resumes it).
+    hitl_workspace::patiently("the expiring request's run ends", expiring_run.wait())
+        .await
+        .unwrap();
+    assert_eq!(
+        server.engine.request(&expiring.id).unwrap().status,
+        RequestStatus::Expired
+    );
     let expired = get_page(
         &format!("{}/requests/{}", server.url, expiring.id),
         Some(&session),

@@ -7,7 +7,9 @@ mod cli_support;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
-use cli_support::{application, deploy, hitl, paused, pick_checks, pick_region, refund, release_notes, stop};
+use cli_support::{
+    PATIENCE, application, deploy, hitl, paused, pick_checks, pick_region, refund, release_notes, stop,
+};
 use hitl::clock::ManualClock;
 use hitl::prelude::*;
 use serde_json::json;
@@ -199,7 +201,7 @@ async fn every_kind_of_answer_given_offline_one_after_another_reaches_its_run() 
     let engine = application(&dir).await;
     let wait = |run_id: &'static str| {
         let engine = engine.clone();
-        async move { tokio::time::timeout(Duration::from_secs(20), engine.wait(run_id)).await }
+        async move { tokio::time::timeout(PATIENCE, engine.wait(run_id)).await }
     };
     assert_eq!(
         wait("deploy").await.unwrap().unwrap(),
@@ -816,7 +818,7 @@ async fn history_shows_a_timer_deadline_as_a_time() {
         .unwrap();
     engine.start_with_id(nap, "nap", ()).await.unwrap();
     // The run is asleep once its timer step is journaled (the manual clock never moves).
-    let patience = tokio::time::Instant::now() + Duration::from_secs(20);
+    let patience = tokio::time::Instant::now() + PATIENCE;
     while !engine
         .history("nap")
         .unwrap()

@@ -5,9 +5,10 @@
 mod cli_support;
 
 use std::path::Path;
-use std::time::Duration;
 
-use cli_support::{Ran, application, deploy, paused, pick_checks, pick_region, refund, release_notes, stop};
+use cli_support::{
+    PATIENCE, Ran, application, deploy, paused, pick_checks, pick_region, refund, release_notes, stop,
+};
 use hitl::prelude::*;
 use hitl::server::ServerConfig;
 use serde_json::json;
@@ -69,7 +70,7 @@ impl App {
 }
 
 async fn wait(engine: &Engine, run_id: &str) -> Outcome<serde_json::Value> {
-    tokio::time::timeout(Duration::from_secs(20), engine.wait(run_id))
+    tokio::time::timeout(PATIENCE, engine.wait(run_id))
         .await
         .expect("the run finishes")
         .unwrap()

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
+use hitl::Request;
 use hitl::prelude::*;
 use hitl::server::{ServerConfig, serve_with};
-use hitl::{PendingFilter, Request};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -17,8 +17,8 @@ pub const CAROL: &str = "carol-token-0123456789";
 /// The largest body the test servers accept.
 pub const BODY_LIMIT: usize = 16 * 1024;
 
-/// Upper bound for every wait.
-pub const PATIENCE: Duration = Duration::from_secs(20);
+/// Upper bound for every wait (a hang, never a slow machine, reaches it).
+pub use hitl_workspace::PATIENCE;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(crate = "hitl::schemars")]
@@ -173,22 +173,8 @@ impl TestServer {
     /// Starts a run asking `kind` and returns it with its (paused) request.
     pub async fn ask(&self, kind: &str) -> (hitl::Run<String>, Request) {
         let run = self.engine.start(ask, (kind.to_owned(),)).await.unwrap();
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let filter = PendingFilter {
-                run_id: Some(run.id().to_owned()),
-                ..PendingFilter::default()
-            };
-            if let Some(request) = self.engine.pending(&filter).unwrap().into_iter().next() {
-                return (run, request);
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "run {} never asked",
-                run.id()
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let request = hitl_workspace::pending_request(&self.engine, run.id(), None).await;
+        (run, request)
     }
 
     /// Waits for the run to finish and returns its output.

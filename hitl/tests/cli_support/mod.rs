@@ -11,6 +11,11 @@ use hitl::{PendingFilter, Request};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// How long a test waits for something that must happen before it calls it a hang: generous,
+/// so that a loaded machine makes a test slower, never red (the same bound as the workspace's
+/// `hitl_workspace::PATIENCE`, which this crate's tests cannot depend on).
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// What one run of the binary did.
 pub struct Ran {
     pub args: Vec<String>,
@@ -192,14 +197,14 @@ pub async fn stop(engine: Engine, dir: &Path) {
         .write(true)
         .open(dir.join("hitl.lock"))
         .expect("a hitl database has a lock file");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + PATIENCE;
     while let Err(std::fs::TryLockError::WouldBlock) = lock.try_lock() {
         assert!(
             std::time::Instant::now() < deadline,
             "the closed engine still holds {}",
             dir.display()
         );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await; // no event for a file lock
     }
 }
 
