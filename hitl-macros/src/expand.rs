@@ -287,13 +287,13 @@ pub(crate) fn workflow(args: WorkflowArgs, mut item: FnItem) -> TokenStream {
                 index: index as u32,
                 span,
             };
-            quote_spanned!(span=> .arg(#name, &#input.#index))
+            quote_spanned!(span=> .arg(#name, &#input.#index, ::hitl::__private::ArgCodec::of()))
         });
     let reader = format_ident!("__hitl_reader", span = Span::mixed_site());
     let decode_args = item.params.iter().zip(&param_names).map(|(param, name)| {
         let ident = &param.ident;
         let ty = &param.ty;
-        quote_spanned!(param.ty.span()=> let #ident: #ty = #reader.arg(#name)?;)
+        quote_spanned!(param.ty.span()=> let #ident: #ty = #reader.arg(#name, ::hitl::__private::ArgCodec::of())?;)
     });
     let doc_run = format!(
         "Runs the body of `{name}` without the engine (nothing is journaled); `engine.start` runs it durably."

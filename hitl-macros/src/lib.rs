@@ -141,11 +141,11 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 ///         fingerprint: "…", file: file!(),
 ///     };
 ///     fn encode_input(__hitl_input: (String,)) -> hitl::Result<Value> {
-///         InputBuilder::new().arg("service", &__hitl_input.0).finish()
+///         InputBuilder::new().arg("service", &__hitl_input.0, ArgCodec::of()).finish()
 ///     }
 ///     fn start(input: Value) -> hitl::Result<WorkflowFuture> {
 ///         let __hitl_reader = InputReader::of::<Self>(input)?;
-///         let service: String = __hitl_reader.arg("service")?;
+///         let service: String = __hitl_reader.arg("service", ArgCodec::of())?;
 ///         fallible_workflow(release::run(service), <DeployError as WorkflowError>::describe)
 ///     }
 /// }

@@ -12,12 +12,12 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::__private::{
-    Codec, Fallible, InputHasher, Journaled, Plain, SelfJournaling, halt, halt_sync, run_step,
-};
 use crate::clock::{from_millis, to_millis};
 use crate::error::{Error, Result};
-use crate::replay::{Ambient, Frame, Position, Step};
+use crate::journal::replay::{Ambient, Frame, Position, Step};
+use crate::journal::{
+    Codec, Fallible, InputHasher, Journaled, Plain, SelfJournaling, halt, halt_sync, run_step,
+};
 use crate::store::{StepKind, StepRecord};
 
 /// The running workflow, as seen from an orchestration body.
@@ -141,7 +141,7 @@ impl TaskContext {
     #[track_caller]
     pub fn now(&self) -> SystemTime {
         let position = Position::caller();
-        let clock = &self.frame.run.shared.clock;
+        let clock = &self.frame.run.services.clock;
         let millis = self.journaled_value("now", position, || to_millis(clock.now()));
         from_millis(millis)
     }
@@ -174,7 +174,7 @@ impl TaskContext {
             let Some((step, journaled)) = frame.begin("sleep", position, StepKind::Sleep, 0) else {
                 return halt().await;
             };
-            let clock = &frame.run.shared.clock;
+            let clock = &frame.run.services.clock;
             let deadline = match journaled {
                 Some(StepRecord {
                     finished_at: Some(_), ..
@@ -213,7 +213,7 @@ impl TaskContext {
         let reason = reason.into();
         let run = self.frame.run.clone();
         context_future(async move {
-            run.stop(crate::replay::Stop::Cancelled(reason.clone()));
+            run.stop(crate::journal::replay::Stop::Cancelled(reason.clone()));
             Err(Error::Cancelled { reason })
         })
     }
@@ -287,7 +287,7 @@ impl Channel {
                 None => {
                     let run = &frame.run;
                     let value = run
-                        .shared
+                        .services
                         .store
                         .channel_value(&run.id, &key)?
                         .unwrap_or(Value::Null);
@@ -392,5 +392,8 @@ pub fn idempotency_key() -> Option<String> {
 /// # Ok(()) }
 /// ```
 pub fn transient<F: std::future::IntoFuture>(future: F) -> ContextFuture<impl Future<Output = F::Output>> {
-    context_future(crate::replay::InAmbient::new(Ambient::None, future.into_future()))
+    context_future(crate::journal::replay::InAmbient::new(
+        Ambient::None,
+        future.into_future(),
+    ))
 }

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
-use crate::__private::RunHalted;
-use crate::replay::{Ambient, InAmbient, RunState, Stop};
+use crate::journal::RunHalted;
+use crate::journal::replay::{Ambient, InAmbient, RunState, Stop};
 use crate::workflow::{WorkflowFuture, WorkflowResult};
 
 /// How a run's execution ended.

@@ -69,13 +69,15 @@ pub mod error;
 mod events;
 mod failpoint;
 pub mod feedback;
+mod journal;
 mod links;
 pub mod notify;
-mod replay;
 mod resolve;
 pub mod run;
 #[cfg(feature = "server")]
 pub mod server;
+/// HMAC tokens, hex, percent-encoding, the signed-link format: pure, no crate imports.
+mod sign;
 mod store;
 mod time_format;
 mod timers;

@@ -13,6 +13,7 @@
 //! credentials. Only [`Notify::signed_link_as`] adds a signed link that answers as one
 //! shared responder, for whoever clicks it.
 
+use crate::journal::services::Services;
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 use serde::{Deserialize, Serialize};
 
@@ -137,9 +138,9 @@ pub(crate) struct Notifier {
 }
 
 impl Notifier {
-    pub(crate) fn new(base_url: Option<String>) -> Self {
+    pub(crate) fn new(base_url: Option<String>, wake: std::sync::Arc<tokio::sync::Notify>) -> Self {
         Notifier {
-            wake: std::sync::Arc::new(tokio::sync::Notify::new()),
+            wake,
             base_url,
             client: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(10))
@@ -148,31 +149,24 @@ impl Notifier {
         }
     }
 
-    /// Something was added to the outbox.
-    pub(crate) fn wake(&self) {
-        self.wake.notify_one();
-    }
-
-    /// Delivers due notifications until the engine is gone.
-    pub(crate) async fn run(shared: std::sync::Weak<crate::engine::Shared>) {
+    /// Delivers due notifications until the engine's services are gone.
+    pub(crate) async fn run(self: std::sync::Arc<Self>, services: std::sync::Weak<Services>) {
         loop {
-            let notify = match shared.upgrade() {
-                Some(shared) => std::sync::Arc::clone(&shared.notifier.wake),
-                None => return,
-            };
-            let mut woken = std::pin::pin!(notify.notified());
+            let mut woken = std::pin::pin!(self.wake.notified());
             woken.as_mut().enable();
             let next_due = {
-                // Hold the engine only while delivering: a dropped engine ends the loop.
-                let Some(shared) = shared.upgrade() else { return };
-                let next_due = match shared.notifier.deliver_due(&shared).await {
+                // Hold the services only while delivering: a dropped engine ends the loop.
+                let Some(services) = services.upgrade() else {
+                    return;
+                };
+                let next_due = match self.deliver_due(&services).await {
                     Ok(next_due) => next_due,
                     Err(error) => {
                         tracing::error!(%error, "reading the notification outbox failed");
-                        Some(crate::clock::to_millis(shared.clock.now()) + 1_000)
+                        Some(crate::clock::to_millis(services.clock.now()) + 1_000)
                     }
                 };
-                next_due.map(|due| (due, shared.clock.clone()))
+                next_due.map(|due| (due, services.clock.clone()))
             };
             match next_due {
                 Some((due, clock)) => {
@@ -187,29 +181,29 @@ impl Notifier {
     }
 
     /// Sends every notification that is due; returns when the next one will be.
-    async fn deliver_due(&self, shared: &crate::engine::Shared) -> crate::Result<Option<u64>> {
+    async fn deliver_due(&self, services: &Services) -> crate::Result<Option<u64>> {
         let mut next_due = None::<u64>;
         let mut secret = None;
-        for mut record in shared.store.undelivered()? {
-            let now = crate::clock::to_millis(shared.clock.now());
+        for mut record in services.store.undelivered()? {
+            let now = crate::clock::to_millis(services.clock.now());
             if record.next_attempt_at > now {
                 next_due =
                     Some(next_due.map_or(record.next_attempt_at, |due| due.min(record.next_attempt_at)));
                 continue;
             }
-            let Some(request) = shared.store.load_request(&record.request_id)? else {
+            let Some(request) = services.store.load_request(&record.request_id)? else {
                 record.gave_up = true;
-                shared.store.save_outbox(&record)?;
+                services.store.save_outbox(&record)?;
                 continue;
             };
             // Retrying an announcement of a request that is no longer open helps nobody.
             if !record.attempts.is_empty() && request.status != crate::feedback::RequestStatus::Pending {
                 record.gave_up = true;
-                shared.store.save_outbox(&record)?;
+                services.store.save_outbox(&record)?;
                 continue;
             }
             if secret.is_none() && self.base_url.is_some() {
-                secret = Some(crate::links::secret(shared.store.as_ref())?);
+                secret = Some(crate::links::secret(services.store.as_ref())?);
             }
             let body = self.payload(&record, &request.view(), secret.as_deref());
             let result = self
@@ -252,7 +246,7 @@ impl Notifier {
                 next_due =
                     Some(next_due.map_or(record.next_attempt_at, |due| due.min(record.next_attempt_at)));
             }
-            shared.store.save_outbox(&record)?;
+            services.store.save_outbox(&record)?;
         }
         Ok(next_due)
     }

@@ -5,19 +5,17 @@
 //! clock until the earliest deadline, fires every due timer, and removes it.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use crate::clock::{from_millis, to_millis};
-use crate::engine::Shared;
 use crate::store::Timer;
 use crate::util::lock;
 
 #[derive(Default)]
 pub(crate) struct Timers {
     armed: Mutex<BTreeSet<Timer>>,
-    changed: Arc<Notify>,
+    pub(crate) changed: Arc<Notify>,
 }
 
 impl Timers {
@@ -27,41 +25,11 @@ impl Timers {
         self.changed.notify_one();
     }
 
-    fn next(&self) -> Option<Timer> {
+    pub(crate) fn next(&self) -> Option<Timer> {
         lock(&self.armed).first().cloned()
     }
 
-    fn disarm(&self, timer: &Timer) {
+    pub(crate) fn disarm(&self, timer: &Timer) {
         lock(&self.armed).remove(timer);
-    }
-
-    /// Runs until the engine is gone.
-    pub(crate) async fn run(shared: Weak<Shared>) {
-        loop {
-            // Hold the engine only while looking: a dropped engine ends the loop.
-            let (next, notify, clock) = {
-                let Some(shared) = shared.upgrade() else { return };
-                (
-                    shared.timers.next(),
-                    Arc::clone(&shared.timers.changed),
-                    shared.clock.clone(),
-                )
-            };
-            let mut changed = std::pin::pin!(notify.notified());
-            changed.as_mut().enable();
-            let Some(timer) = next else {
-                changed.await;
-                continue;
-            };
-            if to_millis(clock.now()) < timer.deadline {
-                tokio::select! {
-                    () = clock.sleep_until(from_millis(timer.deadline)) => {}
-                    () = &mut changed => continue,
-                }
-            }
-            let Some(shared) = shared.upgrade() else { return };
-            shared.timers.disarm(&timer);
-            shared.fire(&timer).await;
-        }
     }
 }

@@ -50,16 +50,18 @@ impl ::hitl::Workflow for release {
         __hitl_input: Self::Input,
     ) -> ::hitl::Result<::hitl::__private::Value> {
         ::hitl::__private::InputBuilder::new()
-            .arg("service", &__hitl_input.0)
-            .arg("replicas", &__hitl_input.1)
+            .arg("service", &__hitl_input.0, ::hitl::__private::ArgCodec::of())
+            .arg("replicas", &__hitl_input.1, ::hitl::__private::ArgCodec::of())
             .finish()
     }
     fn start(
         input: ::hitl::__private::Value,
     ) -> ::hitl::Result<::hitl::__private::WorkflowFuture> {
         let __hitl_reader = ::hitl::__private::InputReader::of::<Self>(input)?;
-        let service: String = __hitl_reader.arg("service")?;
-        let replicas: u32 = __hitl_reader.arg("replicas")?;
+        let service: String = __hitl_reader
+            .arg("service", ::hitl::__private::ArgCodec::of())?;
+        let replicas: u32 = __hitl_reader
+            .arg("replicas", ::hitl::__private::ArgCodec::of())?;
         ::hitl::__private::fallible_workflow(
             release::run(service, replicas),
             <DeployError as ::hitl::__private::WorkflowError>::describe,

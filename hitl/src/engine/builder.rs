@@ -9,14 +9,15 @@ use std::time::Duration;
 use crate::clock::{Clock, SystemClock, to_millis};
 use crate::error::{Error, Result};
 use crate::events::RequestEvents;
+use crate::journal::replay::lock;
 use crate::notify::Notifier;
-use crate::replay::lock;
 use crate::store::TimerAction;
 use crate::store::{SledStore, sled_store::SledOptions};
 use crate::timers::Timers;
 use crate::workflow::Workflow;
 
 use super::{Durability, Engine, Registered, Shared};
+use crate::journal::services::Services;
 
 /// Configures and opens an [`Engine`].
 ///
@@ -155,26 +156,30 @@ impl EngineBuilder {
                 path: self.path.clone().unwrap_or_default(),
                 detail: error.to_string(),
             })??;
+        let outbox = Arc::new(tokio::sync::Notify::new());
         let engine = Engine {
             shared: Arc::new(Shared {
-                store: Box::new(store),
-                clock: self.clock,
-                durability: self.durability,
+                services: Arc::new(Services {
+                    store: Box::new(store),
+                    clock: self.clock,
+                    durability: self.durability,
+                    request_events: RequestEvents::default(),
+                    timers: Timers::default(),
+                    outbox: Arc::clone(&outbox),
+                }),
                 registry,
                 owner: format!("{}:{}", std::process::id(), uuid::Uuid::new_v4()),
                 live: Mutex::new(HashMap::new()),
                 statuses: Mutex::new(HashMap::new()),
-                request_events: RequestEvents::default(),
-                timers: Timers::default(),
-                notifier: Notifier::new(self.base_url),
+                notifier: Arc::new(Notifier::new(self.base_url, outbox)),
                 background: Mutex::new(Vec::new()),
                 closed: AtomicBool::new(false),
             }),
         };
         // Recover first: a wake-up due at open must find the runs it would resume already live.
         engine.recover()?;
-        let now = to_millis(engine.shared.clock.now());
-        for timer in engine.shared.store.timers()? {
+        let now = to_millis(engine.shared.services.clock.now());
+        for timer in engine.shared.services.store.timers()? {
             // A paused run with a due wake-up (an answer stored while no engine ran it) is
             // resumed before `open` returns, so that `settled()` never sees it paused on an
             // answered request. The timer stays armed and is spent when it fires.
@@ -182,14 +187,15 @@ impl EngineBuilder {
                 && timer.deadline <= now
                 && engine.shared.resume_if_paused(run_id)?
             {
-                engine.shared.store.remove_timer(&timer)?;
+                engine.shared.services.store.remove_timer(&timer)?;
                 continue;
             }
-            engine.shared.timers.arm(timer);
+            engine.shared.services.timers.arm(timer);
         }
         let weak = Arc::downgrade(&engine.shared);
-        let timers = tokio::spawn(Timers::run(weak.clone()));
-        let notifier = tokio::spawn(Notifier::run(weak));
+        let timers = tokio::spawn(super::background::timer_loop(weak.clone()));
+        let notifier =
+            tokio::spawn(Arc::clone(&engine.shared.notifier).run(Arc::downgrade(&engine.shared.services)));
         lock(&engine.shared.background).extend([timers, notifier]);
         Ok(engine)
     }

@@ -14,6 +14,7 @@
 //! expires requests through the rules of `resolve`, `queries` builds the read models, and
 //! `status` is the board that `Run::settled`/`wait` watch.
 
+mod background;
 mod builder;
 mod queries;
 mod requests;
@@ -31,28 +32,15 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::events::RequestEvents;
+use crate::journal::replay::{RunState, Stop, lock};
+use crate::journal::services::Services;
 use crate::notify::Notifier;
-use crate::replay::{RunState, Stop, lock};
 use crate::run::{Outcome, Run, RunStatus};
-use crate::store::{RunRecord, Store};
-use crate::timers::Timers;
+use crate::store::RunRecord;
 use crate::workflow::{Workflow, WorkflowDefinition, WorkflowFuture};
 
-/// When a step's journal write becomes durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Durability {
-    /// Every step is flushed to disk before its output is used (concurrent runs share
-    /// flushes). A crash repeats at most the one activity that was executing.
-    #[default]
-    Flush,
-    /// Steps are flushed on pause and completion and every `flush_every` (default 500 ms).
-    /// A crash (of the machine; and, with sled, of the process) may repeat the steps completed
-    /// in that last window.
-    Buffered,
-}
+pub use crate::store::Durability;
 
 /// How long a run's lease lasts; recovery at open takes every lapsed lease.
 const LEASE: Duration = Duration::from_secs(30);
@@ -66,9 +54,8 @@ struct Registered {
 
 /// State shared by the engine handle and every run it drives.
 pub(crate) struct Shared {
-    pub(crate) store: Box<dyn Store>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) durability: Durability,
+    /// What the runs' steps use: the store, the clock, wake-ups and timers.
+    pub(crate) services: Arc<Services>,
     registry: BTreeMap<&'static str, Registered>,
     /// This engine instance, recorded as the owner of the runs it drives.
     owner: String,
@@ -76,12 +63,8 @@ pub(crate) struct Shared {
     live: Mutex<HashMap<String, LiveRun>>,
     /// Status of runs somebody waits on; entries go once settled with no receiver left.
     statuses: Mutex<HashMap<String, watch::Sender<RunStatus>>>,
-    /// Wake-ups for feedback steps waiting in memory.
-    pub(crate) request_events: RequestEvents,
-    /// Expiries and run wake-ups.
-    pub(crate) timers: Timers,
     /// Delivers notifications from the outbox.
-    pub(crate) notifier: Notifier,
+    pub(crate) notifier: Arc<Notifier>,
     /// The timer and notification tasks, stopped by `close`.
     background: Mutex<Vec<JoinHandle<()>>>,
     closed: AtomicBool,
@@ -124,7 +107,7 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("workflows", &self.workflows())
-            .field("durability", &self.shared.durability)
+            .field("durability", &self.shared.services.durability)
             .finish()
     }
 }
@@ -157,7 +140,7 @@ impl Engine {
 
     /// The durability mode the engine runs in.
     pub fn durability(&self) -> Durability {
-        self.shared.durability
+        self.shared.services.durability
     }
 
     /// The current time on the engine's clock ([`EngineBuilder::clock`]; the system clock by
@@ -178,7 +161,7 @@ impl Engine {
     /// # Ok(()) }
     /// ```
     pub fn now(&self) -> std::time::SystemTime {
-        self.shared.clock.now()
+        self.shared.services.clock.now()
     }
 
     /// Starts a run of `workflow` with a generated id.
@@ -285,7 +268,7 @@ impl Engine {
                     }
                     record.status = RunStatus::Cancelled;
                     record.cancel_reason = Some(reason);
-                    self.shared.store.save_run(&record)?;
+                    self.shared.services.store.save_run(&record)?;
                     Some(record)
                 }
             }
@@ -319,7 +302,7 @@ impl Engine {
         for task in background {
             let _ = task.await;
         }
-        let flushed = self.shared.store.flush().await;
+        let flushed = self.shared.services.store.flush().await;
         drop(self);
         flushed
     }
@@ -329,22 +312,22 @@ impl Engine {
     pub fn link_secret(&self) -> Result<Vec<u8>> {
         match std::env::var("HITL_SECRET") {
             Ok(secret) if !secret.is_empty() => Ok(secret.into_bytes()),
-            _ => self.shared.store.secret(),
+            _ => self.shared.services.store.secret(),
         }
     }
 
     /// Bytes on disk used by the database directory's sled files.
     pub fn size_on_disk(&self) -> Result<u64> {
-        self.shared.store.size_on_disk()
+        self.shared.services.store.size_on_disk()
     }
 
     /// Bytes of keys and values stored (what the data weighs before sled's own overhead).
     pub fn logical_size(&self) -> Result<u64> {
-        self.shared.store.logical_size()
+        self.shared.services.store.logical_size()
     }
 
     /// Makes every write so far durable.
     pub async fn flush(&self) -> Result<()> {
-        self.shared.store.flush().await
+        self.shared.services.store.flush().await
     }
 }

@@ -20,6 +20,7 @@ impl Engine {
     /// Every run matching `filter`.
     pub fn runs(&self, filter: &RunFilter) -> Result<Vec<RunInfo>> {
         self.shared
+            .services
             .store
             .list_runs()?
             .into_iter()
@@ -34,7 +35,7 @@ impl Engine {
     /// notification with every delivery attempt.
     pub fn history(&self, run_id: &str) -> Result<Vec<HistoryEntry>> {
         self.load_run(run_id)?;
-        let mut steps = self.shared.store.load_journal(run_id)?;
+        let mut steps = self.shared.services.store.load_journal(run_id)?;
         steps.sort_by_key(|(_, step)| step.seq);
         let mut history = Vec::with_capacity(steps.len());
         for (step_id, step) in steps {
@@ -65,7 +66,7 @@ impl Engine {
                         "votes": request.votes,
                         "expires_at": request.expires_at.map(from_millis).map(humantime::format_rfc3339_millis).map(|t| t.to_string()),
                     });
-                    let notifications = self.shared.store.outbox_of(&request_id)?;
+                    let notifications = self.shared.services.store.outbox_of(&request_id)?;
                     let step_id = entry.step_id.clone();
                     history.push(entry);
                     history.extend(
@@ -126,6 +127,7 @@ impl Engine {
     ) -> Result<DefinitionChange> {
         let stored = self
             .shared
+            .services
             .store
             .load_definition(&record.workflow, &record.fingerprint)?
             .unwrap_or_default();
@@ -160,9 +162,10 @@ impl Engine {
     /// Every unanswered request matching `filter`, oldest first — whether its run waits in
     /// memory or has paused.
     pub fn pending(&self, filter: &PendingFilter) -> Result<Vec<Request>> {
-        let now = self.shared.clock.now();
+        let now = self.shared.services.clock.now();
         Ok(self
             .shared
+            .services
             .store
             .pending_requests(filter.run_id.as_deref())?
             .into_iter()
@@ -199,13 +202,13 @@ impl Engine {
         if status == Some(RequestStatus::Pending) {
             return self.pending(filter);
         }
-        let now = self.shared.clock.now();
+        let now = self.shared.services.clock.now();
         let runs = match &filter.run_id {
-            Some(run_id) => match self.shared.store.load_run(run_id)? {
+            Some(run_id) => match self.shared.services.store.load_run(run_id)? {
                 Some(run) => vec![run],
                 None => Vec::new(),
             },
-            None => self.shared.store.list_runs()?,
+            None => self.shared.services.store.list_runs()?,
         };
         let mut requests = Vec::new();
         for run in runs {
@@ -216,14 +219,14 @@ impl Engine {
             {
                 continue;
             }
-            for (_, step) in self.shared.store.load_journal(&run.id)? {
+            for (_, step) in self.shared.services.store.load_journal(&run.id)? {
                 let Some(request_id) = step.output["request"]
                     .as_str()
                     .filter(|_| step.kind == StepKind::Feedback)
                 else {
                     continue;
                 };
-                let Some(request) = self.shared.store.load_request(request_id)? else {
+                let Some(request) = self.shared.services.store.load_request(request_id)? else {
                     continue;
                 };
                 if status.is_none_or(|status| request.status == status) && filter.matches(&request, now) {

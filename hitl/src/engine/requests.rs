@@ -28,7 +28,7 @@ impl Engine {
         response: Response,
         responder: Responder,
     ) -> Result<Request> {
-        let now = to_millis(self.shared.clock.now());
+        let now = to_millis(self.shared.services.clock.now());
         // An answer at or after the deadline expires the request (its policy applied in the
         // same transaction) and is refused; `late` tells which of the two the change did.
         let (updated, late) = {
@@ -46,17 +46,17 @@ impl Engine {
             };
             (self.shared.resolve(request_id, &change)?, late.get())
         };
-        self.shared.store.flush().await?;
+        self.shared.services.store.flush().await?;
         if updated.status != RequestStatus::Pending {
-            self.shared.request_events.notify(&updated.id);
+            self.shared.services.request_events.notify(&updated.id);
             // Resume a paused run now rather than when its wake-up fires, so that a caller's
             // `settled()` after this answer waits for the run's next settled state. The stored
             // wake-up is then spent; it stays only for an engine that cannot drive the run.
             let wake = resolution_wake(&updated);
             if self.shared.resume_if_paused(&updated.run_id)? {
-                self.shared.store.remove_timer(&wake)?;
+                self.shared.services.store.remove_timer(&wake)?;
             } else {
-                self.shared.timers.arm(wake);
+                self.shared.services.timers.arm(wake);
             }
         }
         if late {
@@ -76,7 +76,8 @@ impl Engine {
 
 impl Shared {
     pub(crate) fn load_request(&self, request_id: &str) -> Result<RequestRecord> {
-        self.store
+        self.services
+            .store
             .load_request(request_id)?
             .ok_or_else(|| Error::RequestNotFound {
                 request_id: request_id.to_owned(),
@@ -90,7 +91,7 @@ impl Shared {
         request_id: &str,
         change: &dyn Fn(&RequestRecord) -> Result<Option<RequestRecord>>,
     ) -> Result<RequestRecord> {
-        self.store.update_request(request_id, change, true)
+        self.services.store.update_request(request_id, change, true)
     }
 
     /// Wakes whoever waits on a request that just changed.
@@ -98,13 +99,13 @@ impl Shared {
         if request.status == RequestStatus::Pending {
             return;
         }
-        self.request_events.notify(&request.id);
-        self.timers.arm(resolution_wake(request));
+        self.services.request_events.notify(&request.id);
+        self.services.timers.arm(resolution_wake(request));
     }
 
     /// Resolves a request by its expiry policy if it is still pending and due.
     pub(super) async fn expire(&self, request_id: &str) -> Result<()> {
-        let now = to_millis(self.clock.now());
+        let now = to_millis(self.services.clock.now());
         let change = |request: &RequestRecord| Ok(resolve::expire(request, now));
         let updated = match self.resolve(request_id, &change) {
             Ok(updated) => updated,
@@ -112,7 +113,7 @@ impl Shared {
             Err(error) => return Err(error),
         };
         if updated.resolved_at == Some(now) {
-            self.store.flush().await?;
+            self.services.store.flush().await?;
             tracing::info!(request_id, status = ?updated.status, "feedback request expired");
             self.after_resolution(&updated);
         }
@@ -121,11 +122,11 @@ impl Shared {
 
     /// Cancels every open request of a run (it was cancelled or failed).
     pub(super) fn cancel_requests(&self, run_id: &str, reason: &str) -> Result<()> {
-        let now = to_millis(self.clock.now());
-        for request in self.store.pending_requests(Some(run_id))? {
+        let now = to_millis(self.services.clock.now());
+        for request in self.services.store.pending_requests(Some(run_id))? {
             let change = |request: &RequestRecord| Ok(resolve::cancel(request, reason, now));
-            let updated = self.store.update_request(&request.id, &change, false)?;
-            self.request_events.notify(&updated.id);
+            let updated = self.services.store.update_request(&request.id, &change, false)?;
+            self.services.request_events.notify(&updated.id);
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
-use crate::replay::lock;
+use crate::journal::replay::lock;
 use crate::run::RunStatus;
 use crate::store::RunRecord;
 
@@ -12,6 +12,7 @@ use super::{Engine, Shared};
 impl Engine {
     pub(crate) fn load_run(&self, run_id: &str) -> Result<RunRecord> {
         self.shared
+            .services
             .store
             .load_run(run_id)?
             .ok_or_else(|| Error::RunNotFound {

@@ -11,7 +11,7 @@ use crate::clock::to_millis;
 use crate::driver::{Ending, RunBody};
 use crate::error::{Error, Result};
 use crate::feedback::RequestStatus;
-use crate::replay::{RunState, Stop, lock};
+use crate::journal::replay::{RunState, Stop, lock};
 use crate::run::{Failure, FailureKind, RunStatus};
 use crate::store::{FORMAT_VERSION, RunRecord};
 use crate::store::{Timer, TimerAction};
@@ -27,7 +27,7 @@ impl Engine {
         let registered = self.registered(workflow)?;
         let body = (registered.start)(input.clone())?;
         let definition = registered.definition;
-        let now = to_millis(self.shared.clock.now());
+        let now = to_millis(self.shared.services.clock.now());
         let record = RunRecord {
             v: FORMAT_VERSION,
             id: run_id,
@@ -43,12 +43,12 @@ impl Engine {
             created_at: now,
             updated_at: now,
         };
-        self.shared.store.save_definition(
+        self.shared.services.store.save_definition(
             definition.name,
             definition.fingerprint,
             &definition.site_names(),
         )?;
-        if let Some(existing) = self.shared.store.create_run(&record)? {
+        if let Some(existing) = self.shared.services.store.create_run(&record)? {
             if existing.workflow != record.workflow || existing.input != record.input {
                 return Err(Error::RunIdConflict {
                     run_id: record.id,
@@ -57,7 +57,7 @@ impl Engine {
             }
             return Ok(existing.id);
         }
-        self.shared.store.flush().await?;
+        self.shared.services.store.flush().await?;
         let run_id = record.id.clone();
         let mut live = lock(&self.shared.live);
         self.shared.launch(&mut live, record, registered, Some(body))?;
@@ -66,8 +66,8 @@ impl Engine {
 
     /// Drives every run left `Running` by a previous process.
     pub(super) fn recover(&self) -> Result<()> {
-        let now = to_millis(self.shared.clock.now());
-        for mut record in self.shared.store.list_runs()? {
+        let now = to_millis(self.shared.services.clock.now());
+        for mut record in self.shared.services.store.list_runs()? {
             if record.status != RunStatus::Running {
                 continue;
             }
@@ -87,7 +87,7 @@ impl Engine {
             record.owner = Some(self.shared.owner.clone());
             record.lease_until = Some(now + LEASE.as_millis() as u64);
             record.updated_at = now;
-            self.shared.store.save_run(&record)?;
+            self.shared.services.store.save_run(&record)?;
             let run_id = record.id.clone();
             let mut live = lock(&self.shared.live);
             // One run that cannot be driven must not keep the engine from opening.
@@ -124,7 +124,7 @@ impl Shared {
         // operator tool, or the engine is closing) stays stored for the application's next open.
         let result = result.and_then(|handled| {
             if handled {
-                self.store.remove_timer(timer)
+                self.services.store.remove_timer(timer)
             } else {
                 Ok(())
             }
@@ -144,7 +144,7 @@ impl Shared {
         if live.contains_key(run_id) {
             return Ok(true);
         }
-        let Some(mut record) = self.store.load_run(run_id)? else {
+        let Some(mut record) = self.services.store.load_run(run_id)? else {
             return Ok(true);
         };
         if record.status != RunStatus::Paused {
@@ -154,12 +154,12 @@ impl Shared {
             tracing::debug!(run_id, workflow = %record.workflow, "cannot resume run here: its workflow is not registered");
             return Ok(false);
         };
-        let now = to_millis(self.clock.now());
+        let now = to_millis(self.services.clock.now());
         record.status = RunStatus::Running;
         record.owner = Some(self.owner.clone());
         record.lease_until = Some(now + LEASE.as_millis() as u64);
         record.updated_at = now;
-        self.store.save_run(&record)?;
+        self.services.store.save_run(&record)?;
         tracing::info!(run_id, "resuming run");
         self.launch(&mut live, record, registered, None)?;
         let resumed = live.contains_key(run_id);
@@ -187,6 +187,7 @@ impl Shared {
         let loaded = match new_body {
             Some(body) => Ok((Vec::new(), body)),
             None => self
+                .services
                 .store
                 .load_journal(&record.id)
                 .and_then(|journal| Ok((journal, (registered.start)(record.input.clone())?))),
@@ -209,8 +210,8 @@ impl Shared {
                 });
                 record.owner = None;
                 record.lease_until = None;
-                record.updated_at = to_millis(self.clock.now());
-                self.store.save_run(&record)?;
+                record.updated_at = to_millis(self.services.clock.now());
+                self.services.store.save_run(&record)?;
                 self.cancel_requests(&record.id, &format!("run failed: {error}"))?;
                 self.publish(&record.id, RunStatus::Failed);
                 return Ok(());
@@ -218,7 +219,7 @@ impl Shared {
             Err(error) => return Err(error),
         };
         let state = RunState::new(
-            Arc::clone(self),
+            Arc::clone(&self.services),
             record.id.clone(),
             registered.definition.name,
             journal,
@@ -296,7 +297,7 @@ impl Shared {
         mut record: RunRecord,
         state: &RunState,
     ) -> Result<Option<Stop>> {
-        let now = to_millis(self.clock.now());
+        let now = to_millis(self.services.clock.now());
         let wakes: Vec<Timer> = state
             .sleep_deadlines()
             .into_iter()
@@ -306,7 +307,7 @@ impl Shared {
             })
             .collect();
         for timer in &wakes {
-            self.store.add_timer(timer)?;
+            self.services.store.add_timer(timer)?;
         }
         {
             let mut live = lock(&self.live);
@@ -330,7 +331,7 @@ impl Shared {
                     self.launch(&mut live, record, registered, None)?;
                     drop(live);
                     for timer in wakes {
-                        self.timers.arm(timer);
+                        self.services.timers.arm(timer);
                     }
                     return Ok(None);
                 }
@@ -339,13 +340,13 @@ impl Shared {
             record.owner = None;
             record.lease_until = None;
             record.updated_at = now;
-            self.store.save_run(&record)?;
+            self.services.store.save_run(&record)?;
         }
-        self.store.flush().await?;
+        self.services.store.flush().await?;
         tracing::info!(run_id = %record.id, "run paused");
         self.publish(&record.id, RunStatus::Paused);
         for timer in wakes {
-            self.timers.arm(timer);
+            self.services.timers.arm(timer);
         }
         Ok(None)
     }
@@ -355,8 +356,8 @@ impl Shared {
     pub(super) async fn finish(&self, mut record: RunRecord) -> Result<()> {
         record.owner = None;
         record.lease_until = None;
-        record.updated_at = to_millis(self.clock.now());
-        self.store.save_run(&record)?;
+        record.updated_at = to_millis(self.services.clock.now());
+        self.services.store.save_run(&record)?;
         let reason = match (&record.status, &record.cancel_reason, &record.failure) {
             (RunStatus::Cancelled, Some(reason), _) => Some(format!("run cancelled: {reason}")),
             (RunStatus::Failed, _, Some(failure)) => Some(format!("run failed: {}", failure.message)),
@@ -366,7 +367,7 @@ impl Shared {
         if let Some(reason) = reason {
             self.cancel_requests(&record.id, &reason)?;
         }
-        self.store.flush().await?;
+        self.services.store.flush().await?;
         self.publish(&record.id, record.status);
         Ok(())
     }

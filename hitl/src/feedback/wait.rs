@@ -15,12 +15,12 @@ use std::future::Future;
 use serde_json::json;
 
 use super::{Answer, Feedback, OnExpiry, RequestRecord, RequestSpec, RequestStatus, Resolution};
-use crate::__private::{InputHasher, halt};
 use crate::clock::{from_millis, to_millis};
 use crate::context::{ContextFuture, TaskContext, context_future};
 use crate::error::{Error, Result};
+use crate::journal::replay::{Frame, Position, Step};
+use crate::journal::{InputHasher, halt};
 use crate::notify::OutboxRecord;
-use crate::replay::{Frame, Position, Step};
 use crate::store::{FORMAT_VERSION, StepKind, Timer, TimerAction};
 
 impl TaskContext {
@@ -120,8 +120,8 @@ async fn request(frame: Frame, position: Position, spec: RequestSpec) -> Result<
 /// Writes the request, its waiting journal entry, notifications and expiry, durably.
 async fn create(step: &Step, spec: &RequestSpec) -> Option<String> {
     let run = step.run();
-    let shared = &run.shared;
-    let now = to_millis(shared.clock.now());
+    let services = &run.services;
+    let now = to_millis(services.clock.now());
     let request_id = uuid::Uuid::new_v4().to_string();
     let expires_at = spec.expires_after_ms.map(|after| now + after);
     let record = RequestRecord {
@@ -160,7 +160,7 @@ async fn create(step: &Step, spec: &RequestSpec) -> Option<String> {
         action: TimerAction::Expire(request_id.clone()),
     });
     let waiting = step.record_for(json!({ "request": request_id }), false);
-    let written = shared
+    let written = services
         .store
         .create_request(&waiting, &record, &outbox, expiry.clone())
         .and_then(|()| crate::failpoint::hit_ok("after_request_write"));
@@ -168,16 +168,16 @@ async fn create(step: &Step, spec: &RequestSpec) -> Option<String> {
         run.fail(&error, Some(step));
         return None;
     }
-    if let Err(error) = shared.store.flush().await {
+    if let Err(error) = services.store.flush().await {
         run.fail(&error, Some(step));
         return None;
     }
     tracing::info!(request_id = %request_id, kind = spec.kind.as_str(), "feedback requested");
     if let Some(expiry) = expiry {
-        shared.timers.arm(expiry);
+        services.timers.arm(expiry);
     }
     if !outbox.is_empty() {
-        shared.notifier.wake();
+        services.outbox.notify_one();
     }
     Some(request_id)
 }
@@ -186,12 +186,12 @@ async fn create(step: &Step, spec: &RequestSpec) -> Option<String> {
 /// pausable wait.
 async fn wait(step: &Step, request_id: &str, timeout_ms: u64) -> Result<Resolution> {
     let run = step.run();
-    let shared = &run.shared;
+    let services = &run.services;
     // Subscribe before the first read, so that no resolution can slip in between.
-    let mut updates = shared.request_events.subscribe(request_id);
+    let mut updates = services.request_events.subscribe(request_id);
     let mut human = run.human_wait(request_id);
     let load = || {
-        shared
+        services
             .store
             .load_request(request_id)?
             .ok_or_else(|| Error::RequestNotFound {
@@ -200,7 +200,7 @@ async fn wait(step: &Step, request_id: &str, timeout_ms: u64) -> Result<Resoluti
     };
     let mut record = load()?;
     let window_end = record.created_at + timeout_ms;
-    let mut in_window = timeout_ms > 0 && to_millis(shared.clock.now()) < window_end;
+    let mut in_window = timeout_ms > 0 && to_millis(services.clock.now()) < window_end;
     if !in_window {
         human.leave_window();
     }
@@ -212,7 +212,7 @@ async fn wait(step: &Step, request_id: &str, timeout_ms: u64) -> Result<Resoluti
         if in_window {
             tokio::select! {
                 _ = updates.changed() => {}
-                () = shared.clock.sleep_until(from_millis(window_end)) => {
+                () = services.clock.sleep_until(from_millis(window_end)) => {
                     in_window = false;
                     human.leave_window();
                 }

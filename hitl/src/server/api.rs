@@ -16,9 +16,7 @@ use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, Type};
 use super::AppState;
 use super::auth::ApiUser;
 use super::error::{ApiError, ErrorBody};
-use crate::engine::RunFilter;
-use crate::feedback::{PendingFilter, Request, RequestStatus, Response};
-use crate::run::{HistoryEntry, RunInfo, RunStatus};
+use crate::{HistoryEntry, PendingFilter, Request, RequestStatus, Response, RunFilter, RunInfo, RunStatus};
 
 /// Filters of `GET /api/requests`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]

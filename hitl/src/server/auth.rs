@@ -15,8 +15,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::feedback::Responder;
-use crate::links::{self, hex, sha256, unhex, unix_seconds};
+use crate::Responder;
+use crate::sign::{self, hex, sha256, unhex, unix_seconds};
 
 /// The session cookie's name.
 pub(crate) const SESSION_COOKIE: &str = "hitl_session";
@@ -64,7 +64,7 @@ pub(crate) struct Session {
 pub(crate) fn new_session(secret: &[u8], responder: &str, token: &str, expires: SystemTime) -> String {
     let expires = unix_seconds(expires).to_string();
     let fingerprint = hex(&sha256(token.as_bytes()));
-    let mac = links::sign(
+    let mac = sign::sign(
         secret,
         "hitl-session-v1",
         &[responder.as_bytes(), expires.as_bytes(), fingerprint.as_bytes()],
@@ -101,7 +101,7 @@ pub(crate) fn session(state: &AppState, headers: &HeaderMap) -> Result<Option<Se
         .config()
         .token_fingerprints_of(&responder)
         .any(|fingerprint| {
-            links::verify(
+            sign::verify(
                 &secret,
                 "hitl-session-v1",
                 &[responder.as_bytes(), expires.as_bytes(), fingerprint.as_bytes()],
@@ -147,7 +147,7 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
 
 /// The CSRF token of forms shown in a session.
 pub(crate) fn session_csrf(secret: &[u8], session: &Session) -> String {
-    links::sign(secret, "hitl-csrf-session-v1", &[session.cookie.as_bytes()])
+    sign::sign(secret, "hitl-csrf-session-v1", &[session.cookie.as_bytes()])
 }
 
 /// The credentials a signed link carries (`as`, `exp`, `sig`).
@@ -183,7 +183,7 @@ impl Link {
         request_id: &str,
         now: SystemTime,
     ) -> Result<Responder, ApiError> {
-        let genuine = links::verify_link(
+        let genuine = sign::verify_link(
             secret,
             request_id,
             &self.responder,
@@ -210,13 +210,13 @@ impl Link {
 
     /// The CSRF token of the form a link opens.
     pub(crate) fn csrf(&self, secret: &[u8]) -> String {
-        links::sign(secret, "hitl-csrf-link-v1", &[self.signature.as_bytes()])
+        sign::sign(secret, "hitl-csrf-link-v1", &[self.signature.as_bytes()])
     }
 }
 
 /// The CSRF token of the login form, bound to the browser's login nonce.
 pub(crate) fn login_csrf(secret: &[u8], nonce: &str) -> String {
-    links::sign(secret, "hitl-csrf-login-v1", &[nonce.as_bytes()])
+    sign::sign(secret, "hitl-csrf-login-v1", &[nonce.as_bytes()])
 }
 
 /// Whether `given` is the expected CSRF token (constant time).
@@ -240,7 +240,7 @@ mod tests {
         Link {
             responder: "alice".to_owned(),
             expires: expires.to_owned(),
-            signature: links::link_signature(b"k", "r1", "alice", 100),
+            signature: sign::link_signature(b"k", "r1", "alice", 100),
         }
     }
 

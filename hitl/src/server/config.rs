@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use crate::links::{hex, sha256};
+use crate::sign::{hex, sha256};
 
 /// How the server authenticates and what it accepts.
 ///

@@ -276,8 +276,8 @@ pub fn signed_link(
     responder: &str,
     valid_for: Duration,
 ) -> crate::Result<String> {
-    let expires = crate::links::unix_seconds(engine.now() + valid_for);
-    Ok(crate::links::link_path(
+    let expires = crate::sign::unix_seconds(engine.now() + valid_for);
+    Ok(crate::sign::link_path(
         &engine.link_secret()?,
         request_id,
         responder,

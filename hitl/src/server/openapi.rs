@@ -8,9 +8,9 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 
 use super::api;
 use super::error::{ErrorBody, ErrorDetail};
-use crate::feedback::{Constraints, FeedbackKind, Request, RequestStatus, Response, Vote};
-use crate::run::{DefinitionChange, Failure, HistoryEntry, RunInfo, RunStatus, StepStatus};
-use crate::store::StepKind;
+use crate::feedback::{Constraints, FeedbackKind, Vote};
+use crate::run::{DefinitionChange, StepStatus};
+use crate::{Failure, HistoryEntry, Request, RequestStatus, Response, RunInfo, RunStatus, StepKind};
 
 #[derive(OpenApi)]
 #[openapi(

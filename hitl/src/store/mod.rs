@@ -284,3 +284,16 @@ pub(crate) fn run_key(run_id: &str, rest: &str) -> Vec<u8> {
 pub(crate) fn run_prefix(run_id: &str) -> Vec<u8> {
     run_key(run_id, "")
 }
+
+/// When a step's journal write becomes durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every step is flushed to disk before its output is used (concurrent runs share
+    /// flushes). A crash repeats at most the one activity that was executing.
+    #[default]
+    Flush,
+    /// Steps are flushed on pause and completion and every `flush_every` (default 500 ms).
+    /// A crash (of the machine; and, with sled, of the process) may repeat the steps completed
+    /// in that last window.
+    Buffered,
+}

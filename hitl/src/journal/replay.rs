@@ -30,8 +30,8 @@ use std::task::{Context, Poll, Waker};
 use serde_json::Value;
 use tokio::sync::watch;
 
+use super::services::Services;
 use crate::clock::to_millis;
-use crate::engine::Shared;
 use crate::error::{Error, Result};
 use crate::run::Failure;
 use crate::store::{FORMAT_VERSION, StepKind, StepRecord};
@@ -128,7 +128,7 @@ impl<F: Future> Future for InAmbient<F> {
 
 /// A run being executed: what every step of it needs.
 pub(crate) struct RunState {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) services: Arc<Services>,
     pub(crate) id: String,
     pub(crate) workflow: &'static str,
     /// Journal entries written before this execution started, consumed as they replay.
@@ -161,14 +161,14 @@ pub(crate) enum Stop {
 
 impl RunState {
     pub(crate) fn new(
-        shared: Arc<Shared>,
+        services: Arc<Services>,
         id: String,
         workflow: &'static str,
         journal: Vec<(String, StepRecord)>,
     ) -> Arc<Self> {
         let next_seq = journal.iter().map(|(_, step)| step.seq + 1).max().unwrap_or(0);
         Arc::new(RunState {
-            shared,
+            services,
             id,
             workflow,
             replay: Mutex::new(journal.into_iter().collect()),
@@ -434,7 +434,7 @@ impl Frame {
         // A replayed step keeps its journaled start; only a step that executes reads the clock.
         let started_at = match &journaled {
             Some(record) => record.started_at,
-            None => to_millis(self.run.shared.clock.now()),
+            None => to_millis(self.run.services.clock.now()),
         };
         let step = Step {
             frame: self.clone(),
@@ -511,7 +511,7 @@ impl Step {
             line: self.position.line,
             input_hash: self.input_hash,
             started_at: self.started_at,
-            finished_at: finished.then(|| to_millis(self.frame.run.shared.clock.now())),
+            finished_at: finished.then(|| to_millis(self.frame.run.services.clock.now())),
             output,
         }
     }
@@ -530,7 +530,7 @@ impl Step {
         let record = self.record_for(output, false);
         let result = self.write(&record);
         match result {
-            Ok(()) => self.await_flush(self.frame.run.shared.store.flush()).await,
+            Ok(()) => self.await_flush(self.frame.run.services.store.flush()).await,
             Err(error) => {
                 self.frame.run.fail(&error, Some(self));
                 false
@@ -543,7 +543,7 @@ impl Step {
         let record = self.record_for(value.clone(), true);
         let run = &self.frame.run;
         let result = run
-            .shared
+            .services
             .store
             .append_channel_set(&run.id, &self.id, &record, key, &value);
         self.finish_write(result).await
@@ -557,8 +557,8 @@ impl Step {
         let record = self.record_for(output, true);
         let run = &self.frame.run;
         let result = self.write(&record).and_then(|()| {
-            if durable && run.shared.durability == crate::Durability::Flush {
-                run.shared.store.flush_blocking()
+            if durable && run.services.durability == crate::Durability::Flush {
+                run.services.store.flush_blocking()
             } else {
                 Ok(())
             }
@@ -574,15 +574,15 @@ impl Step {
 
     fn write(&self, record: &StepRecord) -> Result<()> {
         let run = &self.frame.run;
-        let result = run.shared.store.append_step(&run.id, &self.id, record);
+        let result = run.services.store.append_step(&run.id, &self.id, record);
         crate::failpoint::hit("after_journal_write");
         result
     }
 
     async fn finish_write(&self, result: Result<()>) -> bool {
         match result {
-            Ok(()) if self.frame.run.shared.durability == crate::Durability::Flush => {
-                self.await_flush(self.frame.run.shared.store.flush()).await
+            Ok(()) if self.frame.run.services.durability == crate::Durability::Flush => {
+                self.await_flush(self.frame.run.services.store.flush()).await
             }
             Ok(()) => true,
             Err(error) => {

@@ -1,0 +1,23 @@
+//! What a run's steps need from below the engine: the store, the clock, the durability
+//! mode, the wake-ups of waiting feedback steps, the timer queue and the outbox signal. The
+//! engine builds one `Services` and hands it to every run, so the journal never reaches up
+//! into the engine.
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::events::RequestEvents;
+use crate::store::{Durability, Store};
+use crate::timers::Timers;
+
+pub(crate) struct Services {
+    pub(crate) store: Box<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) durability: Durability,
+    /// Wake-ups for feedback steps waiting in memory.
+    pub(crate) request_events: RequestEvents,
+    /// Expiries and run wake-ups.
+    pub(crate) timers: Timers,
+    /// Told when the outbox has something new to deliver.
+    pub(crate) outbox: Arc<tokio::sync::Notify>,
+}
