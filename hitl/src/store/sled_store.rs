@@ -360,14 +360,28 @@ fn prepare_directory(path: &Path) -> Result<(File, bool)> {
         .write(true)
         .open(&lock_path)
         .map_err(io)?;
-    match lock.try_lock() {
-        Ok(()) => Ok((lock, created)),
-        Err(fs::TryLockError::WouldBlock) => Err(Error::DatabaseLocked {
-            path: path.to_owned(),
-        }),
-        Err(fs::TryLockError::Error(error)) => Err(io(error)),
+    // A lock this process just released can still be held for a moment by a child process
+    // being spawned on another thread (between its fork and its exec it shares the lock's
+    // file); wait that out briefly before reporting another process.
+    let deadline = Instant::now() + LOCK_HANDOVER_WAIT;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok((lock, created)),
+            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(Error::DatabaseLocked {
+                    path: path.to_owned(),
+                });
+            }
+            Err(fs::TryLockError::Error(error)) => return Err(io(error)),
+        }
     }
 }
+
+/// How long an open waits for `hitl.lock` before it reports the database in use.
+const LOCK_HANDOVER_WAIT: Duration = Duration::from_secs(2);
 
 /// sled reports a held lock only as an I/O error with a message; recognise it.
 fn classify_open_error(path: &Path, error: sled::Error) -> Error {
