@@ -14,11 +14,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use crate::error::Result;
 use crate::feedback::Request;
 use crate::notify::Notify;
+use crate::sign::{link_path, unix_seconds};
 use crate::store::Store;
-
-// The notifier still names these by their old home (`crate::links::…`); once it names
-// `crate::sign` directly, this re-export goes.
-pub(crate) use crate::sign::{link_path, percent_encode, unix_seconds};
 
 /// How long a notification link stays valid when its request has no deadline.
 pub(crate) const DEFAULT_LINK_TTL: Duration = Duration::from_secs(7 * 24 * 3600);

@@ -263,7 +263,7 @@ impl Notifier {
         let link = self
             .base_url
             .as_ref()
-            .map(|base| format!("{base}/requests/{}", crate::links::percent_encode(&request.id)));
+            .map(|base| format!("{base}/requests/{}", crate::sign::percent_encode(&request.id)));
         let links = match (&self.base_url, secret, &record.notify) {
             (Some(base), Some(secret), Notify::Webhook { .. }) => {
                 crate::links::notification_links(base, secret, request, &record.notify)
@@ -358,11 +358,11 @@ fn shared_link(
     let expires = request
         .expires_at
         .unwrap_or(request.created_at + crate::links::DEFAULT_LINK_TTL);
-    let expires = crate::links::unix_seconds(expires);
+    let expires = crate::sign::unix_seconds(expires);
     crate::links::SignedLink {
         url: format!(
             "{base}{}",
-            crate::links::link_path(secret, &request.id, responder, expires)
+            crate::sign::link_path(secret, &request.id, responder, expires)
         ),
         responder: responder.to_owned(),
         expires_at: humantime::format_rfc3339_seconds(
