@@ -63,16 +63,14 @@
 
 pub mod clock;
 pub mod context;
-mod driver;
 pub mod engine;
 pub mod error;
-mod events;
 mod failpoint;
 pub mod feedback;
 mod journal;
 mod links;
+mod model;
 pub mod notify;
-mod resolve;
 pub mod run;
 #[cfg(feature = "server")]
 pub mod server;
@@ -80,7 +78,6 @@ pub mod server;
 mod sign;
 mod store;
 mod time_format;
-mod timers;
 mod util;
 pub mod workflow;
 
@@ -92,9 +89,9 @@ pub use context::{Channel, TaskContext, idempotency_key, transient};
 pub use engine::{Durability, Engine, EngineBuilder, RunFilter};
 pub use error::{Error, Result};
 pub use feedback::{Feedback, OnExpiry, PendingFilter, Request, RequestStatus, Responder, Response};
+pub use model::step::StepKind;
 pub use notify::Notify;
 pub use run::{Failure, FailureKind, HistoryEntry, Outcome, Run, RunInfo, RunStatus};
-pub use store::StepKind;
 pub use workflow::Workflow;
 
 pub use hitl_macros::{task, workflow};

@@ -12,8 +12,8 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::error::Result;
-use crate::feedback::Request;
-use crate::notify::Notify;
+use crate::model::outbox::Notify;
+use crate::model::view::Request;
 use crate::sign::{link_path, unix_seconds};
 use crate::store::Store;
 

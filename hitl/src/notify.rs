@@ -13,119 +13,14 @@
 //! credentials. Only [`Notify::signed_link_as`] adds a signed link that answers as one
 //! shared responder, for whoever clicks it.
 
-use crate::journal::services::Services;
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
-use serde::{Deserialize, Serialize};
 
-/// Where to send a notification when a request is made.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "channel", rename_all = "snake_case")]
-pub enum Notify {
-    /// POST the request as JSON to a URL.
-    Webhook {
-        /// The receiver.
-        url: String,
-    },
-    /// POST a Slack Block Kit message to an incoming-webhook URL.
-    Slack {
-        /// The incoming webhook.
-        url: String,
-        /// A headline shown above the prompt.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        message: Option<String>,
-        /// Opt-in: also a button with a signed link that answers as this shared responder,
-        /// for anyone in the channel (see [`Notify::signed_link_as`]).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        signed_link_as: Option<String>,
-    },
-}
+use crate::journal::services::Services;
+use crate::model::outbox::OutboxRecord;
+use crate::model::request::RequestStatus;
+use crate::model::view::Request;
 
-impl Notify {
-    /// A JSON webhook.
-    pub fn webhook(url: impl Into<String>) -> Self {
-        Notify::Webhook { url: url.into() }
-    }
-
-    /// A Slack message (Block Kit): the prompt, the details as mrkdwn, and an "Answer"
-    /// button that opens the request's page (`{base_url}/requests/{id}`), where the person
-    /// signs in with their own credentials and is brought back to the request.
-    pub fn slack(url: impl Into<String>) -> Self {
-        Notify::Slack {
-            url: url.into(),
-            message: None,
-            signed_link_as: None,
-        }
-    }
-
-    /// **Shared identity, opt-in.** Adds to a Slack message a button with a signed link that
-    /// opens the request's form without signing in and answers as `responder` — whoever in
-    /// the channel clicks it, so the record names `responder`, not the person. Use it only
-    /// where everyone in the channel may answer and a shared name is acceptable; the
-    /// request's `.responders([...])`, if any, must include `responder`. No effect on a
-    /// webhook.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use hitl::prelude::*;
-    ///
-    /// let shared = Notify::slack("https://hooks.slack.com/services/…").signed_link_as("slack");
-    /// ```
-    pub fn signed_link_as(mut self, responder: impl Into<String>) -> Self {
-        if let Notify::Slack { signed_link_as, .. } = &mut self {
-            *signed_link_as = Some(responder.into());
-        }
-        self
-    }
-
-    /// A headline for a Slack message.
-    pub fn message(mut self, text: impl Into<String>) -> Self {
-        if let Notify::Slack { message, .. } = &mut self {
-            *message = Some(text.into());
-        }
-        self
-    }
-
-    /// The receiver's URL.
-    pub fn url(&self) -> &str {
-        match self {
-            Notify::Webhook { url } | Notify::Slack { url, .. } => url,
-        }
-    }
-}
-
-/// One delivery attempt, as recorded in the outbox and shown in history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Attempt {
-    /// When, in ms since the epoch.
-    pub at: u64,
-    /// The HTTP status, if the receiver answered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    /// What went wrong, if anything.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// A notification waiting in (or delivered from) the outbox.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct OutboxRecord {
-    pub v: u32,
-    /// The idempotency id: `request id/index`.
-    pub id: String,
-    pub request_id: String,
-    pub run_id: String,
-    pub notify: Notify,
-    #[serde(default)]
-    pub attempts: Vec<Attempt>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delivered_at: Option<u64>,
-    /// No more attempts will be made.
-    #[serde(default)]
-    pub gave_up: bool,
-    /// When the next attempt is due, in ms since the epoch.
-    pub next_attempt_at: u64,
-}
+pub use crate::model::outbox::{Attempt, Notify};
 
 /// The most delivery attempts per notification.
 const MAX_ATTEMPTS: usize = 8;
@@ -197,7 +92,7 @@ impl Notifier {
                 continue;
             };
             // Retrying an announcement of a request that is no longer open helps nobody.
-            if !record.attempts.is_empty() && request.status != crate::feedback::RequestStatus::Pending {
+            if !record.attempts.is_empty() && request.status != RequestStatus::Pending {
                 record.gave_up = true;
                 services.store.save_outbox(&record)?;
                 continue;
@@ -254,12 +149,7 @@ impl Notifier {
     /// The JSON body of a delivery. With a `base_url`, `link` opens the request's page (after
     /// signing in) and `links` are signed links that open just this request's form, one per
     /// responder they vouch for (see [`crate::links`]).
-    fn payload(
-        &self,
-        record: &OutboxRecord,
-        request: &crate::feedback::Request,
-        secret: Option<&[u8]>,
-    ) -> serde_json::Value {
+    fn payload(&self, record: &OutboxRecord, request: &Request, secret: Option<&[u8]>) -> serde_json::Value {
         let link = self
             .base_url
             .as_ref()
@@ -306,7 +196,7 @@ impl Notifier {
 /// signed link.
 fn slack_message(
     record: &OutboxRecord,
-    request: &crate::feedback::Request,
+    request: &Request,
     message: Option<&str>,
     link: Option<&str>,
     shared: Option<&crate::links::SignedLink>,
@@ -349,12 +239,7 @@ fn slack_message(
 
 /// The opt-in shared link of [`Notify::signed_link_as`]: signed for `responder`, expiring
 /// with the request's deadline (or a week after it was made), like a webhook's links.
-fn shared_link(
-    base: &str,
-    secret: &[u8],
-    request: &crate::feedback::Request,
-    responder: &str,
-) -> crate::links::SignedLink {
+fn shared_link(base: &str, secret: &[u8], request: &Request, responder: &str) -> crate::links::SignedLink {
     let expires = request
         .expires_at
         .unwrap_or(request.created_at + crate::links::DEFAULT_LINK_TTL);

@@ -23,7 +23,7 @@ pub use crate::workflow::{SiteEntry, WorkflowDefinition, WorkflowFuture, Workflo
 use crate::context::TaskContext;
 use crate::error::{Error, Result};
 use crate::journal::replay::{Ambient, Position};
-use crate::store::StepKind;
+use crate::model::step::StepKind;
 
 pub use crate::journal::codec::*;
 pub use crate::journal::exec::*;

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock, to_millis};
 use crate::error::{Error, Result};
-use crate::events::RequestEvents;
 use crate::journal::replay::lock;
+use crate::journal::timers::Timers;
+use crate::journal::wakeups::RequestEvents;
+use crate::model::step::TimerAction;
 use crate::notify::Notifier;
-use crate::store::TimerAction;
 use crate::store::{SledStore, sled_store::SledOptions};
-use crate::timers::Timers;
 use crate::workflow::Workflow;
 
 use super::{Durability, Engine, Registered, Shared};

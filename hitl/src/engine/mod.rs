@@ -16,8 +16,10 @@
 
 mod background;
 mod builder;
+mod driver;
 mod queries;
 mod requests;
+pub(crate) mod run;
 mod status;
 mod supervisor;
 
@@ -33,12 +35,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
-use crate::journal::replay::{RunState, Stop, lock};
+use crate::journal::replay::RunState;
 use crate::journal::services::Services;
+use crate::model::run::{RunRecord, RunStatus, Stop};
 use crate::notify::Notifier;
-use crate::run::{Outcome, Run, RunStatus};
-use crate::store::RunRecord;
+use crate::util::lock;
 use crate::workflow::{Workflow, WorkflowDefinition, WorkflowFuture};
+use run::{Outcome, Run};
 
 pub use crate::store::Durability;
 

@@ -2,10 +2,10 @@
 
 use crate::clock::from_millis;
 use crate::error::{Error, Result};
-use crate::feedback::{PendingFilter, Request, RequestRecord, RequestStatus};
-use crate::run::{DefinitionChange, HistoryEntry, RunInfo, StepStatus};
-use crate::store::RunRecord;
-use crate::store::StepKind;
+use crate::model::request::{RequestRecord, RequestStatus};
+use crate::model::run::RunRecord;
+use crate::model::step::StepKind;
+use crate::model::view::{DefinitionChange, HistoryEntry, PendingFilter, Request, RunInfo, StepStatus};
 use crate::workflow::WorkflowDefinition;
 
 use super::{Engine, Registered, RunFilter};

@@ -3,8 +3,9 @@
 
 use crate::clock::to_millis;
 use crate::error::{Error, Result};
-use crate::feedback::{Request, RequestRecord, RequestStatus, Responder, Response};
-use crate::resolve::{self, wake_for as resolution_wake};
+use crate::model::request::{RequestRecord, RequestStatus, Responder, Response};
+use crate::model::resolve::{self, wake_for as resolution_wake};
+use crate::model::view::Request;
 
 use super::{Engine, Shared};
 

@@ -4,8 +4,7 @@ use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 use crate::journal::replay::lock;
-use crate::run::RunStatus;
-use crate::store::RunRecord;
+use crate::model::run::{RunRecord, RunStatus};
 
 use super::{Engine, Shared};
 

@@ -7,14 +7,15 @@ use std::sync::atomic::Ordering;
 use serde_json::Value;
 use tracing::Instrument;
 
+use super::driver::{Ending, RunBody};
 use crate::clock::to_millis;
-use crate::driver::{Ending, RunBody};
 use crate::error::{Error, Result};
-use crate::feedback::RequestStatus;
-use crate::journal::replay::{RunState, Stop, lock};
-use crate::run::{Failure, FailureKind, RunStatus};
-use crate::store::{FORMAT_VERSION, RunRecord};
-use crate::store::{Timer, TimerAction};
+use crate::journal::replay::RunState;
+use crate::model::request::RequestStatus;
+use crate::model::run::{Failure, FailureKind, RunRecord, RunStatus, Stop};
+use crate::model::step::{Timer, TimerAction};
+use crate::store::FORMAT_VERSION;
+use crate::util::lock;
 use crate::workflow::WorkflowFuture;
 
 use super::{Engine, LEASE, LiveRun, Registered, Shared};

@@ -13,7 +13,7 @@ pub use serde;
 use super::codec::*;
 use crate::error::{Error, Result};
 use crate::journal::replay::{Ambient, InAmbient, Position, Step, with_ambient};
-use crate::store::{StepKind, StepRecord};
+use crate::model::step::{StepKind, StepRecord};
 
 // ---------------------------------------------------------------------------------------
 // Steps that journal themselves: task calls, context calls, async blocks

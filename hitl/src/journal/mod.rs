@@ -7,6 +7,8 @@ pub(crate) mod codec;
 pub(crate) mod exec;
 pub(crate) mod replay;
 pub(crate) mod services;
+pub(crate) mod timers;
+pub(crate) mod wakeups;
 
 pub(crate) use codec::*;
 pub(crate) use exec::*;

@@ -33,8 +33,9 @@ use tokio::sync::watch;
 use super::services::Services;
 use crate::clock::to_millis;
 use crate::error::{Error, Result};
-use crate::run::Failure;
-use crate::store::{FORMAT_VERSION, StepKind, StepRecord};
+use crate::model::run::{Failure, FailureKind, Stop};
+use crate::model::step::{StepKind, StepRecord};
+use crate::store::FORMAT_VERSION;
 
 thread_local! {
     static AMBIENT: RefCell<Ambient> = const { RefCell::new(Ambient::None) };
@@ -150,13 +151,6 @@ pub(crate) struct RunState {
     sleeps: Mutex<BTreeMap<String, u64>>,
     /// Wakes the driver when the run stops or may pause.
     driver: Mutex<Option<Waker>>,
-}
-
-/// Why a run stops executing before its body returns.
-#[derive(Debug, Clone)]
-pub(crate) enum Stop {
-    Failed(Failure),
-    Cancelled(String),
 }
 
 impl RunState {
@@ -277,7 +271,7 @@ impl RunState {
     pub(crate) fn fail(&self, error: &Error, step: Option<&Step>) {
         tracing::error!(run_id = %self.id, %error, "run failed");
         self.stop(Stop::Failed(Failure {
-            kind: crate::run::FailureKind::of(error),
+            kind: FailureKind::of(error),
             message: error.to_string(),
             step: step.map(|step| step.id.clone()),
             location: step.map(Step::location),

@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
+use super::timers::Timers;
+use super::wakeups::RequestEvents;
 use crate::clock::Clock;
-use crate::events::RequestEvents;
 use crate::store::{Durability, Store};
-use crate::timers::Timers;
 
 pub(crate) struct Services {
     pub(crate) store: Box<dyn Store>,

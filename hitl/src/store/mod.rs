@@ -38,9 +38,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::feedback::RequestRecord;
-use crate::notify::OutboxRecord;
-use crate::run::{Failure, RunStatus};
+use crate::model::outbox::OutboxRecord;
+use crate::model::request::RequestRecord;
+use crate::model::run::RunRecord;
+use crate::model::step::{StepRecord, Timer};
 
 pub(crate) use sled_store::SledStore;
 
@@ -95,7 +96,7 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn load_request(&self, request_id: &str) -> Result<Option<RequestRecord>>;
     /// Atomically reads a request, lets `change` decide (`Ok(None)`: leave it as it is), and
     /// writes the result; resolved requests leave the pending index and, with `wake_run`, arm
-    /// their run's wake-up ([`crate::resolve::wake_for`]) in the same transaction.
+    /// their run's wake-up (`model::resolve::wake_for`) in the same transaction.
     fn update_request(
         &self,
         request_id: &str,
@@ -132,127 +133,6 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn flush(&self) -> FlushFuture;
     /// Like [`flush`](Store::flush), for callers outside async code.
     fn flush_blocking(&self) -> Result<()>;
-}
-
-/// A run as stored in the `runs` tree.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub(crate) struct RunRecord {
-    pub v: u32,
-    pub id: String,
-    pub workflow: String,
-    pub status: RunStatus,
-    pub input: Value,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure: Option<Failure>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cancel_reason: Option<String>,
-    /// Hash of the workflow's step-site table when the run started.
-    pub fingerprint: String,
-    /// The engine instance driving the run (`Running` only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
-    /// Until when `owner` holds the run, in ms since the epoch; a lapsed lease may be taken.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lease_until: Option<u64>,
-    pub created_at: u64,
-    pub updated_at: u64,
-}
-
-/// What kind of step a journal entry records.
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum StepKind {
-    /// A call of a plain `#[task]` (an activity).
-    Task,
-    /// A call of a `#[task(inject_context)]` fn (a nested orchestration).
-    Orchestration,
-    /// Another awaited expression in an orchestration body.
-    Await,
-    /// `ctx.step(..)` / `ctx.try_step(..)`.
-    Named,
-    /// `ctx.sleep(..)`, a durable timer.
-    Sleep,
-    /// `ctx.channel().get(..)` or `.set(..)`.
-    Channel,
-    /// `ctx.now()`, `ctx.random()` or `ctx.uuid()`.
-    Value,
-    /// `ctx.request_feedback(..)`: waiting while the request is open, then its resolution.
-    Feedback,
-    /// A notification of a feedback request (shown in history, not journaled as a step).
-    Notification,
-}
-
-/// A durable timer: when the engine must act without being asked.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Timer {
-    /// When, in ms since the epoch.
-    pub deadline: u64,
-    pub action: TimerAction,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum TimerAction {
-    /// Resolve the request by its expiry policy if it is still pending.
-    Expire(String),
-    /// Resume the run if it is paused (a request resolved, or a durable sleep ended).
-    Wake(String),
-}
-
-impl Timer {
-    pub(crate) fn key(&self) -> Vec<u8> {
-        let (tag, id) = match &self.action {
-            TimerAction::Expire(id) => (b'e', id),
-            TimerAction::Wake(id) => (b'w', id),
-        };
-        let mut key = self.deadline.to_be_bytes().to_vec();
-        key.push(tag);
-        key.extend_from_slice(id.as_bytes());
-        key
-    }
-
-    pub(crate) fn from_key(key: &[u8]) -> Option<Timer> {
-        let deadline = u64::from_be_bytes(key.get(..8)?.try_into().ok()?);
-        let id = String::from_utf8(key.get(9..)?.to_vec()).ok()?;
-        let action = match key.get(8)? {
-            b'e' => TimerAction::Expire(id),
-            b'w' => TimerAction::Wake(id),
-            _ => return None,
-        };
-        Some(Timer { deadline, action })
-    }
-}
-
-/// One journaled step, as stored in the `journal` tree. Field names are short because a run
-/// stores one of these per step.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub(crate) struct StepRecord {
-    #[serde(rename = "v")]
-    pub version: u32,
-    #[serde(rename = "k")]
-    pub kind: StepKind,
-    /// Order of completion within the run (history sorts by it).
-    #[serde(rename = "q")]
-    pub seq: u64,
-    #[serde(rename = "l")]
-    pub line: u32,
-    /// Hash of the step's serialized input; 0 when the step has none.
-    #[serde(rename = "i", default, skip_serializing_if = "is_zero")]
-    pub input_hash: u64,
-    #[serde(rename = "s")]
-    pub started_at: u64,
-    /// `None` while a durable timer is still waiting.
-    #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<u64>,
-    #[serde(rename = "o")]
-    pub output: Value,
-}
-
-fn is_zero(value: &u64) -> bool {
-    *value == 0
 }
 
 /// Encodes a stored value.

@@ -27,9 +27,9 @@ use super::{
     FORMAT_VERSION, FlushFuture, RunRecord, StepRecord, Store, Timer, decode, encode, run_key, run_prefix,
 };
 use crate::error::{Error, Result};
-use crate::feedback::{RequestRecord, RequestStatus};
-use crate::notify::OutboxRecord;
-use crate::resolve::wake_for as resolution_wake;
+use crate::model::outbox::OutboxRecord;
+use crate::model::request::{RequestRecord, RequestStatus};
+use crate::model::resolve::wake_for as resolution_wake;
 use crate::util::lock;
 
 const MARKER_FILE: &str = "hitl.json";

@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
 use crate::journal::RunHalted;
-use crate::journal::replay::{Ambient, InAmbient, RunState, Stop};
+use crate::journal::replay::{Ambient, InAmbient, RunState};
+use crate::model::run::Stop;
 use crate::workflow::{WorkflowFuture, WorkflowResult};
 
 /// How a run's execution ended.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use crate::store::Timer;
+use crate::model::step::Timer;
 use crate::util::lock;
 
 #[derive(Default)]

@@ -3,11 +3,12 @@
 //! engine runs them inside one store transaction; every surface (API, pages, CLI) goes
 //! through them, so there is one deadline rule, one quorum rule, one expiry policy.
 
-use crate::error::{Error, Result};
-use crate::feedback::{
-    EXPIRY_RESPONDER, OnExpiry, RequestRecord, RequestStatus, Resolution, Responder, Response, Vote, validate,
+use super::error::{Error, Result};
+use super::request::{
+    EXPIRY_RESPONDER, OnExpiry, RequestRecord, RequestStatus, Resolution, Responder, Response, Vote,
 };
-use crate::store::{Timer, TimerAction};
+use super::step::{Timer, TimerAction};
+use super::validate::validate;
 
 /// What an answer does to a request.
 pub(crate) enum Answered {

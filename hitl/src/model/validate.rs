@@ -1,76 +1,74 @@
-//! Validating an answer against its request, before anything is stored.
+//! Validating a request before it is stored, and an answer against its request.
 //!
 //! Everything needed is stored with the request (kind, options, constraints, JSON Schema),
 //! so an answer is validated the same way after a restart and in another process.
 
 use serde_json::Value;
 
-use super::{RequestSpec, Response};
+use super::error::{Error, Result};
+use super::problem::AnswerProblem;
+use super::request::{FeedbackKind, OnExpiry, RequestSpec, Response};
 
-/// Why an answer does not fit its request.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum AnswerProblem {
-    /// The answer is for another kind of request.
-    #[error("this is a {expected} request, but the answer is for a {got} request")]
-    WrongKind {
-        /// The request's kind.
-        expected: &'static str,
-        /// The answer's kind.
-        got: &'static str,
-    },
-    /// A selected option is not among those offered.
-    #[error("`{option}` is not one of the options offered: {}", .offered.join(", "))]
-    OptionNotOffered {
-        /// The option given.
-        option: String,
-        /// The options offered.
-        offered: Vec<String>,
-    },
-    /// An option was selected twice.
-    #[error("`{0}` is selected more than once")]
-    DuplicateSelection(String),
-    /// Fewer options than `min_count`.
-    #[error("select at least {min} options ({got} selected)")]
-    TooFewSelections {
-        /// The minimum.
-        min: usize,
-        /// How many were selected.
-        got: usize,
-    },
-    /// More options than `max_count`.
-    #[error("select at most {max} options ({got} selected)")]
-    TooManySelections {
-        /// The maximum.
-        max: usize,
-        /// How many were selected.
-        got: usize,
-    },
-    /// Text shorter than `min_len`.
-    #[error("the text must be at least {min} characters long ({got} given)")]
-    TextTooShort {
-        /// The minimum.
-        min: usize,
-        /// The length given.
-        got: usize,
-    },
-    /// Text longer than `max_len`.
-    #[error("the text must be at most {max} characters long ({got} given)")]
-    TextTooLong {
-        /// The maximum.
-        max: usize,
-        /// The length given.
-        got: usize,
-    },
-    /// Text not matching `pattern`.
-    #[error("the text must match the pattern `{pattern}`")]
-    PatternMismatch {
-        /// The pattern.
-        pattern: String,
-    },
-    /// A typed input that violates the request's JSON Schema.
-    #[error("the value does not match the expected input: {0}")]
-    SchemaViolation(String),
+impl RequestSpec {
+    /// Checks the request itself before anything is stored.
+    pub(crate) fn check(&self) -> Result<()> {
+        let invalid = |detail: String| Err(Error::InvalidRequest { detail });
+        if matches!(self.kind, FeedbackKind::Selection | FeedbackKind::MultiSelection) {
+            if self.options.is_empty() {
+                return invalid("a selection needs at least one option".to_owned());
+            }
+            let mut seen = std::collections::HashSet::new();
+            if let Some(duplicate) = self.options.iter().find(|option| !seen.insert(*option)) {
+                return invalid(format!("the option `{duplicate}` is offered twice"));
+            }
+        }
+        if let Some(pattern) = &self.constraints.pattern
+            && let Err(error) = regex::Regex::new(pattern)
+        {
+            return invalid(format!(
+                "the pattern `{pattern}` is not a valid regular expression: {error}"
+            ));
+        }
+        if let (Some(min), Some(max)) = (self.constraints.min_len, self.constraints.max_len)
+            && min > max
+        {
+            return invalid(format!("min_len {min} is greater than max_len {max}"));
+        }
+        if let (Some(min), Some(max)) = (self.constraints.min_count, self.constraints.max_count)
+            && min > max
+        {
+            return invalid(format!("min_count {min} is greater than max_count {max}"));
+        }
+        if self.quorum == 0 {
+            return invalid("a quorum must be at least 1".to_owned());
+        }
+        if self.quorum > 1 {
+            if self.kind != FeedbackKind::Approval {
+                return invalid("a quorum applies to approvals only".to_owned());
+            }
+            if (self.responders.len() as u32) < self.quorum {
+                return invalid(format!(
+                    "a quorum of {} needs at least as many allowed responders; {} given",
+                    self.quorum,
+                    self.responders.len()
+                ));
+            }
+        }
+        if let Some(schema) = &self.schema
+            && let Err(error) = jsonschema::validator_for(schema)
+        {
+            return invalid(format!("the input schema is invalid: {error}"));
+        }
+        if let OnExpiry::Default(response) = &self.on_expiry {
+            if self.expires_after_ms.is_none() {
+                return invalid("`on_expiry` needs `expires_after`".to_owned());
+            }
+            validate(self, response).map_err(|problem| Error::InvalidRequest {
+                detail: format!("the expiry default is not a valid answer: {problem}"),
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// Checks `response` against `spec`; returns the response normalized (selections in option
@@ -177,19 +175,26 @@ fn check_schema(schema: &Value, value: &Value) -> Result<(), AnswerProblem> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
-    use crate::feedback::Feedback;
+
+    /// A request as stored, from the JSON fields that matter to the test.
+    fn spec(fields: serde_json::Value) -> RequestSpec {
+        serde_json::from_value(fields).expect("a valid request spec")
+    }
 
     #[test]
     fn multi_selections_are_returned_in_option_order() {
-        let spec = Feedback::multi_selection("Regions?", ["eu", "us", "ap"]).spec;
+        let spec =
+            spec(json!({"kind": "multi_selection", "prompt": "Regions?", "options": ["eu", "us", "ap"]}));
         let normalized = validate(&spec, &Response::select_all(["ap", "eu"])).unwrap();
         assert_eq!(normalized, Response::select_all(["eu", "ap"]));
     }
 
     #[test]
     fn text_length_counts_characters_not_bytes() {
-        let spec = Feedback::text("Name?").max_len(3).spec;
+        let spec = spec(json!({"kind": "text", "prompt": "Name?", "constraints": {"max_len": 3}}));
         assert!(validate(&spec, &Response::text("äöü")).is_ok());
         assert_eq!(
             validate(&spec, &Response::text("äöüß")),
@@ -199,8 +204,23 @@ mod tests {
 
     #[test]
     fn a_pattern_must_match_the_whole_text() {
-        let spec = Feedback::text("Ticket?").pattern("[A-Z]+-[0-9]+").spec;
+        let spec =
+            spec(json!({"kind": "text", "prompt": "Ticket?", "constraints": {"pattern": "[A-Z]+-[0-9]+"}}));
         assert!(validate(&spec, &Response::text("OPS-12")).is_ok());
         assert!(validate(&spec, &Response::text("see OPS-12")).is_err());
+    }
+
+    #[test]
+    fn a_request_is_checked_before_it_is_stored() {
+        let duplicate = spec(json!({"kind": "selection", "prompt": "Region?", "options": ["eu", "eu"]}));
+        assert!(matches!(duplicate.check(), Err(Error::InvalidRequest { .. })));
+        let quorum =
+            spec(json!({"kind": "approval", "prompt": "Ship?", "quorum": 2, "responders": ["alice"]}));
+        assert!(
+            matches!(quorum.check(), Err(Error::InvalidRequest { detail }) if detail.contains("quorum of 2"))
+        );
+        let fine =
+            spec(json!({"kind": "approval", "prompt": "Ship?", "quorum": 2, "responders": ["alice", "bob"]}));
+        assert!(fine.check().is_ok());
     }
 }

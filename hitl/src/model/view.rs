@@ -1,93 +1,15 @@
-//! Requests as stored, as shown to operators, and how they resolve.
+//! What operators see: requests, answers, run summaries, history entries, and the filters
+//! that select them. Built from the stored records; never stored themselves.
 
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Constraints, FeedbackKind, OnExpiry, RequestSpec, Response};
+use super::request::{Constraints, FeedbackKind, RequestRecord, RequestStatus, Resolution, Response, Vote};
+use super::run::{Failure, RunStatus};
+use super::step::StepKind;
 use crate::clock::from_millis;
-
-/// Where a request stands.
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum RequestStatus {
-    /// Waiting for an answer.
-    Pending,
-    /// Answered (or resolved by an expiry default).
-    Answered,
-    /// Its deadline passed.
-    Expired,
-    /// Its run was cancelled or failed.
-    Cancelled,
-}
-
-/// One responder's answer to an approval with a quorum.
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Vote {
-    /// Who voted.
-    pub responder: String,
-    /// Approve or reject.
-    pub approved: bool,
-    /// Their comment.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub comment: Option<String>,
-    /// When, in ms since the epoch.
-    pub at: u64,
-}
-
-/// How a request resolved; the feedback step's journaled output.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub(crate) enum Resolution {
-    Answered {
-        response: Response,
-        responder: String,
-        answered_at: u64,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        votes: Vec<Vote>,
-    },
-    Expired {
-        policy: OnExpiry,
-    },
-    Cancelled {
-        reason: String,
-    },
-}
-
-impl Resolution {
-    /// An answer recorded by the expiry policy (`OnExpiry::Default`), not by a person.
-    pub(crate) fn by_expiry(&self) -> bool {
-        matches!(self, Resolution::Answered { responder, .. } if responder == super::EXPIRY_RESPONDER)
-    }
-}
-
-/// A request as stored in the `requests` tree.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct RequestRecord {
-    pub v: u32,
-    pub id: String,
-    pub run_id: String,
-    pub workflow: String,
-    pub step_id: String,
-    /// `file:line` of the `request_feedback` call.
-    pub location: String,
-    #[serde(flatten)]
-    pub spec: RequestSpec,
-    pub status: RequestStatus,
-    pub created_at: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<u64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub votes: Vec<Vote>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resolution: Option<Resolution>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resolved_at: Option<u64>,
-}
 
 /// A feedback request as operators see it (the HTTP API's wire format).
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
@@ -226,4 +148,87 @@ impl PendingFilter {
                     >= age
             })
     }
+}
+
+/// A summary of one run.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunInfo {
+    /// The run id.
+    pub id: String,
+    /// The workflow's registered name.
+    pub workflow: String,
+    /// Where the run stands.
+    pub status: RunStatus,
+    /// The workflow's input, as a JSON object keyed by argument name.
+    pub input: Value,
+    /// The output, once completed.
+    pub output: Option<Value>,
+    /// Why it failed, once failed.
+    pub failure: Option<Failure>,
+    /// Why it was cancelled, once cancelled.
+    pub cancel_reason: Option<String>,
+    /// When it was created.
+    #[serde(with = "crate::time_format")]
+    #[cfg_attr(feature = "server", schema(value_type = String, format = DateTime))]
+    pub created_at: SystemTime,
+    /// When its status last changed.
+    #[serde(with = "crate::time_format")]
+    #[cfg_attr(feature = "server", schema(value_type = String, format = DateTime))]
+    pub updated_at: SystemTime,
+    /// Set when the registered workflow's step sites differ from those the run started with.
+    pub definition_changed: Option<DefinitionChange>,
+}
+
+/// How the code of a workflow changed since a run of it started, from the step-site tables.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DefinitionChange {
+    /// Fingerprint stored with the run.
+    pub stored_fingerprint: String,
+    /// Fingerprint of the registered code.
+    pub current_fingerprint: String,
+    /// Step sites in the registered code but not in the run's version.
+    pub added_sites: Vec<String>,
+    /// Step sites of the run's version missing from the registered code.
+    pub removed_sites: Vec<String>,
+}
+
+/// One journaled step of a run, as shown by [`Engine::history`].
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryEntry {
+    /// The step identity: `scope/name#occurrence`.
+    pub step_id: String,
+    /// The step name (the last segment of the id, without the occurrence).
+    pub name: String,
+    /// What kind of step.
+    pub kind: StepKind,
+    /// `completed`, or `waiting` for a durable timer that has not fired.
+    pub status: StepStatus,
+    /// Source line of the step.
+    pub line: u32,
+    /// When it started.
+    #[serde(with = "crate::time_format")]
+    #[cfg_attr(feature = "server", schema(value_type = String, format = DateTime))]
+    pub started_at: SystemTime,
+    /// When it completed.
+    #[serde(with = "crate::time_format::option")]
+    #[cfg_attr(feature = "server", schema(value_type = Option<String>, format = DateTime))]
+    pub finished_at: Option<SystemTime>,
+    /// The journaled output.
+    pub output: Value,
+}
+
+/// The status of a journaled step.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// The output is journaled (a notification: delivered).
+    Completed,
+    /// A durable timer or a feedback request is waiting (a notification: not yet delivered).
+    Waiting,
+    /// A notification that was given up after its last attempt.
+    Failed,
 }

@@ -14,14 +14,16 @@ use std::future::Future;
 
 use serde_json::json;
 
-use super::{Answer, Feedback, OnExpiry, RequestRecord, RequestSpec, RequestStatus, Resolution};
+use super::{ContextFuture, TaskContext, context_future};
 use crate::clock::{from_millis, to_millis};
-use crate::context::{ContextFuture, TaskContext, context_future};
 use crate::error::{Error, Result};
+use crate::feedback::{Answer, Feedback};
 use crate::journal::replay::{Frame, Position, Step};
 use crate::journal::{InputHasher, halt};
-use crate::notify::OutboxRecord;
-use crate::store::{FORMAT_VERSION, StepKind, Timer, TimerAction};
+use crate::model::outbox::OutboxRecord;
+use crate::model::request::{OnExpiry, RequestRecord, RequestSpec, RequestStatus, Resolution};
+use crate::model::step::{StepKind, Timer, TimerAction};
+use crate::store::FORMAT_VERSION;
 
 impl TaskContext {
     /// Asks a human and waits for the answer: in memory for [`Feedback::timeout`], then

@@ -4,6 +4,8 @@
 //! back on replay, so a resumed run sees the same time, the same random numbers, the same
 //! channel values and the same timers as the first execution did.
 
+mod feedback;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -18,7 +20,7 @@ use crate::journal::replay::{Ambient, Frame, Position, Step};
 use crate::journal::{
     Codec, Fallible, InputHasher, Journaled, Plain, SelfJournaling, halt, halt_sync, run_step,
 };
-use crate::store::{StepKind, StepRecord};
+use crate::model::step::{StepKind, StepRecord};
 
 /// The running workflow, as seen from an orchestration body.
 ///
@@ -213,7 +215,7 @@ impl TaskContext {
         let reason = reason.into();
         let run = self.frame.run.clone();
         context_future(async move {
-            run.stop(crate::journal::replay::Stop::Cancelled(reason.clone()));
+            run.stop(crate::model::run::Stop::Cancelled(reason.clone()));
             Err(Error::Cancelled { reason })
         })
     }

@@ -1,0 +1,113 @@
+//! Notifications as requested and as kept in the outbox: where to send, and every attempt.
+
+use serde::{Deserialize, Serialize};
+
+/// Where to send a notification when a request is made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "channel", rename_all = "snake_case")]
+pub enum Notify {
+    /// POST the request as JSON to a URL.
+    Webhook {
+        /// The receiver.
+        url: String,
+    },
+    /// POST a Slack Block Kit message to an incoming-webhook URL.
+    Slack {
+        /// The incoming webhook.
+        url: String,
+        /// A headline shown above the prompt.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        /// Opt-in: also a button with a signed link that answers as this shared responder,
+        /// for anyone in the channel (see [`Notify::signed_link_as`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signed_link_as: Option<String>,
+    },
+}
+
+impl Notify {
+    /// A JSON webhook.
+    pub fn webhook(url: impl Into<String>) -> Self {
+        Notify::Webhook { url: url.into() }
+    }
+
+    /// A Slack message (Block Kit): the prompt, the details as mrkdwn, and an "Answer"
+    /// button that opens the request's page (`{base_url}/requests/{id}`), where the person
+    /// signs in with their own credentials and is brought back to the request.
+    pub fn slack(url: impl Into<String>) -> Self {
+        Notify::Slack {
+            url: url.into(),
+            message: None,
+            signed_link_as: None,
+        }
+    }
+
+    /// **Shared identity, opt-in.** Adds to a Slack message a button with a signed link that
+    /// opens the request's form without signing in and answers as `responder` — whoever in
+    /// the channel clicks it, so the record names `responder`, not the person. Use it only
+    /// where everyone in the channel may answer and a shared name is acceptable; the
+    /// request's `.responders([...])`, if any, must include `responder`. No effect on a
+    /// webhook.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hitl::prelude::*;
+    ///
+    /// let shared = Notify::slack("https://hooks.slack.com/services/…").signed_link_as("slack");
+    /// ```
+    pub fn signed_link_as(mut self, responder: impl Into<String>) -> Self {
+        if let Notify::Slack { signed_link_as, .. } = &mut self {
+            *signed_link_as = Some(responder.into());
+        }
+        self
+    }
+
+    /// A headline for a Slack message.
+    pub fn message(mut self, text: impl Into<String>) -> Self {
+        if let Notify::Slack { message, .. } = &mut self {
+            *message = Some(text.into());
+        }
+        self
+    }
+
+    /// The receiver's URL.
+    pub fn url(&self) -> &str {
+        match self {
+            Notify::Webhook { url } | Notify::Slack { url, .. } => url,
+        }
+    }
+}
+
+/// One delivery attempt, as recorded in the outbox and shown in history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// When, in ms since the epoch.
+    pub at: u64,
+    /// The HTTP status, if the receiver answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// What went wrong, if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A notification waiting in (or delivered from) the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct OutboxRecord {
+    pub v: u32,
+    /// The idempotency id: `request id/index`.
+    pub id: String,
+    pub request_id: String,
+    pub run_id: String,
+    pub notify: Notify,
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<u64>,
+    /// No more attempts will be made.
+    #[serde(default)]
+    pub gave_up: bool,
+    /// When the next attempt is due, in ms since the epoch.
+    pub next_attempt_at: u64,
+}

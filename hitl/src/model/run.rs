@@ -1,0 +1,163 @@
+//! A run as it stands and as it is stored: status, failure, and why it stopped.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::error::Error;
+
+/// Where a run stands.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RunStatus {
+    /// Being executed (or waiting in memory) by an engine.
+    Running,
+    /// Waiting durably for a human or a timer; holds no memory.
+    Paused,
+    /// Finished with a value.
+    Completed,
+    /// Finished with an error.
+    Failed,
+    /// Cancelled by `ctx.cancel_workflow` or `engine.cancel`.
+    Cancelled,
+}
+
+impl RunStatus {
+    /// Whether the run has finished for good.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
+        )
+    }
+
+    /// Whether [`Run::settled`] returns for this status.
+    pub fn is_settled(self) -> bool {
+        self != RunStatus::Running
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RunStatus::Running => "running",
+            RunStatus::Paused => "paused",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        })
+    }
+}
+
+/// Why a run failed.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// What kind of failure it is: the workflow's own error, or the engine's.
+    #[serde(default)]
+    pub kind: FailureKind,
+    /// The `Display` of the workflow's error, or the engine's error.
+    pub message: String,
+    /// The step that produced the error, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// `file:line` of that step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+}
+
+impl Failure {
+    /// A failure of this kind with no step.
+    pub(crate) fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Failure {
+            kind,
+            message: message.into(),
+            step: None,
+            location: None,
+        }
+    }
+}
+
+/// What made a run fail.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The workflow returned an error (or an expiry policy failed the run).
+    #[default]
+    Workflow,
+    /// The workflow panicked.
+    Panicked,
+    /// The workflow's input could not be decoded into its arguments.
+    InvalidInput,
+    /// Replay met a step whose input changed since it was journaled (`Error::NonDeterminism`).
+    NonDeterminism,
+    /// A stored record of the run could not be read (damaged bytes, not a code change).
+    CorruptRecord,
+    /// The engine failed the run (storage, or another infrastructure error).
+    Engine,
+}
+
+impl FailureKind {
+    /// The kind of failure an engine error causes.
+    pub(crate) fn of(error: &Error) -> Self {
+        match error {
+            Error::NonDeterminism { .. } => FailureKind::NonDeterminism,
+            Error::CorruptRecord { .. } => FailureKind::CorruptRecord,
+            Error::InvalidInput { .. } => FailureKind::InvalidInput,
+            Error::RequestExpired { .. } => FailureKind::Workflow,
+            _ => FailureKind::Engine,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(step) = &self.step {
+            write!(f, " (in step `{step}`")?;
+            if let Some(location) = &self.location {
+                write!(f, " at {location}")?;
+            }
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
+
+/// A run as stored in the `runs` tree.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct RunRecord {
+    pub v: u32,
+    pub id: String,
+    pub workflow: String,
+    pub status: RunStatus,
+    pub input: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
+    /// Hash of the workflow's step-site table when the run started.
+    pub fingerprint: String,
+    /// The engine instance driving the run (`Running` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Until when `owner` holds the run, in ms since the epoch; a lapsed lease may be taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<u64>,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+/// Why a run stops executing before its body returns.
+#[derive(Debug, Clone)]
+pub(crate) enum Stop {
+    Failed(Failure),
+    Cancelled(String),
+}

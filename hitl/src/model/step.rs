@@ -1,0 +1,99 @@
+//! A journaled step and a durable timer, as stored.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// What kind of step a journal entry records.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum StepKind {
+    /// A call of a plain `#[task]` (an activity).
+    Task,
+    /// A call of a `#[task(inject_context)]` fn (a nested orchestration).
+    Orchestration,
+    /// Another awaited expression in an orchestration body.
+    Await,
+    /// `ctx.step(..)` / `ctx.try_step(..)`.
+    Named,
+    /// `ctx.sleep(..)`, a durable timer.
+    Sleep,
+    /// `ctx.channel().get(..)` or `.set(..)`.
+    Channel,
+    /// `ctx.now()`, `ctx.random()` or `ctx.uuid()`.
+    Value,
+    /// `ctx.request_feedback(..)`: waiting while the request is open, then its resolution.
+    Feedback,
+    /// A notification of a feedback request (shown in history, not journaled as a step).
+    Notification,
+}
+
+/// A durable timer: when the engine must act without being asked.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Timer {
+    /// When, in ms since the epoch.
+    pub deadline: u64,
+    pub action: TimerAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum TimerAction {
+    /// Resolve the request by its expiry policy if it is still pending.
+    Expire(String),
+    /// Resume the run if it is paused (a request resolved, or a durable sleep ended).
+    Wake(String),
+}
+
+impl Timer {
+    pub(crate) fn key(&self) -> Vec<u8> {
+        let (tag, id) = match &self.action {
+            TimerAction::Expire(id) => (b'e', id),
+            TimerAction::Wake(id) => (b'w', id),
+        };
+        let mut key = self.deadline.to_be_bytes().to_vec();
+        key.push(tag);
+        key.extend_from_slice(id.as_bytes());
+        key
+    }
+
+    pub(crate) fn from_key(key: &[u8]) -> Option<Timer> {
+        let deadline = u64::from_be_bytes(key.get(..8)?.try_into().ok()?);
+        let id = String::from_utf8(key.get(9..)?.to_vec()).ok()?;
+        let action = match key.get(8)? {
+            b'e' => TimerAction::Expire(id),
+            b'w' => TimerAction::Wake(id),
+            _ => return None,
+        };
+        Some(Timer { deadline, action })
+    }
+}
+
+/// One journaled step, as stored in the `journal` tree. Field names are short because a run
+/// stores one of these per step.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct StepRecord {
+    #[serde(rename = "v")]
+    pub version: u32,
+    #[serde(rename = "k")]
+    pub kind: StepKind,
+    /// Order of completion within the run (history sorts by it).
+    #[serde(rename = "q")]
+    pub seq: u64,
+    #[serde(rename = "l")]
+    pub line: u32,
+    /// Hash of the step's serialized input; 0 when the step has none.
+    #[serde(rename = "i", default, skip_serializing_if = "is_zero")]
+    pub input_hash: u64,
+    #[serde(rename = "s")]
+    pub started_at: u64,
+    /// `None` while a durable timer is still waiting.
+    #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<u64>,
+    #[serde(rename = "o")]
+    pub output: Value,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
