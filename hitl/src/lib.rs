@@ -49,37 +49,75 @@
 //! * Only `Ok` outputs are journaled: a task returning `Err` runs again next time
 //!   (`#[task(retries = n)]` retries it right away with backoff).
 //!
-//! The [`task`] and [`workflow`] docs show the code the macros generate; `cargo expand`
+//! The [`task`] and [`workflow`](macro@workflow) docs show the code the macros generate; `cargo expand`
 //! shows the same.
 //!
 //! # Modules
 //!
 //! * [`engine`] — opening a database, starting, waiting on and cancelling runs.
 //! * [`context`] — [`TaskContext`]: durable sleep, channels, journaled time and randomness.
+//! * [`feedback`] — asking a human: [`Feedback`] requests and their typed answers.
 //! * [`run`] — run handles, outcomes, history.
-//! * [`workflow`] — the [`Workflow`] trait `#[workflow]` implements.
+//! * [`workflow`](mod@workflow) — the [`Workflow`] trait `#[workflow]` implements.
+//! * [`notify`] — where a request's notifications go.
 //! * [`clock`] — the engine's time source, replaceable in tests.
+//! * [`error`] — the one [`Error`] type.
 //! * `server` (feature `server`) — the HTTP JSON API, HTML inbox and forms, signed links.
+//!
+//! # Layers
+//!
+//! The runtime is built in layers, and a module imports only from the layers below it
+//! (`hitl/tests/layering.rs` checks that the top-level modules form no cycle, and the rules
+//! marked *never*):
+//!
+//! | layer | modules | what it is |
+//! |---|---|---|
+//! | surfaces | `server/`, `cli/` | HTTP API, pages, the `hitl` CLI — the public API only, plus `sign` |
+//! | façade | `lib.rs`, `__private`, `run`, `error` | this table of contents; `__private` only re-exports for the macros and holds their autoref dispatch |
+//! | engine | `engine/` | builder, supervisor (run lifecycle), requests, queries, status board, driver, background loops |
+//! | delivery | `notify/`, `links` | the outbox sender, Slack/webhook payloads, signed notification links |
+//! | orchestration | `context/`, `workflow` | [`TaskContext`] and its feedback step; the [`Workflow`] trait and its glue |
+//! | journal | `journal/` | the step state machine: ambient, frames and steps, the executor, codecs, wake-ups — *never* the engine |
+//! | storage, vocabulary | `store/`, `feedback/` | the `Store` boundary and its sled backend (*never* the journal, engine, feedback or notify); the public feedback builder and answers |
+//! | model | `model/` | the records and the pure rules (`resolve`, `validate`), `Error` — *never* anything above `clock`, `time_format`, `util` |
+//! | base | `clock`, `util`, `sign`, `time_format`, `failpoint` | primitives |
+//!
+//! Only `engine/builder.rs` names the sled backend (`store::sled`).
 
+// Base.
 pub mod clock;
-pub mod context;
-pub mod engine;
-pub mod error;
 mod failpoint;
-pub mod feedback;
-mod journal;
-mod links;
-mod model;
-pub mod notify;
-pub mod run;
-#[cfg(feature = "server")]
-pub mod server;
 /// HMAC tokens, hex, percent-encoding, the signed-link format: pure, no crate imports.
 mod sign;
-mod store;
 mod time_format;
 mod util;
+
+// Model: records and pure rules.
+pub mod error;
+mod model;
+
+// Storage and the feedback vocabulary.
+pub mod feedback;
+mod store;
+
+// The journal (step state machine).
+mod journal;
+
+// Orchestration.
+pub mod context;
 pub mod workflow;
+
+// Delivery.
+mod links;
+pub mod notify;
+
+// The engine, and the run handles it gives out.
+pub mod engine;
+pub mod run;
+
+// Surfaces.
+#[cfg(feature = "server")]
+pub mod server;
 
 #[doc(hidden)]
 #[path = "private.rs"]

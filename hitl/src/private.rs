@@ -5,24 +5,23 @@
 //! unit-tested here rather than in token streams.
 //!
 //! Only re-exports and the autoref dispatch live here: the executor is `journal::exec`, the
-//! codecs `journal::codec`.
+//! codecs `journal::codec`, the workflow glue (input coding, body wrappers) `workflow`.
 
-use std::fmt::Display;
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
-
-use serde::Serialize;
-use serde_json::Map;
 
 pub use serde;
 pub use serde_json;
 pub use serde_json::Value;
 
-pub use crate::workflow::{SiteEntry, WorkflowDefinition, WorkflowFuture, WorkflowResult};
+pub use crate::workflow::{
+    ArgCodec, InputBuilder, InputReader, SiteEntry, WorkflowDefinition, WorkflowError, WorkflowFuture,
+    WorkflowResult, async_site, await_site, fallible_workflow, workflow,
+};
 
 use crate::context::TaskContext;
 use crate::error::{Error, Result};
-use crate::journal::replay::{Ambient, Position};
+use crate::journal::{Ambient, Position};
 use crate::model::step::StepKind;
 
 pub use crate::journal::codec::*;
@@ -38,24 +37,6 @@ pub mod steps {
     pub use super::{
         KindFallible as _, KindPlain as _, KindSelfJournaling as _, NoContextError as _, NoContextPanic as _,
     };
-}
-
-/// A row of a workflow's step-site table: an `.await` named `name` on `line`.
-pub const fn await_site(name: &'static str, line: u32) -> SiteEntry {
-    SiteEntry {
-        kind: "await",
-        name,
-        line,
-    }
-}
-
-/// A row of a workflow's step-site table: the `async` block (scope) `name` on `line`.
-pub const fn async_site(name: &'static str, line: u32) -> SiteEntry {
-    SiteEntry {
-        kind: "async",
-        name,
-        line,
-    }
 }
 
 /// Carries the type of an awaited future (or of a task's output) to method resolution.
@@ -194,146 +175,6 @@ impl<O> NoContextPanic<O> for Probe<O> {
     }
 }
 
-/// Wraps a workflow body returning a plain value.
-pub fn workflow<F>(body: F) -> Result<WorkflowFuture>
-where
-    F: Future + Send + 'static,
-    F::Output: Serialize,
-{
-    Ok(Box::pin(async move { encode_output(&body.await) }))
-}
-
-/// Wraps a workflow body returning `Result`; an `Err` fails the run with `describe(&error)`
-/// (`<E as WorkflowError>::describe`, its `Display`).
-pub fn fallible_workflow<F, T, E>(body: F, describe: fn(&E) -> String) -> Result<WorkflowFuture>
-where
-    F: Future<Output = Result<T, E>> + Send + 'static,
-    T: Serialize,
-    E: 'static,
-{
-    Ok(Box::pin(async move {
-        match body.await {
-            Ok(value) => encode_output(&value),
-            Err(error) => Err(describe(&error)),
-        }
-    }))
-}
-
-/// The error type of a workflow: a failed run records its `Display` text.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be a workflow's error type: it must implement `Display`",
-    label = "a failed run records its error's `Display` text",
-    note = "implement `std::fmt::Display` for `{Self}` (for example with `#[derive(thiserror::Error)]` and `#[error(\"…\")]`)"
-)]
-pub trait WorkflowError {
-    /// The text recorded in the failed run.
-    fn describe(&self) -> String;
-}
-
-#[diagnostic::do_not_recommend]
-impl<E: Display + ?Sized> WorkflowError for E {
-    fn describe(&self) -> String {
-        self.to_string()
-    }
-}
-
-fn encode_output<T: Serialize>(value: &T) -> WorkflowResult {
-    serde_json::to_value(value)
-        .map_err(|error| format!("the workflow's output could not be serialized: {error}"))
-}
-
-/// Builds a workflow's JSON input from its arguments:
-/// `InputBuilder::new().arg("service", &input.0).finish()`; the first argument that fails
-/// to serialize is the error.
-#[derive(Debug)]
-pub struct InputBuilder(Result<Map<String, Value>>);
-
-impl Default for InputBuilder {
-    fn default() -> Self {
-        InputBuilder(Ok(Map::new()))
-    }
-}
-
-impl InputBuilder {
-    /// An empty input.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds the argument `name`.
-    pub fn arg<T>(self, name: &str, value: &T, codec: ArgCodec<T>) -> Self {
-        InputBuilder(self.0.and_then(|mut fields| {
-            let value = (codec.encode)(value).map_err(|source| Error::Encode {
-                what: format!("workflow argument `{name}`"),
-                source,
-            })?;
-            fields.insert(name.to_owned(), value);
-            Ok(fields)
-        }))
-    }
-
-    /// The JSON object.
-    pub fn finish(self) -> Result<Value> {
-        self.0.map(Value::Object)
-    }
-}
-
-/// Reads a workflow's arguments out of its JSON input, naming the field on any mismatch.
-#[derive(Debug)]
-pub struct InputReader {
-    definition: &'static WorkflowDefinition,
-    fields: Map<String, Value>,
-}
-
-impl InputReader {
-    /// Checks that `input` is an object whose fields are all arguments of workflow `W`.
-    pub fn of<W: crate::Workflow>(input: Value) -> Result<Self> {
-        let definition = W::DEFINITION;
-        let fields = match input {
-            Value::Object(fields) => fields,
-            Value::Null if definition.params.is_empty() => Map::new(),
-            other => {
-                return Err(definition.invalid_input(format!("expected a JSON object, got `{other}`")));
-            }
-        };
-        if let Some(unknown) = fields
-            .keys()
-            .find(|key| !definition.params.contains(&key.as_str()))
-        {
-            return Err(definition.invalid_input(format!("unknown field `{unknown}`")));
-        }
-        Ok(InputReader { definition, fields })
-    }
-
-    /// Reads the argument `name`.
-    pub fn arg<T>(&self, name: &str, codec: ArgCodec<T>) -> Result<T> {
-        let value = self
-            .fields
-            .get(name)
-            .ok_or_else(|| self.definition.invalid_input(format!("missing field `{name}`")))?;
-        (codec.decode)(value)
-            .map_err(|error| self.definition.invalid_input(format!("field `{name}`: {error}")))
-    }
-}
-
-/// How one workflow argument is encoded and decoded. Both directions get it from
-/// [`ArgCodec::of`], the one place the `WorkflowArgument` bound is checked, so that a
-/// non-serializable argument is one error, not one per direction.
-pub struct ArgCodec<T> {
-    encode: fn(&T) -> serde_json::Result<Value>,
-    decode: fn(&Value) -> serde_json::Result<T>,
-}
-
-impl<T: WorkflowArgument> ArgCodec<T> {
-    /// The codec of an argument type.
-    pub fn of() -> Self {
-        ArgCodec {
-            encode: |value| serde_json::to_value(value),
-            decode: |value| T::deserialize(value),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::steps::*;
@@ -359,20 +200,5 @@ mod tests {
         let message = panicked.unwrap_err();
         let message = message.downcast_ref::<String>().unwrap();
         assert!(message.contains("`deploy` uses `inject_context`"), "{message}");
-    }
-
-    #[test]
-    fn chained_arguments_hash_like_added_ones() {
-        let mut added = InputHasher::new();
-        added.add(&"a");
-        added.add(&2);
-        assert_eq!(InputHasher::new().arg(&"a").arg(&2).finish(), added.finish());
-        assert_ne!(InputHasher::new().arg(&2).arg(&"a").finish(), added.finish());
-    }
-
-    #[test]
-    fn a_workflow_error_is_described_by_its_display() {
-        let describe: fn(&std::io::Error) -> String = <std::io::Error as WorkflowError>::describe;
-        assert_eq!(describe(&std::io::Error::other("down")), "down");
     }
 }

@@ -10,6 +10,13 @@
 //!
 //! **L0**: `sign.rs` imports nothing of the crate.
 //!
+//! **No cycles**: the graph between top-level modules of `hitl/src` (an arrow A → B when a
+//! file of A names `crate::B`, also inside a string such as `#[serde(with = "crate::b")]`)
+//! has no cycle, and the never-rules of the layers written in `lib.rs` hold: `model` names
+//! only `clock`, `time_format` and `util`; `store` never names `journal`, `engine`,
+//! `feedback`, `notify` or `context`; `journal` never names `engine`; nothing names
+//! `__private`; only `engine/builder.rs` names `store::sled`.
+//!
 //! What this cannot see: methods and fields reached through a value (`engine.some_method()`),
 //! which only the compiler checks once the surfaces move out of the crate. To add a rule,
 //! add a [`Rule`] to [`RULES`] (or a test beside these) using [`paths_in`] and [`Api`].
@@ -670,6 +677,229 @@ fn sign_imports_nothing_of_the_crate() {
     assert!(
         named.is_empty(),
         "sign.rs is L0: it may import std and its dependencies only, found {named:?}"
+    );
+}
+
+/// The module path of a file below `src/`: `journal/frame.rs` → `journal::frame`,
+/// `engine/mod.rs` → `engine`, `private.rs` → `__private` (its `#[path]` name in lib.rs).
+fn module_of(relative: &Path) -> Vec<String> {
+    let mut parts: Vec<String> = relative
+        .iter()
+        .map(|part| part.to_string_lossy().trim_end_matches(".rs").to_owned())
+        .collect();
+    if parts.last().is_some_and(|last| last == "mod") {
+        parts.pop();
+    }
+    if parts.first().is_some_and(|first| first == "private") {
+        parts[0] = "__private".to_owned();
+    }
+    parts
+}
+
+/// Every crate path each file of `files` names (module path, the paths), with the crate
+/// paths written inside strings (`#[serde(with = "crate::time_format")]`) as well.
+fn crate_paths(files: &[(PathBuf, String)]) -> Vec<(PathBuf, Vec<Named>)> {
+    files
+        .iter()
+        .map(|(relative, source)| {
+            let module = module_of(relative);
+            let module: Vec<&str> = module.iter().map(String::as_str).collect();
+            let mut named = paths_in(source, &module);
+            for (tok, line) in lex(source) {
+                if let Tok::Str(text) = tok
+                    && let Some(rest) = text.strip_prefix("crate::")
+                {
+                    let mut path = vec!["crate".to_owned()];
+                    path.extend(rest.split("::").map(str::to_owned));
+                    named.push(Named { path, line });
+                }
+            }
+            (relative.clone(), named)
+        })
+        .collect()
+}
+
+/// The arrows between top-level modules: `from → to`, with one `file:line` naming it.
+fn module_graph(files: &[(PathBuf, String)]) -> std::collections::BTreeMap<(String, String), String> {
+    let tops: std::collections::BTreeSet<String> = files
+        .iter()
+        .filter_map(|(relative, _)| module_of(relative).into_iter().next())
+        .filter(|top| top != "lib" && top != "bin")
+        .collect();
+    let mut arrows = std::collections::BTreeMap::new();
+    for (relative, named) in crate_paths(files) {
+        let Some(from) = module_of(&relative).into_iter().next() else {
+            continue;
+        };
+        if !tops.contains(&from) {
+            continue;
+        }
+        for Named { path, line } in named {
+            if path.first().map(String::as_str) != Some("crate") {
+                continue;
+            }
+            if let Some(to) = path.get(1)
+                && tops.contains(to)
+                && *to != from
+            {
+                arrows
+                    .entry((from.clone(), to.clone()))
+                    .or_insert_with(|| format!("{}:{line}", relative.display()));
+            }
+        }
+    }
+    arrows
+}
+
+/// A cycle of the graph, as the modules along it (first repeated at the end), if any.
+fn find_cycle(arrows: &std::collections::BTreeMap<(String, String), String>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        arrows: &std::collections::BTreeMap<(String, String), String>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|on| on == node) {
+            let mut cycle = path[start..].to_vec();
+            cycle.push(node.to_owned());
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_owned());
+        for (_, to) in arrows.keys().filter(|(from, _)| from == node) {
+            if let Some(cycle) = visit(to, arrows, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(node.to_owned());
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    let nodes: std::collections::BTreeSet<&String> = arrows.keys().map(|(from, _)| from).collect();
+    nodes
+        .into_iter()
+        .find_map(|node| visit(node, arrows, &mut Vec::new(), &mut done))
+}
+
+fn real_files() -> Vec<(PathBuf, String)> {
+    let mut paths = Vec::new();
+    rust_files(&src(), &mut paths);
+    paths
+        .into_iter()
+        .map(|path| {
+            let source = std::fs::read_to_string(&path).unwrap();
+            (path.strip_prefix(src()).unwrap().to_owned(), source)
+        })
+        .collect()
+}
+
+#[test]
+fn the_top_level_modules_form_no_cycle() {
+    let arrows = module_graph(&real_files());
+    // The graph is real: the engine sits on the journal, the journal on the store.
+    assert!(arrows.contains_key(&("engine".to_owned(), "journal".to_owned())));
+    assert!(arrows.contains_key(&("journal".to_owned(), "store".to_owned())));
+    if let Some(cycle) = find_cycle(&arrows) {
+        let shown: Vec<String> = cycle
+            .windows(2)
+            .map(|pair| {
+                format!(
+                    "{} → {} ({})",
+                    pair[0],
+                    pair[1],
+                    arrows[&(pair[0].clone(), pair[1].clone())]
+                )
+            })
+            .collect();
+        panic!(
+            "the top-level modules of hitl/src form a cycle; imports must point down the layers \
+             listed in lib.rs:\n  {}",
+            shown.join("\n  ")
+        );
+    }
+}
+
+#[test]
+fn each_layer_names_only_what_is_below_it() {
+    let arrows = module_graph(&real_files());
+    let allowed_below_model = ["clock", "time_format", "util"];
+    let forbidden: &[(&str, &[&str])] = &[
+        (
+            "store",
+            &[
+                "journal", "engine", "feedback", "notify", "context", "links", "workflow",
+            ],
+        ),
+        (
+            "journal",
+            &["engine", "notify", "context", "feedback", "links", "workflow"],
+        ),
+        ("feedback", &["engine", "journal", "store", "context", "notify"]),
+    ];
+    let mut found = Vec::new();
+    for ((from, to), at) in &arrows {
+        if from == "model" && !allowed_below_model.contains(&to.as_str()) {
+            found.push(format!(
+                "model → {to} ({at}): model names only {allowed_below_model:?}"
+            ));
+        }
+        if to == "__private" {
+            found.push(format!(
+                "{from} → __private ({at}): only lib.rs declares the macros' façade"
+            ));
+        }
+        for (layer, never) in forbidden {
+            if from == layer && never.contains(&to.as_str()) {
+                found.push(format!("{from} → {to} ({at}): {layer} never names {never:?}"));
+            }
+        }
+    }
+    for (relative, named) in crate_paths(&real_files()) {
+        let in_store = relative.starts_with("store");
+        for Named { path, line } in named {
+            if path.starts_with(&["crate".to_owned(), "store".to_owned(), "sled".to_owned()])
+                && !in_store
+                && relative != Path::new("engine/builder.rs")
+            {
+                found.push(format!(
+                    "{}:{line}: only engine/builder.rs names store::sled",
+                    relative.display()
+                ));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "layering rules broken:\n  {}",
+        found.join("\n  ")
+    );
+}
+
+#[test]
+fn the_cycle_finder_finds_a_cycle_through_a_string_path_and_none_in_a_ladder() {
+    let file = |path: &str, source: &str| (PathBuf::from(path), source.to_owned());
+    let ladder = [
+        file("lib.rs", "mod a; mod b; mod c;"),
+        file("a/mod.rs", "use crate::b::X; mod inner;"),
+        file("a/inner.rs", "use super::super::c::Y;"),
+        file("b.rs", "use crate::{c::Z};"),
+        file("c.rs", "use std::fmt;"),
+    ];
+    let arrows = module_graph(&ladder);
+    let pairs: Vec<(&str, &str)> = arrows.keys().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    assert_eq!(pairs, [("a", "b"), ("a", "c"), ("b", "c")]);
+    assert_eq!(find_cycle(&arrows), None);
+
+    let mut cyclic = ladder.to_vec();
+    cyclic[4] = file("c.rs", "#[serde(with = \"crate::a\")] struct S;");
+    let cycle = find_cycle(&module_graph(&cyclic)).expect("c → a closes a cycle");
+    assert_eq!(cycle.first(), cycle.last());
+    assert!(
+        cycle.contains(&"c".to_owned()) && cycle.contains(&"a".to_owned()),
+        "{cycle:?}"
     );
 }
 

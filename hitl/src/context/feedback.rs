@@ -18,7 +18,7 @@ use super::{ContextFuture, TaskContext, context_future};
 use crate::clock::{from_millis, to_millis};
 use crate::error::{Error, Result};
 use crate::feedback::{Answer, Feedback};
-use crate::journal::replay::{Frame, Position, Step};
+use crate::journal::{Frame, Position, Step};
 use crate::journal::{InputHasher, halt};
 use crate::model::outbox::OutboxRecord;
 use crate::model::request::{OnExpiry, RequestRecord, RequestSpec, RequestStatus, Resolution};
@@ -190,17 +190,15 @@ async fn wait(step: &Step, request_id: &str, timeout_ms: u64) -> Result<Resoluti
     let run = step.run();
     let services = &run.services;
     // Subscribe before the first read, so that no resolution can slip in between.
-    let mut updates = services.request_events.subscribe(request_id);
+    let mut updates = services.wakeups.subscribe(request_id);
     let mut human = run.human_wait(request_id);
-    let load = || {
-        services
-            .store
-            .load_request(request_id)?
-            .ok_or_else(|| Error::RequestNotFound {
-                request_id: request_id.to_owned(),
-            })
-    };
-    let mut record = load()?;
+    // The one read: the request may have resolved before the subscription.
+    let mut record = services
+        .store
+        .load_request(request_id)?
+        .ok_or_else(|| Error::RequestNotFound {
+            request_id: request_id.to_owned(),
+        })?;
     let window_end = record.created_at + timeout_ms;
     let mut in_window = timeout_ms > 0 && to_millis(services.clock.now()) < window_end;
     if !in_window {
@@ -211,17 +209,17 @@ async fn wait(step: &Step, request_id: &str, timeout_ms: u64) -> Result<Resoluti
             human.resolved();
             return Ok(resolution);
         }
+        // Whoever resolved the request hands over the record it stored: no read back.
         if in_window {
             tokio::select! {
-                _ = updates.changed() => {}
+                delivered = updates.changed() => record = RequestRecord::clone(&*delivered),
                 () = services.clock.sleep_until(from_millis(window_end)) => {
                     in_window = false;
                     human.leave_window();
                 }
             }
         } else {
-            updates.changed().await;
+            record = RequestRecord::clone(&*updates.changed().await);
         }
-        record = load()?;
     }
 }

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::clock::{from_millis, to_millis};
 use crate::error::{Error, Result};
-use crate::journal::replay::{Ambient, Frame, Position, Step};
+use crate::journal::{Ambient, Frame, Position, Step};
 use crate::journal::{
     Codec, Fallible, InputHasher, Journaled, Plain, SelfJournaling, halt, halt_sync, run_step,
 };
@@ -394,7 +394,7 @@ pub fn idempotency_key() -> Option<String> {
 /// # Ok(()) }
 /// ```
 pub fn transient<F: std::future::IntoFuture>(future: F) -> ContextFuture<impl Future<Output = F::Output>> {
-    context_future(crate::journal::replay::InAmbient::new(
+    context_future(crate::journal::InAmbient::new(
         Ambient::None,
         future.into_future(),
     ))

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock, to_millis};
 use crate::error::{Error, Result};
-use crate::journal::replay::lock;
 use crate::journal::timers::Timers;
-use crate::journal::wakeups::RequestEvents;
+use crate::journal::wakeups::Wakeups;
 use crate::model::step::TimerAction;
 use crate::notify::Notifier;
-use crate::store::{SledStore, sled_store::SledOptions};
+use crate::store::{SledStore, sled::SledOptions};
+use crate::util::lock;
 use crate::workflow::Workflow;
 
 use super::{Durability, Engine, Registered, Shared};
@@ -163,7 +163,7 @@ impl EngineBuilder {
                     store: Box::new(store),
                     clock: self.clock,
                     durability: self.durability,
-                    request_events: RequestEvents::default(),
+                    wakeups: Wakeups::default(),
                     timers: Timers::default(),
                     outbox: Arc::clone(&outbox),
                 }),

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
 use crate::journal::RunHalted;
-use crate::journal::replay::{Ambient, InAmbient, RunState};
+use crate::journal::{Ambient, Frame, InAmbient, RunState};
 use crate::model::run::Stop;
 use crate::workflow::{WorkflowFuture, WorkflowResult};
 
@@ -39,7 +39,7 @@ pub(crate) struct RunBody {
 impl RunBody {
     pub(crate) fn new(state: Arc<RunState>, body: WorkflowFuture) -> Self {
         RunBody {
-            body: Box::pin(InAmbient::new(Ambient::Orchestration(state.root_frame()), body)),
+            body: Box::pin(InAmbient::new(Ambient::Orchestration(Frame::root(&state)), body)),
             state,
         }
     }

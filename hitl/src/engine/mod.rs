@@ -35,7 +35,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
-use crate::journal::replay::RunState;
+use crate::journal::RunState;
 use crate::journal::services::Services;
 use crate::model::run::{RunRecord, RunStatus, Stop};
 use crate::notify::Notifier;

@@ -49,7 +49,7 @@ impl Engine {
         };
         self.shared.services.store.flush().await?;
         if updated.status != RequestStatus::Pending {
-            self.shared.services.request_events.notify(&updated.id);
+            self.shared.services.wakeups.deliver(&updated);
             // Resume a paused run now rather than when its wake-up fires, so that a caller's
             // `settled()` after this answer waits for the run's next settled state. The stored
             // wake-up is then spent; it stays only for an engine that cannot drive the run.
@@ -100,7 +100,7 @@ impl Shared {
         if request.status == RequestStatus::Pending {
             return;
         }
-        self.services.request_events.notify(&request.id);
+        self.services.wakeups.deliver(request);
         self.services.timers.arm(resolution_wake(request));
     }
 
@@ -127,7 +127,7 @@ impl Shared {
         for request in self.services.store.pending_requests(Some(run_id))? {
             let change = |request: &RequestRecord| Ok(resolve::cancel(request, reason, now));
             let updated = self.services.store.update_request(&request.id, &change, false)?;
-            self.services.request_events.notify(&updated.id);
+            self.services.wakeups.deliver(&updated);
         }
         Ok(())
     }

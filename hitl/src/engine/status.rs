@@ -3,8 +3,8 @@
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
-use crate::journal::replay::lock;
 use crate::model::run::{RunRecord, RunStatus};
+use crate::util::lock;
 
 use super::{Engine, Shared};
 

@@ -10,7 +10,7 @@ use tracing::Instrument;
 use super::driver::{Ending, RunBody};
 use crate::clock::to_millis;
 use crate::error::{Error, Result};
-use crate::journal::replay::RunState;
+use crate::journal::RunState;
 use crate::model::request::RequestStatus;
 use crate::model::run::{Failure, FailureKind, RunRecord, RunStatus, Stop};
 use crate::model::step::{Timer, TimerAction};

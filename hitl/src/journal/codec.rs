@@ -180,3 +180,17 @@ impl io::Write for InputHasher {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chained_arguments_hash_like_added_ones() {
+        let mut added = InputHasher::new();
+        added.add(&"a");
+        added.add(&2);
+        assert_eq!(InputHasher::new().arg(&"a").arg(&2).finish(), added.finish());
+        assert_ne!(InputHasher::new().arg(&2).arg(&"a").finish(), added.finish());
+    }
+}

@@ -12,7 +12,7 @@ pub use serde;
 
 use super::codec::*;
 use crate::error::{Error, Result};
-use crate::journal::replay::{Ambient, InAmbient, Position, Step, with_ambient};
+use crate::journal::{Ambient, InAmbient, Position, Step, with_ambient};
 use crate::model::step::{StepKind, StepRecord};
 
 // ---------------------------------------------------------------------------------------

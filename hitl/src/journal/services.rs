@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::timers::Timers;
-use super::wakeups::RequestEvents;
+use super::wakeups::Wakeups;
 use crate::clock::Clock;
 use crate::store::{Durability, Store};
 
@@ -15,7 +15,7 @@ pub(crate) struct Services {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) durability: Durability,
     /// Wake-ups for feedback steps waiting in memory.
-    pub(crate) request_events: RequestEvents,
+    pub(crate) wakeups: Wakeups,
     /// Expiries and run wake-ups.
     pub(crate) timers: Timers,
     /// Told when the outbox has something new to deliver.

@@ -1,67 +1,108 @@
 //! In-memory wake-ups for feedback steps waiting on a request.
 //!
 //! Whoever resolves a request (an answer, an expiry, a cancel) stores the resolution first and
-//! then calls [`RequestEvents::notify`]; a waiting step re-reads the request from storage.
-//! Entries exist only while somebody waits, so paused runs cost nothing here.
+//! then hands the stored record to [`Wakeups::deliver`]; a waiting step receives that record
+//! and does not read it back. Entries exist only while somebody waits, so paused runs cost
+//! nothing here.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
+use crate::model::request::RequestRecord;
 use crate::util::lock;
 
 #[derive(Default)]
-pub(crate) struct RequestEvents {
-    waiting: Mutex<HashMap<String, watch::Sender<u64>>>,
+pub(crate) struct Wakeups {
+    waiting: Mutex<HashMap<String, watch::Sender<Option<Arc<RequestRecord>>>>>,
 }
 
 /// A waiting step's subscription; unsubscribes on drop.
 pub(crate) struct Subscription<'a> {
-    events: &'a RequestEvents,
+    wakeups: &'a Wakeups,
     request_id: String,
-    receiver: watch::Receiver<u64>,
+    receiver: watch::Receiver<Option<Arc<RequestRecord>>>,
 }
 
-impl RequestEvents {
+impl Wakeups {
     pub(crate) fn subscribe(&self, request_id: &str) -> Subscription<'_> {
         let receiver = lock(&self.waiting)
             .entry(request_id.to_owned())
-            .or_insert_with(|| watch::channel(0).0)
+            .or_insert_with(|| watch::channel(None).0)
             .subscribe();
         Subscription {
-            events: self,
+            wakeups: self,
             request_id: request_id.to_owned(),
             receiver,
         }
     }
 
-    /// Wakes the steps waiting on `request_id`.
-    pub(crate) fn notify(&self, request_id: &str) {
-        if let Some(sender) = lock(&self.waiting).get(request_id) {
-            sender.send_modify(|generation| *generation += 1);
+    /// Hands `request`, as just stored, to the steps waiting on it.
+    pub(crate) fn deliver(&self, request: &RequestRecord) {
+        if let Some(sender) = lock(&self.waiting).get(&request.id) {
+            sender.send_replace(Some(Arc::new(request.clone())));
         }
     }
 }
 
 impl Subscription<'_> {
-    /// Resolves at the next notification.
-    pub(crate) async fn changed(&mut self) {
-        // The sender lives in the map while this subscription does.
-        if self.receiver.changed().await.is_err() {
-            std::future::pending::<()>().await;
+    /// The record delivered next.
+    pub(crate) async fn changed(&mut self) -> Arc<RequestRecord> {
+        loop {
+            // The sender lives in the map while this subscription does.
+            if self.receiver.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            if let Some(record) = self.receiver.borrow_and_update().clone() {
+                return record;
+            }
         }
     }
 }
 
 impl Drop for Subscription<'_> {
     fn drop(&mut self) {
-        let mut waiting = lock(&self.events.waiting);
+        let mut waiting = lock(&self.wakeups.waiting);
         if waiting
             .get(&self.request_id)
             .is_some_and(|sender| sender.receiver_count() <= 1)
         {
             waiting.remove(&self.request_id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, status: &str) -> RequestRecord {
+        serde_json::from_value(serde_json::json!({
+            "v": 1, "id": id, "run_id": "run", "workflow": "w", "step_id": "ask#0",
+            "location": "src/main.rs:1", "kind": "approval", "prompt": "Ship?",
+            "status": status, "created_at": 0,
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_waiting_step_receives_the_record_it_was_handed() {
+        let wakeups = Wakeups::default();
+        let mut subscription = wakeups.subscribe("req");
+        wakeups.deliver(&record("other", "answered"));
+        wakeups.deliver(&record("req", "answered"));
+        let delivered = subscription.changed().await;
+        assert_eq!(delivered.id, "req");
+        assert_eq!(delivered.status, crate::model::request::RequestStatus::Answered);
+    }
+
+    #[test]
+    fn nothing_is_kept_for_requests_nobody_waits_on() {
+        let wakeups = Wakeups::default();
+        wakeups.deliver(&record("req", "answered"));
+        assert!(lock(&wakeups.waiting).is_empty());
+        drop(wakeups.subscribe("req"));
+        assert!(lock(&wakeups.waiting).is_empty());
     }
 }

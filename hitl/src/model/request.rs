@@ -37,7 +37,7 @@ impl FeedbackKind {
     }
 }
 
-/// What happens when a request's deadline ([`Feedback::expires_after`]) passes unanswered.
+/// What happens when a request's deadline ([`Feedback::expires_after`](crate::Feedback::expires_after)) passes unanswered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnExpiry {

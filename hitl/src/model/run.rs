@@ -34,7 +34,7 @@ impl RunStatus {
         )
     }
 
-    /// Whether [`Run::settled`] returns for this status.
+    /// Whether [`Run::settled`](crate::Run::settled) returns for this status.
     pub fn is_settled(self) -> bool {
         self != RunStatus::Running
     }

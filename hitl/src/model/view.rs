@@ -194,7 +194,7 @@ pub struct DefinitionChange {
     pub removed_sites: Vec<String>,
 }
 
-/// One journaled step of a run, as shown by [`Engine::history`].
+/// One journaled step of a run, as shown by [`Engine::history`](crate::Engine::history).
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HistoryEntry {

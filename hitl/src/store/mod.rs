@@ -27,9 +27,7 @@
 //! `channels`, in one transaction). With `Durability::Flush` the engine then waits for
 //! [`Store::flush`], which concurrent runs share (group commit).
 
-mod group_commit;
-mod open_guard;
-pub(crate) mod sled_store;
+pub(crate) mod sled;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -43,7 +41,7 @@ use crate::model::request::RequestRecord;
 use crate::model::run::RunRecord;
 use crate::model::step::{StepRecord, Timer};
 
-pub(crate) use sled_store::SledStore;
+pub(crate) use sled::SledStore;
 
 /// The version written into every stored value and into the database's marker file.
 pub(crate) const FORMAT_VERSION: u32 = 1;

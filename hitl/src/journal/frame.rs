@@ -1,0 +1,295 @@
+//! Step identities: a [`Frame`] (the run and its current scope), the [`Step`] it names, and
+//! the journal lookups and writes of that step.
+//!
+//! A step's identity is `scope path / name # occurrence`, assigned when the step is first
+//! polled. Each scope counts occurrences per name, so a new step with a new name never shifts
+//! the identities of other steps.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use super::run_state::RunState;
+use crate::clock::to_millis;
+use crate::error::{Error, Result};
+use crate::model::step::{StepKind, StepRecord};
+use crate::store::FORMAT_VERSION;
+use crate::util::lock;
+
+/// Where in the source a step was written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Position {
+    pub(crate) file: &'static str,
+    pub(crate) line: u32,
+}
+
+impl Position {
+    /// The position of the caller of a `#[track_caller]` fn.
+    #[track_caller]
+    pub(crate) fn caller() -> Self {
+        let location = std::panic::Location::caller();
+        Position {
+            file: location.file(),
+            line: location.line(),
+        }
+    }
+}
+
+/// A position in a run's body: the run and the current scope.
+#[derive(Clone)]
+pub(crate) struct Frame {
+    pub(crate) run: Arc<RunState>,
+    scope: Arc<Scope>,
+}
+
+/// A scope counts step occurrences per name; each `async` block and nested orchestration
+/// gets its own, so concurrent branches cannot steal each other's occurrence numbers.
+struct Scope {
+    path: String,
+    occurrences: Mutex<HashMap<String, u32>>,
+}
+
+impl Scope {
+    fn new(path: String) -> Self {
+        Scope {
+            path,
+            occurrences: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `path/name#n`, with `n` the number of earlier same-named steps in this scope.
+    fn next_id(&self, name: &str) -> String {
+        let occurrence = {
+            let mut occurrences = lock(&self.occurrences);
+            match occurrences.get_mut(name) {
+                Some(counter) => {
+                    *counter += 1;
+                    *counter - 1
+                }
+                None => {
+                    occurrences.insert(name.to_owned(), 1);
+                    0
+                }
+            }
+        };
+        if self.path.is_empty() {
+            format!("{name}#{occurrence}")
+        } else {
+            format!("{}/{name}#{occurrence}", self.path)
+        }
+    }
+}
+
+impl Frame {
+    /// The root frame of a run's body.
+    pub(crate) fn root(run: &Arc<RunState>) -> Frame {
+        Frame {
+            run: Arc::clone(run),
+            scope: Arc::new(Scope::new(String::new())),
+        }
+    }
+
+    /// A new child frame for a nested scope named after `name` (occurrence counted here).
+    pub(crate) fn child(&self, name: &str) -> Frame {
+        Frame {
+            run: Arc::clone(&self.run),
+            scope: Arc::new(Scope::new(self.scope.next_id(name))),
+        }
+    }
+
+    /// The child frame of an already-begun step (a nested orchestration's body).
+    pub(crate) fn child_of(&self, step: &Step) -> Frame {
+        Frame {
+            run: Arc::clone(&self.run),
+            scope: Arc::new(Scope::new(step.id.clone())),
+        }
+    }
+
+    /// Starts a step: assigns its identity and finds it in the journal.
+    ///
+    /// Returns `None` when the run has stopped or the journal contradicts this step: the
+    /// caller must not run it (and should wait forever; the engine drops the future).
+    pub(crate) fn begin(
+        &self,
+        name: &str,
+        position: Position,
+        kind: StepKind,
+        input_hash: u64,
+    ) -> Option<(Step, Option<StepRecord>)> {
+        if self.run.is_stopped() {
+            return None;
+        }
+        let id = self.scope.next_id(name);
+        let journaled = self.run.take_journaled(&id);
+        // A replayed step keeps its journaled start; only a step that executes reads the clock.
+        let started_at = match &journaled {
+            Some(record) => record.started_at,
+            None => to_millis(self.run.services.clock.now()),
+        };
+        let step = Step {
+            frame: self.clone(),
+            id,
+            position,
+            kind,
+            input_hash,
+            started_at,
+        };
+        if let Some(record) = &journaled {
+            let detail = if record.kind != kind {
+                Some(format!(
+                    "the journal recorded a {:?} step, the code now runs a {:?} step",
+                    record.kind, kind
+                ))
+            } else if record.input_hash != input_hash {
+                Some("its input differs from the journaled input".to_owned())
+            } else {
+                None
+            };
+            if let Some(detail) = detail {
+                let error = step.nondeterminism(detail);
+                self.run.fail(&error, Some(&step));
+                return None;
+            }
+        }
+        Some((step, journaled))
+    }
+}
+
+/// A step that has been given its identity.
+pub(crate) struct Step {
+    pub(crate) frame: Frame,
+    pub(crate) id: String,
+    position: Position,
+    kind: StepKind,
+    input_hash: u64,
+    started_at: u64,
+}
+
+impl Step {
+    pub(crate) fn run(&self) -> &Arc<RunState> {
+        &self.frame.run
+    }
+
+    /// `file:line` of the step.
+    pub(crate) fn location(&self) -> String {
+        format!("{}:{}", self.position.file, self.position.line)
+    }
+
+    /// The idempotency key of the step: stable across retries, replays and restarts.
+    pub(crate) fn idempotency_key(&self) -> Arc<str> {
+        Arc::from(format!("{}/{}", self.frame.run.id, self.id))
+    }
+
+    pub(crate) fn nondeterminism(&self, detail: String) -> Error {
+        Error::NonDeterminism {
+            step: self.id.clone(),
+            location: self.location(),
+            detail,
+        }
+    }
+
+    /// Notes that the step returned `Err` (it is not journaled and will run again).
+    pub(crate) fn note_error(&self) {
+        *lock(&self.frame.run.last_error) = Some((self.id.clone(), self.location()));
+    }
+
+    pub(crate) fn record_for(&self, output: Value, finished: bool) -> StepRecord {
+        StepRecord {
+            version: FORMAT_VERSION,
+            kind: self.kind,
+            seq: self.frame.run.next_seq(),
+            line: self.position.line,
+            input_hash: self.input_hash,
+            started_at: self.started_at,
+            finished_at: finished.then(|| to_millis(self.frame.run.services.clock.now())),
+            output,
+        }
+    }
+
+    /// Journals the step's output and, in `Durability::Flush`, waits until it is durable.
+    ///
+    /// Returns `false` when the write failed; the run has then been failed.
+    pub(crate) async fn complete(&self, output: Value) -> bool {
+        let record = self.record_for(output, true);
+        let result = self.write(&record);
+        self.finish_write(result).await
+    }
+
+    /// Journals an unfinished step (a durable timer's deadline) and makes it durable.
+    pub(crate) async fn complete_waiting(&self, output: Value) -> bool {
+        let record = self.record_for(output, false);
+        let result = self.write(&record);
+        match result {
+            Ok(()) => self.await_flush(self.frame.run.services.store.flush()).await,
+            Err(error) => {
+                self.frame.run.fail(&error, Some(self));
+                false
+            }
+        }
+    }
+
+    /// Journals a channel `set` with the channel's new value, atomically.
+    pub(crate) async fn complete_channel_set(&self, key: &str, value: Value) -> bool {
+        let record = self.record_for(value.clone(), true);
+        let run = &self.frame.run;
+        let result = run
+            .services
+            .store
+            .append_channel_set(&run.id, &self.id, &record, key, &value);
+        self.finish_write(result).await
+    }
+
+    /// Journals the step synchronously (a sync task, `ctx.now()`, …).
+    ///
+    /// `durable` asks for a blocking flush in `Durability::Flush`; values that carry no side
+    /// effect skip it, since the next durable step flushes them too.
+    pub(crate) fn complete_blocking(&self, output: Value, durable: bool) -> bool {
+        let record = self.record_for(output, true);
+        let run = &self.frame.run;
+        let result = self.write(&record).and_then(|()| {
+            if durable && run.services.durability == crate::Durability::Flush {
+                run.services.store.flush_blocking()
+            } else {
+                Ok(())
+            }
+        });
+        match result {
+            Ok(()) => true,
+            Err(error) => {
+                run.fail(&error, Some(self));
+                false
+            }
+        }
+    }
+
+    fn write(&self, record: &StepRecord) -> Result<()> {
+        let run = &self.frame.run;
+        let result = run.services.store.append_step(&run.id, &self.id, record);
+        crate::failpoint::hit("after_journal_write");
+        result
+    }
+
+    async fn finish_write(&self, result: Result<()>) -> bool {
+        match result {
+            Ok(()) if self.frame.run.services.durability == crate::Durability::Flush => {
+                self.await_flush(self.frame.run.services.store.flush()).await
+            }
+            Ok(()) => true,
+            Err(error) => {
+                self.frame.run.fail(&error, Some(self));
+                false
+            }
+        }
+    }
+
+    async fn await_flush(&self, flush: crate::store::FlushFuture) -> bool {
+        match flush.await {
+            Ok(()) => true,
+            Err(error) => {
+                self.frame.run.fail(&error, Some(self));
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! A run being executed: its replay map, step counter, stop signal, and the counters that
+//! tell the driver when the run may pause (busy activities, human waits, durable sleeps).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Waker;
+
+use tokio::sync::watch;
+
+use super::frame::Step;
+use super::services::Services;
+use crate::error::Error;
+use crate::model::run::{Failure, FailureKind, Stop};
+use crate::model::step::StepRecord;
+use crate::util::lock;
+
+/// A run being executed: what every step of it needs.
+pub(crate) struct RunState {
+    pub(crate) services: Arc<Services>,
+    pub(crate) id: String,
+    pub(crate) workflow: &'static str,
+    /// Journal entries written before this execution started, consumed as they replay.
+    replay: Mutex<HashMap<String, StepRecord>>,
+    next_seq: AtomicU64,
+    /// Set once the run must stop executing (failed by the engine, or cancelled).
+    stop: watch::Sender<Option<Stop>>,
+    /// The last step that returned `Err`, for [`Failure::step`].
+    pub(super) last_error: Mutex<Option<(String, String)>>,
+    /// Activity steps executing (or flushing) right now.
+    busy: AtomicUsize,
+    /// Feedback steps waiting, and how many of them are still inside their in-memory window.
+    human_waits: AtomicUsize,
+    human_in_window: AtomicUsize,
+    /// The requests this execution waits on and has not seen resolved: at a pause, one of
+    /// them resolved meanwhile means the run must be driven again.
+    requests: Mutex<BTreeSet<String>>,
+    /// Deadlines of durable sleeps in progress, by step id: wake-ups to arm when pausing.
+    sleeps: Mutex<BTreeMap<String, u64>>,
+    /// Wakes the driver when the run stops or may pause.
+    driver: Mutex<Option<Waker>>,
+}
+
+impl RunState {
+    pub(crate) fn new(
+        services: Arc<Services>,
+        id: String,
+        workflow: &'static str,
+        journal: Vec<(String, StepRecord)>,
+    ) -> Arc<Self> {
+        let next_seq = journal.iter().map(|(_, step)| step.seq + 1).max().unwrap_or(0);
+        Arc::new(RunState {
+            services,
+            id,
+            workflow,
+            replay: Mutex::new(journal.into_iter().collect()),
+            next_seq: AtomicU64::new(next_seq),
+            stop: watch::channel(None).0,
+            last_error: Mutex::new(None),
+            busy: AtomicUsize::new(0),
+            human_waits: AtomicUsize::new(0),
+            human_in_window: AtomicUsize::new(0),
+            requests: Mutex::new(BTreeSet::new()),
+            sleeps: Mutex::new(BTreeMap::new()),
+            driver: Mutex::new(None),
+        })
+    }
+
+    /// Stops the run; the first reason wins.
+    pub(crate) fn stop(&self, reason: Stop) {
+        self.stop.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(reason);
+                true
+            } else {
+                false
+            }
+        });
+        self.wake_driver();
+    }
+
+    /// Remembers the waker of the task driving the run.
+    pub(crate) fn set_driver(&self, waker: &Waker) {
+        let mut driver = lock(&self.driver);
+        if !driver.as_ref().is_some_and(|current| current.will_wake(waker)) {
+            *driver = Some(waker.clone());
+        }
+    }
+
+    fn wake_driver(&self) {
+        if let Some(waker) = lock(&self.driver).as_ref() {
+            waker.wake_by_ref();
+        }
+    }
+
+    /// Whether the run may pause: nothing is executing, at least one branch waits on a
+    /// human, and no human wait is inside its in-memory window.
+    pub(crate) fn pausable(&self) -> bool {
+        self.busy.load(Ordering::SeqCst) == 0
+            && self.human_waits.load(Ordering::SeqCst) > 0
+            && self.human_in_window.load(Ordering::SeqCst) == 0
+    }
+
+    /// Marks an activity step as executing until the guard drops.
+    pub(crate) fn busy(self: &Arc<Self>) -> BusyGuard {
+        self.busy.fetch_add(1, Ordering::SeqCst);
+        BusyGuard(Arc::clone(self))
+    }
+
+    /// Registers a feedback wait on `request_id`, inside its in-memory window.
+    pub(crate) fn human_wait(self: &Arc<Self>, request_id: &str) -> HumanWait {
+        lock(&self.requests).insert(request_id.to_owned());
+        self.human_waits.fetch_add(1, Ordering::SeqCst);
+        self.human_in_window.fetch_add(1, Ordering::SeqCst);
+        HumanWait {
+            run: Arc::clone(self),
+            request_id: request_id.to_owned(),
+            in_window: true,
+        }
+    }
+
+    /// The requests this execution waits on, unresolved when last seen.
+    pub(crate) fn requests(&self) -> Vec<String> {
+        lock(&self.requests).iter().cloned().collect()
+    }
+
+    /// Notes a durable sleep in progress until `deadline` (ms).
+    pub(crate) fn sleeping(&self, step_id: &str, deadline: Option<u64>) {
+        let mut sleeps = lock(&self.sleeps);
+        match deadline {
+            Some(deadline) => sleeps.insert(step_id.to_owned(), deadline),
+            None => sleeps.remove(step_id),
+        };
+    }
+
+    /// Deadlines of the durable sleeps in progress.
+    pub(crate) fn sleep_deadlines(&self) -> Vec<u64> {
+        lock(&self.sleeps).values().copied().collect()
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stop.borrow().is_some()
+    }
+
+    /// The reason the run stopped, if it did.
+    pub(crate) fn stop_reason(&self) -> Option<Stop> {
+        self.stop.borrow().clone()
+    }
+
+    /// Fails the run with an engine error raised in `step`.
+    pub(crate) fn fail(&self, error: &Error, step: Option<&Step>) {
+        tracing::error!(run_id = %self.id, %error, "run failed");
+        self.stop(Stop::Failed(Failure {
+            kind: FailureKind::of(error),
+            message: error.to_string(),
+            step: step.map(|step| step.id.clone()),
+            location: step.map(Step::location),
+        }));
+    }
+
+    pub(crate) fn last_error(&self) -> Option<(String, String)> {
+        lock(&self.last_error).clone()
+    }
+
+    pub(super) fn take_journaled(&self, step_id: &str) -> Option<StepRecord> {
+        lock(&self.replay).remove(step_id)
+    }
+
+    pub(super) fn next_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Counts an executing activity step; see [`RunState::busy`].
+pub(crate) struct BusyGuard(Arc<RunState>);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A feedback step waiting; see [`RunState::human_wait`].
+pub(crate) struct HumanWait {
+    run: Arc<RunState>,
+    request_id: String,
+    in_window: bool,
+}
+
+impl HumanWait {
+    /// The wait found its resolution: the run no longer waits on this request.
+    pub(crate) fn resolved(self) {
+        lock(&self.run.requests).remove(&self.request_id);
+    }
+
+    /// The in-memory window has passed: the run may pause on this wait.
+    pub(crate) fn leave_window(&mut self) {
+        if std::mem::take(&mut self.in_window) {
+            self.run.human_in_window.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for HumanWait {
+    fn drop(&mut self) {
+        self.leave_window();
+        self.run.human_waits.fetch_sub(1, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,194 @@
+//! Notifications: telling a human that a request waits for them.
+//!
+//! A request's notifications are written to the *outbox* in the same atomic write as the
+//! request itself, so they are never lost and never re-sent on replay (a replay finds the
+//! request and writes nothing). A background sender delivers them with retries and backoff
+//! and records every attempt; each delivery carries a stable idempotency id
+//! (`Idempotency-Key` header and `idempotency_id` field), so after a crash between sending
+//! and recording, the receiver can drop the duplicate. A failing receiver never blocks or
+//! loses the request: it stays answerable whatever happens to its notifications.
+//!
+//! A Slack message is seen by everyone in its channel, so it carries no identity: its
+//! "Answer" button opens the request's page, where each person signs in with their own
+//! credentials. Only [`Notify::signed_link_as`] adds a signed link that answers as one
+//! shared responder, for whoever clicks it.
+
+mod mrkdwn;
+mod slack;
+
+use crate::journal::services::Services;
+use crate::model::outbox::OutboxRecord;
+use crate::model::request::RequestStatus;
+use crate::model::view::Request;
+use slack::{shared_link, slack_message};
+
+pub use crate::model::outbox::{Attempt, Notify};
+
+/// The most delivery attempts per notification.
+const MAX_ATTEMPTS: usize = 8;
+
+/// The background sender of the outbox.
+pub(crate) struct Notifier {
+    wake: std::sync::Arc<tokio::sync::Notify>,
+    base_url: Option<String>,
+    client: reqwest::Client,
+}
+
+impl Notifier {
+    pub(crate) fn new(base_url: Option<String>, wake: std::sync::Arc<tokio::sync::Notify>) -> Self {
+        Notifier {
+            wake,
+            base_url,
+            client: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Delivers due notifications until the engine's services are gone.
+    pub(crate) async fn run(self: std::sync::Arc<Self>, services: std::sync::Weak<Services>) {
+        loop {
+            let mut woken = std::pin::pin!(self.wake.notified());
+            woken.as_mut().enable();
+            let next_due = {
+                // Hold the services only while delivering: a dropped engine ends the loop.
+                let Some(services) = services.upgrade() else {
+                    return;
+                };
+                let next_due = match self.deliver_due(&services).await {
+                    Ok(next_due) => next_due,
+                    Err(error) => {
+                        tracing::error!(%error, "reading the notification outbox failed");
+                        Some(crate::clock::to_millis(services.clock.now()) + 1_000)
+                    }
+                };
+                next_due.map(|due| (due, services.clock.clone()))
+            };
+            match next_due {
+                Some((due, clock)) => {
+                    tokio::select! {
+                        () = woken => {}
+                        () = clock.sleep_until(crate::clock::from_millis(due)) => {}
+                    }
+                }
+                None => woken.await,
+            }
+        }
+    }
+
+    /// Sends every notification that is due; returns when the next one will be.
+    async fn deliver_due(&self, services: &Services) -> crate::Result<Option<u64>> {
+        let mut next_due = None::<u64>;
+        let mut secret = None;
+        for mut record in services.store.undelivered()? {
+            let now = crate::clock::to_millis(services.clock.now());
+            if record.next_attempt_at > now {
+                next_due =
+                    Some(next_due.map_or(record.next_attempt_at, |due| due.min(record.next_attempt_at)));
+                continue;
+            }
+            let Some(request) = services.store.load_request(&record.request_id)? else {
+                record.gave_up = true;
+                services.store.save_outbox(&record)?;
+                continue;
+            };
+            // Retrying an announcement of a request that is no longer open helps nobody.
+            if !record.attempts.is_empty() && request.status != RequestStatus::Pending {
+                record.gave_up = true;
+                services.store.save_outbox(&record)?;
+                continue;
+            }
+            if secret.is_none() && self.base_url.is_some() {
+                secret = Some(crate::links::secret(services.store.as_ref())?);
+            }
+            let body = self.payload(&record, &request.view(), secret.as_deref());
+            let result = self
+                .client
+                .post(record.notify.url())
+                .header("content-type", "application/json")
+                .header("idempotency-key", &record.id)
+                .body(body.to_string())
+                .send()
+                .await;
+            let attempt = match result {
+                Ok(response) if response.status().is_success() => Attempt {
+                    at: now,
+                    status: Some(response.status().as_u16()),
+                    error: None,
+                },
+                Ok(response) => Attempt {
+                    at: now,
+                    status: Some(response.status().as_u16()),
+                    error: Some(format!("the receiver answered {}", response.status())),
+                },
+                Err(error) => Attempt {
+                    at: now,
+                    status: None,
+                    error: Some(error.without_url().to_string()),
+                },
+            };
+            let delivered = attempt.error.is_none();
+            tracing::debug!(notification = %record.id, delivered, "notification attempt");
+            record.attempts.push(attempt);
+            if delivered {
+                record.delivered_at = Some(now);
+            } else if record.attempts.len() >= MAX_ATTEMPTS {
+                record.gave_up = true;
+                tracing::warn!(notification = %record.id, "giving up on a notification after {MAX_ATTEMPTS} attempts");
+            } else {
+                // 0.5 s, 1 s, 2 s, … up to 5 minutes.
+                let backoff = (500u64 << (record.attempts.len() - 1).min(10)).min(300_000);
+                record.next_attempt_at = now + backoff;
+                next_due =
+                    Some(next_due.map_or(record.next_attempt_at, |due| due.min(record.next_attempt_at)));
+            }
+            services.store.save_outbox(&record)?;
+        }
+        Ok(next_due)
+    }
+
+    /// The JSON body of a delivery. With a `base_url`, `link` opens the request's page (after
+    /// signing in) and `links` are signed links that open just this request's form, one per
+    /// responder they vouch for (see [`crate::links`]).
+    fn payload(&self, record: &OutboxRecord, request: &Request, secret: Option<&[u8]>) -> serde_json::Value {
+        let link = self
+            .base_url
+            .as_ref()
+            .map(|base| format!("{base}/requests/{}", crate::sign::percent_encode(&request.id)));
+        let links = match (&self.base_url, secret, &record.notify) {
+            (Some(base), Some(secret), Notify::Webhook { .. }) => {
+                crate::links::notification_links(base, secret, request, &record.notify)
+            }
+            _ => Vec::new(),
+        };
+        match &record.notify {
+            Notify::Webhook { .. } => serde_json::json!({
+                "idempotency_id": record.id,
+                "event": "feedback_requested",
+                "request": request,
+                "link": link,
+                "links": links,
+            }),
+            Notify::Slack {
+                message,
+                signed_link_as,
+                ..
+            } => {
+                let shared = match (&self.base_url, secret, signed_link_as) {
+                    (Some(base), Some(secret), Some(responder)) => {
+                        Some(shared_link(base, secret, request, responder))
+                    }
+                    _ => None,
+                };
+                slack_message(
+                    record,
+                    request,
+                    message.as_deref(),
+                    link.as_deref(),
+                    shared.as_ref(),
+                )
+            }
+        }
+    }
+}
