@@ -14,10 +14,10 @@ pub use serde;
 pub use serde_json;
 pub use serde_json::Value;
 
-pub use crate::workflow::{
-    ArgCodec, InputBuilder, InputReader, SiteEntry, WorkflowDefinition, WorkflowError, WorkflowFuture,
-    WorkflowResult, async_site, await_site, fallible_workflow, workflow,
+pub use crate::workflow::glue::{
+    ArgCodec, InputBuilder, InputReader, WorkflowError, async_site, await_site, fallible_workflow, workflow,
 };
+pub use crate::workflow::{SiteEntry, WorkflowDefinition, WorkflowFuture, WorkflowResult};
 
 use crate::context::TaskContext;
 use crate::error::{Error, Result};
