@@ -338,8 +338,11 @@ async fn main() {
     let fanout_create_s = start.elapsed().as_secs_f64();
     let rss_all = rss_bytes();
     engine.flush().await.unwrap();
-    let fanout_disk_bytes_per_run = engine.size_on_disk().unwrap() as f64 / f64::from(fanout_runs);
-    let fanout_logical_bytes_per_run = engine.logical_size().unwrap() as f64 / f64::from(fanout_runs);
+    let stats = engine.storage_stats().await.unwrap();
+    let fanout_disk_bytes_per_run =
+        stats.on_disk.expect("sled knows its size") as f64 / f64::from(fanout_runs);
+    let fanout_logical_bytes_per_run =
+        stats.logical.expect("sled knows its size") as f64 / f64::from(fanout_runs);
     let fanout_rss_bytes_per_run = rss_all.saturating_sub(rss_half) as f64 / f64::from(fanout_runs - half);
     progress(format!(
         "RSS: start {} MiB, half {} MiB, all {} MiB",
@@ -349,7 +352,7 @@ async fn main() {
     ));
 
     progress("fan-out: answer all and resume all to completion");
-    let pending = engine.pending(&PendingFilter::default()).unwrap();
+    let pending = engine.pending(&PendingFilter::default()).await.unwrap();
     assert_eq!(pending.len(), fanout_runs as usize);
     let start = Instant::now();
     let answers: Vec<_> = pending
@@ -511,7 +514,7 @@ async fn main() {
 /// The child of `fresh_resume_ms`: opens the database, finds the stored answer, finishes.
 async fn resume_child(path: &Path) {
     let engine = open(path, Durability::Flush).await;
-    let runs = engine.runs(&hitl::RunFilter::default()).unwrap();
+    let runs = engine.runs(&hitl::RunFilter::default()).await.unwrap();
     for run in runs {
         assert!(matches!(
             engine.wait(&run.id).await.unwrap(),

@@ -96,7 +96,7 @@ async fn parent() -> Result<ExitCode, Box<dyn std::error::Error>> {
 
     println!("parent process: reopening the database, which recovers the run");
     let engine = open(&db).await?;
-    let run = engine.run(monthly_billing, RUN_ID)?;
+    let run = engine.run(monthly_billing, RUN_ID).await?;
     let outcome = tokio::time::timeout(Duration::from_secs(30), run.wait())
         .await
         .map_err(|_| "the recovered run did not finish within 30 s")??;

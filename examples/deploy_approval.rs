@@ -240,7 +240,7 @@ async fn start() -> Result<(), Exit> {
 async fn respond(request_id: String, approve: bool, comment: Option<String>) -> Result<(), Exit> {
     let (db, log) = paths();
     let engine = open(&db).await?;
-    let request = engine.request(&request_id)?;
+    let request = engine.request(&request_id).await?;
     let mut response = if approve {
         Response::approve()
     } else {

@@ -74,7 +74,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!("history:");
-    for step in engine.history(run.id())? {
+    for step in engine.history(run.id()).await? {
         println!("  {:<28} line {:<3} {}", step.step_id, step.line, step.output);
     }
     engine.close().await?;

@@ -23,11 +23,11 @@ pub const PATIENCE: Duration = Duration::from_secs(120);
 
 /// Polls `check` until it gives a value, napping 1 ms to 20 ms between polls; panics naming
 /// `what` after [`PATIENCE`].
-pub async fn eventually<T>(what: impl Display, mut check: impl FnMut() -> Option<T>) -> T {
+pub async fn eventually<T>(what: impl Display, mut check: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + PATIENCE;
     let mut nap = Duration::from_millis(1);
     loop {
-        if let Some(value) = check() {
+        if let Some(value) = check().await {
             return value;
         }
         assert!(
@@ -50,8 +50,8 @@ pub async fn patiently<F: Future>(what: impl Display, future: F) -> F::Output {
 /// Waits until `run_id` has at least `steps` journaled steps (a run reaching a durable timer
 /// or a request); panics with the run id after [`PATIENCE`].
 pub async fn wait_for_steps(engine: &Engine, run_id: &str, steps: usize) {
-    eventually(format!("run {run_id} has {steps} journaled steps"), || {
-        (engine.history(run_id).expect("the run exists").len() >= steps).then_some(())
+    eventually(format!("run {run_id} has {steps} journaled steps"), async || {
+        (engine.history(run_id).await.expect("the run exists").len() >= steps).then_some(())
     })
     .await;
 }
@@ -67,9 +67,10 @@ pub async fn pending_request(engine: &Engine, run_id: &str, prompt: Option<&str>
         Some(prompt) => format!("run {run_id} asks `{prompt}`"),
         None => format!("run {run_id} asks"),
     };
-    eventually(what, || {
+    eventually(what, async || {
         engine
             .pending(&filter)
+            .await
             .expect("pending requests")
             .into_iter()
             .find(|request| prompt.is_none_or(|prompt| request.prompt == prompt))
@@ -105,7 +106,7 @@ impl WatchedClock {
 
     /// Waits until somebody went to sleep until `deadline` since the last advance.
     pub async fn wait_for_sleep_until(&self, deadline: SystemTime) {
-        eventually(format!("something sleeps until {deadline:?}"), || {
+        eventually(format!("something sleeps until {deadline:?}"), async || {
             self.sleeps.lock().unwrap().contains(&deadline).then_some(())
         })
         .await;

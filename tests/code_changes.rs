@@ -95,6 +95,7 @@ async fn code_changes_a_new_step_inserted_before_others_keeps_their_identities_a
     // Reported from the fingerprint while the run still waits, before it replays further.
     let change = engine
         .run_info("order-1")
+        .await
         .unwrap()
         .definition_changed
         .expect("the changed code is reported");
@@ -112,6 +113,7 @@ async fn code_changes_a_new_step_inserted_before_others_keeps_their_identities_a
     assert_eq!(AUDITED.load(Ordering::SeqCst), 1, "the new step runs once");
     let ids: Vec<String> = engine
         .history("order-1")
+        .await
         .unwrap()
         .into_iter()
         .map(|s| s.step_id)

@@ -42,7 +42,7 @@ async fn channel_values_journaled_values_and_a_durable_sleep_survive_a_restart()
         .unwrap();
     let run = engine.start_with_id(counter, "c", (41,)).await.unwrap();
     wait_for_steps(&engine, "c", 6).await; // set, get, random, uuid, now, sleep deadline
-    let first: Vec<_> = engine.history("c").unwrap();
+    let first: Vec<_> = engine.history("c").await.unwrap();
     drop(run);
     engine.close().await.unwrap();
 
@@ -54,7 +54,7 @@ async fn channel_values_journaled_values_and_a_durable_sleep_survive_a_restart()
         .open()
         .await
         .unwrap();
-    let outcome = engine.run(counter, "c").unwrap().wait().await.unwrap();
+    let outcome = engine.run(counter, "c").await.unwrap().wait().await.unwrap();
     let Outcome::Completed((after, random, uuid, now)) = outcome else {
         panic!("{outcome:?}")
     };
@@ -71,6 +71,7 @@ async fn channel_values_journaled_values_and_a_durable_sleep_survive_a_restart()
     assert_eq!(serde_json::json!(uuid), value_of("uuid"));
     let names: Vec<String> = engine
         .history("c")
+        .await
         .unwrap()
         .into_iter()
         .map(|s| s.step_id)
@@ -109,7 +110,7 @@ async fn a_durable_sleep_waits_for_the_engine_clock_not_real_time() {
         .wait_for_sleep_until(start + Duration::from_secs(24 * 3600))
         .await;
     assert_eq!(
-        run.info().unwrap().status,
+        run.info().await.unwrap().status,
         RunStatus::Running,
         "the timer fired early"
     );
@@ -168,5 +169,5 @@ async fn engine_cancel_stops_a_waiting_run() {
             reason: "no longer needed".into()
         }
     );
-    assert_eq!(run.info().unwrap().status, RunStatus::Cancelled);
+    assert_eq!(run.info().await.unwrap().status, RunStatus::Cancelled);
 }

@@ -39,7 +39,7 @@ async fn pending_of(engine: &Engine, run_id: &str) -> Request {
             run_id: Some(run_id.to_owned()),
             ..Default::default()
         };
-        if let Some(request) = engine.pending(&filter).unwrap().into_iter().next() {
+        if let Some(request) = engine.pending(&filter).await.unwrap().into_iter().next() {
             return request;
         }
         assert!(Instant::now() < deadline, "run {run_id} never asked");
@@ -99,7 +99,7 @@ async fn a_corrupt_journal_record_fails_its_run_when_answered_and_other_runs_kee
         .respond(&damaged_request.id, Response::approve(), Responder::new("alice"))
         .await
         .unwrap();
-    let run = engine.run(approve_item, "damaged").unwrap();
+    let run = engine.run(approve_item, "damaged").await.unwrap();
     let Outcome::Failed(failure) = tokio::time::timeout(Duration::from_secs(60), run.wait())
         .await
         .expect("the run with a damaged record never ended")
@@ -125,7 +125,7 @@ async fn a_corrupt_journal_record_fails_its_run_when_answered_and_other_runs_kee
 
     // The next open does not trip over the damaged record again, and the failure is stored.
     let engine = open(&path).await;
-    let info = engine.run_info("damaged").unwrap();
+    let info = engine.run_info("damaged").await.unwrap();
     assert_eq!(info.status, RunStatus::Failed);
     assert_eq!(info.failure.unwrap().kind, FailureKind::CorruptRecord);
 }
@@ -158,7 +158,7 @@ async fn a_running_run_with_a_corrupt_record_is_failed_at_open_and_the_engine_op
     assert_eq!(failure.kind, FailureKind::CorruptRecord);
     assert_eq!(failure.step.as_deref(), Some("prepare#0"));
     // Its open request is resolved as cancelled with the run; the other run still asks.
-    let open_requests = engine.pending(&PendingFilter::default()).unwrap();
+    let open_requests = engine.pending(&PendingFilter::default()).await.unwrap();
     assert_eq!(
         open_requests
             .iter()

@@ -166,6 +166,7 @@ fn child_process() {
                 let deadline = Instant::now() + PATIENCE;
                 while !engine
                     .history(RUN_ID)
+                    .await
                     .unwrap()
                     .iter()
                     .any(|entry| entry.kind == hitl::StepKind::Sleep)
@@ -289,15 +290,24 @@ impl Crash {
         let plan = self.plan.clone();
         runtime().block_on(async move {
             let engine = plan.builder().open().await.unwrap();
-            let run = match plan.timer_after {
-                None => engine.run(fifty_steps, RUN_ID),
-                Some(_) => engine.run(fifty_steps_with_a_timer, RUN_ID),
+            let run_id = match plan.timer_after {
+                None => engine.run(fifty_steps, RUN_ID).await.unwrap().id().to_owned(),
+                Some(_) => engine
+                    .run(fifty_steps_with_a_timer, RUN_ID)
+                    .await
+                    .unwrap()
+                    .id()
+                    .to_owned(),
             };
-            let outcome = tokio::time::timeout(PATIENCE, run.unwrap().wait())
+            let outcome = tokio::time::timeout(PATIENCE, engine.wait(&run_id))
                 .await
                 .unwrap_or_else(|_| panic!("the recovered run did not finish within {PATIENCE:?}"))
                 .unwrap();
-            assert_eq!(outcome, Outcome::Completed(TOTAL), "the recovered run's result");
+            assert_eq!(
+                outcome,
+                Outcome::Completed(serde_json::json!(TOTAL)),
+                "the recovered run's result"
+            );
             engine.close().await.unwrap();
         });
     }

@@ -186,7 +186,7 @@ async fn a_database_held_by_another_process_is_reported_as_locked() {
 
     // Once the holder is gone, the database opens and is intact.
     let engine = open(&path).await.unwrap();
-    assert!(engine.runs(&Default::default()).unwrap().is_empty());
+    assert!(engine.runs(&Default::default()).await.unwrap().is_empty());
 }
 
 /// Copies the files of `from` into the new directory `to`.
@@ -273,7 +273,10 @@ async fn damaged_bytes_anywhere_in_the_log_leave_every_byte_as_it_was_when_the_o
             }
             Ok(engine) => {
                 opened += 1;
-                let runs = engine.runs(&hitl::RunFilter::default()).map(|runs| runs.len());
+                let runs = engine
+                    .runs(&hitl::RunFilter::default())
+                    .await
+                    .map(|runs| runs.len());
                 println!("case {case} offset {offset}/{log_len}: opened, runs {runs:?}");
                 engine.close().await.unwrap();
             }
@@ -327,7 +330,7 @@ async fn an_open_interrupted_by_a_crash_is_undone_at_the_next_open() {
     std::fs::write(backup.join("complete.json"), serde_json::to_vec(&names).unwrap()).unwrap();
 
     let engine = open(&path).await.unwrap();
-    let runs = engine.runs(&hitl::RunFilter::default()).unwrap();
+    let runs = engine.runs(&hitl::RunFilter::default()).await.unwrap();
     assert_eq!(runs.len(), 20, "the set-aside files were not put back");
     assert!(!backup.exists(), "the backup was left behind");
     engine.close().await.unwrap();
@@ -346,7 +349,7 @@ async fn a_changed_but_intact_database_still_opens_with_every_run() {
     std::fs::write(path.join("hitl.clean"), marker.to_string()).unwrap();
 
     let engine = open(&path).await.unwrap();
-    assert_eq!(engine.runs(&hitl::RunFilter::default()).unwrap().len(), 150);
+    assert_eq!(engine.runs(&hitl::RunFilter::default()).await.unwrap().len(), 150);
     assert!(!path.join("hitl.open-backup").exists());
     engine.close().await.unwrap();
 }

@@ -165,8 +165,8 @@ fn child_process() {
         loop {
             // A pending request exists only once the run resumed and asked again, so a `Paused`
             // status read after it is the pause on that request.
-            let pending = engine.pending(&filter).unwrap();
-            let status = engine.run_info(RUN_ID).unwrap().status;
+            let pending = engine.pending(&filter).await.unwrap();
+            let status = engine.run_info(RUN_ID).await.unwrap().status;
             if let (Some(request), RunStatus::Paused) = (pending.first(), status) {
                 // The pause is on disk before the parent hears of it and kills this process:
                 // seen in memory, it may still be unflushed (then the next open finds the run
@@ -293,7 +293,7 @@ impl Story {
     fn answer_offline(&self, request_id: &str, check: u32) {
         runtime().block_on(async {
             let operator = Engine::builder().path(self.db()).open().await.unwrap();
-            let request = operator.request(request_id).unwrap();
+            let request = operator.request(request_id).await.unwrap();
             assert_eq!(request.status, RequestStatus::Pending, "{request:#?}");
             assert_eq!(
                 request.prompt,
@@ -310,7 +310,7 @@ impl Story {
                 .unwrap();
             assert_eq!(answered.status, RequestStatus::Answered);
             assert_eq!(
-                operator.run_info(RUN_ID).unwrap().status,
+                operator.run_info(RUN_ID).await.unwrap().status,
                 RunStatus::Paused,
                 "nothing runs the workflow in the operator's process"
             );
@@ -384,7 +384,7 @@ fn a_deploy_before_five_questions_runs_once_through_kills_and_offline_answers() 
             Outcome::Completed(serde_json::json!("deployment-of-api"))
         );
 
-        let history = engine.history(RUN_ID).unwrap();
+        let history = engine.history(RUN_ID).await.unwrap();
         let asked: Vec<&str> = history
             .iter()
             .filter(|entry| entry.kind == StepKind::Feedback)
@@ -392,7 +392,7 @@ fn a_deploy_before_five_questions_runs_once_through_kills_and_offline_answers() 
             .collect();
         assert_eq!(asked, requests, "one request per question, in order");
         for request_id in &requests {
-            let request = engine.request(request_id).unwrap();
+            let request = engine.request(request_id).await.unwrap();
             assert_eq!(request.status, RequestStatus::Answered);
             assert_eq!(request.answer.unwrap().responder, "alice");
         }
@@ -456,7 +456,7 @@ fn reopen_until_paused_again(story: &Story, runtime: &tokio::runtime::Runtime) -
             .unwrap();
         // `open` resumed the run if its answer's wake-up was due, so `settled` waits for the
         // pause on the next question rather than reporting the old pause.
-        let run = engine.run(release, RUN_ID).unwrap();
+        let run = engine.run(release, RUN_ID).await.unwrap();
         let outcome = hitl_workspace::patiently("the reopened run settles", run.settled())
             .await
             .unwrap();
@@ -468,7 +468,7 @@ fn reopen_until_paused_again(story: &Story, runtime: &tokio::runtime::Runtime) -
             run_id: Some(RUN_ID.to_owned()),
             ..PendingFilter::default()
         };
-        let pending = engine.pending(&filter).unwrap();
+        let pending = engine.pending(&filter).await.unwrap();
         drop(run);
         engine.close().await.unwrap();
         pending

@@ -38,7 +38,7 @@ async fn a_failed_step_is_not_journaled_and_runs_again_in_the_next_run_attempt()
     assert_eq!(failure.message, "the payment provider is down (attempt 1)");
     assert_eq!(failure.step.as_deref(), Some("flaky_payment#0"));
     assert!(
-        engine.history("pay-1").unwrap().is_empty(),
+        engine.history("pay-1").await.unwrap().is_empty(),
         "an Err must not be journaled"
     );
 
@@ -48,7 +48,7 @@ async fn a_failed_step_is_not_journaled_and_runs_again_in_the_next_run_attempt()
     let third = engine.start_with_id(pay, "pay-3", (100,)).await.unwrap();
     assert_eq!(third.wait().await.unwrap(), Outcome::Completed(100));
     assert_eq!(FLAKY_CALLS.load(Ordering::SeqCst), 3);
-    assert_eq!(engine.history("pay-3").unwrap().len(), 1);
+    assert_eq!(engine.history("pay-3").await.unwrap().len(), 1);
 }
 
 static RETRIED_CALLS: AtomicUsize = AtomicUsize::new(0);
@@ -95,7 +95,7 @@ async fn retries_are_honoured_before_an_error_is_returned() {
         "one call plus two retries"
     );
     assert_eq!(failure.message, "the payment provider is down (attempt 3)");
-    let history = engine.history(run.id()).unwrap();
+    let history = engine.history(run.id()).await.unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].output, serde_json::json!("ok after 3"));
 }

@@ -171,11 +171,11 @@ async fn each_invalid_answer_gets_its_typed_error_and_leaves_the_request_unchang
 
     // Nothing changed: every request is still pending with no answer, the run still paused.
     for request in &requests {
-        let now = engine.request(&request.id).unwrap();
+        let now = engine.request(&request.id).await.unwrap();
         assert_eq!(now.status, RequestStatus::Pending);
         assert_eq!(&now, request);
     }
-    assert_eq!(run.info().unwrap().status, RunStatus::Paused);
+    assert_eq!(run.info().await.unwrap().status, RunStatus::Paused);
 
     // Valid answers to all of them complete the run.
     engine
@@ -356,5 +356,5 @@ async fn a_request_built_wrong_is_an_error_in_the_workflow_and_nothing_is_stored
         failure.message.contains("a selection needs at least one option"),
         "{failure}"
     );
-    assert!(engine.pending(&Default::default()).unwrap().is_empty());
+    assert!(engine.pending(&Default::default()).await.unwrap().is_empty());
 }

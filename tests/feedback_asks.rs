@@ -71,6 +71,7 @@ async fn two_asks_in_one_task_get_their_own_answers() {
     assert_eq!(effects("two_questions:between"), 1);
     let steps: Vec<String> = engine
         .history(run.id())
+        .await
         .unwrap()
         .into_iter()
         .map(|s| s.step_id)
@@ -241,14 +242,21 @@ async fn a_failing_try_join_branch_fails_the_run_and_cancels_its_open_requests()
         panic!("expected a failure")
     };
     assert_eq!(failure.message, "the scan found a vulnerability");
-    assert!(engine.pending(&PendingFilter::default()).unwrap().is_empty());
+    assert!(
+        engine
+            .pending(&PendingFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let request = engine
         .history(run.id())
+        .await
         .unwrap()
         .into_iter()
         .find_map(|step| step.output["request"].as_str().map(str::to_owned))
         .expect("the ask is in history");
-    let request = engine.request(&request).unwrap();
+    let request = engine.request(&request).await.unwrap();
     assert_eq!(request.status, hitl::RequestStatus::Cancelled);
     let error = engine
         .respond(&request.id, Response::approve(), Responder::new("alice"))

@@ -124,10 +124,10 @@ async fn an_answer_at_the_deadline_is_refused_and_each_policy_applies_instead() 
     };
     assert!(failure.message.contains("expired"), "{failure}");
 
-    let reject_request = engine.request(&reject_request.id).unwrap();
+    let reject_request = engine.request(&reject_request.id).await.unwrap();
     assert_eq!(reject_request.status, RequestStatus::Expired);
     assert!(reject_request.answer.is_none(), "the late answer was stored");
-    let default_request = engine.request(&default_request.id).unwrap();
+    let default_request = engine.request(&default_request.id).await.unwrap();
     assert_eq!(default_request.status, RequestStatus::Answered);
     assert_eq!(default_request.answer.unwrap().responder, "hitl:expiry");
 }
@@ -155,7 +155,7 @@ async fn a_quorum_whose_deadline_passes_between_two_votes_expires_with_the_votes
         .unwrap_err();
     assert!(matches!(refused, hitl::Error::RequestExpired { .. }), "{refused}");
 
-    let expired = engine.request(&request.id).unwrap();
+    let expired = engine.request(&request.id).await.unwrap();
     assert_eq!(expired.status, RequestStatus::Expired);
     let voters: Vec<_> = expired.votes.iter().map(|vote| vote.responder.as_str()).collect();
     assert_eq!(

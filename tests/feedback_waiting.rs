@@ -53,7 +53,7 @@ async fn an_answer_during_the_in_memory_wait_is_delivered_directly_without_a_pau
     let run = engine.start(ask, ("direct".into(), 300)).await.unwrap();
     let request = first_pending(&engine, run.id()).await;
     assert_eq!(
-        run.info().unwrap().status,
+        run.info().await.unwrap().status,
         RunStatus::Running,
         "it waits in memory"
     );
@@ -122,7 +122,7 @@ async fn cancelling_during_the_in_memory_wait_wakes_the_run() {
         }
     );
     assert_eq!(
-        engine.request(&request.id).unwrap().status,
+        engine.request(&request.id).await.unwrap().status,
         RequestStatus::Cancelled
     );
     let error = engine
@@ -153,10 +153,16 @@ async fn cancelling_a_paused_run_cancels_its_requests() {
         }
     );
     assert_eq!(
-        engine.request(&requests[0].id).unwrap().status,
+        engine.request(&requests[0].id).await.unwrap().status,
         RequestStatus::Cancelled
     );
-    assert!(engine.pending(&PendingFilter::default()).unwrap().is_empty());
+    assert!(
+        engine
+            .pending(&PendingFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,7 +198,10 @@ async fn an_answer_stored_while_no_process_runs_the_workflow_is_applied_at_the_n
         .respond(&requests[0].id, Response::approve(), Responder::new("carol"))
         .await
         .unwrap();
-    assert_eq!(operator.run_info("offline").unwrap().status, RunStatus::Paused);
+    assert_eq!(
+        operator.run_info("offline").await.unwrap().status,
+        RunStatus::Paused
+    );
     operator.close().await.unwrap();
     assert_eq!(continued("offline"), 0);
 
@@ -284,7 +293,7 @@ async fn expiry_resolves_the_request_by_each_policy() {
     assert_eq!(first.wait().await.unwrap(), Outcome::Completed(true));
     clock.wait_for_sleep_until(deadline).await;
     assert_eq!(
-        engine.pending(&PendingFilter::default()).unwrap().len(),
+        engine.pending(&PendingFilter::default()).await.unwrap().len(),
         3,
         "expired early"
     );
@@ -304,11 +313,11 @@ async fn expiry_resolves_the_request_by_each_policy() {
     assert!(failure.message.contains("has expired"), "{failure}");
 
     assert_eq!(
-        engine.request(&requests[0].id).unwrap().status,
+        engine.request(&requests[0].id).await.unwrap().status,
         RequestStatus::Expired
     );
     assert_eq!(
-        engine.request(&requests[1].id).unwrap().status,
+        engine.request(&requests[1].id).await.unwrap().status,
         RequestStatus::Answered
     );
     let late = engine
@@ -317,7 +326,7 @@ async fn expiry_resolves_the_request_by_each_policy() {
         .unwrap_err();
     assert!(matches!(late, hitl::Error::RequestExpired { .. }), "{late}");
     // History records the expiry.
-    let history = engine.history(runs[0].id()).unwrap();
+    let history = engine.history(runs[0].id()).await.unwrap();
     assert_eq!(history[0].output["status"], "expired");
 }
 
@@ -413,7 +422,7 @@ async fn cancelling_a_finished_run_is_an_error_that_changes_nothing() {
         ),
         "{refused}"
     );
-    let info = engine.run_info(run.id()).unwrap();
+    let info = engine.run_info(run.id()).await.unwrap();
     assert_eq!((info.status, info.cancel_reason), (RunStatus::Completed, None));
     // A cancelled run cannot be cancelled again either.
     let second = engine.start(ask, ("twice-cancel".into(), 0)).await.unwrap();
@@ -431,7 +440,12 @@ async fn cancelling_a_finished_run_is_an_error_that_changes_nothing() {
         "{again}"
     );
     assert_eq!(
-        engine.run_info(second.id()).unwrap().cancel_reason.as_deref(),
+        engine
+            .run_info(second.id())
+            .await
+            .unwrap()
+            .cancel_reason
+            .as_deref(),
         Some("first")
     );
 }

@@ -136,7 +136,7 @@ impl Receiver {
 
     /// Waits until the receiver got `n` calls; panics after [`PATIENCE`].
     async fn wait_for(&self, n: usize) -> Vec<Delivery> {
-        eventually(&format!("the receiver got {n} call(s)"), || {
+        eventually(&format!("the receiver got {n} call(s)"), async || {
             let deliveries = self.deliveries();
             (deliveries.len() >= n).then_some(deliveries)
         })
@@ -232,7 +232,7 @@ async fn caught_up(engine: &Engine, receiver: &Receiver) {
             .start(keep_deployment, (vec![Notify::webhook(receiver.url(&path))],))
             .await
             .unwrap();
-        eventually(&format!("the receiver got {path}"), || {
+        eventually(&format!("the receiver got {path}"), async || {
             receiver.got_call_to(&path).then_some(())
         })
         .await;
@@ -240,9 +240,10 @@ async fn caught_up(engine: &Engine, receiver: &Receiver) {
 }
 
 /// The notification entries of a run's history.
-fn notifications(engine: &Engine, run_id: &str) -> Vec<HistoryEntry> {
+async fn notifications(engine: &Engine, run_id: &str) -> Vec<HistoryEntry> {
     engine
         .history(run_id)
+        .await
         .unwrap()
         .into_iter()
         .filter(|entry| entry.kind == StepKind::Notification)
@@ -260,8 +261,8 @@ async fn notification_when(
     what: &str,
     done: impl Fn(&HistoryEntry) -> bool,
 ) -> HistoryEntry {
-    eventually(what, || {
-        let entries = notifications(engine, run_id);
+    eventually(what, async || {
+        let entries = notifications(engine, run_id).await;
         assert!(
             entries.len() <= 1,
             "one notification expected, history has {entries:#?}"
@@ -371,7 +372,7 @@ async fn a_request_is_announced_once_across_pause_resume_and_completion() {
     assert_eq!(completes(&run).await, "approved=true by alice");
     caught_up(&engine, &receiver).await;
     assert_eq!(receiver.deliveries().len(), 1, "{:#?}", receiver.deliveries());
-    let entry = &notifications(&engine, run.id())[0];
+    let entry = &notifications(&engine, run.id()).await[0];
     assert_eq!(entry.name, "notify");
     assert_eq!(attempts(entry).len(), 1, "{entry:#?}");
 }
@@ -408,13 +409,13 @@ async fn a_request_is_announced_once_across_a_restart_while_paused() {
         .respond(&request.id, Response::approve(), Responder::new("bob"))
         .await
         .unwrap();
-    let run = engine.run(keep_deployment, &run_id).unwrap();
+    let run = engine.run(keep_deployment, &run_id).await.unwrap();
     assert_eq!(completes(&run).await, "approved=true by bob");
     caught_up(&engine, &receiver).await;
     let deliveries = receiver.deliveries();
     assert_eq!(deliveries.len(), 1, "{deliveries:#?}");
     assert_webhook_delivery(&deliveries[0], &request);
-    assert_eq!(attempts(&notifications(&engine, &run_id)[0]).len(), 1);
+    assert_eq!(attempts(&notifications(&engine, &run_id).await[0]).len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -449,7 +450,7 @@ async fn a_delivery_cut_off_by_a_restart_is_resent_with_the_same_idempotency_key
         deliveries[1].idempotency_key(),
         "a receiver can drop the resend by its key"
     );
-    let recorded = attempts(&notifications(&engine, &run_id)[0]);
+    let recorded = attempts(&notifications(&engine, &run_id).await[0]);
     assert_eq!(
         recorded.len(),
         1,
@@ -461,7 +462,7 @@ async fn a_delivery_cut_off_by_a_restart_is_resent_with_the_same_idempotency_key
         .respond(&request.id, Response::approve(), Responder::new("carol"))
         .await
         .unwrap();
-    let run = engine.run(keep_deployment, &run_id).unwrap();
+    let run = engine.run(keep_deployment, &run_id).await.unwrap();
     assert_eq!(completes(&run).await, "approved=true by carol");
     caught_up(&engine, &receiver).await;
     assert_eq!(receiver.deliveries().len(), 2, "{:#?}", receiver.deliveries());
@@ -568,7 +569,7 @@ async fn a_dead_receiver_never_blocks_the_request() {
         .unwrap();
     assert_eq!(completes(&run).await, "approved=false by dave");
 
-    let entry = &notifications(&engine, run.id())[0];
+    let entry = &notifications(&engine, run.id()).await[0];
     assert!(
         matches!(entry.status, StepStatus::Waiting | StepStatus::Failed),
         "never delivered: {entry:#?}"
@@ -584,7 +585,7 @@ async fn a_dead_receiver_never_blocks_the_request() {
             "{recorded:#?}"
         );
     }
-    let request = engine.request(&request.id).unwrap();
+    let request = engine.request(&request.id).await.unwrap();
     assert_eq!(request.status, hitl::RequestStatus::Answered);
     assert_eq!(request.answer.unwrap().responder, "dave");
 }

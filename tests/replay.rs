@@ -121,7 +121,7 @@ async fn a_completed_run_returns_its_stored_output_without_running_any_step() {
         2,
         "a completed run ran a step again"
     );
-    assert_eq!(engine.runs(&Default::default()).unwrap().len(), 1);
+    assert_eq!(engine.runs(&Default::default()).await.unwrap().len(), 1);
 }
 
 // --- join! of async blocks with same-named steps ------------------------------------------
@@ -169,6 +169,7 @@ async fn join_of_async_blocks_with_same_named_steps_replays_deterministically() 
     wait_for_steps(&engine, &run_id, 4).await;
     let mut ids: Vec<String> = engine
         .history(&run_id)
+        .await
         .unwrap()
         .into_iter()
         .map(|step| step.step_id)
@@ -251,6 +252,7 @@ async fn a_nested_orchestration_resumes_inside_without_repeating_its_steps() {
     assert_eq!(INNER.load(Ordering::SeqCst), 2);
     let ids: Vec<String> = engine
         .history(&run_id)
+        .await
         .unwrap()
         .into_iter()
         .map(|s| s.step_id)

@@ -255,7 +255,7 @@ async fn refused_answers_get_their_status_code_and_change_nothing() {
     let respond = |id: &str| format!("{}/api/requests/{id}/respond", server.url);
 
     // 422: fails validation, and the message names the problem.
-    let before = server.snapshot(&text.id);
+    let before = server.snapshot(&text.id).await;
     let short = post(&respond(&text.id), Some(ALICE), r#"{"text": "Hi"}"#).await;
     assert_eq!((short.status, short.code().as_str()), (422, "invalid_answer"));
     assert!(
@@ -263,10 +263,10 @@ async fn refused_answers_get_their_status_code_and_change_nothing() {
         "{}",
         short.message()
     );
-    assert_eq!(server.snapshot(&text.id), before);
+    assert_eq!(server.snapshot(&text.id).await, before);
 
     // 403: a responder the request does not allow.
-    let before = server.snapshot(&only_alice.id);
+    let before = server.snapshot(&only_alice.id).await;
     let bob = post(&respond(&only_alice.id), Some(BOB), r#"{"approved": true}"#).await;
     assert_eq!((bob.status, bob.code().as_str()), (403, "forbidden"));
     assert!(
@@ -274,7 +274,7 @@ async fn refused_answers_get_their_status_code_and_change_nothing() {
         "{}",
         bob.message()
     );
-    assert_eq!(server.snapshot(&only_alice.id), before);
+    assert_eq!(server.snapshot(&only_alice.id).await, before);
 
     // 413: a body over the limit.
     let huge = format!(r#"{{"text": "{}"}}"#, "A".repeat(BODY_LIMIT * 2));
@@ -284,7 +284,7 @@ async fn refused_answers_get_their_status_code_and_change_nothing() {
         (413, "payload_too_large")
     );
     assert_eq!(
-        server.engine.request(&text.id).unwrap().status,
+        server.engine.request(&text.id).await.unwrap().status,
         RequestStatus::Pending
     );
 
@@ -295,10 +295,10 @@ async fn refused_answers_get_their_status_code_and_change_nothing() {
     // 200, then 409 for the second answer.
     let first = post(&respond(&only_alice.id), Some(ALICE), r#"{"approved": true}"#).await;
     assert_eq!(first.status, 200);
-    let after = server.snapshot(&only_alice.id);
+    let after = server.snapshot(&only_alice.id).await;
     let second = post(&respond(&only_alice.id), Some(ALICE), r#"{"approved": false}"#).await;
     assert_eq!((second.status, second.code().as_str()), (409, "already_answered"));
-    assert_eq!(server.snapshot(&only_alice.id), after);
+    assert_eq!(server.snapshot(&only_alice.id).await, after);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,7 +322,7 @@ async fn cancelled_and_expired_requests_are_gone() {
     .await;
     assert_eq!((gone.status, gone.code().as_str()), (410, "request_cancelled"));
     assert_eq!(
-        server.engine.request(&cancelled.id).unwrap().status,
+        server.engine.request(&cancelled.id).await.unwrap().status,
         RequestStatus::Cancelled
     );
 
@@ -332,7 +332,7 @@ async fn cancelled_and_expired_requests_are_gone() {
         .await
         .unwrap();
     assert_eq!(
-        server.engine.request(&expiring.id).unwrap().status,
+        server.engine.request(&expiring.id).await.unwrap().status,
         RequestStatus::Expired
     );
     let expired = post(
@@ -421,7 +421,7 @@ async fn runs_their_history_and_cancelling_them() {
     .await;
     assert_eq!(malformed.status, 400);
     assert_eq!(
-        server.engine.run_info(paused_run.id()).unwrap().status,
+        server.engine.run_info(paused_run.id()).await.unwrap().status,
         RunStatus::Paused
     );
     let cancelled = post(

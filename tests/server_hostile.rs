@@ -12,14 +12,16 @@ use serde_json::Value;
 use server_common::*;
 
 /// Every request and run of the story, as stored.
-fn state(server: &TestServer) -> Value {
+async fn state(server: &TestServer) -> Value {
     let requests = server
         .engine
         .requests(&hitl::PendingFilter::default(), None)
+        .await
         .unwrap();
     let runs: Vec<(String, RunStatus)> = server
         .engine
         .runs(&hitl::RunFilter::default())
+        .await
         .unwrap()
         .into_iter()
         .map(|run| (run.id, run.status))
@@ -84,7 +86,7 @@ async fn hostile_inputs_get_their_4xx_and_store_nothing() {
     let link = link_fields(&text_link);
     let session = sign_in(&server, ALICE).await;
 
-    let before = state(&server);
+    let before = state(&server).await;
     let nested = format!("{{\"value\": {}1{}}}", "[".repeat(300), "]".repeat(300));
     let mut cases: Vec<(&str, u16, Reply)> = Vec::new();
     let mut case = |name: &'static str, expected: u16, reply: Reply| cases.push((name, expected, reply));
@@ -451,7 +453,7 @@ async fn hostile_inputs_get_their_4xx_and_store_nothing() {
             assert!(!reply.message().is_empty(), "{name}: and a message");
         }
     }
-    assert_eq!(state(&server), before, "nothing was stored");
+    assert_eq!(state(&server).await, before, "nothing was stored");
     // The re-rendered text form kept the input, escaped.
     let (_, _, html_form) = cases
         .iter()

@@ -47,7 +47,7 @@ async fn a_respelled_link_expiry_is_a_bad_signature_and_answers_nothing() {
     let exp = expiry_of(&link);
     let genuine = get_page(&format!("{}{link}", server.url), None).await;
     assert_eq!(genuine.status, 200, "{}", genuine.text);
-    let before = server.snapshot(&request.id);
+    let before = server.snapshot(&request.id).await;
 
     // `+` is `%2B` in a query (a bare `+` decodes to a space, which must fail too).
     for spelling in [
@@ -87,7 +87,7 @@ async fn a_respelled_link_expiry_is_a_bad_signature_and_answers_nothing() {
         assert_eq!(posted.status, 403, "POST with exp={spelling}: {}", posted.text);
     }
     assert_eq!(
-        server.snapshot(&request.id),
+        server.snapshot(&request.id).await,
         before,
         "a refused link changed the request"
     );

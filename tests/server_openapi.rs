@@ -501,7 +501,7 @@ async fn every_route_answers_what_the_document_declares() {
     assert_eq!(listed.json().as_array().unwrap().len(), 8, "{}", listed.text);
 
     // --- one of each, by id ---
-    let runs = server.engine.runs(&hitl::RunFilter::default()).unwrap();
+    let runs = server.engine.runs(&hitl::RunFilter::default()).await.unwrap();
     let by_id: [(&str, Vec<String>); 3] = [
         (
             "/api/requests/{id}",

@@ -191,7 +191,7 @@ async fn a_signed_link_is_prefetch_safe_and_answers_as_its_responder() {
     let url = format!("{}{link}", server.url);
 
     // A link preview, a mail scanner, a second click: GETs answer nothing.
-    let before = server.snapshot(&request.id);
+    let before = server.snapshot(&request.id).await;
     for _ in 0..3 {
         let reply = get_page(&url, None).await;
         assert_eq!(reply.status, 200);
@@ -201,7 +201,7 @@ async fn a_signed_link_is_prefetch_safe_and_answers_as_its_responder() {
                 .contains("Answering as <strong>alice</strong> through a signed link")
         );
     }
-    assert_eq!(server.snapshot(&request.id), before);
+    assert_eq!(server.snapshot(&request.id).await, before);
 
     let page = get_page(&url, None).await;
     let mut fields = vec![("csrf".to_owned(), hidden(&page.text, "csrf").unwrap())];
@@ -268,7 +268,7 @@ async fn a_form_answer_shows_a_confirmation_and_the_run_page_its_timeline() {
     );
     assert!(reply.text.contains(r#"value="sms" checked"#), "{}", reply.text);
     assert_eq!(
-        server.engine.request(&request.id).unwrap().status,
+        server.engine.request(&request.id).await.unwrap().status,
         RequestStatus::Pending
     );
 
@@ -322,7 +322,7 @@ async fn a_form_answer_shows_a_confirmation_and_the_run_page_its_timeline() {
         .await
         .unwrap();
     assert_eq!(
-        server.engine.request(&expiring.id).unwrap().status,
+        server.engine.request(&expiring.id).await.unwrap().status,
         RequestStatus::Expired
     );
     let expired = get_page(
@@ -628,7 +628,7 @@ async fn a_second_vote_says_who_already_voted_and_how_many_approvals_there_are()
     assert!(first.text.contains("1 of 2"), "{}", first.text);
 
     // The same form sent again (a second tab, a double click).
-    let before = server.snapshot(&request.id);
+    let before = server.snapshot(&request.id).await;
     let again = post_form(&url, Some(&session), vote).await;
     assert_eq!(again.status, 409, "{}", again.text);
     assert!(
@@ -637,7 +637,7 @@ async fn a_second_vote_says_who_already_voted_and_how_many_approvals_there_are()
         again.text
     );
     assert!(!again.text.contains("already been answered"), "{}", again.text);
-    assert_eq!(server.snapshot(&request.id), before, "nothing changed");
+    assert_eq!(server.snapshot(&request.id).await, before, "nothing changed");
     let shown = get_page(&url, Some(&session)).await;
     assert!(
         shown.text.contains("alice already voted (1 of 2 approvals)"),
@@ -679,7 +679,7 @@ async fn a_typed_form_keeps_declaration_order_and_says_what_is_wrong_at_each_fie
         "{page}"
     );
 
-    let before = server.snapshot(&request.id);
+    let before = server.snapshot(&request.id).await;
     let csrf = hidden(&page, "csrf").unwrap();
     let reply = post_form(
         &url,
@@ -723,5 +723,5 @@ async fn a_typed_form_keeps_declaration_order_and_says_what_is_wrong_at_each_fie
         text.contains(r#"value="late delivery""#),
         "the input is kept: {text}"
     );
-    assert_eq!(server.snapshot(&request.id), before, "nothing was stored");
+    assert_eq!(server.snapshot(&request.id).await, before, "nothing was stored");
 }

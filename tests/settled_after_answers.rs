@@ -111,7 +111,7 @@ async fn an_answer_stored_by_another_process_is_applied_before_open_returns() {
         .open()
         .await
         .unwrap();
-    let run = engine.run(two_asks, "offline").unwrap();
+    let run = engine.run(two_asks, "offline").await.unwrap();
     let second = tokio::time::timeout(Duration::from_secs(60), paused_on(&run))
         .await
         .expect("the resumed run never paused on its second ask");

@@ -43,7 +43,7 @@ async fn start_json_decodes_arguments_by_name() {
         run.wait().await.unwrap(),
         Outcome::Completed(serde_json::json!("2 x A1 (express)"))
     );
-    let info = run.info().unwrap();
+    let info = run.info().await.unwrap();
     assert_eq!(info.workflow, "place-order");
     assert_eq!(info.input["order"]["sku"], "A1");
 }
@@ -91,7 +91,7 @@ async fn a_wrong_json_shape_names_the_field() {
         assert!(error.to_string().contains("`order`, `express`"), "{error}");
     }
     assert!(
-        engine.runs(&Default::default()).unwrap().is_empty(),
+        engine.runs(&Default::default()).await.unwrap().is_empty(),
         "a rejected start stored a run"
     );
 }
@@ -116,7 +116,7 @@ async fn starting_the_same_run_id_twice_returns_the_existing_run() {
         second.wait().await.unwrap(),
         Outcome::Completed("1 x B2".to_owned())
     );
-    assert_eq!(engine.runs(&Default::default()).unwrap().len(), 1);
+    assert_eq!(engine.runs(&Default::default()).await.unwrap().len(), 1);
 
     let error = engine
         .start_with_id(place_order, "order-7", (order, true))
@@ -152,7 +152,7 @@ async fn runs_can_be_looked_up_listed_and_filtered() {
         .await
         .unwrap();
 
-    let all = engine.runs(&Default::default()).unwrap();
+    let all = engine.runs(&Default::default()).await.unwrap();
     assert_eq!(
         all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
         ["o1", "p1"]
@@ -161,23 +161,23 @@ async fn runs_can_be_looked_up_listed_and_filtered() {
         workflow: Some("ping".into()),
         ..Default::default()
     };
-    assert_eq!(engine.runs(&filter).unwrap().len(), 1);
+    assert_eq!(engine.runs(&filter).await.unwrap().len(), 1);
     let filter = hitl::RunFilter {
         status: Some(RunStatus::Failed),
         ..Default::default()
     };
-    assert!(engine.runs(&filter).unwrap().is_empty());
+    assert!(engine.runs(&filter).await.unwrap().is_empty());
 
     assert!(matches!(
-        engine.run_info("nope").unwrap_err(),
+        engine.run_info("nope").await.unwrap_err(),
         hitl::Error::RunNotFound { .. }
     ));
     assert!(matches!(
-        engine.run(ping, "o1").unwrap_err(),
+        engine.run(ping, "o1").await.unwrap_err(),
         hitl::Error::WrongWorkflow { .. }
     ));
     assert_eq!(
-        engine.run(ping, "p1").unwrap().wait().await.unwrap(),
+        engine.run(ping, "p1").await.unwrap().wait().await.unwrap(),
         Outcome::Completed("pong".to_owned())
     );
 }

@@ -98,7 +98,7 @@ mod model;
 
 // Storage and the feedback vocabulary.
 pub mod feedback;
-mod store;
+pub mod store;
 
 // The journal (step state machine).
 mod journal;

@@ -22,10 +22,10 @@ pub(crate) const DEFAULT_LINK_TTL: Duration = Duration::from_secs(7 * 24 * 3600)
 
 /// The signing key: `HITL_SECRET` if set, else the random key kept in the database (the same
 /// rule as [`Engine::link_secret`](crate::Engine::link_secret)).
-pub(crate) fn secret(store: &dyn Store) -> Result<Vec<u8>> {
+pub(crate) async fn secret(store: &dyn Store) -> Result<Vec<u8>> {
     match std::env::var("HITL_SECRET") {
         Ok(secret) if !secret.is_empty() => Ok(secret.into_bytes()),
-        _ => store.secret(),
+        _ => store.secret().await,
     }
 }
 

@@ -508,7 +508,7 @@ async fn runs_history_and_cancel_work_on_a_stopped_application() {
             reason: "wrong service".into()
         }
     );
-    assert_eq!(engine.run_info("keep").unwrap().status, RunStatus::Paused);
+    assert_eq!(engine.run_info("keep").await.unwrap().status, RunStatus::Paused);
     engine.close().await.unwrap();
 }
 
@@ -821,6 +821,7 @@ async fn history_shows_a_timer_deadline_as_a_time() {
     let patience = tokio::time::Instant::now() + PATIENCE;
     while !engine
         .history("nap")
+        .await
         .unwrap()
         .iter()
         .any(|step| step.kind == hitl::StepKind::Sleep)

@@ -98,7 +98,7 @@ async fn an_operator_approves_over_http_and_the_run_resumes_at_once() {
     let listed = app.hitl_as("alice", &["pending", "--json"]).await.exits(0).json();
     assert_eq!(
         listed,
-        json!([serde_json::to_value(app.engine.request(&request.id).unwrap()).unwrap()])
+        json!([serde_json::to_value(app.engine.request(&request.id).await.unwrap()).unwrap()])
     );
     app.hitl_from_env("token-of-bob", &["show", &request.id])
         .await
@@ -247,7 +247,7 @@ async fn answers_the_server_refuses_exit_3_and_change_nothing() {
         .complains(&["is an approval request", "--approve | --reject"]);
     for request in [&approval, &text, &region] {
         assert_eq!(
-            engine.request(&request.id).unwrap().status,
+            engine.request(&request.id).await.unwrap().status,
             hitl::RequestStatus::Pending
         );
     }
@@ -342,7 +342,7 @@ async fn runs_history_and_cancel_over_http() {
         .json();
     assert_eq!(
         history,
-        serde_json::to_value(engine.history("keep").unwrap()).unwrap()
+        serde_json::to_value(engine.history("keep").await.unwrap()).unwrap()
     );
 
     let cancelled = app
@@ -357,7 +357,7 @@ async fn runs_history_and_cancel_over_http() {
             reason: "cancelled by bob".into()
         }
     );
-    assert_eq!(engine.run_info("keep").unwrap().status, RunStatus::Paused);
+    assert_eq!(engine.run_info("keep").await.unwrap().status, RunStatus::Paused);
     app.stop(&dir).await;
 }
 
@@ -394,7 +394,7 @@ async fn bad_credentials_and_unknown_ids_exit_1_and_a_stopped_server_exits_4() {
         .complains(&["no run has an id that is or starts with `no-such-run`"]);
     app.hitl_as("alice", &["cancel", "no-such-run"]).await.exits(1);
     assert_eq!(
-        app.engine.request(&request.id).unwrap().status,
+        app.engine.request(&request.id).await.unwrap().status,
         hitl::RequestStatus::Pending
     );
 
@@ -510,7 +510,7 @@ async fn terminal_escapes_in_answers_and_prompts_show_inert_and_json_keeps_them_
     assert_eq!(shown["prompt"], json!(format!("Deploy {HOSTILE} to production?")));
     assert_eq!(
         shown,
-        serde_json::to_value(app.engine.request(&request.id).unwrap()).unwrap()
+        serde_json::to_value(app.engine.request(&request.id).await.unwrap()).unwrap()
     );
     let runs = app.hitl_as("bob", &["runs", "--json"]).await;
     assert_inert(runs.exits(0));

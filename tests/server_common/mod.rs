@@ -186,8 +186,8 @@ impl TestServer {
     }
 
     /// The request as stored, as JSON (to compare before and after a refused answer).
-    pub fn snapshot(&self, request_id: &str) -> Value {
-        serde_json::to_value(self.engine.request(request_id).unwrap()).unwrap()
+    pub async fn snapshot(&self, request_id: &str) -> Value {
+        serde_json::to_value(self.engine.request(request_id).await.unwrap()).unwrap()
     }
 }
 

@@ -52,7 +52,7 @@ impl Backend {
                 query.extend(run.map(|run| ("run", run)));
                 http.get(&["api", "requests"], &query).await
             }
-            Backend::Database(db) => db.pending(workflow, run),
+            Backend::Database(db) => db.pending(workflow, run).await,
         }
     }
 
@@ -60,7 +60,7 @@ impl Backend {
     pub(crate) async fn request(&self, request_id: &str) -> Result<Value, CliError> {
         match self {
             Backend::Http(http) => http.get(&["api", "requests", request_id], &[]).await,
-            Backend::Database(db) => db.request(request_id),
+            Backend::Database(db) => db.request(request_id).await,
         }
     }
 
@@ -94,7 +94,7 @@ impl Backend {
                 let query: Vec<_> = status.map(|status| ("status", status)).into_iter().collect();
                 http.get(&["api", "runs"], &query).await
             }
-            Backend::Database(db) => db.runs(status),
+            Backend::Database(db) => db.runs(status).await,
         }
     }
 
@@ -102,7 +102,7 @@ impl Backend {
     pub(crate) async fn run(&self, run_id: &str) -> Result<Value, CliError> {
         match self {
             Backend::Http(http) => http.get(&["api", "runs", run_id], &[]).await,
-            Backend::Database(db) => db.run(run_id),
+            Backend::Database(db) => db.run(run_id).await,
         }
     }
 
@@ -110,7 +110,7 @@ impl Backend {
     pub(crate) async fn history(&self, run_id: &str) -> Result<Value, CliError> {
         match self {
             Backend::Http(http) => http.get(&["api", "runs", run_id, "history"], &[]).await,
-            Backend::Database(db) => db.history(run_id),
+            Backend::Database(db) => db.history(run_id).await,
         }
     }
 
@@ -157,7 +157,7 @@ impl Backend {
         }
         let all = match (kind, self) {
             (Kind::Request, Backend::Http(http)) => http.get(&["api", "requests"], &[]).await?,
-            (Kind::Request, Backend::Database(db)) => db.requests()?,
+            (Kind::Request, Backend::Database(db)) => db.requests().await?,
             (Kind::Run, _) => self.runs(None).await?,
         };
         let mut matches: Vec<String> = all

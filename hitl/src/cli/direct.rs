@@ -63,26 +63,27 @@ impl Database {
         &self.dir
     }
 
-    pub(crate) fn pending(&self, workflow: Option<&str>, run: Option<&str>) -> Result<Value, CliError> {
+    pub(crate) async fn pending(&self, workflow: Option<&str>, run: Option<&str>) -> Result<Value, CliError> {
         let filter = PendingFilter {
             workflow: workflow.map(str::to_owned),
             run_id: run.map(str::to_owned),
             ..PendingFilter::default()
         };
-        json(self.engine.pending(&filter).map_err(fail)?)
+        json(self.engine.pending(&filter).await.map_err(fail)?)
     }
 
     /// Every request, whatever its status (to resolve an id prefix).
-    pub(crate) fn requests(&self) -> Result<Value, CliError> {
+    pub(crate) async fn requests(&self) -> Result<Value, CliError> {
         json(
             self.engine
                 .requests(&PendingFilter::default(), None)
+                .await
                 .map_err(fail)?,
         )
     }
 
-    pub(crate) fn request(&self, request_id: &str) -> Result<Value, CliError> {
-        json(self.engine.request(request_id).map_err(fail)?)
+    pub(crate) async fn request(&self, request_id: &str) -> Result<Value, CliError> {
+        json(self.engine.request(request_id).await.map_err(fail)?)
     }
 
     pub(crate) async fn respond(
@@ -99,7 +100,7 @@ impl Database {
         json(answered)
     }
 
-    pub(crate) fn runs(&self, status: Option<&str>) -> Result<Value, CliError> {
+    pub(crate) async fn runs(&self, status: Option<&str>) -> Result<Value, CliError> {
         let status = status
             .map(|status| serde_json::from_value::<RunStatus>(Value::String(status.to_owned())))
             .transpose()
@@ -108,19 +109,19 @@ impl Database {
             status,
             ..RunFilter::default()
         };
-        json(self.engine.runs(&filter).map_err(fail)?)
+        json(self.engine.runs(&filter).await.map_err(fail)?)
     }
 
-    pub(crate) fn run(&self, run_id: &str) -> Result<Value, CliError> {
-        json(self.engine.run_info(run_id).map_err(fail)?)
+    pub(crate) async fn run(&self, run_id: &str) -> Result<Value, CliError> {
+        json(self.engine.run_info(run_id).await.map_err(fail)?)
     }
 
-    pub(crate) fn history(&self, run_id: &str) -> Result<Value, CliError> {
-        json(self.engine.history(run_id).map_err(fail)?)
+    pub(crate) async fn history(&self, run_id: &str) -> Result<Value, CliError> {
+        json(self.engine.history(run_id).await.map_err(fail)?)
     }
 
     pub(crate) async fn cancel(&self, run_id: &str, reason: &str) -> Result<Value, CliError> {
-        let info = self.engine.run_info(run_id).map_err(fail)?;
+        let info = self.engine.run_info(run_id).await.map_err(fail)?;
         if info.status.is_terminal() {
             return Err(fail(hitl::Error::RunFinished {
                 run_id: run_id.to_owned(),
@@ -128,7 +129,7 @@ impl Database {
             }));
         }
         self.engine.cancel(run_id, reason).await.map_err(fail)?;
-        self.run(run_id)
+        self.run(run_id).await
     }
 
     /// Flushes and releases the directory.

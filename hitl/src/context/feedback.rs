@@ -113,7 +113,10 @@ async fn request(frame: Frame, position: Position, spec: RequestSpec) -> Result<
     // No flush of its own: the resolution is already durable in the request, and a replay
     // that finds only the waiting entry reads it from there. The next durable step's flush
     // covers this write.
-    if !step.complete_blocking(json!({ "request": request_id, "resolution": resolution }), false) {
+    if !step
+        .complete_unflushed(json!({ "request": request_id, "resolution": resolution }))
+        .await
+    {
         return halt().await;
     }
     Ok((request_id, resolution))
@@ -162,10 +165,16 @@ async fn create(step: &Step, spec: &RequestSpec) -> Option<String> {
         action: TimerAction::Expire(request_id.clone()),
     });
     let waiting = step.record_for(json!({ "request": request_id }), false);
-    let written = services
-        .store
-        .create_request(&waiting, &record, &outbox, expiry.clone())
-        .and_then(|()| crate::failpoint::hit_ok("after_request_write"));
+    // Sync steps journaled before the ask are written first: the request must not be
+    // visible before the steps that led to it.
+    let written = match run.write_buffered().await {
+        Ok(()) => services
+            .store
+            .create_request(&waiting, &record, &outbox, expiry.clone())
+            .await
+            .and_then(|()| crate::failpoint::hit_ok("after_request_write")),
+        Err(error) => Err(error),
+    };
     if let Err(error) = written {
         run.fail(&error, Some(step));
         return None;
@@ -193,12 +202,14 @@ async fn wait(step: &Step, request_id: &str, timeout_ms: u64) -> Result<Resoluti
     let mut updates = services.wakeups.subscribe(request_id);
     let mut human = run.human_wait(request_id);
     // The one read: the request may have resolved before the subscription.
-    let mut record = services
-        .store
-        .load_request(request_id)?
-        .ok_or_else(|| Error::RequestNotFound {
-            request_id: request_id.to_owned(),
-        })?;
+    let mut record =
+        services
+            .store
+            .load_request(request_id)
+            .await?
+            .ok_or_else(|| Error::RequestNotFound {
+                request_id: request_id.to_owned(),
+            })?;
     let window_end = record.created_at + timeout_ms;
     let mut in_window = timeout_ms > 0 && to_millis(services.clock.now()) < window_end;
     if !in_window {

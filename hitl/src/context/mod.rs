@@ -133,9 +133,7 @@ impl TaskContext {
         }
         let value = compute();
         let encoded = serde_json::to_value(&value).unwrap_or(Value::Null);
-        if !step.complete_blocking(encoded, false) {
-            halt_sync()
-        }
+        step.complete_sync(encoded);
         value
     }
 
@@ -291,7 +289,8 @@ impl Channel {
                     let value = run
                         .services
                         .store
-                        .channel_value(&run.id, &key)?
+                        .channel_value(&run.id, &key)
+                        .await?
                         .unwrap_or(Value::Null);
                     if !step.complete(value.clone()).await {
                         return halt().await;

@@ -12,7 +12,7 @@ use crate::journal::timers::Timers;
 use crate::journal::wakeups::Wakeups;
 use crate::model::step::TimerAction;
 use crate::notify::Notifier;
-use crate::store::{SledStore, sled::SledOptions};
+use crate::store::{SledStore, Store, sled::SledOptions};
 use crate::util::lock;
 use crate::workflow::Workflow;
 
@@ -45,6 +45,7 @@ pub struct EngineBuilder {
     cache_capacity: u64,
     flush_every: Option<Duration>,
     base_url: Option<String>,
+    store: Option<Box<dyn Store>>,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -77,6 +78,7 @@ impl Default for EngineBuilder {
             cache_capacity: 64 * 1024 * 1024,
             flush_every: Some(Duration::from_millis(500)),
             base_url: None,
+            store: None,
         }
     }
 }
@@ -85,6 +87,15 @@ impl EngineBuilder {
     /// The database directory (created if missing). Without it, the database is temporary.
     pub fn path(mut self, path: impl Into<PathBuf>) -> Self {
         self.path = Some(path.into());
+        self
+    }
+
+    /// Stores runs in `store` instead of the default sled database: [`MemStore`](crate::store::MemStore)
+    /// for tests, or any backend implementing [`Store`]. The sled settings (`path`,
+    /// `cache_capacity`, `flush_every`) do not apply to it; setting `path` as well is an
+    /// error at [`open`](Self::open).
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = Some(Box::new(store));
         self
     }
 
@@ -150,17 +161,28 @@ impl EngineBuilder {
             cache_capacity: self.cache_capacity,
             flush_every_ms: self.flush_every.map(|every| every.as_millis().max(1) as u64),
         };
-        let store = tokio::task::spawn_blocking(move || SledStore::open(&options))
-            .await
-            .map_err(|error| Error::Corrupt {
-                path: self.path.clone().unwrap_or_default(),
-                detail: error.to_string(),
-            })??;
+        let store: Box<dyn Store> = match self.store {
+            Some(_) if self.path.is_some() => {
+                return Err(Error::InvalidRequest {
+                    detail: "an engine stores in one place: give it either `.path(..)` (sled) or `.store(..)`, not both".to_owned(),
+                });
+            }
+            Some(store) => store,
+            None => Box::new(
+                tokio::task::spawn_blocking(move || SledStore::open(&options))
+                    .await
+                    .map_err(|error| Error::Corrupt {
+                        path: self.path.clone().unwrap_or_default(),
+                        detail: error.to_string(),
+                    })??,
+            ),
+        };
+        let link_secret = crate::links::secret(store.as_ref()).await?;
         let outbox = Arc::new(tokio::sync::Notify::new());
         let engine = Engine {
             shared: Arc::new(Shared {
                 services: Arc::new(Services {
-                    store: Box::new(store),
+                    store,
                     clock: self.clock,
                     durability: self.durability,
                     wakeups: Wakeups::default(),
@@ -169,7 +191,8 @@ impl EngineBuilder {
                 }),
                 registry,
                 owner: format!("{}:{}", std::process::id(), uuid::Uuid::new_v4()),
-                live: Mutex::new(HashMap::new()),
+                live: tokio::sync::Mutex::new(HashMap::new()),
+                link_secret,
                 statuses: Mutex::new(HashMap::new()),
                 notifier: Arc::new(Notifier::new(self.base_url, outbox)),
                 background: Mutex::new(Vec::new()),
@@ -177,17 +200,23 @@ impl EngineBuilder {
             }),
         };
         // Recover first: a wake-up due at open must find the runs it would resume already live.
-        engine.recover()?;
+        engine.recover().await?;
         let now = to_millis(engine.shared.services.clock.now());
-        for timer in engine.shared.services.store.timers()? {
+        for timer in engine
+            .shared
+            .services
+            .store
+            .due_timers(u64::MAX, usize::MAX)
+            .await?
+        {
             // A paused run with a due wake-up (an answer stored while no engine ran it) is
             // resumed before `open` returns, so that `settled()` never sees it paused on an
             // answered request. The timer stays armed and is spent when it fires.
             if let TimerAction::Wake(run_id) = &timer.action
                 && timer.deadline <= now
-                && engine.shared.resume_if_paused(run_id)?
+                && engine.shared.resume_if_paused(run_id).await?
             {
-                engine.shared.services.store.remove_timer(&timer)?;
+                engine.shared.services.store.remove_timer(&timer).await?;
                 continue;
             }
             engine.shared.services.timers.arm(timer);

@@ -63,7 +63,9 @@ pub(crate) struct Shared {
     /// This engine instance, recorded as the owner of the runs it drives.
     owner: String,
     /// Runs being driven by this engine.
-    live: Mutex<HashMap<String, LiveRun>>,
+    live: tokio::sync::Mutex<HashMap<String, LiveRun>>,
+    /// The key that signs notification links (`HITL_SECRET`, else the database's), read at open.
+    link_secret: Vec<u8>,
     /// Status of runs somebody waits on; entries go once settled with no receiver left.
     statuses: Mutex<HashMap<String, watch::Sender<RunStatus>>>,
     /// Delivers notifications from the outbox.
@@ -220,8 +222,8 @@ impl Engine {
     }
 
     /// A typed handle to an existing run of `workflow`.
-    pub fn run<W: Workflow>(&self, _workflow: W, run_id: &str) -> Result<Run<W::Output>> {
-        let record = self.load_run(run_id)?;
+    pub async fn run<W: Workflow>(&self, _workflow: W, run_id: &str) -> Result<Run<W::Output>> {
+        let record = self.load_run(run_id).await?;
         if record.workflow != W::DEFINITION.name {
             return Err(Error::WrongWorkflow {
                 run_id: run_id.to_owned(),
@@ -250,7 +252,7 @@ impl Engine {
             run_id: record.id.clone(),
             status: record.status,
         };
-        let record = self.load_run(run_id)?;
+        let record = self.load_run(run_id).await?;
         if record.status.is_terminal() {
             return Err(finished(&record));
         }
@@ -258,20 +260,20 @@ impl Engine {
         // run that is pausing right now ends cancelled, and a paused run recorded cancelled
         // here is never resumed.
         let not_live = {
-            let live = lock(&self.shared.live);
+            let live = self.shared.live.lock().await;
             match live.get(run_id) {
                 Some(live) => {
                     live.state.stop(Stop::Cancelled(reason.clone()));
                     None
                 }
                 None => {
-                    let mut record = self.load_run(run_id)?;
+                    let mut record = self.load_run(run_id).await?;
                     if record.status.is_terminal() {
                         return Err(finished(&record));
                     }
                     record.status = RunStatus::Cancelled;
                     record.cancel_reason = Some(reason);
-                    self.shared.services.store.save_run(&record)?;
+                    self.shared.services.store.save_run(&record).await?;
                     Some(record)
                 }
             }
@@ -289,7 +291,14 @@ impl Engine {
     /// clones of it (or [`Run`] handles, which hold one) are still alive elsewhere.
     pub async fn close(self) -> Result<()> {
         self.shared.closed.store(true, Ordering::SeqCst);
-        let live: Vec<LiveRun> = lock(&self.shared.live).drain().map(|(_, live)| live).collect();
+        let live: Vec<LiveRun> = self
+            .shared
+            .live
+            .lock()
+            .await
+            .drain()
+            .map(|(_, live)| live)
+            .collect();
         let background: Vec<JoinHandle<()>> = lock(&self.shared.background).drain(..).collect();
         for task in &background {
             task.abort();
@@ -312,21 +321,16 @@ impl Engine {
 
     /// The key that signs notification links: `HITL_SECRET` if set, else a random key
     /// created once and kept in the database (so links survive restarts).
+    ///
+    /// Read once, when the engine opens.
     pub fn link_secret(&self) -> Result<Vec<u8>> {
-        match std::env::var("HITL_SECRET") {
-            Ok(secret) if !secret.is_empty() => Ok(secret.into_bytes()),
-            _ => self.shared.services.store.secret(),
-        }
+        Ok(self.shared.link_secret.clone())
     }
 
-    /// Bytes on disk used by the database directory's sled files.
-    pub fn size_on_disk(&self) -> Result<u64> {
-        self.shared.services.store.size_on_disk()
-    }
-
-    /// Bytes of keys and values stored (what the data weighs before sled's own overhead).
-    pub fn logical_size(&self) -> Result<u64> {
-        self.shared.services.store.logical_size()
+    /// What the store can say about its size: for sled, the bytes its files use on disk and
+    /// the bytes of keys and values stored (what the data weighs before sled's overhead).
+    pub async fn storage_stats(&self) -> Result<crate::store::StorageStats> {
+        self.shared.services.store.storage_stats().await
     }
 
     /// Makes every write so far durable.

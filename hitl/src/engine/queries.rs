@@ -6,36 +6,38 @@ use crate::model::request::{RequestRecord, RequestStatus};
 use crate::model::run::RunRecord;
 use crate::model::step::StepKind;
 use crate::model::view::{DefinitionChange, HistoryEntry, PendingFilter, Request, RunInfo, StepStatus};
+use crate::store::{RequestQuery, RunQuery};
 use crate::workflow::WorkflowDefinition;
 
 use super::{Engine, Registered, RunFilter};
 
 impl Engine {
     /// The run's summary.
-    pub fn run_info(&self, run_id: &str) -> Result<RunInfo> {
-        let record = self.load_run(run_id)?;
-        self.info_of(record)
+    pub async fn run_info(&self, run_id: &str) -> Result<RunInfo> {
+        let record = self.load_run(run_id).await?;
+        self.info_of(record).await
     }
 
     /// Every run matching `filter`.
-    pub fn runs(&self, filter: &RunFilter) -> Result<Vec<RunInfo>> {
-        self.shared
-            .services
-            .store
-            .list_runs()?
-            .into_iter()
-            .filter(|run| filter.status.is_none_or(|status| run.status == status))
-            .filter(|run| filter.workflow.as_ref().is_none_or(|name| &run.workflow == name))
-            .map(|run| self.info_of(run))
-            .collect()
+    pub async fn runs(&self, filter: &RunFilter) -> Result<Vec<RunInfo>> {
+        let query = RunQuery {
+            status: filter.status,
+            workflow: filter.workflow.clone(),
+            ..RunQuery::default()
+        };
+        let mut runs = Vec::new();
+        for run in self.shared.services.store.runs(&query).await? {
+            runs.push(self.info_of(run).await?);
+        }
+        Ok(runs)
     }
 
     /// The run's journaled steps, in the order they completed. A feedback step shows its
     /// request (status, answer, responder, votes) and is followed by one entry per
     /// notification with every delivery attempt.
-    pub fn history(&self, run_id: &str) -> Result<Vec<HistoryEntry>> {
-        self.load_run(run_id)?;
-        let mut steps = self.shared.services.store.load_journal(run_id)?;
+    pub async fn history(&self, run_id: &str) -> Result<Vec<HistoryEntry>> {
+        self.load_run(run_id).await?;
+        let mut steps = self.shared.services.store.load_journal(run_id).await?;
         steps.sort_by_key(|(_, step)| step.seq);
         let mut history = Vec::with_capacity(steps.len());
         for (step_id, step) in steps {
@@ -58,7 +60,7 @@ impl Engine {
             let request_id = entry.output["request"].as_str().map(str::to_owned);
             match (step.kind, request_id) {
                 (StepKind::Feedback, Some(request_id)) => {
-                    let request = self.shared.load_request(&request_id)?;
+                    let request = self.shared.load_request(&request_id).await?;
                     entry.output = serde_json::json!({
                         "request": request_id,
                         "status": request.status,
@@ -66,7 +68,7 @@ impl Engine {
                         "votes": request.votes,
                         "expires_at": request.expires_at.map(from_millis).map(humantime::format_rfc3339_millis).map(|t| t.to_string()),
                     });
-                    let notifications = self.shared.services.store.outbox_of(&request_id)?;
+                    let notifications = self.shared.services.store.outbox_of(&request_id).await?;
                     let step_id = entry.step_id.clone();
                     history.push(entry);
                     history.extend(
@@ -99,10 +101,10 @@ impl Engine {
         Ok(history)
     }
 
-    pub(super) fn info_of(&self, record: RunRecord) -> Result<RunInfo> {
+    pub(super) async fn info_of(&self, record: RunRecord) -> Result<RunInfo> {
         let definition_changed = match self.shared.registry.get(record.workflow.as_str()) {
             Some(registered) if registered.definition.fingerprint != record.fingerprint => {
-                Some(self.definition_change(&record, registered.definition)?)
+                Some(self.definition_change(&record, registered.definition).await?)
             }
             _ => None,
         };
@@ -120,7 +122,7 @@ impl Engine {
         })
     }
 
-    pub(super) fn definition_change(
+    pub(super) async fn definition_change(
         &self,
         record: &RunRecord,
         current: &WorkflowDefinition,
@@ -129,7 +131,8 @@ impl Engine {
             .shared
             .services
             .store
-            .load_definition(&record.workflow, &record.fingerprint)?
+            .load_definition(&record.workflow, &record.fingerprint)
+            .await?
             .unwrap_or_default();
         let now = current.site_names();
         Ok(DefinitionChange {
@@ -161,13 +164,18 @@ impl Engine {
 
     /// Every unanswered request matching `filter`, oldest first — whether its run waits in
     /// memory or has paused.
-    pub fn pending(&self, filter: &PendingFilter) -> Result<Vec<Request>> {
+    pub async fn pending(&self, filter: &PendingFilter) -> Result<Vec<Request>> {
         let now = self.shared.services.clock.now();
+        let query = RequestQuery {
+            workflow: filter.workflow.clone(),
+            ..RequestQuery::pending(filter.run_id.as_deref())
+        };
         Ok(self
             .shared
             .services
             .store
-            .pending_requests(filter.run_id.as_deref())?
+            .requests(&query)
+            .await?
             .into_iter()
             .filter(|request| filter.matches(request, now))
             .map(|request| request.view())
@@ -175,16 +183,18 @@ impl Engine {
     }
 
     /// A request, whatever its status.
-    pub fn request(&self, request_id: &str) -> Result<Request> {
-        self.shared.load_request(request_id).map(|request| request.view())
+    pub async fn request(&self, request_id: &str) -> Result<Request> {
+        self.shared
+            .load_request(request_id)
+            .await
+            .map(|request| request.view())
     }
 }
 
 /// Listing requests whatever their status, for the HTTP API (`GET /api/requests?status=…`).
 impl Engine {
     /// Every request of the runs matching `filter` whose status is `status` (any status when
-    /// `None`), oldest first. Pending requests come from the pending index; the others from
-    /// the runs' journals, so this reads every matching run.
+    /// `None`), oldest first.
     ///
     /// # Examples
     ///
@@ -194,47 +204,34 @@ impl Engine {
     /// # #[workflow] async fn noop() -> u8 { 1 }
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> hitl::Result<()> {
     /// let engine = Engine::temporary().register(noop).open().await?;
-    /// let answered = engine.requests(&PendingFilter::default(), Some(RequestStatus::Answered))?;
+    /// let answered = engine.requests(&PendingFilter::default(), Some(RequestStatus::Answered)).await?;
     /// assert!(answered.is_empty());
     /// # Ok(()) }
     /// ```
-    pub fn requests(&self, filter: &PendingFilter, status: Option<RequestStatus>) -> Result<Vec<Request>> {
+    pub async fn requests(
+        &self,
+        filter: &PendingFilter,
+        status: Option<RequestStatus>,
+    ) -> Result<Vec<Request>> {
         if status == Some(RequestStatus::Pending) {
-            return self.pending(filter);
+            return self.pending(filter).await;
         }
         let now = self.shared.services.clock.now();
-        let runs = match &filter.run_id {
-            Some(run_id) => match self.shared.services.store.load_run(run_id)? {
-                Some(run) => vec![run],
-                None => Vec::new(),
-            },
-            None => self.shared.services.store.list_runs()?,
+        let query = RequestQuery {
+            status,
+            run_id: filter.run_id.clone(),
+            workflow: filter.workflow.clone(),
+            ..RequestQuery::default()
         };
-        let mut requests = Vec::new();
-        for run in runs {
-            if filter
-                .workflow
-                .as_ref()
-                .is_some_and(|workflow| &run.workflow != workflow)
-            {
-                continue;
-            }
-            for (_, step) in self.shared.services.store.load_journal(&run.id)? {
-                let Some(request_id) = step.output["request"]
-                    .as_str()
-                    .filter(|_| step.kind == StepKind::Feedback)
-                else {
-                    continue;
-                };
-                let Some(request) = self.shared.services.store.load_request(request_id)? else {
-                    continue;
-                };
-                if status.is_none_or(|status| request.status == status) && filter.matches(&request, now) {
-                    requests.push(request);
-                }
-            }
-        }
-        requests.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        Ok(requests.iter().map(RequestRecord::view).collect())
+        Ok(self
+            .shared
+            .services
+            .store
+            .requests(&query)
+            .await?
+            .iter()
+            .filter(|request| filter.matches(request, now))
+            .map(RequestRecord::view)
+            .collect())
     }
 }

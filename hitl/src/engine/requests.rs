@@ -3,9 +3,12 @@
 
 use crate::clock::to_millis;
 use crate::error::{Error, Result};
-use crate::model::request::{RequestRecord, RequestStatus, Responder, Response};
-use crate::model::resolve::{self, wake_for as resolution_wake};
+use crate::model::request::{RequestRecord, Responder, Response};
+use crate::model::resolve;
+use crate::store::RequestQuery;
+
 use crate::model::view::Request;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Engine, Shared};
 
@@ -32,30 +35,34 @@ impl Engine {
         let now = to_millis(self.shared.services.clock.now());
         // An answer at or after the deadline expires the request (its policy applied in the
         // same transaction) and is refused; `late` tells which of the two the change did.
-        let (updated, late) = {
-            let late = std::cell::Cell::new(false);
-            let change = |request: &RequestRecord| match resolve::answer(request, &response, &responder, now)?
-            {
-                resolve::Answered::Accepted(updated) => {
-                    late.set(false);
-                    Ok(Some(updated))
-                }
-                resolve::Answered::Late(expired) => {
-                    late.set(true);
-                    Ok(Some(expired))
-                }
-            };
-            (self.shared.resolve(request_id, &change)?, late.get())
+        let late = AtomicBool::new(false);
+        let change = |request: &RequestRecord| match resolve::answer(request, &response, &responder, now)? {
+            resolve::Answered::Accepted(updated) => {
+                late.store(false, Ordering::Relaxed);
+                Ok(Some(updated))
+            }
+            resolve::Answered::Late(expired) => {
+                late.store(true, Ordering::Relaxed);
+                Ok(Some(expired))
+            }
         };
+        let resolved = self
+            .shared
+            .services
+            .store
+            .resolve_request(request_id, &change)
+            .await?;
+        let late = late.load(Ordering::Relaxed);
         self.shared.services.store.flush().await?;
-        if updated.status != RequestStatus::Pending {
+        let updated = resolved.record;
+        if let Some(wake) = resolved.wake {
+            // Hand the stored record to the step waiting on it, if the run is live.
             self.shared.services.wakeups.deliver(&updated);
             // Resume a paused run now rather than when its wake-up fires, so that a caller's
             // `settled()` after this answer waits for the run's next settled state. The stored
             // wake-up is then spent; it stays only for an engine that cannot drive the run.
-            let wake = resolution_wake(&updated);
-            if self.shared.resume_if_paused(&updated.run_id)? {
-                self.shared.services.store.remove_timer(&wake)?;
+            if self.shared.resume_if_paused(&updated.run_id).await? {
+                self.shared.services.store.remove_timer(&wake).await?;
             } else {
                 self.shared.services.timers.arm(wake);
             }
@@ -76,58 +83,50 @@ impl Engine {
 }
 
 impl Shared {
-    pub(crate) fn load_request(&self, request_id: &str) -> Result<RequestRecord> {
+    pub(crate) async fn load_request(&self, request_id: &str) -> Result<RequestRecord> {
         self.services
             .store
-            .load_request(request_id)?
+            .load_request(request_id)
+            .await?
             .ok_or_else(|| Error::RequestNotFound {
                 request_id: request_id.to_owned(),
             })
-    }
-
-    /// Changes a request in one transaction; a resolution also arms a wake-up of its run, so
-    /// a paused run resumes even if this process dies right after.
-    pub(super) fn resolve(
-        &self,
-        request_id: &str,
-        change: &dyn Fn(&RequestRecord) -> Result<Option<RequestRecord>>,
-    ) -> Result<RequestRecord> {
-        self.services.store.update_request(request_id, change, true)
-    }
-
-    /// Wakes whoever waits on a request that just changed.
-    pub(super) fn after_resolution(&self, request: &RequestRecord) {
-        if request.status == RequestStatus::Pending {
-            return;
-        }
-        self.services.wakeups.deliver(request);
-        self.services.timers.arm(resolution_wake(request));
     }
 
     /// Resolves a request by its expiry policy if it is still pending and due.
     pub(super) async fn expire(&self, request_id: &str) -> Result<()> {
         let now = to_millis(self.services.clock.now());
         let change = |request: &RequestRecord| Ok(resolve::expire(request, now));
-        let updated = match self.resolve(request_id, &change) {
-            Ok(updated) => updated,
+        let resolved = match self.services.store.resolve_request(request_id, &change).await {
+            Ok(resolved) => resolved,
             Err(Error::RequestNotFound { .. }) => return Ok(()),
             Err(error) => return Err(error),
         };
-        if updated.resolved_at == Some(now) {
+        if let Some(wake) = resolved.wake {
             self.services.store.flush().await?;
-            tracing::info!(request_id, status = ?updated.status, "feedback request expired");
-            self.after_resolution(&updated);
+            tracing::info!(request_id, status = ?resolved.record.status, "feedback request expired");
+            self.services.wakeups.deliver(&resolved.record);
+            self.services.timers.arm(wake);
         }
         Ok(())
     }
 
-    /// Cancels every open request of a run (it was cancelled or failed).
-    pub(super) fn cancel_requests(&self, run_id: &str, reason: &str) -> Result<()> {
+    /// Cancels every open request of a run (it was cancelled or failed). The run is not
+    /// resumed, so the wake-up each resolution arms is disarmed again.
+    pub(super) async fn cancel_requests(&self, run_id: &str, reason: &str) -> Result<()> {
         let now = to_millis(self.services.clock.now());
-        for request in self.services.store.pending_requests(Some(run_id))? {
+        let open = self
+            .services
+            .store
+            .requests(&RequestQuery::pending(Some(run_id)))
+            .await?;
+        for request in open {
             let change = |request: &RequestRecord| Ok(resolve::cancel(request, reason, now));
-            let updated = self.services.store.update_request(&request.id, &change, false)?;
-            self.services.wakeups.deliver(&updated);
+            let resolved = self.services.store.resolve_request(&request.id, &change).await?;
+            if let Some(wake) = &resolved.wake {
+                self.services.store.remove_timer(wake).await?;
+            }
+            self.services.wakeups.deliver(&resolved.record);
         }
         Ok(())
     }

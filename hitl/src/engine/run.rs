@@ -89,20 +89,20 @@ impl<T: DeserializeOwned> Run<T> {
         loop {
             self.engine.wait_status(&self.id, done).await?;
             // Resumed between the wait and the read: wait for its next settled state.
-            if let Some(outcome) = self.outcome()? {
+            if let Some(outcome) = self.outcome().await? {
                 return Ok(outcome);
             }
         }
     }
 
     /// The run's summary.
-    pub fn info(&self) -> Result<RunInfo> {
-        self.engine.run_info(&self.id)
+    pub async fn info(&self) -> Result<RunInfo> {
+        self.engine.run_info(&self.id).await
     }
 
     /// The outcome as stored; `None` while the run is running.
-    fn outcome(&self) -> Result<Option<Outcome<T>>> {
-        let record = self.engine.load_run(&self.id)?;
+    async fn outcome(&self) -> Result<Option<Outcome<T>>> {
+        let record = self.engine.load_run(&self.id).await?;
         Ok(Some(match record.status {
             RunStatus::Completed => {
                 let output = record.output.unwrap_or(Value::Null);
@@ -119,10 +119,14 @@ impl<T: DeserializeOwned> Run<T> {
             RunStatus::Cancelled => Outcome::Cancelled {
                 reason: record.cancel_reason.unwrap_or_default(),
             },
-            RunStatus::Paused => Outcome::Paused(self.engine.pending(&PendingFilter {
-                run_id: Some(self.id.clone()),
-                ..Default::default()
-            })?),
+            RunStatus::Paused => Outcome::Paused(
+                self.engine
+                    .pending(&PendingFilter {
+                        run_id: Some(self.id.clone()),
+                        ..Default::default()
+                    })
+                    .await?,
+            ),
             RunStatus::Running => return Ok(None),
         }))
     }

@@ -9,11 +9,12 @@ use crate::util::lock;
 use super::{Engine, Shared};
 
 impl Engine {
-    pub(crate) fn load_run(&self, run_id: &str) -> Result<RunRecord> {
+    pub(crate) async fn load_run(&self, run_id: &str) -> Result<RunRecord> {
         self.shared
             .services
             .store
-            .load_run(run_id)?
+            .load_run(run_id)
+            .await?
             .ok_or_else(|| Error::RunNotFound {
                 run_id: run_id.to_owned(),
             })
@@ -21,39 +22,42 @@ impl Engine {
 
     /// Waits until the run's status satisfies `done`.
     pub(crate) async fn wait_status(&self, run_id: &str, done: fn(RunStatus) -> bool) -> Result<()> {
-        let mut receiver = {
-            // Reading the record under the lock pairs with `publish`, which takes the same
-            // lock after writing: either we see the new status or we get its notification.
-            let mut statuses = lock(&self.shared.statuses);
-            let record = self.load_run(run_id)?;
-            if done(record.status) {
-                return Ok(());
+        // Subscribe, mark what was published so far as seen, then read the record: `publish`
+        // runs after the write it announces, so a status published before the mark is in
+        // the record, and one published after it wakes the loop below.
+        let mut receiver = lock(&self.shared.statuses)
+            .entry(run_id.to_owned())
+            .or_insert_with(|| watch::channel(RunStatus::Running).0)
+            .subscribe();
+        receiver.borrow_and_update();
+        let record = self.load_run(run_id).await?;
+        let waited = if done(record.status) {
+            Ok(())
+        } else if record.status == RunStatus::Running
+            && !self.shared.live.lock().await.contains_key(run_id)
+            && !self.shared.registry.contains_key(record.workflow.as_str())
+        {
+            Err(Error::UnknownWorkflow {
+                name: record.workflow,
+                registered: self.workflows().iter().map(|name| (*name).to_owned()).collect(),
+            })
+        } else {
+            loop {
+                if receiver.changed().await.is_err() {
+                    break Err(Error::Closed);
+                }
+                if done(*receiver.borrow_and_update()) {
+                    break Ok(());
+                }
             }
-            if record.status == RunStatus::Running
-                && !lock(&self.shared.live).contains_key(run_id)
-                && !self.shared.registry.contains_key(record.workflow.as_str())
-            {
-                return Err(Error::UnknownWorkflow {
-                    name: record.workflow,
-                    registered: self.workflows().iter().map(|name| (*name).to_owned()).collect(),
-                });
-            }
-            statuses
-                .entry(run_id.to_owned())
-                .or_insert_with(|| watch::channel(record.status).0)
-                .subscribe()
         };
-        let waited = receiver
-            .wait_for(|status| done(*status))
-            .await
-            .map(|_| ())
-            .map_err(|_| Error::Closed);
         drop(receiver);
-        // The last waiter of a settled run removes its entry: paused runs cost no memory.
+        // The last waiter removes the entry (a publish with nobody waiting tells nobody):
+        // paused runs cost no memory here.
         let mut statuses = lock(&self.shared.statuses);
         if statuses
             .get(run_id)
-            .is_some_and(|sender| sender.receiver_count() == 0 && sender.borrow().is_settled())
+            .is_some_and(|sender| sender.receiver_count() == 0)
         {
             statuses.remove(run_id);
         }

@@ -1,6 +1,8 @@
 //! The run lifecycle: start, recover, launch, drive, pause, finish, resume, cancel.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -14,8 +16,7 @@ use crate::journal::RunState;
 use crate::model::request::RequestStatus;
 use crate::model::run::{Failure, FailureKind, RunRecord, RunStatus, Stop};
 use crate::model::step::{Timer, TimerAction};
-use crate::store::FORMAT_VERSION;
-use crate::util::lock;
+use crate::store::{FORMAT_VERSION, RunQuery};
 use crate::workflow::WorkflowFuture;
 
 use super::{Engine, LEASE, LiveRun, Registered, Shared};
@@ -44,12 +45,12 @@ impl Engine {
             created_at: now,
             updated_at: now,
         };
-        self.shared.services.store.save_definition(
-            definition.name,
-            definition.fingerprint,
-            &definition.site_names(),
-        )?;
-        if let Some(existing) = self.shared.services.store.create_run(&record)? {
+        self.shared
+            .services
+            .store
+            .save_definition(definition.name, definition.fingerprint, &definition.site_names())
+            .await?;
+        if let Some(existing) = self.shared.services.store.create_run(&record).await? {
             if existing.workflow != record.workflow || existing.input != record.input {
                 return Err(Error::RunIdConflict {
                     run_id: record.id,
@@ -60,24 +61,27 @@ impl Engine {
         }
         self.shared.services.store.flush().await?;
         let run_id = record.id.clone();
-        let mut live = lock(&self.shared.live);
-        self.shared.launch(&mut live, record, registered, Some(body))?;
+        let mut live = self.shared.live.lock().await;
+        self.shared
+            .launch(&mut live, record, registered, Some(body))
+            .await?;
         Ok(run_id)
     }
 
     /// Drives every run left `Running` by a previous process.
-    pub(super) fn recover(&self) -> Result<()> {
+    pub(super) async fn recover(&self) -> Result<()> {
         let now = to_millis(self.shared.services.clock.now());
-        for mut record in self.shared.services.store.list_runs()? {
-            if record.status != RunStatus::Running {
-                continue;
-            }
+        let running = RunQuery {
+            status: Some(RunStatus::Running),
+            ..RunQuery::default()
+        };
+        for mut record in self.shared.services.store.runs(&running).await? {
             let Some(registered) = self.shared.registry.get(record.workflow.as_str()).copied() else {
                 tracing::warn!(run_id = %record.id, workflow = %record.workflow, "cannot resume run: its workflow is not registered");
                 continue;
             };
             if registered.definition.fingerprint != record.fingerprint {
-                let change = self.definition_change(&record, registered.definition)?;
+                let change = self.definition_change(&record, registered.definition).await?;
                 tracing::warn!(
                     run_id = %record.id,
                     added = ?change.added_sites,
@@ -88,11 +92,11 @@ impl Engine {
             record.owner = Some(self.shared.owner.clone());
             record.lease_until = Some(now + LEASE.as_millis() as u64);
             record.updated_at = now;
-            self.shared.services.store.save_run(&record)?;
+            self.shared.services.store.save_run(&record).await?;
             let run_id = record.id.clone();
-            let mut live = lock(&self.shared.live);
+            let mut live = self.shared.live.lock().await;
             // One run that cannot be driven must not keep the engine from opening.
-            if let Err(error) = self.shared.launch(&mut live, record, registered, None) {
+            if let Err(error) = self.shared.launch(&mut live, record, registered, None).await {
                 tracing::error!(%run_id, %error, "cannot resume run; it is retried at the next open");
             }
         }
@@ -119,17 +123,15 @@ impl Shared {
     pub(crate) async fn fire(self: Arc<Self>, timer: &Timer) {
         let result = match &timer.action {
             TimerAction::Expire(request_id) => self.expire(request_id).await.map(|()| true),
-            TimerAction::Wake(run_id) => self.resume_if_paused(run_id),
+            TimerAction::Wake(run_id) => self.resume_if_paused(run_id).await,
         };
         // A wake-up this engine cannot act on (its workflow is not registered here, as in an
         // operator tool, or the engine is closing) stays stored for the application's next open.
-        let result = result.and_then(|handled| {
-            if handled {
-                self.services.store.remove_timer(timer)
-            } else {
-                Ok(())
-            }
-        });
+        let result = match result {
+            Ok(true) => self.services.store.remove_timer(timer).await,
+            Ok(false) => Ok(()),
+            Err(error) => Err(error),
+        };
         if let Err(error) = result {
             tracing::error!(%error, ?timer, "a timer could not be handled; it fires again at the next open");
         }
@@ -137,15 +139,15 @@ impl Shared {
 
     /// Re-drives a paused run (its replay finds whatever woke it). Returns `false` when this
     /// engine cannot do it (closing, or the workflow is not registered here).
-    pub(crate) fn resume_if_paused(self: &Arc<Self>, run_id: &str) -> Result<bool> {
+    pub(crate) async fn resume_if_paused(self: &Arc<Self>, run_id: &str) -> Result<bool> {
         if self.closed.load(Ordering::SeqCst) {
             return Ok(false);
         }
-        let mut live = lock(&self.live);
+        let mut live = self.live.lock().await;
         if live.contains_key(run_id) {
             return Ok(true);
         }
-        let Some(mut record) = self.services.store.load_run(run_id)? else {
+        let Some(mut record) = self.services.store.load_run(run_id).await? else {
             return Ok(true);
         };
         if record.status != RunStatus::Paused {
@@ -160,9 +162,9 @@ impl Shared {
         record.owner = Some(self.owner.clone());
         record.lease_until = Some(now + LEASE.as_millis() as u64);
         record.updated_at = now;
-        self.services.store.save_run(&record)?;
+        self.services.store.save_run(&record).await?;
         tracing::info!(run_id, "resuming run");
-        self.launch(&mut live, record, registered, None)?;
+        self.launch(&mut live, record, registered, None).await?;
         let resumed = live.contains_key(run_id);
         drop(live);
         if resumed {
@@ -175,70 +177,74 @@ impl Shared {
     ///
     /// A new run passes the body its start already decoded (its journal is empty); a run that
     /// resumes has its journal loaded and its input decoded again here.
-    pub(super) fn launch(
-        self: &Arc<Self>,
-        live: &mut HashMap<String, LiveRun>,
+    // Boxed with an explicit `Send`: the run it spawns can launch a run again (a pause
+    // that an answer raced), a cycle the compiler cannot see through otherwise.
+    pub(super) fn launch<'a>(
+        self: &'a Arc<Self>,
+        live: &'a mut HashMap<String, LiveRun>,
         record: RunRecord,
         registered: Registered,
         new_body: Option<WorkflowFuture>,
-    ) -> Result<()> {
-        if live.contains_key(&record.id) {
-            return Ok(()); // already driven by this engine
-        }
-        let loaded = match new_body {
-            Some(body) => Ok((Vec::new(), body)),
-            None => self
-                .services
-                .store
-                .load_journal(&record.id)
-                .and_then(|journal| Ok((journal, (registered.start)(record.input.clone())?))),
-        };
-        let (journal, body) = match loaded {
-            Ok(loaded) => loaded,
-            // A run whose records cannot be read, or whose input no longer decodes, cannot be
-            // replayed: it ends failed with the reason, and nothing else is affected.
-            Err(error @ (Error::CorruptRecord { .. } | Error::InvalidInput { .. })) => {
-                tracing::error!(run_id = %record.id, %error, "run cannot be replayed; failing it");
-                let step = match &error {
-                    Error::CorruptRecord { step, .. } => step.clone(),
-                    _ => None,
-                };
-                let mut record = record;
-                record.status = RunStatus::Failed;
-                record.failure = Some(Failure {
-                    step,
-                    ..Failure::new(FailureKind::of(&error), error.to_string())
-                });
-                record.owner = None;
-                record.lease_until = None;
-                record.updated_at = to_millis(self.services.clock.now());
-                self.services.store.save_run(&record)?;
-                self.cancel_requests(&record.id, &format!("run failed: {error}"))?;
-                self.publish(&record.id, RunStatus::Failed);
-                return Ok(());
+    ) -> Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>> {
+        Box::pin(async move {
+            if live.contains_key(&record.id) {
+                return Ok(()); // already driven by this engine
             }
-            Err(error) => return Err(error),
-        };
-        let state = RunState::new(
-            Arc::clone(&self.services),
-            record.id.clone(),
-            registered.definition.name,
-            journal,
-        );
-        let span =
-            tracing::info_span!("hitl.run", run_id = %record.id, workflow = registered.definition.name);
-        let shared = Arc::clone(self);
-        let run_state = Arc::clone(&state);
-        let driver =
-            tokio::spawn(async move { shared.drive_run(record, run_state, body).await }.instrument(span));
-        live.insert(
-            state.id.clone(),
-            LiveRun {
-                state,
-                driver: Some(driver),
-            },
-        );
-        Ok(())
+            let loaded = match new_body {
+                Some(body) => Ok((Vec::new(), body)),
+                None => match self.services.store.load_journal(&record.id).await {
+                    Ok(journal) => (registered.start)(record.input.clone()).map(|body| (journal, body)),
+                    Err(error) => Err(error),
+                },
+            };
+            let (journal, body) = match loaded {
+                Ok(loaded) => loaded,
+                // A run whose records cannot be read, or whose input no longer decodes, cannot be
+                // replayed: it ends failed with the reason, and nothing else is affected.
+                Err(error @ (Error::CorruptRecord { .. } | Error::InvalidInput { .. })) => {
+                    tracing::error!(run_id = %record.id, %error, "run cannot be replayed; failing it");
+                    let step = match &error {
+                        Error::CorruptRecord { step, .. } => step.clone(),
+                        _ => None,
+                    };
+                    let mut record = record;
+                    record.status = RunStatus::Failed;
+                    record.failure = Some(Failure {
+                        step,
+                        ..Failure::new(FailureKind::of(&error), error.to_string())
+                    });
+                    record.owner = None;
+                    record.lease_until = None;
+                    record.updated_at = to_millis(self.services.clock.now());
+                    self.services.store.save_run(&record).await?;
+                    self.cancel_requests(&record.id, &format!("run failed: {error}"))
+                        .await?;
+                    self.publish(&record.id, RunStatus::Failed);
+                    return Ok(());
+                }
+                Err(error) => return Err(error),
+            };
+            let state = RunState::new(
+                Arc::clone(&self.services),
+                record.id.clone(),
+                registered.definition.name,
+                journal,
+            );
+            let span =
+                tracing::info_span!("hitl.run", run_id = %record.id, workflow = registered.definition.name);
+            let shared = Arc::clone(self);
+            let run_state = Arc::clone(&state);
+            let driver =
+                tokio::spawn(async move { shared.drive_run(record, run_state, body).await }.instrument(span));
+            live.insert(
+                state.id.clone(),
+                LiveRun {
+                    state,
+                    driver: Some(driver),
+                },
+            );
+            Ok(())
+        })
     }
 
     pub(super) async fn drive_run(
@@ -284,10 +290,15 @@ impl Shared {
         }
         tracing::debug!(status = %record.status, "run finished");
         let run_id = record.id.clone();
-        if let Err(error) = self.finish(record).await {
+        // Steps that sync code journaled since the last write are written before the end.
+        let result = match state.write_buffered().await {
+            Ok(()) => self.finish(record).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = result {
             tracing::error!(%error, "could not record the end of the run; it will be resumed at the next open");
         }
-        lock(&self.live).remove(&run_id);
+        self.live.lock().await.remove(&run_id);
     }
 
     /// Records a pause: the body is already dropped. Durable sleeps in progress become
@@ -308,10 +319,12 @@ impl Shared {
             })
             .collect();
         for timer in &wakes {
-            self.services.store.add_timer(timer)?;
+            self.services.store.add_timer(timer).await?;
         }
+        // Steps that sync code journaled since the last write go before the pause.
+        state.write_buffered().await?;
         {
-            let mut live = lock(&self.live);
+            let mut live = self.live.lock().await;
             if let Some(stop) = state.stop_reason() {
                 return Ok(Some(stop));
             }
@@ -320,7 +333,7 @@ impl Shared {
             // under the live-table lock, which `respond`'s resumption takes too.
             let mut answered = false;
             for request_id in state.requests() {
-                if self.load_request(&request_id)?.status != RequestStatus::Pending {
+                if self.load_request(&request_id).await?.status != RequestStatus::Pending {
                     answered = true;
                     break;
                 }
@@ -329,7 +342,7 @@ impl Shared {
             if answered {
                 tracing::debug!(run_id = %record.id, "answered while pausing; driving the run again");
                 if let Some(registered) = self.registry.get(record.workflow.as_str()).copied() {
-                    self.launch(&mut live, record, registered, None)?;
+                    self.launch(&mut live, record, registered, None).await?;
                     drop(live);
                     for timer in wakes {
                         self.services.timers.arm(timer);
@@ -341,7 +354,7 @@ impl Shared {
             record.owner = None;
             record.lease_until = None;
             record.updated_at = now;
-            self.services.store.save_run(&record)?;
+            self.services.store.save_run(&record).await?;
         }
         self.services.store.flush().await?;
         tracing::info!(run_id = %record.id, "run paused");
@@ -358,7 +371,7 @@ impl Shared {
         record.owner = None;
         record.lease_until = None;
         record.updated_at = to_millis(self.services.clock.now());
-        self.services.store.save_run(&record)?;
+        self.services.store.save_run(&record).await?;
         let reason = match (&record.status, &record.cancel_reason, &record.failure) {
             (RunStatus::Cancelled, Some(reason), _) => Some(format!("run cancelled: {reason}")),
             (RunStatus::Failed, _, Some(failure)) => Some(format!("run failed: {}", failure.message)),
@@ -366,7 +379,7 @@ impl Shared {
             _ => None,
         };
         if let Some(reason) = reason {
-            self.cancel_requests(&record.id, &reason)?;
+            self.cancel_requests(&record.id, &reason).await?;
         }
         self.services.store.flush().await?;
         self.publish(&record.id, record.status);

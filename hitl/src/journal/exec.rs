@@ -273,11 +273,7 @@ fn run_sync_step<C: Codec<R>, R>(name: &'static str, input_hash: u64, body: impl
     let output = with_ambient(Ambient::Activity(step.idempotency_key()), body);
     match C::encode(&output) {
         None => step.note_error(),
-        Some(Ok(value)) => {
-            if !step.complete_blocking(value, true) {
-                halt_sync()
-            }
-        }
+        Some(Ok(value)) => step.complete_sync(value),
         Some(Err(source)) => {
             let error = Error::Encode {
                 what: format!("the output of step `{}`", step.id),

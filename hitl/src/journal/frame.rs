@@ -207,21 +207,34 @@ impl Step {
         }
     }
 
-    /// Journals the step's output and, in `Durability::Flush`, waits until it is durable.
+    /// Journals the step's output (with any sync steps buffered before it) and, in
+    /// `Durability::Flush`, waits until it is durable.
     ///
     /// Returns `false` when the write failed; the run has then been failed.
     pub(crate) async fn complete(&self, output: Value) -> bool {
         let record = self.record_for(output, true);
-        let result = self.write(&record);
+        let result = self.write(record).await;
         self.finish_write(result).await
     }
 
     /// Journals an unfinished step (a durable timer's deadline) and makes it durable.
     pub(crate) async fn complete_waiting(&self, output: Value) -> bool {
         let record = self.record_for(output, false);
-        let result = self.write(&record);
-        match result {
+        match self.write(record).await {
             Ok(()) => self.await_flush(self.frame.run.services.store.flush()).await,
+            Err(error) => {
+                self.frame.run.fail(&error, Some(self));
+                false
+            }
+        }
+    }
+
+    /// Journals the step's output without waiting for a flush: for a value already durable
+    /// elsewhere (a request's resolution); the next durable step's flush covers the write.
+    pub(crate) async fn complete_unflushed(&self, output: Value) -> bool {
+        let record = self.record_for(output, true);
+        match self.write(record).await {
+            Ok(()) => true,
             Err(error) => {
                 self.frame.run.fail(&error, Some(self));
                 false
@@ -233,39 +246,32 @@ impl Step {
     pub(crate) async fn complete_channel_set(&self, key: &str, value: Value) -> bool {
         let record = self.record_for(value.clone(), true);
         let run = &self.frame.run;
-        let result = run
-            .services
-            .store
-            .append_channel_set(&run.id, &self.id, &record, key, &value);
+        let result = match run.write_buffered().await {
+            Ok(()) => {
+                run.services
+                    .store
+                    .append_channel_set(&run.id, &self.id, &record, key, &value)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
         self.finish_write(result).await
     }
 
-    /// Journals the step synchronously (a sync task, `ctx.now()`, …).
-    ///
-    /// `durable` asks for a blocking flush in `Durability::Flush`; values that carry no side
-    /// effect skip it, since the next durable step flushes them too.
-    pub(crate) fn complete_blocking(&self, output: Value, durable: bool) -> bool {
+    /// Journals the step from sync code (a sync task, `ctx.now()`, …): the record joins the
+    /// run's write buffer, which the run's next write carries (the next async step, a
+    /// request, the pause or the end). Nothing the run does after this step is observable
+    /// before that write, and a crash before it repeats only this step.
+    pub(crate) fn complete_sync(&self, output: Value) {
         let record = self.record_for(output, true);
-        let run = &self.frame.run;
-        let result = self.write(&record).and_then(|()| {
-            if durable && run.services.durability == crate::Durability::Flush {
-                run.services.store.flush_blocking()
-            } else {
-                Ok(())
-            }
-        });
-        match result {
-            Ok(()) => true,
-            Err(error) => {
-                run.fail(&error, Some(self));
-                false
-            }
-        }
+        self.frame.run.buffer_step(self.id.clone(), record);
     }
 
-    fn write(&self, record: &StepRecord) -> Result<()> {
+    async fn write(&self, record: StepRecord) -> Result<()> {
         let run = &self.frame.run;
-        let result = run.services.store.append_step(&run.id, &self.id, record);
+        let mut steps = run.take_buffered();
+        steps.push((self.id.clone(), record));
+        let result = run.services.store.append_steps(&run.id, &steps).await;
         crate::failpoint::hit("after_journal_write");
         result
     }

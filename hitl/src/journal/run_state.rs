@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::frame::Step;
 use super::services::Services;
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::model::run::{Failure, FailureKind, Stop};
 use crate::model::step::StepRecord;
 use crate::util::lock;
@@ -39,6 +39,8 @@ pub(crate) struct RunState {
     sleeps: Mutex<BTreeMap<String, u64>>,
     /// Wakes the driver when the run stops or may pause.
     driver: Mutex<Option<Waker>>,
+    /// Steps journaled by sync code, written with the run's next write.
+    buffered: Mutex<Vec<(String, StepRecord)>>,
 }
 
 impl RunState {
@@ -63,7 +65,27 @@ impl RunState {
             requests: Mutex::new(BTreeSet::new()),
             sleeps: Mutex::new(BTreeMap::new()),
             driver: Mutex::new(None),
+            buffered: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Adds a step journaled by sync code to the write buffer.
+    pub(crate) fn buffer_step(&self, step_id: String, record: StepRecord) {
+        lock(&self.buffered).push((step_id, record));
+    }
+
+    /// Takes the buffered steps, for a write that carries them.
+    pub(crate) fn take_buffered(&self) -> Vec<(String, StepRecord)> {
+        std::mem::take(&mut *lock(&self.buffered))
+    }
+
+    /// Writes the buffered steps now (before a request is made, or the run pauses or ends).
+    pub(crate) async fn write_buffered(&self) -> Result<()> {
+        let steps = self.take_buffered();
+        if steps.is_empty() {
+            return Ok(());
+        }
+        self.services.store.append_steps(&self.id, &steps).await
     }
 
     /// Stops the run; the first reason wins.

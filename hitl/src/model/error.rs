@@ -63,9 +63,9 @@ pub enum Error {
         supported: u32,
     },
 
-    /// A storage operation failed.
+    /// A storage operation failed (the backend's error is the source).
     #[error("storage error: {0}")]
-    Storage(#[source] sled::Error),
+    Storage(#[source] StoreError),
 
     /// A filesystem operation outside sled failed (creating the directory, the marker file).
     #[error("i/o error on `{path}`: {source}")]
@@ -305,8 +305,64 @@ fn list_or_none(items: &[String]) -> String {
     }
 }
 
-impl From<sled::Error> for Error {
-    fn from(error: sled::Error) -> Self {
+impl From<StoreError> for Error {
+    fn from(error: StoreError) -> Self {
         Error::Storage(error)
+    }
+}
+
+/// A storage backend's failure, opaque: what kind of failure it is, and the backend's own
+/// error as its source. Backends build one with [`StoreError::new`]; the engine reports it
+/// as [`Error::Storage`].
+#[derive(Debug)]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// What kind of storage failure a [`StoreError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The backend cannot be reached or is shutting down; retrying later may succeed.
+    Unavailable,
+    /// A concurrent writer got there first (a lost lease, a serialization failure).
+    Conflict,
+    /// Stored bytes are damaged or were written by something else.
+    Corrupt,
+    /// The backend's disk or network I/O failed.
+    Io,
+}
+
+impl StoreError {
+    /// A failure of `kind` caused by `source` (the backend's own error).
+    pub fn new(kind: StoreErrorKind, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        StoreError {
+            kind,
+            source: source.into(),
+        }
+    }
+
+    /// What kind of failure it is.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            StoreErrorKind::Unavailable => "storage unavailable",
+            StoreErrorKind::Conflict => "conflicting write",
+            StoreErrorKind::Corrupt => "corrupt storage",
+            StoreErrorKind::Io => "storage i/o failed",
+        };
+        write!(f, "{kind}: {}", self.source)
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
     }
 }

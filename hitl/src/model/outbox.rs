@@ -94,15 +94,22 @@ pub struct Attempt {
 
 /// A notification waiting in (or delivered from) the outbox.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct OutboxRecord {
+#[non_exhaustive]
+pub struct OutboxRecord {
+    /// The format version it was written in.
     pub v: u32,
     /// The idempotency id: `request id/index`.
     pub id: String,
+    /// The request it announces.
     pub request_id: String,
+    /// The run it belongs to.
     pub run_id: String,
+    /// Where to send the notification.
     pub notify: Notify,
+    /// Every delivery attempt so far.
     #[serde(default)]
     pub attempts: Vec<Attempt>,
+    /// When it was delivered, in ms since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_at: Option<u64>,
     /// No more attempts will be made.

@@ -72,32 +72,46 @@ pub struct Constraints {
 
 /// Everything a request says, whatever its answer type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct RequestSpec {
+#[non_exhaustive]
+pub struct RequestSpec {
+    /// What kind it is.
     pub kind: FeedbackKind,
+    /// The question.
     pub prompt: String,
+    /// Context, in Markdown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<String>,
+    /// The options of a selection.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
+    /// Text and count constraints.
     #[serde(default)]
     pub constraints: Constraints,
+    /// The JSON Schema of a typed input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<Value>,
+    /// The value a form starts with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<Value>,
+    /// The step name given with `Feedback::key`, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     /// In-memory wait before pausing, in ms.
     #[serde(default)]
     pub timeout_ms: u64,
+    /// How long until the request expires, in ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_after_ms: Option<u64>,
+    /// What happens when the deadline passes.
     #[serde(default = "default_on_expiry")]
     pub on_expiry: OnExpiry,
+    /// Where to send the notification.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<Notify>,
+    /// Who may answer (empty: anyone with credentials).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub responders: Vec<String>,
+    /// Approvals needed.
     #[serde(default = "one")]
     pub quorum: u32,
 }
@@ -287,18 +301,28 @@ pub struct Vote {
 /// How a request resolved; the feedback step's journaled output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
-pub(crate) enum Resolution {
+#[non_exhaustive]
+pub enum Resolution {
+    /// Answered, by a person or by the expiry default.
     Answered {
+        /// The validated answer.
         response: Response,
+        /// Who answered.
         responder: String,
+        /// When, in ms since the epoch.
         answered_at: u64,
+        /// Votes so far, for a quorum.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         votes: Vec<Vote>,
     },
+    /// The deadline passed; the policy applied.
     Expired {
+        /// The expiry policy that applied.
         policy: OnExpiry,
     },
+    /// Cancelled with its run.
     Cancelled {
+        /// The reason given.
         reason: String,
     },
 }
@@ -312,24 +336,37 @@ impl Resolution {
 
 /// A request as stored in the `requests` tree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct RequestRecord {
+#[non_exhaustive]
+pub struct RequestRecord {
+    /// The format version it was written in.
     pub v: u32,
+    /// Its id.
     pub id: String,
+    /// The run it belongs to.
     pub run_id: String,
+    /// The run's workflow.
     pub workflow: String,
+    /// The feedback step's id in the run.
     pub step_id: String,
     /// `file:line` of the `request_feedback` call.
     pub location: String,
+    /// What the request asks.
     #[serde(flatten)]
     pub spec: RequestSpec,
+    /// Where it stands.
     pub status: RequestStatus,
+    /// When it was created, in ms since the epoch.
     pub created_at: u64,
+    /// Its deadline, in ms since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
+    /// Votes so far, for a quorum.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub votes: Vec<Vote>,
+    /// How it resolved, once resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<Resolution>,
+    /// When it resolved, in ms since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_at: Option<u64>,
 }

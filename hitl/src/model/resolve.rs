@@ -157,6 +157,15 @@ pub(crate) fn wake_for(request: &RequestRecord) -> Timer {
     }
 }
 
+impl Timer {
+    /// The wake-up a resolved request arms for its run, in the resolving transaction: due
+    /// when the request resolved. What [`Store::resolve_request`](crate::store::Store::resolve_request)
+    /// arms; a backend calls this rather than building the timer itself.
+    pub fn wake_for(request: &RequestRecord) -> Timer {
+        wake_for(request)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -131,16 +131,25 @@ impl fmt::Display for Failure {
 
 /// A run as stored in the `runs` tree.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub(crate) struct RunRecord {
+#[non_exhaustive]
+pub struct RunRecord {
+    /// The format version it was written in.
     pub v: u32,
+    /// Its id.
     pub id: String,
+    /// The run's workflow.
     pub workflow: String,
+    /// Where it stands.
     pub status: RunStatus,
+    /// The workflow's input, as a JSON object keyed by argument name.
     pub input: Value,
+    /// The journaled output (JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Value>,
+    /// Why it failed, once failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
+    /// Why it was cancelled, once cancelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<String>,
     /// Hash of the workflow's step-site table when the run started.
@@ -151,7 +160,9 @@ pub(crate) struct RunRecord {
     /// Until when `owner` holds the run, in ms since the epoch; a lapsed lease may be taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_until: Option<u64>,
+    /// When it was created, in ms since the epoch.
     pub created_at: u64,
+    /// When its status last changed, in ms since the epoch.
     pub updated_at: u64,
 }
 

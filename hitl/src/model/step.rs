@@ -31,14 +31,18 @@ pub enum StepKind {
 
 /// A durable timer: when the engine must act without being asked.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Timer {
+#[non_exhaustive]
+pub struct Timer {
     /// When, in ms since the epoch.
     pub deadline: u64,
+    /// What the timer does.
     pub action: TimerAction,
 }
 
+/// What a durable timer does when it fires.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum TimerAction {
+#[non_exhaustive]
+pub enum TimerAction {
     /// Resolve the request by its expiry policy if it is still pending.
     Expire(String),
     /// Resume the run if it is paused (a request resolved, or a durable sleep ended).
@@ -72,24 +76,30 @@ impl Timer {
 /// One journaled step, as stored in the `journal` tree. Field names are short because a run
 /// stores one of these per step.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub(crate) struct StepRecord {
+#[non_exhaustive]
+pub struct StepRecord {
+    /// The format version it was written in.
     #[serde(rename = "v")]
     pub version: u32,
+    /// What kind it is.
     #[serde(rename = "k")]
     pub kind: StepKind,
     /// Order of completion within the run (history sorts by it).
     #[serde(rename = "q")]
     pub seq: u64,
+    /// Source line of the step.
     #[serde(rename = "l")]
     pub line: u32,
     /// Hash of the step's serialized input; 0 when the step has none.
     #[serde(rename = "i", default, skip_serializing_if = "is_zero")]
     pub input_hash: u64,
+    /// When the step started, in ms since the epoch.
     #[serde(rename = "s")]
     pub started_at: u64,
     /// `None` while a durable timer is still waiting.
     #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<u64>,
+    /// The journaled output (JSON).
     #[serde(rename = "o")]
     pub output: Value,
 }

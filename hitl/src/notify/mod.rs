@@ -81,26 +81,28 @@ impl Notifier {
     async fn deliver_due(&self, services: &Services) -> crate::Result<Option<u64>> {
         let mut next_due = None::<u64>;
         let mut secret = None;
-        for mut record in services.store.undelivered()? {
+        // Every undelivered notification, soonest first: the due ones are sent, the first that
+        // is not yet due says when to look again.
+        for mut record in services.store.due_notifications(u64::MAX, usize::MAX).await? {
             let now = crate::clock::to_millis(services.clock.now());
             if record.next_attempt_at > now {
                 next_due =
                     Some(next_due.map_or(record.next_attempt_at, |due| due.min(record.next_attempt_at)));
                 continue;
             }
-            let Some(request) = services.store.load_request(&record.request_id)? else {
+            let Some(request) = services.store.load_request(&record.request_id).await? else {
                 record.gave_up = true;
-                services.store.save_outbox(&record)?;
+                services.store.save_outbox(&record).await?;
                 continue;
             };
             // Retrying an announcement of a request that is no longer open helps nobody.
             if !record.attempts.is_empty() && request.status != RequestStatus::Pending {
                 record.gave_up = true;
-                services.store.save_outbox(&record)?;
+                services.store.save_outbox(&record).await?;
                 continue;
             }
             if secret.is_none() && self.base_url.is_some() {
-                secret = Some(crate::links::secret(services.store.as_ref())?);
+                secret = Some(crate::links::secret(services.store.as_ref()).await?);
             }
             let body = self.payload(&record, &request.view(), secret.as_deref());
             let result = self
@@ -143,7 +145,7 @@ impl Notifier {
                 next_due =
                     Some(next_due.map_or(record.next_attempt_at, |due| due.min(record.next_attempt_at)));
             }
-            services.store.save_outbox(&record)?;
+            services.store.save_outbox(&record).await?;
         }
         Ok(next_due)
     }

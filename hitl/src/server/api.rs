@@ -158,7 +158,7 @@ pub(crate) async fn list_requests(
         run_id: given(query.run),
         older_than: None,
     };
-    Ok(Json(state.engine().requests(&filter, status)?))
+    Ok(Json(state.engine().requests(&filter, status).await?))
 }
 
 /// One request, whatever its status.
@@ -176,7 +176,7 @@ pub(crate) async fn get_request(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Request>, ApiError> {
     let Path(id) = id?;
-    Ok(Json(state.engine().request(&id)?))
+    Ok(Json(state.engine().request(&id).await?))
 }
 
 /// Answers a request as the responder the token names. The answer is validated against the
@@ -227,7 +227,7 @@ pub(crate) async fn list_runs(
         status,
         workflow: given(query.workflow),
     };
-    Ok(Json(state.engine().runs(&filter)?))
+    Ok(Json(state.engine().runs(&filter).await?))
 }
 
 /// One run.
@@ -245,7 +245,7 @@ pub(crate) async fn get_run(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<RunInfo>, ApiError> {
     let Path(id) = id?;
-    Ok(Json(state.engine().run_info(&id)?))
+    Ok(Json(state.engine().run_info(&id).await?))
 }
 
 /// A run's journaled steps, in the order they completed, with feedback requests and their
@@ -264,7 +264,7 @@ pub(crate) async fn run_history(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
     let Path(id) = id?;
-    Ok(Json(state.engine().history(&id)?))
+    Ok(Json(state.engine().history(&id).await?))
 }
 
 /// Cancels a run: it stops at its next step boundary and its open requests are cancelled.
@@ -305,7 +305,7 @@ pub(crate) async fn cancel_run(
         }
     };
     let engine = state.engine();
-    let run = engine.run_info(&id)?;
+    let run = engine.run_info(&id).await?;
     if run.status.is_terminal() {
         return Err(ApiError::from(crate::Error::RunFinished {
             run_id: id,
@@ -317,7 +317,7 @@ pub(crate) async fn cancel_run(
         None => format!("cancelled by {}", responder.name()),
     };
     engine.cancel(&id, reason).await?;
-    Ok(Json(engine.run_info(&id)?))
+    Ok(Json(engine.run_info(&id).await?))
 }
 
 /// Unknown API paths: a JSON 404 rather than a page.

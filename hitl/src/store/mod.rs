@@ -27,110 +27,237 @@
 //! `channels`, in one transaction). With `Durability::Flush` the engine then waits for
 //! [`Store::flush`], which concurrent runs share (group commit).
 
+pub(crate) mod memory;
 pub(crate) mod sled;
 
 use std::future::Future;
 use std::pin::Pin;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::model::outbox::OutboxRecord;
-use crate::model::request::RequestRecord;
-use crate::model::run::RunRecord;
-use crate::model::step::{StepRecord, Timer};
 
+pub use crate::model::error::{StoreError, StoreErrorKind};
+pub use crate::model::outbox::OutboxRecord;
+pub use crate::model::request::{RequestRecord, RequestSpec, Resolution};
+pub use crate::model::run::RunRecord;
+pub use crate::model::step::{StepRecord, Timer, TimerAction};
+pub use memory::MemStore;
 pub(crate) use sled::SledStore;
 
 /// The version written into every stored value and into the database's marker file.
 pub(crate) const FORMAT_VERSION: u32 = 1;
 
+/// What every [`Store`] method returns: a boxed future, so that `Arc<dyn Store>` works.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
 /// A pending flush shared with other writers.
-pub(crate) type FlushFuture = Pin<Box<dyn Future<Output = Result<()>> + Send + 'static>>;
+pub type FlushFuture = StoreFuture<'static, ()>;
 
-/// The engine's view of storage.
-pub(crate) trait Store: Send + Sync + 'static {
+/// The rule [`Store::resolve_request`] runs inside its transaction: given the request as
+/// stored, the request as it must be stored next (`Ok(None)`: leave it), or the error that
+/// refuses the change (nothing is written).
+pub type RequestChange<'a> = dyn Fn(&RequestRecord) -> Result<Option<RequestRecord>> + Send + Sync + 'a;
+
+/// What [`Store::resolve_request`] did.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Resolved {
+    /// The request as stored now.
+    pub record: RequestRecord,
+    /// Whether the change wrote anything.
+    pub changed: bool,
+    /// The wake-up of the request's run armed in the same transaction, when the change
+    /// resolved the request ([`Timer::wake_for`]).
+    pub wake: Option<Timer>,
+}
+
+/// Which runs [`Store::runs`] returns: matching every given filter, in id order, after the
+/// cursor, at most `limit`.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct RunQuery {
+    /// Only runs in this status.
+    pub status: Option<crate::model::run::RunStatus>,
+    /// Only runs of this workflow.
+    pub workflow: Option<String>,
+    /// Only runs created before this time (ms since the epoch).
+    pub created_before: Option<u64>,
+    /// Only runs whose id sorts after this one (the last id of the previous page).
+    pub after: Option<String>,
+    /// At most this many (`None`: all).
+    pub limit: Option<usize>,
+}
+
+impl RunQuery {
+    /// Every run.
+    pub fn all() -> Self {
+        RunQuery::default()
+    }
+
+    /// Whether `run` matches every filter except the cursor and limit.
+    pub fn matches(&self, run: &RunRecord) -> bool {
+        self.status.is_none_or(|status| run.status == status)
+            && self
+                .workflow
+                .as_ref()
+                .is_none_or(|workflow| &run.workflow == workflow)
+            && self.created_before.is_none_or(|before| run.created_at < before)
+    }
+}
+
+/// Which requests [`Store::requests`] returns: matching every given filter, oldest first
+/// (by creation time, then id), at most `limit`.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct RequestQuery {
+    /// Only requests in this status.
+    pub status: Option<crate::model::request::RequestStatus>,
+    /// Only requests of this run.
+    pub run_id: Option<String>,
+    /// Only requests of runs of this workflow.
+    pub workflow: Option<String>,
+    /// At most this many (`None`: all).
+    pub limit: Option<usize>,
+}
+
+impl RequestQuery {
+    /// The unanswered requests (of one run, if given).
+    pub fn pending(run_id: Option<&str>) -> Self {
+        RequestQuery {
+            status: Some(crate::model::request::RequestStatus::Pending),
+            run_id: run_id.map(str::to_owned),
+            ..RequestQuery::default()
+        }
+    }
+
+    /// Whether `request` matches every filter except the limit.
+    pub fn matches(&self, request: &RequestRecord) -> bool {
+        self.status.is_none_or(|status| request.status == status)
+            && self.run_id.as_ref().is_none_or(|run| &request.run_id == run)
+            && self
+                .workflow
+                .as_ref()
+                .is_none_or(|workflow| &request.workflow == workflow)
+    }
+}
+
+/// What a backend can say about its size; `None` where it cannot tell.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StorageStats {
+    /// Bytes the backend uses on disk.
+    pub on_disk: Option<u64>,
+    /// Bytes of keys and values stored.
+    pub logical: Option<u64>,
+}
+
+/// The storage boundary: one method per atomic domain operation.
+///
+/// The engine talks only to this trait, through an `Arc<dyn Store>`; plug a backend in with
+/// [`EngineBuilder::store`](crate::EngineBuilder::store). Each method's promise is written
+/// on it and checked, for every backend, by the contract suite (`hitl::store::contract`,
+/// feature `contract`). Errors are [`Error`]s: a backend's own failure is
+/// [`Error::Storage`] with a [`StoreError`]; a record that no longer decodes is
+/// [`Error::Decode`] (or [`Error::CorruptRecord`] for a run's journal entry).
+pub trait Store: Send + Sync + 'static {
+    /// Inserts `run` unless its id is taken; returns the existing record when it is
+    /// (creating a run is idempotent by id).
+    fn create_run<'a>(&'a self, run: &'a RunRecord) -> StoreFuture<'a, Option<RunRecord>>;
     /// The run with this id, if any.
-    fn load_run(&self, run_id: &str) -> Result<Option<RunRecord>>;
+    fn load_run<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Option<RunRecord>>;
     /// Writes (replaces) a run record.
-    fn save_run(&self, run: &RunRecord) -> Result<()>;
-    /// Inserts `run` unless its id is taken; returns the existing record when it is.
-    fn create_run(&self, run: &RunRecord) -> Result<Option<RunRecord>>;
-    /// Every run, in id order.
-    fn list_runs(&self) -> Result<Vec<RunRecord>>;
+    fn save_run<'a>(&'a self, run: &'a RunRecord) -> StoreFuture<'a, ()>;
+    /// The runs matching `query`, in id order. A record that cannot be decoded is skipped
+    /// (and logged), so that one damaged run does not hide the others.
+    fn runs<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, Vec<RunRecord>>;
 
-    /// Every journaled step of a run, in key order.
-    fn load_journal(&self, run_id: &str) -> Result<Vec<(String, StepRecord)>>;
-    /// Journals one step: a single atomic write.
-    fn append_step(&self, run_id: &str, step_id: &str, step: &StepRecord) -> Result<()>;
+    /// Every journaled step of a run, in step-id order.
+    fn load_journal<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Vec<(String, StepRecord)>>;
+    /// Journals steps of one run, all or none.
+    fn append_steps<'a>(&'a self, run_id: &'a str, steps: &'a [(String, StepRecord)]) -> StoreFuture<'a, ()>;
     /// Journals a channel `set` together with the new channel value, atomically.
-    fn append_channel_set(
-        &self,
-        run_id: &str,
-        step_id: &str,
-        step: &StepRecord,
-        key: &str,
-        value: &Value,
-    ) -> Result<()>;
+    fn append_channel_set<'a>(
+        &'a self,
+        run_id: &'a str,
+        step_id: &'a str,
+        step: &'a StepRecord,
+        key: &'a str,
+        value: &'a Value,
+    ) -> StoreFuture<'a, ()>;
     /// The current value of a run's channel key.
-    fn channel_value(&self, run_id: &str, key: &str) -> Result<Option<Value>>;
+    fn channel_value<'a>(&'a self, run_id: &'a str, key: &'a str) -> StoreFuture<'a, Option<Value>>;
 
-    /// Remembers the step-site table of a workflow version (deduplicated by hash).
-    fn save_definition(&self, workflow: &str, fingerprint: &str, sites: &[String]) -> Result<()>;
+    /// Remembers the step-site table of a workflow version (deduplicated by fingerprint).
+    fn save_definition<'a>(
+        &'a self,
+        workflow: &'a str,
+        fingerprint: &'a str,
+        sites: &'a [String],
+    ) -> StoreFuture<'a, ()>;
     /// The step-site table stored for a workflow version.
-    fn load_definition(&self, workflow: &str, fingerprint: &str) -> Result<Option<Vec<String>>>;
+    fn load_definition<'a>(
+        &'a self,
+        workflow: &'a str,
+        fingerprint: &'a str,
+    ) -> StoreFuture<'a, Option<Vec<String>>>;
 
-    /// Makes a feedback request: its waiting journal entry, the request, its pending entry,
-    /// its notifications and its expiry timer, in one transaction.
-    fn create_request(
-        &self,
-        step: &StepRecord,
-        request: &RequestRecord,
-        outbox: &[OutboxRecord],
+    /// Makes a feedback request in one transaction: the feedback step's waiting journal
+    /// entry `step` (at `request.step_id`), the request, its place among the pending
+    /// requests, its notifications and its expiry timer — all of them or none.
+    fn create_request<'a>(
+        &'a self,
+        step: &'a StepRecord,
+        request: &'a RequestRecord,
+        outbox: &'a [OutboxRecord],
         expiry: Option<Timer>,
-    ) -> Result<()>;
+    ) -> StoreFuture<'a, ()>;
     /// The request with this id, if any.
-    fn load_request(&self, request_id: &str) -> Result<Option<RequestRecord>>;
-    /// Atomically reads a request, lets `change` decide (`Ok(None)`: leave it as it is), and
-    /// writes the result; resolved requests leave the pending index and, with `wake_run`, arm
-    /// their run's wake-up (`model::resolve::wake_for`) in the same transaction.
-    fn update_request(
-        &self,
-        request_id: &str,
-        change: &dyn Fn(&RequestRecord) -> Result<Option<RequestRecord>>,
-        wake_run: bool,
-    ) -> Result<RequestRecord>;
-    /// Every unanswered request (of one run, if given).
-    fn pending_requests(&self, run_id: Option<&str>) -> Result<Vec<RequestRecord>>;
+    fn load_request<'a>(&'a self, request_id: &'a str) -> StoreFuture<'a, Option<RequestRecord>>;
+    /// In one transaction: reads the request, runs `change` on it, and writes the result.
+    /// A request that leaves `Pending` leaves the pending requests, and the wake-up of its
+    /// run ([`Timer::wake_for`]) is armed in the same transaction. Concurrent calls are
+    /// serialized: the first valid answer wins, and a second sees the first's result.
+    /// [`Error::RequestNotFound`] when there is no such request; `change`'s error is
+    /// returned as it is, with nothing written.
+    fn resolve_request<'a>(
+        &'a self,
+        request_id: &'a str,
+        change: &'a RequestChange<'a>,
+    ) -> StoreFuture<'a, Resolved>;
+    /// The requests matching `query`, oldest first. Undecodable records are skipped (and
+    /// logged).
+    fn requests<'a>(&'a self, query: &'a RequestQuery) -> StoreFuture<'a, Vec<RequestRecord>>;
 
-    /// Notifications not yet delivered nor given up.
-    fn undelivered(&self) -> Result<Vec<OutboxRecord>>;
-    /// The notifications of a request.
-    fn outbox_of(&self, request_id: &str) -> Result<Vec<OutboxRecord>>;
+    /// Notifications neither delivered nor given up whose next attempt is due at `now`
+    /// (ms since the epoch) or earlier, soonest first, at most `limit`.
+    fn due_notifications<'a>(&'a self, now: u64, limit: usize) -> StoreFuture<'a, Vec<OutboxRecord>>;
+    /// The notifications of a request, in id order.
+    fn outbox_of<'a>(&'a self, request_id: &'a str) -> StoreFuture<'a, Vec<OutboxRecord>>;
     /// Writes an outbox record back (an attempt was made).
-    fn save_outbox(&self, record: &OutboxRecord) -> Result<()>;
+    fn save_outbox<'a>(&'a self, record: &'a OutboxRecord) -> StoreFuture<'a, ()>;
 
     /// Arms a timer.
-    fn add_timer(&self, timer: &Timer) -> Result<()>;
-    /// Disarms a timer.
-    fn remove_timer(&self, timer: &Timer) -> Result<()>;
-    /// Every armed timer.
-    fn timers(&self) -> Result<Vec<Timer>>;
+    fn add_timer<'a>(&'a self, timer: &'a Timer) -> StoreFuture<'a, ()>;
+    /// Disarms a timer (no error when it is not armed).
+    fn remove_timer<'a>(&'a self, timer: &'a Timer) -> StoreFuture<'a, ()>;
+    /// Armed timers due before `before` (ms since the epoch), soonest first, at most `limit`.
+    fn due_timers(&self, before: u64, limit: usize) -> StoreFuture<'_, Vec<Timer>>;
 
-    /// A per-database random secret (created on first use), for signing links.
-    fn secret(&self) -> Result<Vec<u8>>;
+    /// A random per-database secret, created on first use and the same ever after (it signs
+    /// notification links).
+    fn secret(&self) -> StoreFuture<'_, Vec<u8>>;
 
-    /// Bytes on disk used by the database.
-    fn size_on_disk(&self) -> Result<u64>;
-
-    /// Bytes of keys and values stored, over every tree.
-    fn logical_size(&self) -> Result<u64>;
-
-    /// Makes every write issued before this call durable. Concurrent callers share flushes.
+    /// Resolves once every write issued before this call is durable. Concurrent callers may
+    /// share one flush.
     fn flush(&self) -> FlushFuture;
-    /// Like [`flush`](Store::flush), for callers outside async code.
-    fn flush_blocking(&self) -> Result<()>;
+
+    /// Sizes, where the backend can tell.
+    fn storage_stats(&self) -> StoreFuture<'_, StorageStats> {
+        Box::pin(std::future::ready(Ok(StorageStats::default())))
+    }
 }
 
 /// Encodes a stored value.

@@ -209,12 +209,12 @@ pub async fn stop(engine: Engine, dir: &Path) {
 }
 
 /// The open request of a paused run.
-pub fn request_of(engine: &Engine, run_id: &str) -> Request {
+pub async fn request_of(engine: &Engine, run_id: &str) -> Request {
     let filter = PendingFilter {
         run_id: Some(run_id.to_owned()),
         ..PendingFilter::default()
     };
-    let mut requests = engine.pending(&filter).expect("pending requests");
+    let mut requests = engine.pending(&filter).await.expect("pending requests");
     assert_eq!(requests.len(), 1, "run `{run_id}` should wait on one request");
     requests.remove(0)
 }

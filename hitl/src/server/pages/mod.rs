@@ -106,7 +106,7 @@ pub(crate) async fn inbox(State(state): State<AppState>, headers: HeaderMap, uri
         responder: &session.responder,
         csrf: &csrf,
     };
-    match state.engine().pending(&PendingFilter::default()) {
+    match state.engine().pending(&PendingFilter::default()).await {
         Ok(requests) => page(
             StatusCode::OK,
             views::inbox(paths(&state), &viewer, &requests, state.engine().now()),

@@ -175,7 +175,7 @@ pub(crate) async fn request_page(
         Err(error) => return error_page(&state, &Viewer::Anonymous, &error),
     };
     let viewer = credentials.viewer();
-    let request = match state.engine().request(&id) {
+    let request = match state.engine().request(&id).await {
         Ok(request) => request,
         Err(error) => return error_page(&state, &viewer, &error.into()),
     };
@@ -249,7 +249,7 @@ pub(crate) async fn answer(
         );
         return error_page(&state, &viewer, &error);
     }
-    let request = match state.engine().request(&id) {
+    let request = match state.engine().request(&id).await {
         Ok(request) => request,
         Err(error) => return error_page(&state, &viewer, &error.into()),
     };
@@ -315,7 +315,7 @@ pub(crate) async fn answer(
             quorum,
             ..
         }) => {
-            let current = state.engine().request(&id).unwrap_or(request);
+            let current = state.engine().request(&id).await.unwrap_or(request);
             page(
                 StatusCode::CONFLICT,
                 views::request_closed(
@@ -330,7 +330,7 @@ pub(crate) async fn answer(
         }
         Err(error) => {
             let error = ApiError::from(error);
-            let current = state.engine().request(&id).unwrap_or(request);
+            let current = state.engine().request(&id).await.unwrap_or(request);
             match error.status {
                 StatusCode::CONFLICT | StatusCode::GONE => {
                     closed(&state, &viewer, &current, Some(error.status))

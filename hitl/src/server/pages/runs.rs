@@ -20,7 +20,7 @@ pub(crate) async fn runs_page(State(state): State<AppState>, headers: HeaderMap,
         responder: &session.responder,
         csrf: &csrf,
     };
-    match state.engine().runs(&RunFilter::default()) {
+    match state.engine().runs(&RunFilter::default()).await {
         Ok(mut runs) => {
             runs.sort_by_key(|run| std::cmp::Reverse(run.updated_at));
             page(
@@ -52,15 +52,17 @@ pub(crate) async fn run_page(
         Err(rejection) => return error_page(&state, &viewer, &rejection.into()),
     };
     let engine = state.engine();
-    let loaded = engine.run_info(&id).and_then(|run| {
-        let history = engine.history(&id)?;
+    let loaded = async {
+        let run = engine.run_info(&id).await?;
+        let history = engine.history(&id).await?;
         let filter = PendingFilter {
             run_id: Some(id.clone()),
             ..PendingFilter::default()
         };
-        let requests = engine.requests(&filter, None)?;
-        Ok((run, history, requests))
-    });
+        let requests = engine.requests(&filter, None).await?;
+        Ok::<_, crate::Error>((run, history, requests))
+    }
+    .await;
     match loaded {
         Ok((run, history, requests)) => page(
             StatusCode::OK,

@@ -66,7 +66,7 @@ impl GroupCommit {
                 .clone();
             match error {
                 None => Ok(()),
-                Some(error) => Err(Error::Storage(sled::Error::Io(std::io::Error::other(
+                Some(error) => Err(super::sled_error(sled::Error::Io(std::io::Error::other(
                     error.to_string(),
                 )))),
             }

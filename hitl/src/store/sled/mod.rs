@@ -11,6 +11,7 @@
 //! and reported as [`Error::Corrupt`].
 
 use std::fs::File;
+use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -25,11 +26,13 @@ use group_commit::GroupCommit;
 use open::{CleanClose, OpenPath};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use super::{FlushFuture, RunRecord, StepRecord, Store, Timer, decode, encode, run_key, run_prefix};
+use super::{
+    FlushFuture, RequestChange, RequestQuery, Resolved, RunQuery, RunRecord, StepRecord, StorageStats, Store,
+    StoreError, StoreErrorKind, StoreFuture, Timer, decode, encode, run_key, run_prefix,
+};
 use crate::error::{Error, Result};
 use crate::model::outbox::OutboxRecord;
 use crate::model::request::{RequestRecord, RequestStatus};
-use crate::model::resolve::wake_for as resolution_wake;
 
 /// How to open the sled database.
 #[derive(Debug, Clone)]
@@ -62,16 +65,21 @@ pub(crate) struct SledStore {
     _open: Option<OpenPath>,
 }
 
-impl Store for SledStore {
+/// The operations, synchronous (sled is); the [`Store`] impl below wraps each in a ready
+/// future.
+impl SledStore {
     fn load_run(&self, run_id: &str) -> Result<Option<RunRecord>> {
         self.runs
-            .get(run_id)?
+            .get(run_id)
+            .storage()?
             .map(|bytes| decode(run_id.as_bytes(), &bytes))
             .transpose()
     }
 
     fn save_run(&self, run: &RunRecord) -> Result<()> {
-        self.runs.insert(run.id.as_bytes(), encode("a run", run)?)?;
+        self.runs
+            .insert(run.id.as_bytes(), encode("a run", run)?)
+            .storage()?;
         Ok(())
     }
 
@@ -79,7 +87,8 @@ impl Store for SledStore {
         let bytes = encode("a run", run)?;
         match self
             .runs
-            .compare_and_swap(run.id.as_bytes(), None as Option<&[u8]>, Some(bytes))?
+            .compare_and_swap(run.id.as_bytes(), None as Option<&[u8]>, Some(bytes))
+            .storage()?
         {
             Ok(()) => Ok(None),
             Err(existing) => {
@@ -89,14 +98,24 @@ impl Store for SledStore {
         }
     }
 
-    fn list_runs(&self) -> Result<Vec<RunRecord>> {
+    fn runs(&self, query: &RunQuery) -> Result<Vec<RunRecord>> {
         let mut runs = Vec::new();
-        for entry in self.runs.iter() {
-            let (key, bytes) = entry?;
+        let entries = match &query.after {
+            Some(after) => self
+                .runs
+                .range::<&[u8], _>((Bound::Excluded(after.as_bytes()), Bound::Unbounded)),
+            None => self.runs.iter(),
+        };
+        for entry in entries {
+            if query.limit.is_some_and(|limit| runs.len() >= limit) {
+                break;
+            }
+            let (key, bytes) = entry.storage()?;
             // One damaged run record must not hide every other run: it is reported and left
             // as it is (its bytes are evidence), and `load_run` of that id reports it too.
-            match decode(&key, &bytes) {
-                Ok(run) => runs.push(run),
+            match decode::<RunRecord>(&key, &bytes) {
+                Ok(run) if query.matches(&run) => runs.push(run),
+                Ok(_) => {}
                 Err(error) => tracing::error!(%error, "skipping a run record that cannot be read"),
             }
         }
@@ -108,7 +127,7 @@ impl Store for SledStore {
         self.journal
             .scan_prefix(&prefix)
             .map(|entry| {
-                let (key, bytes) = entry?;
+                let (key, bytes) = entry.storage()?;
                 let step_id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
                 match serde_json::from_slice(&bytes) {
                     Ok(step) => Ok((step_id, step)),
@@ -123,10 +142,19 @@ impl Store for SledStore {
             .collect()
     }
 
-    fn append_step(&self, run_id: &str, step_id: &str, step: &StepRecord) -> Result<()> {
-        self.journal
-            .insert(run_key(run_id, step_id), encode("a step output", step)?)?;
-        Ok(())
+    fn append_steps(&self, run_id: &str, steps: &[(String, StepRecord)]) -> Result<()> {
+        if let [(step_id, step)] = steps {
+            // The common case: one insert, no batch.
+            self.journal
+                .insert(run_key(run_id, step_id), encode("a step output", step)?)
+                .storage()?;
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for (step_id, step) in steps {
+            batch.insert(run_key(run_id, step_id), encode("a step output", step)?);
+        }
+        self.journal.apply_batch(batch).storage()
     }
 
     fn append_channel_set(
@@ -153,16 +181,18 @@ impl Store for SledStore {
     fn channel_value(&self, run_id: &str, key: &str) -> Result<Option<Value>> {
         let key = run_key(run_id, key);
         self.channels
-            .get(&key)?
+            .get(&key)
+            .storage()?
             .map(|bytes| decode(&key, &bytes))
             .transpose()
     }
 
     fn save_definition(&self, workflow: &str, fingerprint: &str, sites: &[String]) -> Result<()> {
         let key = run_key(workflow, fingerprint);
-        if !self.definitions.contains_key(&key)? {
+        if !self.definitions.contains_key(&key).storage()? {
             self.definitions
-                .insert(key, encode("a workflow definition", &sites)?)?;
+                .insert(key, encode("a workflow definition", &sites)?)
+                .storage()?;
         }
         Ok(())
     }
@@ -170,7 +200,8 @@ impl Store for SledStore {
     fn load_definition(&self, workflow: &str, fingerprint: &str) -> Result<Option<Vec<String>>> {
         let key = run_key(workflow, fingerprint);
         self.definitions
-            .get(&key)?
+            .get(&key)
+            .storage()?
             .map(|bytes| decode(&key, &bytes))
             .transpose()
     }
@@ -215,17 +246,13 @@ impl Store for SledStore {
 
     fn load_request(&self, request_id: &str) -> Result<Option<RequestRecord>> {
         self.requests
-            .get(request_id)?
+            .get(request_id)
+            .storage()?
             .map(|bytes| decode(request_id.as_bytes(), &bytes))
             .transpose()
     }
 
-    fn update_request(
-        &self,
-        request_id: &str,
-        change: &dyn Fn(&RequestRecord) -> Result<Option<RequestRecord>>,
-        wake_run: bool,
-    ) -> Result<RequestRecord> {
+    fn resolve_request(&self, request_id: &str, change: &RequestChange<'_>) -> Result<Resolved> {
         let result =
             (&self.requests, &self.pending, &self.timers).transaction(|(requests, pending, timers)| {
                 let abort = |error: Error| ConflictableTransactionError::Abort(error);
@@ -236,41 +263,65 @@ impl Store for SledStore {
                 })?;
                 let current: RequestRecord = decode(request_id.as_bytes(), &bytes).map_err(abort)?;
                 let Some(updated) = change(&current).map_err(abort)? else {
-                    return Ok(current);
+                    return Ok(Resolved {
+                        record: current,
+                        changed: false,
+                        wake: None,
+                    });
                 };
                 requests.insert(
                     request_id.as_bytes(),
                     encode("a request", &updated).map_err(abort)?,
                 )?;
-                if updated.status != RequestStatus::Pending {
+                let mut wake = None;
+                if current.status == RequestStatus::Pending && updated.status != RequestStatus::Pending {
                     pending.remove(run_key(&updated.run_id, &updated.id))?;
-                    if wake_run {
-                        timers.insert(resolution_wake(&updated).key(), &[])?;
-                    }
+                    let timer = Timer::wake_for(&updated);
+                    timers.insert(timer.key(), &[])?;
+                    wake = Some(timer);
                 }
-                Ok(updated)
+                Ok(Resolved {
+                    record: updated,
+                    changed: true,
+                    wake,
+                })
             });
         result.map_err(|error| match error {
             TransactionError::Abort(error) => error,
-            TransactionError::Storage(error) => Error::Storage(error),
+            TransactionError::Storage(error) => sled_error(error),
         })
     }
 
-    fn pending_requests(&self, run_id: Option<&str>) -> Result<Vec<RequestRecord>> {
-        let entries = match run_id {
+    /// The pending requests come from the pending index; others from a scan of every request.
+    fn requests(&self, query: &RequestQuery) -> Result<Vec<RequestRecord>> {
+        if query.status != Some(RequestStatus::Pending) {
+            let mut requests = Vec::new();
+            for entry in self.requests.iter() {
+                let (key, bytes) = entry.storage()?;
+                match decode::<RequestRecord>(&key, &bytes) {
+                    Ok(request) if query.matches(&request) => requests.push(request),
+                    Ok(_) => {}
+                    Err(error) => tracing::error!(%error, "skipping a request record that cannot be read"),
+                }
+            }
+            requests.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+            requests.truncate(query.limit.unwrap_or(usize::MAX));
+            return Ok(requests);
+        }
+        let entries = match &query.run_id {
             Some(run_id) => self.pending.scan_prefix(run_prefix(run_id)),
             None => self.pending.iter(),
         };
         let mut requests = Vec::new();
         for entry in entries {
-            let (key, _) = entry?;
+            let (key, _) = entry.storage()?;
             let Some(split) = key.iter().position(|byte| *byte == 0) else {
                 continue;
             };
             let request_id = String::from_utf8_lossy(&key[split + 1..]).into_owned();
             match self.load_request(&request_id) {
-                Ok(Some(request)) => requests.push(request),
-                Ok(None) => {}
+                Ok(Some(request)) if query.matches(&request) => requests.push(request),
+                Ok(_) => {}
                 Err(error @ Error::Decode { .. }) => {
                     tracing::error!(%error, "skipping a request record that cannot be read");
                 }
@@ -278,13 +329,14 @@ impl Store for SledStore {
             }
         }
         requests.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        requests.truncate(query.limit.unwrap_or(usize::MAX));
         Ok(requests)
     }
 
-    fn undelivered(&self) -> Result<Vec<OutboxRecord>> {
+    fn due_notifications(&self, now: u64, limit: usize) -> Result<Vec<OutboxRecord>> {
         let mut records = Vec::new();
         for entry in self.outbox.iter() {
-            let (key, bytes) = entry?;
+            let (key, bytes) = entry.storage()?;
             let record: OutboxRecord = match decode(&key, &bytes) {
                 Ok(record) => record,
                 Err(error) => {
@@ -292,10 +344,12 @@ impl Store for SledStore {
                     continue;
                 }
             };
-            if record.delivered_at.is_none() && !record.gave_up {
+            if record.delivered_at.is_none() && !record.gave_up && record.next_attempt_at <= now {
                 records.push(record);
             }
         }
+        records.sort_by(|a, b| (a.next_attempt_at, &a.id).cmp(&(b.next_attempt_at, &b.id)));
+        records.truncate(limit);
         Ok(records)
     }
 
@@ -303,7 +357,7 @@ impl Store for SledStore {
         self.outbox
             .scan_prefix(format!("{request_id}/"))
             .map(|entry| {
-                let (key, bytes) = entry?;
+                let (key, bytes) = entry.storage()?;
                 decode(&key, &bytes)
             })
             .collect()
@@ -311,24 +365,29 @@ impl Store for SledStore {
 
     fn save_outbox(&self, record: &OutboxRecord) -> Result<()> {
         self.outbox
-            .insert(record.id.as_bytes(), encode("a notification", record)?)?;
+            .insert(record.id.as_bytes(), encode("a notification", record)?)
+            .storage()?;
         Ok(())
     }
 
     fn add_timer(&self, timer: &Timer) -> Result<()> {
-        self.timers.insert(timer.key(), &[])?;
+        self.timers.insert(timer.key(), &[]).storage()?;
         Ok(())
     }
 
     fn remove_timer(&self, timer: &Timer) -> Result<()> {
-        self.timers.remove(timer.key())?;
+        self.timers.remove(timer.key()).storage()?;
         Ok(())
     }
 
-    fn timers(&self) -> Result<Vec<Timer>> {
+    fn due_timers(&self, before: u64, limit: usize) -> Result<Vec<Timer>> {
         let mut timers = Vec::new();
-        for entry in self.timers.iter() {
-            let (key, _) = entry?;
+        // Keys start with the deadline, big-endian: key order is deadline order.
+        for entry in self.timers.range(..before.to_be_bytes().to_vec()) {
+            if timers.len() >= limit {
+                break;
+            }
+            let (key, _) = entry.storage()?;
             timers.extend(Timer::from_key(&key));
         }
         Ok(timers)
@@ -344,17 +403,22 @@ impl Store for SledStore {
         // Whoever writes first wins; later callers read the same key.
         let _ = self
             .meta
-            .compare_and_swap("secret", None as Option<&[u8]>, Some(fresh))?;
-        self.meta.flush()?;
+            .compare_and_swap("secret", None as Option<&[u8]>, Some(fresh))
+            .storage()?;
+        self.meta.flush().storage()?;
         Ok(self
             .meta
-            .get("secret")?
+            .get("secret")
+            .storage()?
             .map(|key| key.to_vec())
             .unwrap_or_default())
     }
 
-    fn size_on_disk(&self) -> Result<u64> {
-        Ok(self.db.size_on_disk()?)
+    fn storage_stats(&self) -> Result<StorageStats> {
+        Ok(StorageStats {
+            on_disk: Some(self.db.size_on_disk().storage()?),
+            logical: Some(self.logical_size()?),
+        })
     }
 
     fn logical_size(&self) -> Result<u64> {
@@ -371,27 +435,146 @@ impl Store for SledStore {
             &self.meta,
         ] {
             for entry in tree.iter() {
-                let (key, value) = entry?;
+                let (key, value) = entry.storage()?;
                 bytes += (key.len() + value.len()) as u64;
             }
         }
         Ok(bytes)
     }
+}
 
+impl Store for SledStore {
+    fn create_run<'a>(&'a self, run: &'a RunRecord) -> StoreFuture<'a, Option<RunRecord>> {
+        ready(SledStore::create_run(self, run))
+    }
+    fn load_run<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Option<RunRecord>> {
+        ready(SledStore::load_run(self, run_id))
+    }
+    fn save_run<'a>(&'a self, run: &'a RunRecord) -> StoreFuture<'a, ()> {
+        ready(SledStore::save_run(self, run))
+    }
+    fn runs<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, Vec<RunRecord>> {
+        ready(SledStore::runs(self, query))
+    }
+    fn load_journal<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Vec<(String, StepRecord)>> {
+        ready(SledStore::load_journal(self, run_id))
+    }
+    fn append_steps<'a>(&'a self, run_id: &'a str, steps: &'a [(String, StepRecord)]) -> StoreFuture<'a, ()> {
+        ready(SledStore::append_steps(self, run_id, steps))
+    }
+    fn append_channel_set<'a>(
+        &'a self,
+        run_id: &'a str,
+        step_id: &'a str,
+        step: &'a StepRecord,
+        key: &'a str,
+        value: &'a Value,
+    ) -> StoreFuture<'a, ()> {
+        ready(SledStore::append_channel_set(
+            self, run_id, step_id, step, key, value,
+        ))
+    }
+    fn channel_value<'a>(&'a self, run_id: &'a str, key: &'a str) -> StoreFuture<'a, Option<Value>> {
+        ready(SledStore::channel_value(self, run_id, key))
+    }
+    fn save_definition<'a>(
+        &'a self,
+        workflow: &'a str,
+        fingerprint: &'a str,
+        sites: &'a [String],
+    ) -> StoreFuture<'a, ()> {
+        ready(SledStore::save_definition(self, workflow, fingerprint, sites))
+    }
+    fn load_definition<'a>(
+        &'a self,
+        workflow: &'a str,
+        fingerprint: &'a str,
+    ) -> StoreFuture<'a, Option<Vec<String>>> {
+        ready(SledStore::load_definition(self, workflow, fingerprint))
+    }
+    fn create_request<'a>(
+        &'a self,
+        step: &'a StepRecord,
+        request: &'a RequestRecord,
+        outbox: &'a [OutboxRecord],
+        expiry: Option<Timer>,
+    ) -> StoreFuture<'a, ()> {
+        ready(SledStore::create_request(self, step, request, outbox, expiry))
+    }
+    fn load_request<'a>(&'a self, request_id: &'a str) -> StoreFuture<'a, Option<RequestRecord>> {
+        ready(SledStore::load_request(self, request_id))
+    }
+    fn resolve_request<'a>(
+        &'a self,
+        request_id: &'a str,
+        change: &'a RequestChange<'a>,
+    ) -> StoreFuture<'a, Resolved> {
+        ready(SledStore::resolve_request(self, request_id, change))
+    }
+    fn requests<'a>(&'a self, query: &'a RequestQuery) -> StoreFuture<'a, Vec<RequestRecord>> {
+        ready(SledStore::requests(self, query))
+    }
+    fn due_notifications<'a>(&'a self, now: u64, limit: usize) -> StoreFuture<'a, Vec<OutboxRecord>> {
+        ready(SledStore::due_notifications(self, now, limit))
+    }
+    fn outbox_of<'a>(&'a self, request_id: &'a str) -> StoreFuture<'a, Vec<OutboxRecord>> {
+        ready(SledStore::outbox_of(self, request_id))
+    }
+    fn save_outbox<'a>(&'a self, record: &'a OutboxRecord) -> StoreFuture<'a, ()> {
+        ready(SledStore::save_outbox(self, record))
+    }
+    fn add_timer<'a>(&'a self, timer: &'a Timer) -> StoreFuture<'a, ()> {
+        ready(SledStore::add_timer(self, timer))
+    }
+    fn remove_timer<'a>(&'a self, timer: &'a Timer) -> StoreFuture<'a, ()> {
+        ready(SledStore::remove_timer(self, timer))
+    }
+    fn due_timers(&self, before: u64, limit: usize) -> StoreFuture<'_, Vec<Timer>> {
+        ready(SledStore::due_timers(self, before, limit))
+    }
+    fn secret(&self) -> StoreFuture<'_, Vec<u8>> {
+        ready(SledStore::secret(self))
+    }
     fn flush(&self) -> FlushFuture {
         self.group_commit.flush()
     }
+    fn storage_stats(&self) -> StoreFuture<'_, StorageStats> {
+        ready(SledStore::storage_stats(self))
+    }
+}
 
-    fn flush_blocking(&self) -> Result<()> {
-        self.db.flush()?;
-        Ok(())
+/// sled answers at once: its result, as a [`Store`] future.
+fn ready<'a, T: Send + 'a>(result: Result<T>) -> StoreFuture<'a, T> {
+    Box::pin(std::future::ready(result))
+}
+
+/// A sled failure as the engine reports it: [`Error::Storage`], with its kind.
+pub(crate) fn sled_error(error: sled::Error) -> Error {
+    let kind = match &error {
+        sled::Error::Io(_) => StoreErrorKind::Io,
+        sled::Error::Corruption { .. } | sled::Error::Unsupported(_) | sled::Error::CollectionNotFound(_) => {
+            StoreErrorKind::Corrupt
+        }
+        sled::Error::ReportableBug(_) => StoreErrorKind::Corrupt,
+    };
+    Error::Storage(StoreError::new(kind, error))
+}
+
+/// `.storage()?` on a sled result: [`sled_error`] on failure.
+pub(crate) trait SledResult<T> {
+    fn storage(self) -> Result<T>;
+}
+
+impl<T> SledResult<T> for std::result::Result<T, sled::Error> {
+    fn storage(self) -> Result<T> {
+        self.map_err(sled_error)
     }
 }
 
 fn transaction_error(error: TransactionError<()>) -> Error {
     match error {
-        TransactionError::Storage(error) => Error::Storage(error),
-        TransactionError::Abort(()) => Error::Storage(sled::Error::ReportableBug(
+        TransactionError::Storage(error) => sled_error(error),
+        TransactionError::Abort(()) => sled_error(sled::Error::ReportableBug(
             "a transaction without aborts aborted".to_owned(),
         )),
     }

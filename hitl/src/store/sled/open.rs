@@ -199,7 +199,7 @@ impl SledStore {
                 }
             }
         };
-        let tree = |name: &str| db.open_tree(name).map_err(Error::from);
+        let tree = |name: &str| db.open_tree(name).map_err(super::sled_error);
         Ok(SledStore {
             runs: tree("runs")?,
             journal: tree("journal")?,
@@ -352,6 +352,6 @@ fn classify_open_error(path: &Path, error: sled::Error) -> Error {
             path: path.to_owned(),
             detail: error.to_string(),
         },
-        other => Error::Storage(other),
+        other => super::sled_error(other),
     }
 }

@@ -1,0 +1,328 @@
+//! [`MemStore`]: every record in ordered maps behind one lock, gone when dropped.
+//!
+//! For tests (the engine's own, and workflow authors' — `Engine::builder().store(MemStore::new())`)
+//! and as the proof that nothing sled-shaped leaks through the [`Store`] trait. Each method
+//! takes the one lock for its whole operation, so every operation is atomic; `flush` has
+//! nothing to do.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use super::{
+    FlushFuture, OutboxRecord, RequestChange, RequestQuery, RequestRecord, Resolved, RunQuery, RunRecord,
+    StepRecord, StorageStats, Store, StoreFuture, Timer,
+};
+use crate::error::{Error, Result};
+use crate::model::request::RequestStatus;
+use crate::util::lock;
+
+/// An in-memory [`Store`].
+///
+/// ```
+/// # use hitl::prelude::*;
+/// # #[workflow] async fn noop() -> u8 { 1 }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> hitl::Result<()> {
+/// let engine = Engine::builder()
+///     .store(hitl::store::MemStore::new())
+///     .register(noop)
+///     .open()
+///     .await?;
+/// assert_eq!(engine.start(noop, ()).await?.wait().await?, Outcome::Completed(1));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Default)]
+pub struct MemStore {
+    data: Mutex<Data>,
+}
+
+#[derive(Debug, Default)]
+struct Data {
+    runs: BTreeMap<String, RunRecord>,
+    /// Keyed by (run id, step id).
+    journal: BTreeMap<(String, String), StepRecord>,
+    channels: BTreeMap<(String, String), Value>,
+    definitions: BTreeMap<(String, String), Vec<String>>,
+    requests: BTreeMap<String, RequestRecord>,
+    outbox: BTreeMap<String, OutboxRecord>,
+    timers: BTreeMap<Timer, ()>,
+    secret: Option<Vec<u8>>,
+}
+
+impl MemStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemStore::default()
+    }
+
+    fn with<T: Send + 'static>(
+        &self,
+        operation: impl FnOnce(&mut Data) -> Result<T>,
+    ) -> StoreFuture<'static, T> {
+        let result = operation(&mut lock(&self.data));
+        Box::pin(std::future::ready(result))
+    }
+}
+
+fn limited<T>(items: impl Iterator<Item = T>, limit: Option<usize>) -> Vec<T> {
+    items.take(limit.unwrap_or(usize::MAX)).collect()
+}
+
+impl Store for MemStore {
+    fn create_run<'a>(&'a self, run: &'a RunRecord) -> StoreFuture<'a, Option<RunRecord>> {
+        self.with(|data| match data.runs.get(&run.id) {
+            Some(existing) => Ok(Some(existing.clone())),
+            None => {
+                data.runs.insert(run.id.clone(), run.clone());
+                Ok(None)
+            }
+        })
+    }
+
+    fn load_run<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Option<RunRecord>> {
+        self.with(|data| Ok(data.runs.get(run_id).cloned()))
+    }
+
+    fn save_run<'a>(&'a self, run: &'a RunRecord) -> StoreFuture<'a, ()> {
+        self.with(|data| {
+            data.runs.insert(run.id.clone(), run.clone());
+            Ok(())
+        })
+    }
+
+    fn runs<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, Vec<RunRecord>> {
+        self.with(|data| {
+            let after = query.after.clone();
+            let runs = data
+                .runs
+                .values()
+                .filter(|run| after.as_ref().is_none_or(|after| &run.id > after))
+                .filter(|run| query.matches(run))
+                .cloned();
+            Ok(limited(runs, query.limit))
+        })
+    }
+
+    fn load_journal<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Vec<(String, StepRecord)>> {
+        self.with(|data| {
+            Ok(data
+                .journal
+                .range((run_id.to_owned(), String::new())..)
+                .take_while(|((run, _), _)| run == run_id)
+                .map(|((_, step_id), step)| (step_id.clone(), step.clone()))
+                .collect())
+        })
+    }
+
+    fn append_steps<'a>(&'a self, run_id: &'a str, steps: &'a [(String, StepRecord)]) -> StoreFuture<'a, ()> {
+        self.with(|data| {
+            for (step_id, step) in steps {
+                data.journal
+                    .insert((run_id.to_owned(), step_id.clone()), step.clone());
+            }
+            Ok(())
+        })
+    }
+
+    fn append_channel_set<'a>(
+        &'a self,
+        run_id: &'a str,
+        step_id: &'a str,
+        step: &'a StepRecord,
+        key: &'a str,
+        value: &'a Value,
+    ) -> StoreFuture<'a, ()> {
+        self.with(|data| {
+            data.journal
+                .insert((run_id.to_owned(), step_id.to_owned()), step.clone());
+            data.channels
+                .insert((run_id.to_owned(), key.to_owned()), value.clone());
+            Ok(())
+        })
+    }
+
+    fn channel_value<'a>(&'a self, run_id: &'a str, key: &'a str) -> StoreFuture<'a, Option<Value>> {
+        self.with(|data| Ok(data.channels.get(&(run_id.to_owned(), key.to_owned())).cloned()))
+    }
+
+    fn save_definition<'a>(
+        &'a self,
+        workflow: &'a str,
+        fingerprint: &'a str,
+        sites: &'a [String],
+    ) -> StoreFuture<'a, ()> {
+        self.with(|data| {
+            data.definitions
+                .entry((workflow.to_owned(), fingerprint.to_owned()))
+                .or_insert_with(|| sites.to_vec());
+            Ok(())
+        })
+    }
+
+    fn load_definition<'a>(
+        &'a self,
+        workflow: &'a str,
+        fingerprint: &'a str,
+    ) -> StoreFuture<'a, Option<Vec<String>>> {
+        self.with(|data| {
+            Ok(data
+                .definitions
+                .get(&(workflow.to_owned(), fingerprint.to_owned()))
+                .cloned())
+        })
+    }
+
+    fn create_request<'a>(
+        &'a self,
+        step: &'a StepRecord,
+        request: &'a RequestRecord,
+        outbox: &'a [OutboxRecord],
+        expiry: Option<Timer>,
+    ) -> StoreFuture<'a, ()> {
+        self.with(|data| {
+            data.journal
+                .insert((request.run_id.clone(), request.step_id.clone()), step.clone());
+            data.requests.insert(request.id.clone(), request.clone());
+            for record in outbox {
+                data.outbox.insert(record.id.clone(), record.clone());
+            }
+            if let Some(expiry) = expiry {
+                data.timers.insert(expiry, ());
+            }
+            Ok(())
+        })
+    }
+
+    fn load_request<'a>(&'a self, request_id: &'a str) -> StoreFuture<'a, Option<RequestRecord>> {
+        self.with(|data| Ok(data.requests.get(request_id).cloned()))
+    }
+
+    fn resolve_request<'a>(
+        &'a self,
+        request_id: &'a str,
+        change: &'a RequestChange<'a>,
+    ) -> StoreFuture<'a, Resolved> {
+        let result = (|| {
+            let mut data = lock(&self.data);
+            let current = data
+                .requests
+                .get(request_id)
+                .ok_or_else(|| Error::RequestNotFound {
+                    request_id: request_id.to_owned(),
+                })?;
+            let Some(updated) = change(current)? else {
+                return Ok(Resolved {
+                    record: current.clone(),
+                    changed: false,
+                    wake: None,
+                });
+            };
+            let wake = (current.status == RequestStatus::Pending && updated.status != RequestStatus::Pending)
+                .then(|| Timer::wake_for(&updated));
+            if let Some(wake) = &wake {
+                data.timers.insert(wake.clone(), ());
+            }
+            data.requests.insert(request_id.to_owned(), updated.clone());
+            Ok(Resolved {
+                record: updated,
+                changed: true,
+                wake,
+            })
+        })();
+        Box::pin(std::future::ready(result))
+    }
+
+    fn requests<'a>(&'a self, query: &'a RequestQuery) -> StoreFuture<'a, Vec<RequestRecord>> {
+        self.with(|data| {
+            let mut requests: Vec<RequestRecord> = data
+                .requests
+                .values()
+                .filter(|request| query.matches(request))
+                .cloned()
+                .collect();
+            requests.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+            Ok(limited(requests.into_iter(), query.limit))
+        })
+    }
+
+    fn due_notifications<'a>(&'a self, now: u64, limit: usize) -> StoreFuture<'a, Vec<OutboxRecord>> {
+        self.with(|data| {
+            let mut due: Vec<OutboxRecord> = data
+                .outbox
+                .values()
+                .filter(|record| {
+                    record.delivered_at.is_none() && !record.gave_up && record.next_attempt_at <= now
+                })
+                .cloned()
+                .collect();
+            due.sort_by(|a, b| (a.next_attempt_at, &a.id).cmp(&(b.next_attempt_at, &b.id)));
+            due.truncate(limit);
+            Ok(due)
+        })
+    }
+
+    fn outbox_of<'a>(&'a self, request_id: &'a str) -> StoreFuture<'a, Vec<OutboxRecord>> {
+        self.with(|data| {
+            Ok(data
+                .outbox
+                .values()
+                .filter(|record| record.request_id == request_id)
+                .cloned()
+                .collect())
+        })
+    }
+
+    fn save_outbox<'a>(&'a self, record: &'a OutboxRecord) -> StoreFuture<'a, ()> {
+        self.with(|data| {
+            data.outbox.insert(record.id.clone(), record.clone());
+            Ok(())
+        })
+    }
+
+    fn add_timer<'a>(&'a self, timer: &'a Timer) -> StoreFuture<'a, ()> {
+        self.with(|data| {
+            data.timers.insert(timer.clone(), ());
+            Ok(())
+        })
+    }
+
+    fn remove_timer<'a>(&'a self, timer: &'a Timer) -> StoreFuture<'a, ()> {
+        self.with(|data| {
+            data.timers.remove(timer);
+            Ok(())
+        })
+    }
+
+    fn due_timers(&self, before: u64, limit: usize) -> StoreFuture<'_, Vec<Timer>> {
+        self.with(move |data| {
+            Ok(data
+                .timers
+                .keys()
+                .take_while(|timer| timer.deadline < before)
+                .take(limit)
+                .cloned()
+                .collect())
+        })
+    }
+
+    fn secret(&self) -> StoreFuture<'_, Vec<u8>> {
+        self.with(|data| {
+            Ok(data
+                .secret
+                .get_or_insert_with(|| {
+                    let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+                    a.as_bytes().iter().chain(b.as_bytes()).copied().collect()
+                })
+                .clone())
+        })
+    }
+
+    fn flush(&self) -> FlushFuture {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn storage_stats(&self) -> StoreFuture<'_, StorageStats> {
+        Box::pin(std::future::ready(Ok(StorageStats::default())))
+    }
+}
