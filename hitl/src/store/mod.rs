@@ -27,6 +27,8 @@
 //! `channels`, in one transaction). With `Durability::Flush` the engine then waits for
 //! [`Store::flush`], which concurrent runs share (group commit).
 
+#[cfg(any(test, feature = "contract"))]
+pub mod contract;
 pub(crate) mod memory;
 pub(crate) mod sled;
 

@@ -1,0 +1,413 @@
+//! The contract every [`Store`] backend must keep, as runnable checks.
+//!
+//! Each `check_*` function takes a factory of fresh, empty stores and panics with a message
+//! naming the broken promise. hitl runs them against its sled backend and [`MemStore`];
+//! a third-party backend runs them from its own tests (feature `contract`):
+//!
+//! ```ignore
+//! #[tokio::test(flavor = "multi_thread")]
+//! async fn my_store_keeps_the_contract() {
+//!     hitl::store::contract::check_all(|| MyStore::connect_to_a_fresh_database()).await;
+//! }
+//! ```
+//!
+//! [`MemStore`]: super::MemStore
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::{Value, json};
+
+use super::{OutboxRecord, RequestQuery, RequestRecord, RunQuery, RunRecord, StepRecord, Store, Timer, TimerAction};
+use crate::error::Error;
+use crate::model::outbox::Notify;
+use crate::model::request::{RequestSpec, RequestStatus, Resolution, Response};
+use crate::model::run::RunStatus;
+use crate::model::step::StepKind;
+
+/// Runs every check, each on a fresh store from `fresh`.
+pub async fn check_all<S: Store, F: Fn() -> S>(fresh: F) {
+    check_run_creation_is_idempotent(fresh()).await;
+    check_runs_page_in_id_order(fresh()).await;
+    check_journal_writes(fresh()).await;
+    check_request_creation_writes_every_part(fresh()).await;
+    check_first_valid_answer_wins(Arc::new(fresh())).await;
+    check_a_refused_change_writes_nothing(fresh()).await;
+    check_requests_query(fresh()).await;
+    check_due_timers(fresh()).await;
+    check_due_notifications(fresh()).await;
+    check_secret_and_definitions(fresh()).await;
+}
+
+fn run(id: &str, workflow: &str, status: RunStatus, created_at: u64) -> RunRecord {
+    RunRecord {
+        v: 1,
+        id: id.to_owned(),
+        workflow: workflow.to_owned(),
+        status,
+        input: json!({ "n": 1 }),
+        output: None,
+        failure: None,
+        cancel_reason: None,
+        fingerprint: "f".to_owned(),
+        owner: None,
+        lease_until: None,
+        created_at,
+        updated_at: created_at,
+    }
+}
+
+fn step(seq: u64, output: Value) -> StepRecord {
+    StepRecord {
+        version: 1,
+        kind: StepKind::Task,
+        seq,
+        line: 1,
+        input_hash: 0,
+        started_at: 1,
+        finished_at: Some(2),
+        output,
+    }
+}
+
+fn request(id: &str, run_id: &str, created_at: u64) -> RequestRecord {
+    let spec: RequestSpec = serde_json::from_value(json!({ "kind": "approval", "prompt": "Ship?" }))
+        .expect("a valid request spec");
+    RequestRecord {
+        v: 1,
+        id: id.to_owned(),
+        run_id: run_id.to_owned(),
+        workflow: "release".to_owned(),
+        step_id: format!("ask#{id}"),
+        location: "src/main.rs:1".to_owned(),
+        spec,
+        status: RequestStatus::Pending,
+        created_at,
+        expires_at: None,
+        votes: Vec::new(),
+        resolution: None,
+        resolved_at: None,
+    }
+}
+
+fn answered(request: &RequestRecord, by: &str, at: u64) -> RequestRecord {
+    RequestRecord {
+        status: RequestStatus::Answered,
+        resolution: Some(Resolution::Answered {
+            response: Response::approve(),
+            responder: by.to_owned(),
+            answered_at: at,
+            votes: Vec::new(),
+        }),
+        resolved_at: Some(at),
+        ..request.clone()
+    }
+}
+
+fn notification(id: &str, request_id: &str, next_attempt_at: u64) -> OutboxRecord {
+    OutboxRecord {
+        v: 1,
+        id: id.to_owned(),
+        request_id: request_id.to_owned(),
+        run_id: "run".to_owned(),
+        notify: Notify::webhook("http://127.0.0.1:9/hook"),
+        attempts: Vec::new(),
+        delivered_at: None,
+        gave_up: false,
+        next_attempt_at,
+    }
+}
+
+/// `create_run` inserts once; a second create with the same id returns the stored record
+/// and changes nothing.
+pub async fn check_run_creation_is_idempotent<S: Store>(store: S) {
+    let first = run("r1", "release", RunStatus::Running, 10);
+    assert_eq!(store.create_run(&first).await.unwrap(), None, "a new run id is created");
+    let mut second = first.clone();
+    second.input = json!({ "n": 2 });
+    assert_eq!(
+        store.create_run(&second).await.unwrap(),
+        Some(first.clone()),
+        "creating a run whose id is taken returns the stored run"
+    );
+    assert_eq!(store.load_run("r1").await.unwrap(), Some(first), "the stored run is unchanged");
+    assert_eq!(store.load_run("nope").await.unwrap(), None, "an unknown run is None");
+}
+
+/// `runs` returns matching runs in id order, and pages through a large set with `after`
+/// and `limit` without losing or repeating one.
+pub async fn check_runs_page_in_id_order<S: Store>(store: S) {
+    let mut expected = Vec::new();
+    for n in 0..250u64 {
+        let status = if n % 3 == 0 { RunStatus::Paused } else { RunStatus::Completed };
+        let workflow = if n % 2 == 0 { "even" } else { "odd" };
+        let record = run(&format!("run-{n:04}"), workflow, status, n);
+        store.create_run(&record).await.unwrap();
+        expected.push(record.id);
+    }
+    let mut seen = Vec::new();
+    let mut query = RunQuery {
+        limit: Some(64),
+        ..RunQuery::all()
+    };
+    loop {
+        let page = store.runs(&query).await.unwrap();
+        assert!(page.len() <= 64, "a page holds at most `limit` runs");
+        let Some(last) = page.last() else { break };
+        query.after = Some(last.id.clone());
+        seen.extend(page.into_iter().map(|run| run.id));
+    }
+    assert_eq!(seen, expected, "pages of runs, in id order, cover every run once");
+    let paused_even = RunQuery {
+        status: Some(RunStatus::Paused),
+        workflow: Some("even".to_owned()),
+        created_before: Some(100),
+        ..RunQuery::all()
+    };
+    let ids: Vec<String> = store.runs(&paused_even).await.unwrap().into_iter().map(|run| run.id).collect();
+    let wanted: Vec<String> = (0..100u64)
+        .filter(|n| n % 3 == 0 && n % 2 == 0)
+        .map(|n| format!("run-{n:04}"))
+        .collect();
+    assert_eq!(ids, wanted, "the status, workflow and age filters all apply");
+}
+
+/// Steps appended together are all stored; the journal reads back in step-id order, per
+/// run; a channel `set` stores the step and the value together.
+pub async fn check_journal_writes<S: Store>(store: S) {
+    let steps = vec![
+        ("b#0".to_owned(), step(1, json!(2))),
+        ("a#0".to_owned(), step(0, json!(1))),
+    ];
+    store.append_steps("r1", &steps).await.unwrap();
+    store.append_steps("r2", &[("a#0".to_owned(), step(0, json!("other")))]).await.unwrap();
+    let journal = store.load_journal("r1").await.unwrap();
+    let ids: Vec<&str> = journal.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["a#0", "b#0"], "a run's journal, in step-id order, without other runs' steps");
+    assert_eq!(journal[1].1.output, json!(2));
+    store
+        .append_channel_set("r1", "set#0", &step(2, json!(null)), "color", &json!("blue"))
+        .await
+        .unwrap();
+    assert_eq!(store.channel_value("r1", "color").await.unwrap(), Some(json!("blue")));
+    assert_eq!(store.channel_value("r2", "color").await.unwrap(), None, "channels are per run");
+    assert_eq!(store.load_journal("r1").await.unwrap().len(), 3, "the channel set's step is journaled");
+}
+
+/// `create_request` writes the waiting step, the request, its pending place, its
+/// notifications and its expiry timer together.
+pub async fn check_request_creation_writes_every_part<S: Store>(store: S) {
+    let record = request("q1", "r1", 5);
+    let outbox = [notification("q1/0", "q1", 5), notification("q1/1", "q1", 5)];
+    let expiry = Timer {
+        deadline: 1_000,
+        action: TimerAction::Expire("q1".to_owned()),
+    };
+    store
+        .create_request(&step(0, json!({ "request": "q1" })), &record, &outbox, Some(expiry.clone()))
+        .await
+        .unwrap();
+    assert_eq!(store.load_request("q1").await.unwrap(), Some(record.clone()), "the request");
+    let journal = store.load_journal("r1").await.unwrap();
+    assert_eq!(journal.len(), 1, "the waiting journal entry");
+    assert_eq!(journal[0].0, record.step_id, "stored at the request's step id");
+    let pending = store.requests(&RequestQuery::pending(Some("r1"))).await.unwrap();
+    assert_eq!(pending, [record], "its place among the run's pending requests");
+    assert_eq!(store.outbox_of("q1").await.unwrap().len(), 2, "its notifications");
+    assert_eq!(store.due_timers(u64::MAX, 10).await.unwrap(), [expiry], "its expiry timer");
+}
+
+/// Concurrent answers: exactly one wins, the others see the winner's record, and the
+/// wake-up of the run is armed once, in the winning transaction.
+pub async fn check_first_valid_answer_wins<S: Store>(store: Arc<S>) {
+    store
+        .create_request(&step(0, json!({ "request": "q1" })), &request("q1", "r1", 5), &[], None)
+        .await
+        .unwrap();
+    let wins = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for n in 0..16 {
+        let (store, wins) = (Arc::clone(&store), Arc::clone(&wins));
+        tasks.push(tokio::spawn(async move {
+            let by = format!("responder-{n}");
+            let change = |current: &RequestRecord| match current.status {
+                RequestStatus::Pending => Ok(Some(answered(current, &by, 100 + n))),
+                _ => Err(Error::AlreadyAnswered {
+                    request_id: current.id.clone(),
+                }),
+            };
+            match store.resolve_request("q1", &change).await {
+                Ok(resolved) => {
+                    assert!(resolved.changed, "an accepted answer is written");
+                    assert!(resolved.wake.is_some(), "the winner arms the run's wake-up");
+                    wins.fetch_add(1, Ordering::SeqCst);
+                }
+                Err(Error::AlreadyAnswered { .. }) => {}
+                Err(other) => panic!("an answer failed with {other}"),
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("an answering task panicked");
+    }
+    assert_eq!(wins.load(Ordering::SeqCst), 1, "exactly one of 16 concurrent answers wins");
+    let stored = store.load_request("q1").await.unwrap().unwrap();
+    assert_eq!(stored.status, RequestStatus::Answered);
+    assert!(
+        store.requests(&RequestQuery::pending(None)).await.unwrap().is_empty(),
+        "an answered request is no longer pending"
+    );
+    let wakes: Vec<Timer> = store.due_timers(u64::MAX, 100).await.unwrap();
+    assert_eq!(
+        wakes,
+        [Timer::wake_for(&stored)],
+        "one wake-up, for the winner's resolution"
+    );
+}
+
+/// A change that returns an error or `None` writes nothing; an unknown request is
+/// `RequestNotFound`.
+pub async fn check_a_refused_change_writes_nothing<S: Store>(store: S) {
+    let record = request("q1", "r1", 5);
+    store
+        .create_request(&step(0, json!({ "request": "q1" })), &record, &[], None)
+        .await
+        .unwrap();
+    let refuse = |current: &RequestRecord| {
+        Err(Error::AlreadyAnswered {
+            request_id: current.id.clone(),
+        })
+    };
+    assert!(matches!(
+        store.resolve_request("q1", &refuse).await,
+        Err(Error::AlreadyAnswered { .. })
+    ));
+    let leave = |_: &RequestRecord| Ok(None);
+    let resolved = store.resolve_request("q1", &leave).await.unwrap();
+    assert!(!resolved.changed && resolved.wake.is_none(), "leaving a request is no write");
+    assert_eq!(resolved.record, record);
+    assert_eq!(store.load_request("q1").await.unwrap(), Some(record), "the request is unchanged");
+    assert!(store.due_timers(u64::MAX, 10).await.unwrap().is_empty(), "no timer was armed");
+    let nothing = |_: &RequestRecord| Ok(None);
+    assert!(matches!(
+        store.resolve_request("missing", &nothing).await,
+        Err(Error::RequestNotFound { .. })
+    ));
+}
+
+/// `requests` filters by status, run and workflow, oldest first, with a limit.
+pub async fn check_requests_query<S: Store>(store: S) {
+    for (n, run_id) in ["r1", "r2", "r1", "r3"].iter().enumerate() {
+        let record = request(&format!("q{n}"), run_id, 100 - n as u64);
+        store
+            .create_request(&step(n as u64, json!({ "request": record.id })), &record, &[], None)
+            .await
+            .unwrap();
+    }
+    let answer = |current: &RequestRecord| Ok(Some(answered(current, "alice", 500)));
+    store.resolve_request("q2", &answer).await.unwrap();
+    let ids = |requests: Vec<RequestRecord>| requests.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.requests(&RequestQuery::pending(None)).await.unwrap()),
+        ["q3", "q1", "q0"],
+        "pending requests, oldest first"
+    );
+    assert_eq!(ids(store.requests(&RequestQuery::pending(Some("r1"))).await.unwrap()), ["q0"]);
+    let answered_query = RequestQuery {
+        status: Some(RequestStatus::Answered),
+        ..RequestQuery::default()
+    };
+    assert_eq!(ids(store.requests(&answered_query).await.unwrap()), ["q2"]);
+    let limited = RequestQuery {
+        limit: Some(2),
+        ..RequestQuery::default()
+    };
+    assert_eq!(ids(store.requests(&limited).await.unwrap()), ["q3", "q2"], "any status, limited");
+}
+
+/// `due_timers` returns armed timers before a time, soonest first, at most `limit`;
+/// `remove_timer` disarms one (and disarming a missing one is no error).
+pub async fn check_due_timers<S: Store>(store: S) {
+    let timers: Vec<Timer> = [(30, "c"), (10, "a"), (20, "b"), (40, "d")]
+        .into_iter()
+        .map(|(deadline, id)| Timer {
+            deadline,
+            action: TimerAction::Wake(id.to_owned()),
+        })
+        .collect();
+    for timer in &timers {
+        store.add_timer(timer).await.unwrap();
+    }
+    let deadlines = |timers: Vec<Timer>| timers.into_iter().map(|t| t.deadline).collect::<Vec<_>>();
+    assert_eq!(deadlines(store.due_timers(35, 10).await.unwrap()), [10, 20, 30], "due before 35");
+    assert_eq!(deadlines(store.due_timers(u64::MAX, 2).await.unwrap()), [10, 20], "limited");
+    store.remove_timer(&timers[1]).await.unwrap();
+    store.remove_timer(&timers[1]).await.unwrap();
+    assert_eq!(deadlines(store.due_timers(u64::MAX, 10).await.unwrap()), [20, 30, 40]);
+}
+
+/// `due_notifications` returns undelivered, not given-up notifications due by `now`,
+/// soonest first; `save_outbox` records attempts.
+pub async fn check_due_notifications<S: Store>(store: S) {
+    let outbox = [
+        notification("q1/0", "q1", 50),
+        notification("q1/1", "q1", 10),
+        notification("q1/2", "q1", 90),
+    ];
+    store
+        .create_request(&step(0, json!({ "request": "q1" })), &request("q1", "r1", 5), &outbox, None)
+        .await
+        .unwrap();
+    let ids = |records: Vec<OutboxRecord>| records.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.due_notifications(60, 10).await.unwrap()), ["q1/1", "q1/0"]);
+    let mut delivered = outbox[1].clone();
+    delivered.delivered_at = Some(20);
+    store.save_outbox(&delivered).await.unwrap();
+    let mut given_up = outbox[0].clone();
+    given_up.gave_up = true;
+    store.save_outbox(&given_up).await.unwrap();
+    assert_eq!(ids(store.due_notifications(u64::MAX, 10).await.unwrap()), ["q1/2"]);
+    assert_eq!(store.outbox_of("q1").await.unwrap().len(), 3, "every notification of the request");
+}
+
+/// The secret is created once and the same ever after; definitions are kept per
+/// workflow and fingerprint, the first one stored winning.
+pub async fn check_secret_and_definitions<S: Store>(store: S) {
+    let secret = store.secret().await.unwrap();
+    assert!(secret.len() >= 16, "a secret of at least 16 bytes");
+    assert_eq!(store.secret().await.unwrap(), secret, "the same secret every time");
+    let sites = vec!["build".to_owned(), "ask".to_owned()];
+    store.save_definition("release", "f1", &sites).await.unwrap();
+    store.save_definition("release", "f1", &["other".to_owned()]).await.unwrap();
+    assert_eq!(store.load_definition("release", "f1").await.unwrap(), Some(sites));
+    assert_eq!(store.load_definition("release", "f2").await.unwrap(), None);
+    let distinct: BTreeSet<Vec<u8>> = [secret.clone(), store.secret().await.unwrap()].into_iter().collect();
+    assert_eq!(distinct.len(), 1);
+    store.flush().await.unwrap();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_all;
+    use crate::store::MemStore;
+    use crate::store::sled::{SledOptions, SledStore};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_keeps_the_contract() {
+        check_all(MemStore::new).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sled_keeps_the_contract() {
+        check_all(|| {
+            SledStore::open(&SledOptions {
+                path: None,
+                cache_capacity: 8 << 20,
+                flush_every_ms: None,
+            })
+            .expect("a temporary sled store")
+        })
+        .await;
+    }
+}
