@@ -6,6 +6,11 @@
 //! Tests wait on events, never on time: [`eventually`] and [`PATIENCE`] are for the few
 //! conditions the API offers no event for, and their bound only turns a hang into a failure —
 //! a slow or loaded machine makes a test slower, never red.
+//!
+//! [`format_v1`] holds the workflows of the format-1 database fixture
+//! (`tests/fixtures/format_v1/`), shared by its generator and its test.
+
+pub mod format_v1;
 
 use std::fmt::Display;
 use std::future::Future;

@@ -1,0 +1,348 @@
+//! No stranded data: a database written by format 1 opens with this engine, and every run in
+//! it continues where it stood.
+//!
+//! `tests/fixtures/format_v1/db.tar.gz` was written by `examples/make_format_v1_fixture.rs`
+//! with the workflows of `hitl_workspace::format_v1`; `manifest.json` beside it holds its
+//! request ids and the time on the engine's clock when it was closed. The fixture is never
+//! regenerated (`docs/decisions.md`, "Format fixtures"): it is what a user's disk holds.
+//!
+//! The engine runs on a manual clock set to the fixture's close, so the sleeping run is not
+//! due until the test moves the clock past its deadline.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hitl::feedback::FeedbackKind;
+use hitl::prelude::*;
+use hitl::run::{StepKind, StepStatus};
+use hitl::{FailureKind, PendingFilter, RequestStatus};
+use hitl_workspace::format_v1::{self, run_ids};
+use hitl_workspace::{WatchedClock, patiently};
+use serde_json::Value;
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format_v1");
+
+/// The fixture's database, unpacked into a fresh temporary directory, and its manifest.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+    manifest: Value,
+}
+
+impl Fixture {
+    fn unpack() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        std::fs::create_dir(&db).unwrap();
+        let status = Command::new("tar")
+            .arg("-xzf")
+            .arg(Path::new(FIXTURE).join("db.tar.gz"))
+            .arg("-C")
+            .arg(&db)
+            .status()
+            .expect("the system's `tar` unpacks the fixture");
+        assert!(status.success(), "tar failed: {status}");
+        let manifest = std::fs::read(Path::new(FIXTURE).join("manifest.json")).unwrap();
+        Fixture {
+            _dir: dir,
+            db,
+            manifest: serde_json::from_slice(&manifest).unwrap(),
+        }
+    }
+
+    fn request(&self, run_id: &str) -> String {
+        self.manifest["requests"][run_id]
+            .as_str()
+            .unwrap_or_else(|| panic!("the manifest names the request of {run_id}"))
+            .to_owned()
+    }
+
+    fn time(&self, field: &str) -> SystemTime {
+        let millis = self.manifest[field]
+            .as_u64()
+            .unwrap_or_else(|| panic!("manifest `{field}`"));
+        UNIX_EPOCH + Duration::from_millis(millis)
+    }
+
+    async fn open(&self, clock: &WatchedClock) -> Engine {
+        format_v1::register(Engine::builder().path(&self.db).clock(clock.clone()))
+            .open()
+            .await
+            .expect("the current engine opens a format-1 database")
+    }
+}
+
+/// The `version` of the database's `hitl.json` marker.
+fn marker_version(db: &Path) -> u64 {
+    let marker: Value = serde_json::from_slice(&std::fs::read(db.join("hitl.json")).unwrap()).unwrap();
+    assert_eq!(marker["format"], "hitl", "{marker}");
+    marker["version"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no version in {marker}"))
+}
+
+/// What the marker of a format-1 database says once the current engine has opened and
+/// closed it. Today's engine writes format 1 and migrates nothing; when the format changes,
+/// this expects the migrated version.
+fn assert_format_after_open(db: &Path) {
+    assert_eq!(
+        marker_version(db),
+        1,
+        "the format after opening a format-1 database"
+    );
+}
+
+fn statuses(engine: &Engine) -> BTreeMap<String, RunStatus> {
+    engine
+        .runs(&Default::default())
+        .unwrap()
+        .into_iter()
+        .map(|info| (info.id, info.status))
+        .collect()
+}
+
+/// The statuses the runs have once every open request is answered and the sleep is over.
+fn finished() -> BTreeMap<String, RunStatus> {
+    [
+        (run_ids::PAUSED_APPROVAL, RunStatus::Completed),
+        (run_ids::PAUSED_TEXT, RunStatus::Completed),
+        (run_ids::PAUSED_QUORUM, RunStatus::Completed),
+        (run_ids::SLEEPING, RunStatus::Completed),
+        (run_ids::COMPLETED, RunStatus::Completed),
+        (run_ids::FAILED, RunStatus::Failed),
+        (run_ids::CANCELLED, RunStatus::Cancelled),
+    ]
+    .into_iter()
+    .map(|(id, status)| (id.to_owned(), status))
+    .collect()
+}
+
+/// How the run ends (waiting for it).
+async fn outcome<W: Workflow>(engine: &Engine, run_id: &str, workflow: W) -> Outcome<W::Output> {
+    let run = engine.run(workflow, run_id).unwrap();
+    patiently(format!("run {run_id} ends"), run.wait()).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_format_1_database_opens_and_every_run_in_it_continues() {
+    let fixture = Fixture::unpack();
+    assert_eq!(
+        marker_version(&fixture.db),
+        1,
+        "the fixture is a format-1 database"
+    );
+    let closed_at = fixture.time("clock_at_close_ms");
+    let deadline = fixture.time("sleep_deadline_ms");
+    assert!(
+        deadline > closed_at,
+        "the fixture's sleep was over before it was closed"
+    );
+    let clock = WatchedClock::new(closed_at);
+    let engine = fixture.open(&clock).await;
+
+    // Every run stands where the fixture left it, on the code it started with.
+    let expected = BTreeMap::from([
+        (run_ids::PAUSED_APPROVAL.to_owned(), RunStatus::Paused),
+        (run_ids::PAUSED_TEXT.to_owned(), RunStatus::Paused),
+        (run_ids::PAUSED_QUORUM.to_owned(), RunStatus::Paused),
+        // Left `Running` by the close; the open recovered it, and it sleeps again.
+        (run_ids::SLEEPING.to_owned(), RunStatus::Running),
+        (run_ids::COMPLETED.to_owned(), RunStatus::Completed),
+        (run_ids::FAILED.to_owned(), RunStatus::Failed),
+        (run_ids::CANCELLED.to_owned(), RunStatus::Cancelled),
+    ]);
+    assert_eq!(statuses(&engine), expected);
+    for info in engine.runs(&Default::default()).unwrap() {
+        assert_eq!(
+            fixture.manifest["runs"][&info.id]["workflow"], info.workflow,
+            "run {}",
+            info.id
+        );
+        assert_eq!(
+            info.definition_changed, None,
+            "run {}: the fingerprints differ",
+            info.id
+        );
+    }
+
+    // The open requests are listed, as they were asked.
+    let pending: BTreeMap<String, hitl::Request> = engine
+        .pending(&PendingFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|request| (request.run_id.clone(), request))
+        .collect();
+    assert_eq!(
+        pending.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            run_ids::PAUSED_APPROVAL,
+            run_ids::PAUSED_QUORUM,
+            run_ids::PAUSED_TEXT
+        ]
+    );
+    let approval = &pending[run_ids::PAUSED_APPROVAL];
+    assert_eq!(approval.id, fixture.request(run_ids::PAUSED_APPROVAL));
+    assert_eq!(approval.kind, FeedbackKind::Approval);
+    assert_eq!(approval.prompt, "Deploy api?");
+    assert_eq!(approval.details.as_deref(), Some("The plan: **plan for api**"));
+    assert_eq!(approval.status, RequestStatus::Pending);
+    let text = &pending[run_ids::PAUSED_TEXT];
+    assert_eq!(text.id, fixture.request(run_ids::PAUSED_TEXT));
+    assert_eq!(text.kind, FeedbackKind::Text);
+    assert_eq!(text.prompt, "Ticket for billing?");
+    assert_eq!(text.constraints.pattern.as_deref(), Some("[A-Z]+-[0-9]+"));
+    assert_eq!(
+        text.expires_at,
+        Some(text.created_at + format_v1::TEXT_EXPIRES_AFTER)
+    );
+    let quorum = &pending[run_ids::PAUSED_QUORUM];
+    assert_eq!(quorum.id, fixture.request(run_ids::PAUSED_QUORUM));
+    assert_eq!(quorum.kind, FeedbackKind::Approval);
+    assert_eq!(quorum.prompt, "Two approvals to deploy search?");
+    assert_eq!(quorum.quorum, 2);
+    assert_eq!(quorum.responders, format_v1::QUORUM_RESPONDERS);
+    let votes: Vec<_> = quorum
+        .votes
+        .iter()
+        .map(|vote| (vote.responder.as_str(), vote.approved, vote.comment.as_deref()))
+        .collect();
+    assert_eq!(votes, [("alice", true, Some("first of two"))]);
+
+    // The undelivered notification is still in the outbox, with its failed attempt.
+    let history = engine.history(run_ids::PAUSED_APPROVAL).unwrap();
+    let notification = history
+        .iter()
+        .find(|entry| entry.kind == StepKind::Notification)
+        .expect("the approval's notification is in its history");
+    assert_eq!(notification.output["url"], format_v1::UNREACHABLE_HOOK);
+    assert_ne!(notification.status, StepStatus::Completed, "{notification:?}");
+    assert!(
+        notification.output["attempts"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "the fixture's failed attempt is kept: {notification:?}"
+    );
+
+    // The cancelled run's request stays cancelled.
+    let cancelled_request = fixture.request(run_ids::CANCELLED);
+    assert_eq!(
+        engine.request(&cancelled_request).unwrap().status,
+        RequestStatus::Cancelled
+    );
+    let error = engine
+        .respond(&cancelled_request, Response::approve(), Responder::new("ops"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, hitl::Error::RequestCancelled { .. }), "{error}");
+
+    // The text request's stored constraint still validates.
+    let error = engine
+        .respond(&text.id, Response::text("soon"), Responder::new("dana"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, hitl::Error::InvalidAnswer { .. }), "{error}");
+
+    // Finished runs keep their outcomes.
+    assert_eq!(
+        engine
+            .run(format_v1::quick, run_ids::COMPLETED)
+            .unwrap()
+            .wait()
+            .await
+            .unwrap(),
+        Outcome::Completed("plan for web".to_owned())
+    );
+    match engine
+        .run(format_v1::broken, run_ids::FAILED)
+        .unwrap()
+        .wait()
+        .await
+        .unwrap()
+    {
+        Outcome::Failed(failure) => {
+            assert_eq!(failure.kind, FailureKind::Workflow);
+            assert_eq!(failure.message, format_v1::FAILURE_MESSAGE);
+        }
+        other => panic!("the failed run: {other:?}"),
+    }
+    assert_eq!(
+        engine
+            .run(format_v1::approve_deploy, run_ids::CANCELLED)
+            .unwrap()
+            .wait()
+            .await
+            .unwrap(),
+        Outcome::Cancelled {
+            reason: format_v1::CANCEL_REASON.to_owned()
+        }
+    );
+
+    // Answers resume the paused runs, which finish from where they stopped.
+    engine
+        .respond(
+            &approval.id,
+            Response::approve().comment("go"),
+            Responder::new("ops"),
+        )
+        .await
+        .unwrap();
+    engine
+        .respond(&text.id, Response::text("OPS-42"), Responder::new("dana"))
+        .await
+        .unwrap();
+    engine
+        .respond(&quorum.id, Response::approve(), Responder::new("bob"))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome(&engine, run_ids::PAUSED_APPROVAL, format_v1::approve_deploy).await,
+        Outcome::Completed("done: plan for api; approved by ops".to_owned())
+    );
+    assert_eq!(
+        outcome(&engine, run_ids::PAUSED_TEXT, format_v1::ask_ticket).await,
+        Outcome::Completed("done: plan for billing; ticket OPS-42 (prefix OPS)".to_owned())
+    );
+    assert_eq!(
+        outcome(&engine, run_ids::PAUSED_QUORUM, format_v1::approve_quorum).await,
+        Outcome::Completed("done: plan for search; approved: true, votes of alice+bob".to_owned())
+    );
+
+    // The sleeping run went back to sleep on its journaled deadline, and ends once it is due.
+    clock.wait_for_sleep_until(deadline).await;
+    assert_eq!(
+        engine.run_info(run_ids::SLEEPING).unwrap().status,
+        RunStatus::Running
+    );
+    clock.advance(deadline.duration_since(closed_at).unwrap());
+    let sleeping = engine.run(format_v1::nap, run_ids::SLEEPING).unwrap();
+    assert_eq!(
+        patiently("the sleeping run ends", sleeping.wait()).await.unwrap(),
+        Outcome::Completed("done: plan for cache".to_owned())
+    );
+    drop(sleeping);
+    assert_eq!(statuses(&engine), finished());
+
+    // What completed before the database was closed did not run again: only the steps
+    // after each wait ran, once.
+    let mut executions = format_v1::executions();
+    executions.sort();
+    assert_eq!(
+        executions,
+        [
+            "paused-approval/finish#0",
+            "paused-quorum/finish#0",
+            "paused-text/finish#0",
+            "sleeping/finish#0",
+        ]
+    );
+
+    engine.close().await.unwrap();
+    assert_format_after_open(&fixture.db);
+
+    // And what this engine wrote opens again.
+    let engine = fixture.open(&clock).await;
+    assert_eq!(statuses(&engine), finished());
+    engine.close().await.unwrap();
+}
