@@ -73,8 +73,8 @@ async fn write_fixture(out: &Path) -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     let approval_request = only_request(approval.settled().await?)?;
     // One failed delivery attempt is recorded before the database is closed.
-    eventually("the webhook notification has a failed attempt", || {
-        let history = engine.history(run_ids::PAUSED_APPROVAL).ok()?;
+    eventually("the webhook notification has a failed attempt", async || {
+        let history = engine.history(run_ids::PAUSED_APPROVAL).await.ok()?;
         history
             .iter()
             .find(|entry| entry.kind == StepKind::Notification)
@@ -116,7 +116,8 @@ async fn write_fixture(out: &Path) -> Result<(), Box<dyn std::error::Error>> {
     // close leaves it `Running` on disk, to be recovered at the next open.
     wait_for_steps(&engine, run_ids::SLEEPING, 2).await;
     let sleep_deadline = engine
-        .history(run_ids::SLEEPING)?
+        .history(run_ids::SLEEPING)
+        .await?
         .iter()
         .find(|entry| entry.kind == StepKind::Sleep)
         .and_then(|entry| entry.output["deadline"].as_u64())
@@ -156,7 +157,7 @@ async fn write_fixture(out: &Path) -> Result<(), Box<dyn std::error::Error>> {
     })?;
 
     let mut runs = serde_json::Map::new();
-    for info in engine.runs(&Default::default())? {
+    for info in engine.runs(&Default::default()).await? {
         runs.insert(
             info.id.clone(),
             json!({ "workflow": info.workflow, "status": info.status }),

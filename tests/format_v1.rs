@@ -94,9 +94,10 @@ fn assert_format_after_open(db: &Path) {
     );
 }
 
-fn statuses(engine: &Engine) -> BTreeMap<String, RunStatus> {
+async fn statuses(engine: &Engine) -> BTreeMap<String, RunStatus> {
     engine
         .runs(&Default::default())
+        .await
         .unwrap()
         .into_iter()
         .map(|info| (info.id, info.status))
@@ -121,7 +122,7 @@ fn finished() -> BTreeMap<String, RunStatus> {
 
 /// How the run ends (waiting for it).
 async fn outcome<W: Workflow>(engine: &Engine, run_id: &str, workflow: W) -> Outcome<W::Output> {
-    let run = engine.run(workflow, run_id).unwrap();
+    let run = engine.run(workflow, run_id).await.unwrap();
     patiently(format!("run {run_id} ends"), run.wait()).await.unwrap()
 }
 
@@ -153,8 +154,8 @@ async fn a_format_1_database_opens_and_every_run_in_it_continues() {
         (run_ids::FAILED.to_owned(), RunStatus::Failed),
         (run_ids::CANCELLED.to_owned(), RunStatus::Cancelled),
     ]);
-    assert_eq!(statuses(&engine), expected);
-    for info in engine.runs(&Default::default()).unwrap() {
+    assert_eq!(statuses(&engine).await, expected);
+    for info in engine.runs(&Default::default()).await.unwrap() {
         assert_eq!(
             fixture.manifest["runs"][&info.id]["workflow"], info.workflow,
             "run {}",
@@ -170,6 +171,7 @@ async fn a_format_1_database_opens_and_every_run_in_it_continues() {
     // The open requests are listed, as they were asked.
     let pending: BTreeMap<String, hitl::Request> = engine
         .pending(&PendingFilter::default())
+        .await
         .unwrap()
         .into_iter()
         .map(|request| (request.run_id.clone(), request))
@@ -211,7 +213,7 @@ async fn a_format_1_database_opens_and_every_run_in_it_continues() {
     assert_eq!(votes, [("alice", true, Some("first of two"))]);
 
     // The undelivered notification is still in the outbox, with its failed attempt.
-    let history = engine.history(run_ids::PAUSED_APPROVAL).unwrap();
+    let history = engine.history(run_ids::PAUSED_APPROVAL).await.unwrap();
     let notification = history
         .iter()
         .find(|entry| entry.kind == StepKind::Notification)
@@ -228,7 +230,7 @@ async fn a_format_1_database_opens_and_every_run_in_it_continues() {
     // The cancelled run's request stays cancelled.
     let cancelled_request = fixture.request(run_ids::CANCELLED);
     assert_eq!(
-        engine.request(&cancelled_request).unwrap().status,
+        engine.request(&cancelled_request).await.unwrap().status,
         RequestStatus::Cancelled
     );
     let error = engine
@@ -248,6 +250,7 @@ async fn a_format_1_database_opens_and_every_run_in_it_continues() {
     assert_eq!(
         engine
             .run(format_v1::quick, run_ids::COMPLETED)
+            .await
             .unwrap()
             .wait()
             .await
@@ -256,6 +259,7 @@ async fn a_format_1_database_opens_and_every_run_in_it_continues() {
     );
     match engine
         .run(format_v1::broken, run_ids::FAILED)
+        .await
         .unwrap()
         .wait()
         .await
@@ -270,6 +274,7 @@ async fn a_format_1_database_opens_and_every_run_in_it_continues() {
     assert_eq!(
         engine
             .run(format_v1::approve_deploy, run_ids::CANCELLED)
+            .await
             .unwrap()
             .wait()
             .await
@@ -312,17 +317,17 @@ async fn a_format_1_database_opens_and_every_run_in_it_continues() {
     // The sleeping run went back to sleep on its journaled deadline, and ends once it is due.
     clock.wait_for_sleep_until(deadline).await;
     assert_eq!(
-        engine.run_info(run_ids::SLEEPING).unwrap().status,
+        engine.run_info(run_ids::SLEEPING).await.unwrap().status,
         RunStatus::Running
     );
     clock.advance(deadline.duration_since(closed_at).unwrap());
-    let sleeping = engine.run(format_v1::nap, run_ids::SLEEPING).unwrap();
+    let sleeping = engine.run(format_v1::nap, run_ids::SLEEPING).await.unwrap();
     assert_eq!(
         patiently("the sleeping run ends", sleeping.wait()).await.unwrap(),
         Outcome::Completed("done: plan for cache".to_owned())
     );
     drop(sleeping);
-    assert_eq!(statuses(&engine), finished());
+    assert_eq!(statuses(&engine).await, finished());
 
     // What completed before the database was closed did not run again: only the steps
     // after each wait ran, once.
@@ -343,6 +348,6 @@ async fn a_format_1_database_opens_and_every_run_in_it_continues() {
 
     // And what this engine wrote opens again.
     let engine = fixture.open(&clock).await;
-    assert_eq!(statuses(&engine), finished());
+    assert_eq!(statuses(&engine).await, finished());
     engine.close().await.unwrap();
 }

@@ -29,25 +29,44 @@ async fn release(ctx: &TaskContext, service: String) -> hitl::Result<String> {
     let answer = ctx
         .request_feedback(Feedback::approval(format!("Ship {artifact}?")).timeout(Duration::ZERO))
         .await?;
-    Ok(format!("{artifact}: {}", if answer.approved() { "shipped" } else { "held" }))
+    Ok(format!(
+        "{artifact}: {}",
+        if answer.approved() { "shipped" } else { "held" }
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_pauses_and_an_answer_resumes_it_without_repeating_a_step() {
-    let engine = Engine::builder().store(MemStore::new()).register(release).open().await.unwrap();
+    let engine = Engine::builder()
+        .store(MemStore::new())
+        .register(release)
+        .open()
+        .await
+        .unwrap();
     let run = engine.start(release, ("api".to_owned(),)).await.unwrap();
     let request = pending_request(&engine, run.id(), Some("Ship api-v2+stamped?")).await;
     let Outcome::Paused(open) = patiently("the run pauses", run.settled()).await.unwrap() else {
         panic!("the run should pause on its request");
     };
     assert_eq!(open.len(), 1);
-    engine.respond(&request.id, Response::approve(), Responder::new("alice")).await.unwrap();
+    engine
+        .respond(&request.id, Response::approve(), Responder::new("alice"))
+        .await
+        .unwrap();
     let outcome = patiently("the run completes", run.wait()).await.unwrap();
     assert_eq!(outcome, Outcome::Completed("api-v2+stamped: shipped".to_owned()));
-    assert_eq!(BUILDS.load(Ordering::SeqCst), 1, "the build ran once across the pause");
+    assert_eq!(
+        BUILDS.load(Ordering::SeqCst),
+        1,
+        "the build ran once across the pause"
+    );
     let history = engine.history(run.id()).await.unwrap();
     let names: Vec<&str> = history.iter().map(|entry| entry.name.as_str()).collect();
-    assert_eq!(names, ["build", "stamp", "approval"], "the sync step was journaled with the others");
+    assert_eq!(
+        names,
+        ["build", "stamp", "approval"],
+        "the sync step was journaled with the others"
+    );
     let answered = engine
         .requests(&PendingFilter::default(), Some(RequestStatus::Answered))
         .await
@@ -80,7 +99,9 @@ async fn an_expiry_timer_fires_on_the_memory_store() {
     let deadline = start + Duration::from_secs(3_600);
     clock.wait_for_sleep_until(deadline).await;
     clock.advance(Duration::from_secs(3_600));
-    let outcome = patiently("the expiry default resolves the run", run.wait()).await.unwrap();
+    let outcome = patiently("the expiry default resolves the run", run.wait())
+        .await
+        .unwrap();
     assert_eq!(outcome, Outcome::Completed(false));
     engine.close().await.unwrap();
 }
@@ -97,5 +118,8 @@ async fn a_path_and_a_store_together_are_refused() {
         matches!(&error, hitl::Error::InvalidRequest { detail } if detail.contains("either `.path(..)`")),
         "{error}"
     );
-    assert!(!std::env::temp_dir().join("hitl-never-created").exists(), "nothing was created");
+    assert!(
+        !std::env::temp_dir().join("hitl-never-created").exists(),
+        "nothing was created"
+    );
 }

@@ -100,7 +100,7 @@ struct LiveRun {
 /// let engine = Engine::temporary().register(doubled_twice).open().await?;
 /// let run = engine.start(doubled_twice, (5,)).await?;
 /// assert_eq!(run.wait().await?, Outcome::Completed(20));
-/// assert_eq!(engine.history(run.id())?.len(), 2);
+/// assert_eq!(engine.history(run.id()).await?.len(), 2);
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]

@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
 
-use super::{OutboxRecord, RequestQuery, RequestRecord, RunQuery, RunRecord, StepRecord, Store, Timer, TimerAction};
+use super::{
+    OutboxRecord, RequestQuery, RequestRecord, RunQuery, RunRecord, StepRecord, Store, Timer, TimerAction,
+};
 use crate::error::Error;
 use crate::model::outbox::Notify;
 use crate::model::request::{RequestSpec, RequestStatus, Resolution, Response};
@@ -123,7 +125,11 @@ fn notification(id: &str, request_id: &str, next_attempt_at: u64) -> OutboxRecor
 /// and changes nothing.
 pub async fn check_run_creation_is_idempotent<S: Store>(store: S) {
     let first = run("r1", "release", RunStatus::Running, 10);
-    assert_eq!(store.create_run(&first).await.unwrap(), None, "a new run id is created");
+    assert_eq!(
+        store.create_run(&first).await.unwrap(),
+        None,
+        "a new run id is created"
+    );
     let mut second = first.clone();
     second.input = json!({ "n": 2 });
     assert_eq!(
@@ -131,8 +137,16 @@ pub async fn check_run_creation_is_idempotent<S: Store>(store: S) {
         Some(first.clone()),
         "creating a run whose id is taken returns the stored run"
     );
-    assert_eq!(store.load_run("r1").await.unwrap(), Some(first), "the stored run is unchanged");
-    assert_eq!(store.load_run("nope").await.unwrap(), None, "an unknown run is None");
+    assert_eq!(
+        store.load_run("r1").await.unwrap(),
+        Some(first),
+        "the stored run is unchanged"
+    );
+    assert_eq!(
+        store.load_run("nope").await.unwrap(),
+        None,
+        "an unknown run is None"
+    );
 }
 
 /// `runs` returns matching runs in id order, and pages through a large set with `after`
@@ -140,7 +154,11 @@ pub async fn check_run_creation_is_idempotent<S: Store>(store: S) {
 pub async fn check_runs_page_in_id_order<S: Store>(store: S) {
     let mut expected = Vec::new();
     for n in 0..250u64 {
-        let status = if n % 3 == 0 { RunStatus::Paused } else { RunStatus::Completed };
+        let status = if n % 3 == 0 {
+            RunStatus::Paused
+        } else {
+            RunStatus::Completed
+        };
         let workflow = if n % 2 == 0 { "even" } else { "odd" };
         let record = run(&format!("run-{n:04}"), workflow, status, n);
         store.create_run(&record).await.unwrap();
@@ -165,7 +183,13 @@ pub async fn check_runs_page_in_id_order<S: Store>(store: S) {
         created_before: Some(100),
         ..RunQuery::all()
     };
-    let ids: Vec<String> = store.runs(&paused_even).await.unwrap().into_iter().map(|run| run.id).collect();
+    let ids: Vec<String> = store
+        .runs(&paused_even)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|run| run.id)
+        .collect();
     let wanted: Vec<String> = (0..100u64)
         .filter(|n| n % 3 == 0 && n % 2 == 0)
         .map(|n| format!("run-{n:04}"))
@@ -181,18 +205,36 @@ pub async fn check_journal_writes<S: Store>(store: S) {
         ("a#0".to_owned(), step(0, json!(1))),
     ];
     store.append_steps("r1", &steps).await.unwrap();
-    store.append_steps("r2", &[("a#0".to_owned(), step(0, json!("other")))]).await.unwrap();
+    store
+        .append_steps("r2", &[("a#0".to_owned(), step(0, json!("other")))])
+        .await
+        .unwrap();
     let journal = store.load_journal("r1").await.unwrap();
     let ids: Vec<&str> = journal.iter().map(|(id, _)| id.as_str()).collect();
-    assert_eq!(ids, ["a#0", "b#0"], "a run's journal, in step-id order, without other runs' steps");
+    assert_eq!(
+        ids,
+        ["a#0", "b#0"],
+        "a run's journal, in step-id order, without other runs' steps"
+    );
     assert_eq!(journal[1].1.output, json!(2));
     store
         .append_channel_set("r1", "set#0", &step(2, json!(null)), "color", &json!("blue"))
         .await
         .unwrap();
-    assert_eq!(store.channel_value("r1", "color").await.unwrap(), Some(json!("blue")));
-    assert_eq!(store.channel_value("r2", "color").await.unwrap(), None, "channels are per run");
-    assert_eq!(store.load_journal("r1").await.unwrap().len(), 3, "the channel set's step is journaled");
+    assert_eq!(
+        store.channel_value("r1", "color").await.unwrap(),
+        Some(json!("blue"))
+    );
+    assert_eq!(
+        store.channel_value("r2", "color").await.unwrap(),
+        None,
+        "channels are per run"
+    );
+    assert_eq!(
+        store.load_journal("r1").await.unwrap().len(),
+        3,
+        "the channel set's step is journaled"
+    );
 }
 
 /// `create_request` writes the waiting step, the request, its pending place, its
@@ -205,24 +247,42 @@ pub async fn check_request_creation_writes_every_part<S: Store>(store: S) {
         action: TimerAction::Expire("q1".to_owned()),
     };
     store
-        .create_request(&step(0, json!({ "request": "q1" })), &record, &outbox, Some(expiry.clone()))
+        .create_request(
+            &step(0, json!({ "request": "q1" })),
+            &record,
+            &outbox,
+            Some(expiry.clone()),
+        )
         .await
         .unwrap();
-    assert_eq!(store.load_request("q1").await.unwrap(), Some(record.clone()), "the request");
+    assert_eq!(
+        store.load_request("q1").await.unwrap(),
+        Some(record.clone()),
+        "the request"
+    );
     let journal = store.load_journal("r1").await.unwrap();
     assert_eq!(journal.len(), 1, "the waiting journal entry");
     assert_eq!(journal[0].0, record.step_id, "stored at the request's step id");
     let pending = store.requests(&RequestQuery::pending(Some("r1"))).await.unwrap();
     assert_eq!(pending, [record], "its place among the run's pending requests");
     assert_eq!(store.outbox_of("q1").await.unwrap().len(), 2, "its notifications");
-    assert_eq!(store.due_timers(u64::MAX, 10).await.unwrap(), [expiry], "its expiry timer");
+    assert_eq!(
+        store.due_timers(u64::MAX, 10).await.unwrap(),
+        [expiry],
+        "its expiry timer"
+    );
 }
 
 /// Concurrent answers: exactly one wins, the others see the winner's record, and the
 /// wake-up of the run is armed once, in the winning transaction.
 pub async fn check_first_valid_answer_wins<S: Store>(store: Arc<S>) {
     store
-        .create_request(&step(0, json!({ "request": "q1" })), &request("q1", "r1", 5), &[], None)
+        .create_request(
+            &step(0, json!({ "request": "q1" })),
+            &request("q1", "r1", 5),
+            &[],
+            None,
+        )
         .await
         .unwrap();
     let wins = Arc::new(AtomicUsize::new(0));
@@ -251,11 +311,19 @@ pub async fn check_first_valid_answer_wins<S: Store>(store: Arc<S>) {
     for task in tasks {
         task.await.expect("an answering task panicked");
     }
-    assert_eq!(wins.load(Ordering::SeqCst), 1, "exactly one of 16 concurrent answers wins");
+    assert_eq!(
+        wins.load(Ordering::SeqCst),
+        1,
+        "exactly one of 16 concurrent answers wins"
+    );
     let stored = store.load_request("q1").await.unwrap().unwrap();
     assert_eq!(stored.status, RequestStatus::Answered);
     assert!(
-        store.requests(&RequestQuery::pending(None)).await.unwrap().is_empty(),
+        store
+            .requests(&RequestQuery::pending(None))
+            .await
+            .unwrap()
+            .is_empty(),
         "an answered request is no longer pending"
     );
     let wakes: Vec<Timer> = store.due_timers(u64::MAX, 100).await.unwrap();
@@ -285,10 +353,20 @@ pub async fn check_a_refused_change_writes_nothing<S: Store>(store: S) {
     ));
     let leave = |_: &RequestRecord| Ok(None);
     let resolved = store.resolve_request("q1", &leave).await.unwrap();
-    assert!(!resolved.changed && resolved.wake.is_none(), "leaving a request is no write");
+    assert!(
+        !resolved.changed && resolved.wake.is_none(),
+        "leaving a request is no write"
+    );
     assert_eq!(resolved.record, record);
-    assert_eq!(store.load_request("q1").await.unwrap(), Some(record), "the request is unchanged");
-    assert!(store.due_timers(u64::MAX, 10).await.unwrap().is_empty(), "no timer was armed");
+    assert_eq!(
+        store.load_request("q1").await.unwrap(),
+        Some(record),
+        "the request is unchanged"
+    );
+    assert!(
+        store.due_timers(u64::MAX, 10).await.unwrap().is_empty(),
+        "no timer was armed"
+    );
     let nothing = |_: &RequestRecord| Ok(None);
     assert!(matches!(
         store.resolve_request("missing", &nothing).await,
@@ -301,7 +379,12 @@ pub async fn check_requests_query<S: Store>(store: S) {
     for (n, run_id) in ["r1", "r2", "r1", "r3"].iter().enumerate() {
         let record = request(&format!("q{n}"), run_id, 100 - n as u64);
         store
-            .create_request(&step(n as u64, json!({ "request": record.id })), &record, &[], None)
+            .create_request(
+                &step(n as u64, json!({ "request": record.id })),
+                &record,
+                &[],
+                None,
+            )
             .await
             .unwrap();
     }
@@ -313,7 +396,10 @@ pub async fn check_requests_query<S: Store>(store: S) {
         ["q3", "q1", "q0"],
         "pending requests, oldest first"
     );
-    assert_eq!(ids(store.requests(&RequestQuery::pending(Some("r1"))).await.unwrap()), ["q0"]);
+    assert_eq!(
+        ids(store.requests(&RequestQuery::pending(Some("r1"))).await.unwrap()),
+        ["q0"]
+    );
     let answered_query = RequestQuery {
         status: Some(RequestStatus::Answered),
         ..RequestQuery::default()
@@ -323,7 +409,11 @@ pub async fn check_requests_query<S: Store>(store: S) {
         limit: Some(2),
         ..RequestQuery::default()
     };
-    assert_eq!(ids(store.requests(&limited).await.unwrap()), ["q3", "q2"], "any status, limited");
+    assert_eq!(
+        ids(store.requests(&limited).await.unwrap()),
+        ["q3", "q2"],
+        "any status, limited"
+    );
 }
 
 /// `due_timers` returns armed timers before a time, soonest first, at most `limit`;
@@ -340,11 +430,22 @@ pub async fn check_due_timers<S: Store>(store: S) {
         store.add_timer(timer).await.unwrap();
     }
     let deadlines = |timers: Vec<Timer>| timers.into_iter().map(|t| t.deadline).collect::<Vec<_>>();
-    assert_eq!(deadlines(store.due_timers(35, 10).await.unwrap()), [10, 20, 30], "due before 35");
-    assert_eq!(deadlines(store.due_timers(u64::MAX, 2).await.unwrap()), [10, 20], "limited");
+    assert_eq!(
+        deadlines(store.due_timers(35, 10).await.unwrap()),
+        [10, 20, 30],
+        "due before 35"
+    );
+    assert_eq!(
+        deadlines(store.due_timers(u64::MAX, 2).await.unwrap()),
+        [10, 20],
+        "limited"
+    );
     store.remove_timer(&timers[1]).await.unwrap();
     store.remove_timer(&timers[1]).await.unwrap();
-    assert_eq!(deadlines(store.due_timers(u64::MAX, 10).await.unwrap()), [20, 30, 40]);
+    assert_eq!(
+        deadlines(store.due_timers(u64::MAX, 10).await.unwrap()),
+        [20, 30, 40]
+    );
 }
 
 /// `due_notifications` returns undelivered, not given-up notifications due by `now`,
@@ -356,19 +457,34 @@ pub async fn check_due_notifications<S: Store>(store: S) {
         notification("q1/2", "q1", 90),
     ];
     store
-        .create_request(&step(0, json!({ "request": "q1" })), &request("q1", "r1", 5), &outbox, None)
+        .create_request(
+            &step(0, json!({ "request": "q1" })),
+            &request("q1", "r1", 5),
+            &outbox,
+            None,
+        )
         .await
         .unwrap();
     let ids = |records: Vec<OutboxRecord>| records.into_iter().map(|r| r.id).collect::<Vec<_>>();
-    assert_eq!(ids(store.due_notifications(60, 10).await.unwrap()), ["q1/1", "q1/0"]);
+    assert_eq!(
+        ids(store.due_notifications(60, 10).await.unwrap()),
+        ["q1/1", "q1/0"]
+    );
     let mut delivered = outbox[1].clone();
     delivered.delivered_at = Some(20);
     store.save_outbox(&delivered).await.unwrap();
     let mut given_up = outbox[0].clone();
     given_up.gave_up = true;
     store.save_outbox(&given_up).await.unwrap();
-    assert_eq!(ids(store.due_notifications(u64::MAX, 10).await.unwrap()), ["q1/2"]);
-    assert_eq!(store.outbox_of("q1").await.unwrap().len(), 3, "every notification of the request");
+    assert_eq!(
+        ids(store.due_notifications(u64::MAX, 10).await.unwrap()),
+        ["q1/2"]
+    );
+    assert_eq!(
+        store.outbox_of("q1").await.unwrap().len(),
+        3,
+        "every notification of the request"
+    );
 }
 
 /// The secret is created once and the same ever after; definitions are kept per
@@ -376,13 +492,22 @@ pub async fn check_due_notifications<S: Store>(store: S) {
 pub async fn check_secret_and_definitions<S: Store>(store: S) {
     let secret = store.secret().await.unwrap();
     assert!(secret.len() >= 16, "a secret of at least 16 bytes");
-    assert_eq!(store.secret().await.unwrap(), secret, "the same secret every time");
+    assert_eq!(
+        store.secret().await.unwrap(),
+        secret,
+        "the same secret every time"
+    );
     let sites = vec!["build".to_owned(), "ask".to_owned()];
     store.save_definition("release", "f1", &sites).await.unwrap();
-    store.save_definition("release", "f1", &["other".to_owned()]).await.unwrap();
+    store
+        .save_definition("release", "f1", &["other".to_owned()])
+        .await
+        .unwrap();
     assert_eq!(store.load_definition("release", "f1").await.unwrap(), Some(sites));
     assert_eq!(store.load_definition("release", "f2").await.unwrap(), None);
-    let distinct: BTreeSet<Vec<u8>> = [secret.clone(), store.secret().await.unwrap()].into_iter().collect();
+    let distinct: BTreeSet<Vec<u8>> = [secret.clone(), store.secret().await.unwrap()]
+        .into_iter()
+        .collect();
     assert_eq!(distinct.len(), 1);
     store.flush().await.unwrap();
 }
