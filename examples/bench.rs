@@ -113,7 +113,9 @@ async fn paused(run: &hitl::Run<u32>) -> Vec<Request> {
 }
 
 /// sled alone: `insert` + `flush` per op, and `insert` alone, with journal-sized values.
-fn storage_floor(dir: &Path) -> (f64, f64) {
+/// sled alone, per op, on journal-sized values: `insert` + `flush`, `insert`, and `get` of a
+/// key written in the same run (what replaying one journaled step must at least read).
+fn storage_floor(dir: &Path) -> (f64, f64, f64) {
     let db = sled::Config::new()
         .path(dir.join("floor"))
         .cache_capacity(64 * 1024 * 1024)
@@ -136,7 +138,12 @@ fn storage_floor(dir: &Path) -> (f64, f64) {
         tree.insert(key(i + flushed), value.as_slice()).unwrap();
     }
     let insert_us = micros(start.elapsed()) / f64::from(inserted);
-    (flush_us, insert_us)
+    let start = Instant::now();
+    for i in 0..inserted {
+        std::hint::black_box(tree.get(key(i + flushed)).unwrap());
+    }
+    let get_us = micros(start.elapsed()) / f64::from(inserted);
+    (flush_us, insert_us, get_us)
 }
 
 /// RSS growth per run when sled alone stores what a paused W1 run stores (13 keys, ~2.2 KB),
@@ -238,7 +245,7 @@ async fn main() {
     );
 
     progress("storage floor");
-    let (floor_flush_us, floor_insert_us) = storage_floor(dir);
+    let (floor_flush_us, floor_insert_us, floor_get_us) = storage_floor(dir);
 
     progress("time to pause, N = 1000, Durability::Flush");
     let pause_flush = time_to_pause(&dir.join("pause-flush"), Durability::Flush, 1_000).await;
@@ -377,17 +384,20 @@ async fn main() {
     let pause_ms_n1000 = pause_flush.as_secs_f64() * 1e3;
     let durable_step_ratio = durable_step_us / floor_flush_us;
     let buffered_step_ratio = buffered_step_us / floor_insert_us;
+    let replay_step_ratio = replay_step_us / floor_get_us;
     let report = json!({
         "filesystem": filesystem,
         "quick": options.quick,
         "floor_flush_us": round(floor_flush_us, 2),
         "floor_insert_us": round(floor_insert_us, 3),
+        "floor_get_us": round(floor_get_us, 3),
         "pause_ms_n1000": round(pause_ms_n1000, 1),
         "durable_step_us": round(durable_step_us, 2),
         "durable_step_ratio": round(durable_step_ratio, 3),
         "buffered_step_us": round(buffered_step_us, 2),
         "buffered_step_ratio": round(buffered_step_ratio, 3),
         "replay_step_us": round(replay_step_us, 3),
+        "replay_step_ratio": round(replay_step_ratio, 3),
         "resume_p50_us": round(resume_p50_us, 1),
         "resume_p99_us": round(resume_p99_us, 1),
         "fresh_resume_ms": round(fresh_resume_ms, 1),
@@ -405,6 +415,7 @@ async fn main() {
     let rows = [
         ("floor_flush_us", floor_flush_us, "sled insert + flush", None),
         ("floor_insert_us", floor_insert_us, "sled insert", None),
+        ("floor_get_us", floor_get_us, "sled get, in-run", None),
         (
             "pause_ms_n1000",
             pause_ms_n1000,
@@ -440,6 +451,12 @@ async fn main() {
             replay_step_us,
             "per journaled step on resume",
             Some(("≤ 2", replay_step_us <= 2.0)),
+        ),
+        (
+            "replay_step_ratio",
+            replay_step_ratio,
+            "/ floor_get_us",
+            Some(("≤ 2.0", replay_step_ratio <= 2.0)),
         ),
         (
             "resume_p50_us",

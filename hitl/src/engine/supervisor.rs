@@ -16,7 +16,7 @@ use crate::journal::RunState;
 use crate::model::request::RequestStatus;
 use crate::model::run::{Failure, FailureKind, RunRecord, RunStatus, Stop};
 use crate::model::step::{Timer, TimerAction};
-use crate::store::{FORMAT_VERSION, RunQuery};
+use crate::store::FORMAT_VERSION;
 use crate::workflow::WorkflowFuture;
 
 use super::{Engine, LEASE, LiveRun, Registered, Shared};
@@ -42,6 +42,7 @@ impl Engine {
             fingerprint: definition.fingerprint.to_owned(),
             owner: Some(self.shared.owner.clone()),
             lease_until: Some(now + LEASE.as_millis() as u64),
+            lease_epoch: 1,
             created_at: now,
             updated_at: now,
         };
@@ -71,11 +72,15 @@ impl Engine {
     /// Drives every run left `Running` by a previous process.
     pub(super) async fn recover(&self) -> Result<()> {
         let now = to_millis(self.shared.services.clock.now());
-        let running = RunQuery {
-            status: Some(RunStatus::Running),
-            ..RunQuery::default()
-        };
-        for mut record in self.shared.services.store.runs(&running).await? {
+        let until = now + LEASE.as_millis() as u64;
+        let owner = &self.shared.owner;
+        for record in self
+            .shared
+            .services
+            .store
+            .claim_lapsed(owner, now, until, usize::MAX)
+            .await?
+        {
             let Some(registered) = self.shared.registry.get(record.workflow.as_str()).copied() else {
                 tracing::warn!(run_id = %record.id, workflow = %record.workflow, "cannot resume run: its workflow is not registered");
                 continue;
@@ -89,10 +94,6 @@ impl Engine {
                     "the workflow's code changed since this run started; replaying it, a divergent step will fail the run"
                 );
             }
-            record.owner = Some(self.shared.owner.clone());
-            record.lease_until = Some(now + LEASE.as_millis() as u64);
-            record.updated_at = now;
-            self.shared.services.store.save_run(&record).await?;
             let run_id = record.id.clone();
             let mut live = self.shared.live.lock().await;
             // One run that cannot be driven must not keep the engine from opening.
@@ -147,7 +148,7 @@ impl Shared {
         if live.contains_key(run_id) {
             return Ok(true);
         }
-        let Some(mut record) = self.services.store.load_run(run_id).await? else {
+        let Some(record) = self.services.store.load_run(run_id).await? else {
             return Ok(true);
         };
         if record.status != RunStatus::Paused {
@@ -158,11 +159,17 @@ impl Shared {
             return Ok(false);
         };
         let now = to_millis(self.services.clock.now());
-        record.status = RunStatus::Running;
-        record.owner = Some(self.owner.clone());
-        record.lease_until = Some(now + LEASE.as_millis() as u64);
-        record.updated_at = now;
-        self.services.store.save_run(&record).await?;
+        let until = now + LEASE.as_millis() as u64;
+        // One claim wins: an engine (or a concurrent resume here) that got there first
+        // drives the run.
+        let Some(record) = self
+            .services
+            .store
+            .claim_paused(run_id, &self.owner, now, until)
+            .await?
+        else {
+            return Ok(true);
+        };
         tracing::info!(run_id, "resuming run");
         self.launch(&mut live, record, registered, None).await?;
         let resumed = live.contains_key(run_id);

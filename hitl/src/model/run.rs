@@ -160,6 +160,10 @@ pub struct RunRecord {
     /// Until when `owner` holds the run, in ms since the epoch; a lapsed lease may be taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_until: Option<u64>,
+    /// How many times the run has been claimed; every write of the run record must carry
+    /// the epoch it was claimed with, so a writer that lost the run is fenced off.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lease_epoch: u64,
     /// When it was created, in ms since the epoch.
     pub created_at: u64,
     /// When its status last changed, in ms since the epoch.
@@ -171,4 +175,28 @@ pub struct RunRecord {
 pub(crate) enum Stop {
     Failed(Failure),
     Cancelled(String),
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+impl RunRecord {
+    /// This record claimed by `owner` until `until` (ms since the epoch), one epoch later:
+    /// what a backend stores when a claim succeeds.
+    pub fn claimed(&self, owner: &str, until: u64, now: u64) -> RunRecord {
+        RunRecord {
+            status: RunStatus::Running,
+            owner: Some(owner.to_owned()),
+            lease_until: Some(until),
+            lease_epoch: self.lease_epoch + 1,
+            updated_at: now,
+            ..self.clone()
+        }
+    }
+
+    /// Whether `owner` holds this record's lease at `epoch`.
+    pub fn held_by(&self, owner: &str, epoch: u64) -> bool {
+        self.owner.as_deref() == Some(owner) && self.lease_epoch == epoch
+    }
 }

@@ -31,6 +31,7 @@ use crate::model::step::StepKind;
 /// Runs every check, each on a fresh store from `fresh`.
 pub async fn check_all<S: Store, F: Fn() -> S>(fresh: F) {
     check_run_creation_is_idempotent(fresh()).await;
+    check_leases_are_exclusive_and_fence(Arc::new(fresh())).await;
     check_runs_page_in_id_order(fresh()).await;
     check_journal_writes(fresh()).await;
     check_request_creation_writes_every_part(fresh()).await;
@@ -55,6 +56,7 @@ fn run(id: &str, workflow: &str, status: RunStatus, created_at: u64) -> RunRecor
         fingerprint: "f".to_owned(),
         owner: None,
         lease_until: None,
+        lease_epoch: 0,
         created_at,
         updated_at: created_at,
     }
@@ -146,6 +148,97 @@ pub async fn check_run_creation_is_idempotent<S: Store>(store: S) {
         store.load_run("nope").await.unwrap(),
         None,
         "an unknown run is None"
+    );
+}
+
+fn is_conflict(result: &crate::Result<()>) -> bool {
+    matches!(result, Err(Error::Storage(error)) if error.kind() == super::StoreErrorKind::Conflict)
+}
+
+/// Of concurrent claims of a paused run one wins, one epoch later; a write carrying an
+/// older epoch, or a renewal by a writer that lost the run, is a `Conflict`.
+pub async fn check_leases_are_exclusive_and_fence<S: Store>(store: Arc<S>) {
+    let paused = run("r1", "release", RunStatus::Paused, 10);
+    store.create_run(&paused).await.unwrap();
+    let mut tasks = Vec::new();
+    for n in 0..16 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store
+                .claim_paused("r1", &format!("worker-{n}"), 20, 1_000)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        winners.extend(task.await.expect("a claiming task panicked"));
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one of 16 concurrent claims of a paused run wins"
+    );
+    let claimed = winners.remove(0);
+    assert_eq!(claimed.status, RunStatus::Running);
+    assert_eq!(
+        claimed.lease_epoch,
+        paused.lease_epoch + 1,
+        "a claim is one epoch later"
+    );
+    assert_eq!(
+        store.load_run("r1").await.unwrap(),
+        Some(claimed.clone()),
+        "the claim is stored"
+    );
+    assert_eq!(
+        store.claim_paused("r1", "late", 30, 1_000).await.unwrap(),
+        None,
+        "a running run cannot be claimed as paused"
+    );
+    let owner = claimed.owner.clone().unwrap();
+    assert!(
+        is_conflict(&store.save_run(&paused).await),
+        "a write with the epoch from before the claim is fenced"
+    );
+    assert!(is_conflict(
+        &store
+            .renew_lease("r1", "someone-else", claimed.lease_epoch, 2_000)
+            .await
+    ));
+    store
+        .renew_lease("r1", &owner, claimed.lease_epoch, 2_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_run("r1").await.unwrap().unwrap().lease_until,
+        Some(2_000),
+        "renewed"
+    );
+    let mut progressed = claimed.clone();
+    progressed.updated_at = 40;
+    progressed.lease_until = Some(2_000);
+    store.save_run(&progressed).await.unwrap();
+
+    let taken = store.claim_lapsed("successor", 3_000, 4_000, 10).await.unwrap();
+    assert_eq!(taken.len(), 1, "the lapsed run is taken over");
+    assert_eq!(taken[0].lease_epoch, claimed.lease_epoch + 1);
+    assert_eq!(taken[0].owner.as_deref(), Some("successor"));
+    assert!(
+        is_conflict(&store.renew_lease("r1", &owner, claimed.lease_epoch, 5_000).await),
+        "the previous owner learns it lost the run"
+    );
+    assert!(
+        is_conflict(&store.save_run(&progressed).await),
+        "and its writes are fenced"
+    );
+    assert!(
+        store
+            .claim_lapsed("successor", 3_000, 4_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "an owner does not claim its own runs"
     );
 }
 

@@ -10,12 +10,14 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
+use super::lost_lease;
 use super::{
     FlushFuture, OutboxRecord, RequestChange, RequestQuery, RequestRecord, Resolved, RunQuery, RunRecord,
     StepRecord, StorageStats, Store, StoreFuture, Timer,
 };
 use crate::error::{Error, Result};
 use crate::model::request::RequestStatus;
+use crate::model::run::RunStatus;
 use crate::util::lock;
 
 /// An in-memory [`Store`].
@@ -86,8 +88,73 @@ impl Store for MemStore {
 
     fn save_run<'a>(&'a self, run: &'a RunRecord) -> StoreFuture<'a, ()> {
         self.with(|data| {
+            if let Some(stored) = data.runs.get(&run.id)
+                && stored.lease_epoch != run.lease_epoch
+            {
+                return Err(lost_lease(&run.id, run.lease_epoch));
+            }
             data.runs.insert(run.id.clone(), run.clone());
             Ok(())
+        })
+    }
+
+    fn claim_paused<'a>(
+        &'a self,
+        run_id: &'a str,
+        owner: &'a str,
+        now: u64,
+        until: u64,
+    ) -> StoreFuture<'a, Option<RunRecord>> {
+        self.with(|data| {
+            let Some(stored) = data
+                .runs
+                .get_mut(run_id)
+                .filter(|run| run.status == RunStatus::Paused)
+            else {
+                return Ok(None);
+            };
+            *stored = stored.claimed(owner, until, now);
+            Ok(Some(stored.clone()))
+        })
+    }
+
+    fn claim_lapsed<'a>(
+        &'a self,
+        owner: &'a str,
+        now: u64,
+        until: u64,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<RunRecord>> {
+        // One process: every `Running` run another engine left behind has lapsed, and
+        // this engine's own are never asked for.
+        self.with(|data| {
+            let mut claimed = Vec::new();
+            for run in data.runs.values_mut() {
+                if claimed.len() < limit
+                    && run.status == RunStatus::Running
+                    && run.owner.as_deref() != Some(owner)
+                {
+                    *run = run.claimed(owner, until, now);
+                    claimed.push(run.clone());
+                }
+            }
+            Ok(claimed)
+        })
+    }
+
+    fn renew_lease<'a>(
+        &'a self,
+        run_id: &'a str,
+        owner: &'a str,
+        epoch: u64,
+        until: u64,
+    ) -> StoreFuture<'a, ()> {
+        self.with(|data| match data.runs.get_mut(run_id) {
+            Some(run) if run.held_by(owner, epoch) => {
+                run.lease_until = Some(until);
+                Ok(())
+            }
+            _ => Err(lost_lease(run_id, epoch)),
         })
     }
 

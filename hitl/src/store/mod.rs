@@ -1,10 +1,42 @@
 //! Durable storage: what the engine writes, and the [`Store`] boundary it writes through.
 //!
-//! The engine only talks to the [`Store`] trait; [`SledStore`] (an embedded sled database in a
-//! directory) is its one implementation today. Every value is JSON carrying a format version
-//! (`v`), so a database stays readable by tools and by later versions.
+//! The engine talks only to the [`Store`] trait, through a `Box<dyn Store>`: the default
+//! backend is an embedded sled database in a directory (`Engine::builder().path(..)`),
+//! [`MemStore`] keeps everything in memory (tests), and any other backend plugs in with
+//! [`EngineBuilder::store`](crate::EngineBuilder::store).
 //!
-//! Trees (sled's named keyspaces):
+//! # Writing a backend
+//!
+//! A backend stores six kinds of record — [`RunRecord`], [`StepRecord`] (a run's journal),
+//! [`RequestRecord`], [`OutboxRecord`], [`Timer`] and workflow definitions — plus channel
+//! values and one secret. All of them are `serde` types: a backend may store them as JSON
+//! (what sled does) or map their fields to columns. It never interprets them beyond what its
+//! queries filter on (a run's `status`, `workflow`, `created_at`; a request's `status`,
+//! `run_id`, `workflow`, `created_at`; a notification's `delivered_at`, `gave_up`,
+//! `next_attempt_at`; a timer's `deadline`).
+//!
+//! Every method is one atomic operation, and its doc comment is its contract. Three carry
+//! the weight:
+//!
+//! * [`Store::create_request`] writes the feedback step's waiting entry, the request, its
+//!   notifications and its expiry timer **together**: a crash leaves all or none.
+//! * [`Store::resolve_request`] runs the engine's rule (`change`) on the request *as stored*,
+//!   inside the backend's transaction, writes the result, removes it from the pending
+//!   requests when it resolves, and arms its run's wake-up ([`Timer::wake_for`]) in the same
+//!   transaction. Concurrent calls must serialize (a row lock, a serializable transaction, a
+//!   mutex): that is "first valid answer wins".
+//! * [`Store::flush`] resolves once every earlier write is durable; the engine waits on it in
+//!   `Durability::Flush`. A backend whose writes are durable on commit returns at once.
+//!
+//! Return backend failures as [`Error::Storage`] with a [`StoreError`] of the right
+//! [`StoreErrorKind`]; a stored value that no longer decodes as [`Error::Decode`]. The
+//! contract suite, `contract::check_all` (feature `contract`), checks each promise and is
+//! what hitl runs against its own backends.
+//!
+//! # The sled backend
+//!
+//! Every value is JSON carrying a format version (`v`), so a database stays readable by
+//! tools and by later versions. Trees (sled's named keyspaces):
 //!
 //! | tree          | key                         | value                                  |
 //! |---------------|-----------------------------|----------------------------------------|
@@ -12,16 +44,11 @@
 //! | `journal`     | run id `\0` step id         | [`StepRecord`]: output + input hash    |
 //! | `channels`    | run id `\0` channel key     | the channel's JSON value               |
 //! | `definitions` | workflow name `\0` hash     | the step-site table of that version    |
-//! | `requests`    | request id                  | `RequestRecord`: spec, votes, answer   |
+//! | `requests`    | request id                  | [`RequestRecord`]: spec, votes, answer |
 //! | `pending`     | run id `\0` request id      | (empty): the unanswered requests       |
-//! | `outbox`      | request id `/` index        | `OutboxRecord`: a notification         |
+//! | `outbox`      | request id `/` index        | [`OutboxRecord`]: a notification       |
 //! | `timers`      | deadline (u64 BE), kind, id | (empty): expiries and run wake-ups     |
 //! | `meta`        | `secret`                    | the key that signs notification links  |
-//!
-//! Making a request is one transaction: the feedback step's waiting journal entry, the
-//! request, its pending-index entry, its outbox entries and its expiry timer. Resolving one
-//! (answer, expiry, cancel) is one transaction too, which is what makes "first valid answer
-//! wins" atomic.
 //!
 //! One step is one write: a single `insert` into `journal` (a channel `set` also writes
 //! `channels`, in one transaction). With `Durability::Flush` the engine then waits for
@@ -146,6 +173,14 @@ impl RequestQuery {
     }
 }
 
+/// The error a fenced writer gets: `run_id` is no longer held at `epoch`.
+pub fn lost_lease(run_id: &str, epoch: u64) -> Error {
+    Error::Storage(StoreError::new(
+        StoreErrorKind::Conflict,
+        format!("run `{run_id}` is no longer held at lease epoch {epoch}: another claim took it"),
+    ))
+}
+
 /// What a backend can say about its size; `None` where it cannot tell.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -170,11 +205,44 @@ pub trait Store: Send + Sync + 'static {
     fn create_run<'a>(&'a self, run: &'a RunRecord) -> StoreFuture<'a, Option<RunRecord>>;
     /// The run with this id, if any.
     fn load_run<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Option<RunRecord>>;
-    /// Writes (replaces) a run record.
+    /// Writes (replaces) a run record — only if the stored record has the same
+    /// `lease_epoch`: a writer whose run was claimed since (by another owner, or again) gets
+    /// [`Error::Storage`] with [`StoreErrorKind::Conflict`] and must drop the run.
     fn save_run<'a>(&'a self, run: &'a RunRecord) -> StoreFuture<'a, ()>;
     /// The runs matching `query`, in id order. A record that cannot be decoded is skipped
     /// (and logged), so that one damaged run does not hide the others.
     fn runs<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, Vec<RunRecord>>;
+
+    /// Claims a paused run for `owner`: if it is `Paused`, it becomes `Running`, owned by
+    /// `owner` until `until`, one epoch later ([`RunRecord::claimed`]), and is returned;
+    /// otherwise nothing changes and `None` is returned. Of concurrent claims one wins.
+    fn claim_paused<'a>(
+        &'a self,
+        run_id: &'a str,
+        owner: &'a str,
+        now: u64,
+        until: u64,
+    ) -> StoreFuture<'a, Option<RunRecord>>;
+    /// Claims up to `limit` `Running` runs whose lease has lapsed at `now` (another owner's
+    /// runs that it no longer renews), as [`claim_paused`](Store::claim_paused) does. A
+    /// single-process backend (sled, memory) may treat every `Running` run as lapsed when
+    /// it opens: no other process can hold one.
+    fn claim_lapsed<'a>(
+        &'a self,
+        owner: &'a str,
+        now: u64,
+        until: u64,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<RunRecord>>;
+    /// Extends the lease `owner` holds at `epoch` to `until`; a
+    /// [`StoreErrorKind::Conflict`] when it no longer holds it.
+    fn renew_lease<'a>(
+        &'a self,
+        run_id: &'a str,
+        owner: &'a str,
+        epoch: u64,
+        until: u64,
+    ) -> StoreFuture<'a, ()>;
 
     /// Every journaled step of a run, in step-id order.
     fn load_journal<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Vec<(String, StepRecord)>>;

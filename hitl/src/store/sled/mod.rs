@@ -28,11 +28,12 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{
     FlushFuture, RequestChange, RequestQuery, Resolved, RunQuery, RunRecord, StepRecord, StorageStats, Store,
-    StoreError, StoreErrorKind, StoreFuture, Timer, decode, encode, run_key, run_prefix,
+    StoreError, StoreErrorKind, StoreFuture, Timer, decode, encode, lost_lease, run_key, run_prefix,
 };
 use crate::error::{Error, Result};
 use crate::model::outbox::OutboxRecord;
 use crate::model::request::{RequestRecord, RequestStatus};
+use crate::model::run::RunStatus;
 
 /// How to open the sled database.
 #[derive(Debug, Clone)]
@@ -77,9 +78,96 @@ impl SledStore {
     }
 
     fn save_run(&self, run: &RunRecord) -> Result<()> {
-        self.runs
-            .insert(run.id.as_bytes(), encode("a run", run)?)
-            .storage()?;
+        let bytes = encode("a run", run)?;
+        self.update_run(&run.id, |stored| match stored {
+            Some(stored) if stored.lease_epoch != run.lease_epoch => {
+                Err(lost_lease(&run.id, run.lease_epoch))
+            }
+            _ => Ok(Some(bytes.clone())),
+        })
+        .map(|_| ())
+    }
+
+    /// Compare-and-swap on one run record: `change` sees the stored record and returns the
+    /// bytes to store (`None`: leave it); retried when another writer got in between.
+    /// Returns whether it wrote.
+    fn update_run(
+        &self,
+        run_id: &str,
+        change: impl Fn(Option<RunRecord>) -> Result<Option<Vec<u8>>>,
+    ) -> Result<bool> {
+        loop {
+            let current = self.runs.get(run_id).storage()?;
+            let stored = current
+                .as_ref()
+                .map(|bytes| decode::<RunRecord>(run_id.as_bytes(), bytes))
+                .transpose()?;
+            let Some(new) = change(stored)? else {
+                return Ok(false);
+            };
+            match self
+                .runs
+                .compare_and_swap(run_id, current.as_ref().map(|bytes| bytes.as_ref()), Some(new))
+                .storage()?
+            {
+                Ok(()) => return Ok(true),
+                Err(_) => continue,
+            }
+        }
+    }
+
+    fn claim_paused(&self, run_id: &str, owner: &str, now: u64, until: u64) -> Result<Option<RunRecord>> {
+        let claimed = std::cell::RefCell::new(None);
+        self.update_run(run_id, |stored| match stored {
+            Some(run) if run.status == RunStatus::Paused => {
+                let next = run.claimed(owner, until, now);
+                let bytes = encode("a run", &next)?;
+                *claimed.borrow_mut() = Some(next);
+                Ok(Some(bytes))
+            }
+            _ => Ok(None),
+        })?;
+        Ok(claimed.into_inner())
+    }
+
+    /// sled is one process (the directory lock): every `Running` run not this owner's was
+    /// left by an engine that is gone.
+    fn claim_lapsed(&self, owner: &str, now: u64, until: u64, limit: usize) -> Result<Vec<RunRecord>> {
+        let running = RunQuery {
+            status: Some(RunStatus::Running),
+            ..RunQuery::default()
+        };
+        let mut claimed = Vec::new();
+        for run in self.runs(&running)? {
+            if claimed.len() >= limit || run.owner.as_deref() == Some(owner) {
+                continue;
+            }
+            let next = std::cell::RefCell::new(None);
+            self.update_run(&run.id, |stored| match stored {
+                Some(stored)
+                    if stored.status == RunStatus::Running && stored.owner.as_deref() != Some(owner) =>
+                {
+                    let record = stored.claimed(owner, until, now);
+                    let bytes = encode("a run", &record)?;
+                    *next.borrow_mut() = Some(record);
+                    Ok(Some(bytes))
+                }
+                _ => Ok(None),
+            })?;
+            claimed.extend(next.into_inner());
+        }
+        Ok(claimed)
+    }
+
+    fn renew_lease(&self, run_id: &str, owner: &str, epoch: u64, until: u64) -> Result<()> {
+        let wrote = self.update_run(run_id, |stored| match stored {
+            Some(mut run) if run.held_by(owner, epoch) => {
+                run.lease_until = Some(until);
+                encode("a run", &run).map(Some)
+            }
+            _ => Err(lost_lease(run_id, epoch)),
+        })?;
+        debug_assert!(wrote);
         Ok(())
     }
 
@@ -452,6 +540,33 @@ impl Store for SledStore {
     }
     fn save_run<'a>(&'a self, run: &'a RunRecord) -> StoreFuture<'a, ()> {
         ready(SledStore::save_run(self, run))
+    }
+    fn claim_paused<'a>(
+        &'a self,
+        run_id: &'a str,
+        owner: &'a str,
+        now: u64,
+        until: u64,
+    ) -> StoreFuture<'a, Option<RunRecord>> {
+        ready(SledStore::claim_paused(self, run_id, owner, now, until))
+    }
+    fn claim_lapsed<'a>(
+        &'a self,
+        owner: &'a str,
+        now: u64,
+        until: u64,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<RunRecord>> {
+        ready(SledStore::claim_lapsed(self, owner, now, until, limit))
+    }
+    fn renew_lease<'a>(
+        &'a self,
+        run_id: &'a str,
+        owner: &'a str,
+        epoch: u64,
+        until: u64,
+    ) -> StoreFuture<'a, ()> {
+        ready(SledStore::renew_lease(self, run_id, owner, epoch, until))
     }
     fn runs<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, Vec<RunRecord>> {
         ready(SledStore::runs(self, query))
