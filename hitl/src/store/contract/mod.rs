@@ -13,20 +13,19 @@
 //!
 //! [`MemStore`]: super::MemStore
 
+mod records;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{
-    OutboxRecord, RequestQuery, RequestRecord, RunQuery, RunRecord, StepRecord, Store, Timer, TimerAction,
-};
+use super::{OutboxRecord, RequestQuery, RequestRecord, RunQuery, Store, Timer, TimerAction};
 use crate::error::Error;
-use crate::model::outbox::Notify;
-use crate::model::request::{RequestSpec, RequestStatus, Resolution, Response};
+use crate::model::request::RequestStatus;
 use crate::model::run::RunStatus;
-use crate::model::step::StepKind;
+use records::{answered, notification, request, run, step};
 
 /// Runs every check, each on a fresh store from `fresh`.
 pub async fn check_all<S: Store, F: Fn() -> S>(fresh: F) {
@@ -41,86 +40,6 @@ pub async fn check_all<S: Store, F: Fn() -> S>(fresh: F) {
     check_due_timers(fresh()).await;
     check_due_notifications(fresh()).await;
     check_secret_and_definitions(fresh()).await;
-}
-
-fn run(id: &str, workflow: &str, status: RunStatus, created_at: u64) -> RunRecord {
-    RunRecord {
-        v: 1,
-        id: id.to_owned(),
-        workflow: workflow.to_owned(),
-        status,
-        input: json!({ "n": 1 }),
-        output: None,
-        failure: None,
-        cancel_reason: None,
-        fingerprint: "f".to_owned(),
-        owner: None,
-        lease_until: None,
-        lease_epoch: 0,
-        created_at,
-        updated_at: created_at,
-    }
-}
-
-fn step(seq: u64, output: Value) -> StepRecord {
-    StepRecord {
-        version: 1,
-        kind: StepKind::Task,
-        seq,
-        line: 1,
-        input_hash: 0,
-        started_at: 1,
-        finished_at: Some(2),
-        output,
-    }
-}
-
-fn request(id: &str, run_id: &str, created_at: u64) -> RequestRecord {
-    let spec: RequestSpec = serde_json::from_value(json!({ "kind": "approval", "prompt": "Ship?" }))
-        .expect("a valid request spec");
-    RequestRecord {
-        v: 1,
-        id: id.to_owned(),
-        run_id: run_id.to_owned(),
-        workflow: "release".to_owned(),
-        step_id: format!("ask#{id}"),
-        location: "src/main.rs:1".to_owned(),
-        spec,
-        status: RequestStatus::Pending,
-        created_at,
-        expires_at: None,
-        votes: Vec::new(),
-        resolution: None,
-        resolved_at: None,
-    }
-}
-
-fn answered(request: &RequestRecord, by: &str, at: u64) -> RequestRecord {
-    RequestRecord {
-        status: RequestStatus::Answered,
-        resolution: Some(Resolution::Answered {
-            response: Response::approve(),
-            responder: by.to_owned(),
-            answered_at: at,
-            votes: Vec::new(),
-        }),
-        resolved_at: Some(at),
-        ..request.clone()
-    }
-}
-
-fn notification(id: &str, request_id: &str, next_attempt_at: u64) -> OutboxRecord {
-    OutboxRecord {
-        v: 1,
-        id: id.to_owned(),
-        request_id: request_id.to_owned(),
-        run_id: "run".to_owned(),
-        notify: Notify::webhook("http://127.0.0.1:9/hook"),
-        attempts: Vec::new(),
-        delivered_at: None,
-        gave_up: false,
-        next_attempt_at,
-    }
 }
 
 /// `create_run` inserts once; a second create with the same id returns the stored record
