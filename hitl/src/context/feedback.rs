@@ -170,7 +170,7 @@ async fn create(step: &Step, spec: &RequestSpec) -> Option<String> {
     let written = match run.write_buffered().await {
         Ok(()) => services
             .store
-            .create_request(&waiting, &record, &outbox, expiry.clone())
+            .create_request(run.epoch, &waiting, &record, &outbox, expiry.clone())
             .await
             .and_then(|()| crate::failpoint::hit_ok("after_request_write")),
         Err(error) => Err(error),

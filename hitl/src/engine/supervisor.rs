@@ -235,6 +235,7 @@ impl Shared {
                 Arc::clone(&self.services),
                 record.id.clone(),
                 registered.definition.name,
+                record.lease_epoch,
                 journal,
             );
             let span =

@@ -250,7 +250,7 @@ impl Step {
             Ok(()) => {
                 run.services
                     .store
-                    .append_channel_set(&run.id, &self.id, &record, key, &value)
+                    .append_channel_set(&run.id, run.epoch, &self.id, &record, key, &value)
                     .await
             }
             Err(error) => Err(error),
@@ -271,7 +271,7 @@ impl Step {
         let run = &self.frame.run;
         let mut steps = run.take_buffered();
         steps.push((self.id.clone(), record));
-        let result = run.services.store.append_steps(&run.id, &steps).await;
+        let result = run.services.store.append_steps(&run.id, run.epoch, &steps).await;
         crate::failpoint::hit("after_journal_write");
         result
     }

@@ -41,6 +41,9 @@ pub(crate) struct RunState {
     driver: Mutex<Option<Waker>>,
     /// Steps journaled by sync code, written with the run's next write.
     buffered: Mutex<Vec<(String, StepRecord)>>,
+    /// The lease epoch this engine drives the run at: every journal write carries it, so a
+    /// write after another claim took the run is refused (the run is then dropped here).
+    pub(crate) epoch: u64,
 }
 
 impl RunState {
@@ -48,11 +51,13 @@ impl RunState {
         services: Arc<Services>,
         id: String,
         workflow: &'static str,
+        epoch: u64,
         journal: Vec<(String, StepRecord)>,
     ) -> Arc<Self> {
         let next_seq = journal.iter().map(|(_, step)| step.seq + 1).max().unwrap_or(0);
         Arc::new(RunState {
             services,
+            epoch,
             id,
             workflow,
             replay: Mutex::new(journal.into_iter().collect()),
@@ -85,7 +90,10 @@ impl RunState {
         if steps.is_empty() {
             return Ok(());
         }
-        self.services.store.append_steps(&self.id, &steps).await
+        self.services
+            .store
+            .append_steps(&self.id, self.epoch, &steps)
+            .await
     }
 
     /// Stops the run; the first reason wins.

@@ -52,6 +52,16 @@ struct Data {
     secret: Option<Vec<u8>>,
 }
 
+impl Data {
+    /// The write fence: `run_id` must still be held at `epoch`.
+    fn fence(&self, run_id: &str, epoch: u64) -> Result<()> {
+        match self.runs.get(run_id) {
+            Some(run) if run.lease_epoch != epoch => Err(lost_lease(run_id, epoch)),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl MemStore {
     /// An empty store.
     pub fn new() -> Self {
@@ -182,8 +192,14 @@ impl Store for MemStore {
         })
     }
 
-    fn append_steps<'a>(&'a self, run_id: &'a str, steps: &'a [(String, StepRecord)]) -> StoreFuture<'a, ()> {
+    fn append_steps<'a>(
+        &'a self,
+        run_id: &'a str,
+        epoch: u64,
+        steps: &'a [(String, StepRecord)],
+    ) -> StoreFuture<'a, ()> {
         self.with(|data| {
+            data.fence(run_id, epoch)?;
             for (step_id, step) in steps {
                 data.journal
                     .insert((run_id.to_owned(), step_id.clone()), step.clone());
@@ -195,12 +211,14 @@ impl Store for MemStore {
     fn append_channel_set<'a>(
         &'a self,
         run_id: &'a str,
+        epoch: u64,
         step_id: &'a str,
         step: &'a StepRecord,
         key: &'a str,
         value: &'a Value,
     ) -> StoreFuture<'a, ()> {
         self.with(|data| {
+            data.fence(run_id, epoch)?;
             data.journal
                 .insert((run_id.to_owned(), step_id.to_owned()), step.clone());
             data.channels
@@ -242,12 +260,14 @@ impl Store for MemStore {
 
     fn create_request<'a>(
         &'a self,
+        epoch: u64,
         step: &'a StepRecord,
         request: &'a RequestRecord,
         outbox: &'a [OutboxRecord],
         expiry: Option<Timer>,
     ) -> StoreFuture<'a, ()> {
         self.with(|data| {
+            data.fence(&request.run_id, epoch)?;
             data.journal
                 .insert((request.run_id.clone(), request.step_id.clone()), step.clone());
             data.requests.insert(request.id.clone(), request.clone());

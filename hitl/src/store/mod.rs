@@ -246,12 +246,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every journaled step of a run, in step-id order.
     fn load_journal<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Vec<(String, StepRecord)>>;
-    /// Journals steps of one run, all or none.
-    fn append_steps<'a>(&'a self, run_id: &'a str, steps: &'a [(String, StepRecord)]) -> StoreFuture<'a, ()>;
+    /// Journals steps of one run, all or none — only while the run is held at `epoch` (its
+    /// `lease_epoch`; a run with no stored record yet is not fenced): a writer that lost the
+    /// run gets a [`StoreErrorKind::Conflict`] and nothing is written. The same fence
+    /// applies to [`append_channel_set`](Store::append_channel_set) and
+    /// [`create_request`](Store::create_request).
+    fn append_steps<'a>(
+        &'a self,
+        run_id: &'a str,
+        epoch: u64,
+        steps: &'a [(String, StepRecord)],
+    ) -> StoreFuture<'a, ()>;
     /// Journals a channel `set` together with the new channel value, atomically.
     fn append_channel_set<'a>(
         &'a self,
         run_id: &'a str,
+        epoch: u64,
         step_id: &'a str,
         step: &'a StepRecord,
         key: &'a str,
@@ -279,6 +289,7 @@ pub trait Store: Send + Sync + 'static {
     /// requests, its notifications and its expiry timer — all of them or none.
     fn create_request<'a>(
         &'a self,
+        epoch: u64,
         step: &'a StepRecord,
         request: &'a RequestRecord,
         outbox: &'a [OutboxRecord],

@@ -151,6 +151,34 @@ pub async fn check_leases_are_exclusive_and_fence<S: Store>(store: Arc<S>) {
         is_conflict(&store.save_run(&progressed).await),
         "and its writes are fenced"
     );
+    let steps = [("after#0".to_owned(), step(9, json!(1)))];
+    assert!(
+        is_conflict(&store.append_steps("r1", claimed.lease_epoch, &steps).await),
+        "journal writes of the previous owner are fenced"
+    );
+    let ask = request("q9", "r1", 50);
+    assert!(
+        is_conflict(
+            &store
+                .create_request(claimed.lease_epoch, &steps[0].1, &ask, &[], None)
+                .await
+        ),
+        "so is making a request"
+    );
+    assert_eq!(
+        store.load_request("q9").await.unwrap(),
+        None,
+        "a fenced request is not written"
+    );
+    store
+        .append_steps("r1", taken[0].lease_epoch, &steps)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_journal("r1").await.unwrap().len(),
+        1,
+        "the new owner's write lands"
+    );
     assert!(
         store
             .claim_lapsed("successor", 3_000, 4_000, 10)
@@ -216,9 +244,9 @@ pub async fn check_journal_writes<S: Store>(store: S) {
         ("b#0".to_owned(), step(1, json!(2))),
         ("a#0".to_owned(), step(0, json!(1))),
     ];
-    store.append_steps("r1", &steps).await.unwrap();
+    store.append_steps("r1", 0, &steps).await.unwrap();
     store
-        .append_steps("r2", &[("a#0".to_owned(), step(0, json!("other")))])
+        .append_steps("r2", 0, &[("a#0".to_owned(), step(0, json!("other")))])
         .await
         .unwrap();
     let journal = store.load_journal("r1").await.unwrap();
@@ -230,7 +258,7 @@ pub async fn check_journal_writes<S: Store>(store: S) {
     );
     assert_eq!(journal[1].1.output, json!(2));
     store
-        .append_channel_set("r1", "set#0", &step(2, json!(null)), "color", &json!("blue"))
+        .append_channel_set("r1", 0, "set#0", &step(2, json!(null)), "color", &json!("blue"))
         .await
         .unwrap();
     assert_eq!(
@@ -260,6 +288,7 @@ pub async fn check_request_creation_writes_every_part<S: Store>(store: S) {
     };
     store
         .create_request(
+            0,
             &step(0, json!({ "request": "q1" })),
             &record,
             &outbox,
@@ -290,6 +319,7 @@ pub async fn check_request_creation_writes_every_part<S: Store>(store: S) {
 pub async fn check_first_valid_answer_wins<S: Store>(store: Arc<S>) {
     store
         .create_request(
+            0,
             &step(0, json!({ "request": "q1" })),
             &request("q1", "r1", 5),
             &[],
@@ -351,7 +381,7 @@ pub async fn check_first_valid_answer_wins<S: Store>(store: Arc<S>) {
 pub async fn check_a_refused_change_writes_nothing<S: Store>(store: S) {
     let record = request("q1", "r1", 5);
     store
-        .create_request(&step(0, json!({ "request": "q1" })), &record, &[], None)
+        .create_request(0, &step(0, json!({ "request": "q1" })), &record, &[], None)
         .await
         .unwrap();
     let refuse = |current: &RequestRecord| {
@@ -392,6 +422,7 @@ pub async fn check_requests_query<S: Store>(store: S) {
         let record = request(&format!("q{n}"), run_id, 100 - n as u64);
         store
             .create_request(
+                0,
                 &step(n as u64, json!({ "request": record.id })),
                 &record,
                 &[],
@@ -470,6 +501,7 @@ pub async fn check_due_notifications<S: Store>(store: S) {
     ];
     store
         .create_request(
+            0,
             &step(0, json!({ "request": "q1" })),
             &request("q1", "r1", 5),
             &outbox,

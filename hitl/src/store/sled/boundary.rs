@@ -53,19 +53,25 @@ impl Store for SledStore {
     fn load_journal<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Vec<(String, StepRecord)>> {
         ready(SledStore::load_journal(self, run_id))
     }
-    fn append_steps<'a>(&'a self, run_id: &'a str, steps: &'a [(String, StepRecord)]) -> StoreFuture<'a, ()> {
-        ready(SledStore::append_steps(self, run_id, steps))
+    fn append_steps<'a>(
+        &'a self,
+        run_id: &'a str,
+        epoch: u64,
+        steps: &'a [(String, StepRecord)],
+    ) -> StoreFuture<'a, ()> {
+        ready(SledStore::append_steps(self, run_id, epoch, steps))
     }
     fn append_channel_set<'a>(
         &'a self,
         run_id: &'a str,
+        epoch: u64,
         step_id: &'a str,
         step: &'a StepRecord,
         key: &'a str,
         value: &'a Value,
     ) -> StoreFuture<'a, ()> {
         ready(SledStore::append_channel_set(
-            self, run_id, step_id, step, key, value,
+            self, run_id, epoch, step_id, step, key, value,
         ))
     }
     fn channel_value<'a>(&'a self, run_id: &'a str, key: &'a str) -> StoreFuture<'a, Option<Value>> {
@@ -88,12 +94,15 @@ impl Store for SledStore {
     }
     fn create_request<'a>(
         &'a self,
+        epoch: u64,
         step: &'a StepRecord,
         request: &'a RequestRecord,
         outbox: &'a [OutboxRecord],
         expiry: Option<Timer>,
     ) -> StoreFuture<'a, ()> {
-        ready(SledStore::create_request(self, step, request, outbox, expiry))
+        ready(SledStore::create_request(
+            self, epoch, step, request, outbox, expiry,
+        ))
     }
     fn load_request<'a>(&'a self, request_id: &'a str) -> StoreFuture<'a, Option<RequestRecord>> {
         ready(SledStore::load_request(self, request_id))

@@ -231,7 +231,27 @@ impl SledStore {
             .collect()
     }
 
-    fn append_steps(&self, run_id: &str, steps: &[(String, StepRecord)]) -> Result<()> {
+    /// The write fence: `run_id` must still be held at `epoch`. sled is one process and the
+    /// engine drives a run from one task, so checking before the write is enough here.
+    fn fence(&self, run_id: &str, epoch: u64) -> Result<()> {
+        #[derive(serde::Deserialize)]
+        struct Epoch {
+            #[serde(default)]
+            lease_epoch: u64,
+        }
+        let Some(bytes) = self.runs.get(run_id).storage()? else {
+            return Ok(());
+        };
+        let stored: Epoch = decode(run_id.as_bytes(), &bytes)?;
+        if stored.lease_epoch == epoch {
+            Ok(())
+        } else {
+            Err(lost_lease(run_id, epoch))
+        }
+    }
+
+    fn append_steps(&self, run_id: &str, epoch: u64, steps: &[(String, StepRecord)]) -> Result<()> {
+        self.fence(run_id, epoch)?;
         if let [(step_id, step)] = steps {
             // The common case: one insert, no batch.
             self.journal
@@ -249,11 +269,13 @@ impl SledStore {
     fn append_channel_set(
         &self,
         run_id: &str,
+        epoch: u64,
         step_id: &str,
         step: &StepRecord,
         key: &str,
         value: &Value,
     ) -> Result<()> {
+        self.fence(run_id, epoch)?;
         let step_key = run_key(run_id, step_id);
         let step_bytes = encode("a step output", step)?;
         let channel_key = run_key(run_id, key);
@@ -297,11 +319,13 @@ impl SledStore {
 
     fn create_request(
         &self,
+        epoch: u64,
         step: &StepRecord,
         request: &RequestRecord,
         outbox: &[OutboxRecord],
         expiry: Option<Timer>,
     ) -> Result<()> {
+        self.fence(&request.run_id, epoch)?;
         let step_key = run_key(&request.run_id, &request.step_id);
         let step_bytes = encode("a step", step)?;
         let request_bytes = encode("a request", request)?;
