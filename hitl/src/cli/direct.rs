@@ -5,11 +5,11 @@
 //! workflow registered: it can list, show, answer and cancel, and an answer stored here wakes
 //! its run when the application next opens the database.
 //!
-//! The CLI is an operator's tool, not a worker: it must not fire the application's timers
-//! (a wake-up of a run whose workflow it does not know would be spent for nothing), expire its
-//! requests or deliver its notifications. So the engine is opened on a throwaway runtime that
-//! is dropped before any of the engine's background tasks is polled; every command then runs
-//! on the caller's runtime, where only the engine's own awaits (flushes) execute.
+//! The CLI is an operator's tool, not a worker: it must not claim the application's runs,
+//! fire its timers (a wake-up of a run whose workflow it does not know would be spent for
+//! nothing), expire its requests or deliver its notifications. So the engine is an operator
+//! engine (`EngineBuilder::background(false)`), opened on a throwaway runtime; every command
+//! then runs on the caller's runtime.
 
 use std::path::{Path, PathBuf};
 
@@ -46,10 +46,9 @@ impl Database {
             .enable_all()
             .build()
             .map_err(|error| CliError::new(Exit::Failure, format!("cannot start a runtime: {error}")))?;
-        // `open` spawns the engine's timer and notification tasks after its last await, so
-        // they are queued on `runtime` and never polled; dropping it drops them.
+        // An operator engine spawns no background task, so the runtime that opened it can go.
         let engine = runtime
-            .block_on(Engine::builder().path(dir).open())
+            .block_on(Engine::builder().path(dir).background(false).open())
             .map_err(|error| open_error(dir, &error))?;
         drop(runtime);
         Ok(Database {

@@ -46,6 +46,7 @@ pub struct EngineBuilder {
     flush_every: Option<Duration>,
     base_url: Option<String>,
     store: Option<Box<dyn Store>>,
+    background: bool,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -79,6 +80,7 @@ impl Default for EngineBuilder {
             flush_every: Some(Duration::from_millis(500)),
             base_url: None,
             store: None,
+            background: true,
         }
     }
 }
@@ -129,6 +131,16 @@ impl EngineBuilder {
     /// How often sled flushes in the background (500 ms by default; `None` never).
     pub fn flush_every(mut self, every: Option<Duration>) -> Self {
         self.flush_every = every;
+        self
+    }
+
+    /// `false` opens an **operator** engine: it lists, shows, answers and cancels, but drives
+    /// nothing — no recovery of runs left `Running` (none is claimed), no timers (no expiry,
+    /// no wake-up fires) and no notifications. An answer stored through it wakes its run when
+    /// a worker engine next opens the database. This is what `hitl --db DIR` uses. Default
+    /// `true`.
+    pub fn background(mut self, background: bool) -> Self {
+        self.background = background;
         self
     }
 
@@ -193,12 +205,16 @@ impl EngineBuilder {
                 owner: format!("{}:{}", std::process::id(), uuid::Uuid::new_v4()),
                 live: tokio::sync::Mutex::new(HashMap::new()),
                 link_secret,
+                drives_runs: self.background,
                 statuses: Mutex::new(HashMap::new()),
                 notifier: Arc::new(Notifier::new(self.base_url, outbox)),
                 background: Mutex::new(Vec::new()),
                 closed: AtomicBool::new(false),
             }),
         };
+        if !self.background {
+            return Ok(engine);
+        }
         // Recover first: a wake-up due at open must find the runs it would resume already live.
         engine.recover().await?;
         let now = to_millis(engine.shared.services.clock.now());

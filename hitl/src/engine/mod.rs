@@ -66,6 +66,8 @@ pub(crate) struct Shared {
     live: tokio::sync::Mutex<HashMap<String, LiveRun>>,
     /// The key that signs notification links (`HITL_SECRET`, else the database's), read at open.
     link_secret: Vec<u8>,
+    /// `false` for an operator engine (`EngineBuilder::background(false)`): it drives no run.
+    drives_runs: bool,
     /// Status of runs somebody waits on; entries go once settled with no receiver left.
     statuses: Mutex<HashMap<String, watch::Sender<RunStatus>>>,
     /// Delivers notifications from the outbox.

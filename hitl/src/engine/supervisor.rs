@@ -26,6 +26,11 @@ impl Engine {
         if self.shared.closed.load(Ordering::SeqCst) {
             return Err(Error::Closed);
         }
+        if !self.shared.drives_runs {
+            return Err(Error::InvalidRequest {
+                detail: "this engine was opened with `background(false)` (an operator engine) and starts no runs; open a worker engine to start one".to_owned(),
+            });
+        }
         let registered = self.registered(workflow)?;
         let body = (registered.start)(input.clone())?;
         let definition = registered.definition;
@@ -141,7 +146,7 @@ impl Shared {
     /// Re-drives a paused run (its replay finds whatever woke it). Returns `false` when this
     /// engine cannot do it (closing, or the workflow is not registered here).
     pub(crate) async fn resume_if_paused(self: &Arc<Self>, run_id: &str) -> Result<bool> {
-        if self.closed.load(Ordering::SeqCst) {
+        if self.closed.load(Ordering::SeqCst) || !self.drives_runs {
             return Ok(false);
         }
         let mut live = self.live.lock().await;

@@ -1,0 +1,86 @@
+//! An operator engine (`EngineBuilder::background(false)`, what `hitl --db` opens) reads and
+//! answers but drives nothing: a run left `Running` by a stopped application is not claimed
+//! (its stored record is byte-for-byte unchanged), and it starts no run.
+
+use std::path::Path;
+use std::time::Duration;
+
+use hitl::prelude::*;
+use hitl_workspace::pending_request;
+
+#[workflow(inject_context)]
+async fn waits(ctx: &TaskContext) -> hitl::Result<bool> {
+    // A long in-memory window: the run stays `Running` while it waits.
+    let ask = Feedback::approval("Go?").timeout(Duration::from_secs(3_600));
+    Ok(ctx.request_feedback(ask).await?.approved())
+}
+
+/// Every record of the `runs` tree, read with sled itself.
+fn stored_runs(dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let db = sled::open(dir).expect("the database opens with sled");
+    let runs = db.open_tree("runs").unwrap();
+    runs.iter()
+        .map(|entry| entry.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_engine_claims_no_run_and_starts_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let worker = Engine::builder()
+        .path(&path)
+        .register(waits)
+        .open()
+        .await
+        .unwrap();
+    let run = worker.start(waits, ()).await.unwrap();
+    let run_id = run.id().to_owned();
+    pending_request(&worker, &run_id, Some("Go?")).await;
+    drop(run);
+    worker.close().await.unwrap(); // the run stays `Running` on disk, as after a stop
+    let before = stored_runs(&path);
+
+    let operator = Engine::builder()
+        .path(&path)
+        .background(false)
+        .register(waits)
+        .open()
+        .await
+        .unwrap();
+    assert_eq!(
+        operator.run_info(&run_id).await.unwrap().status,
+        RunStatus::Running
+    );
+    assert_eq!(
+        operator.pending(&Default::default()).await.unwrap().len(),
+        1,
+        "it lists"
+    );
+    let refused = operator.start(waits, ()).await.unwrap_err();
+    assert!(
+        matches!(&refused, hitl::Error::InvalidRequest { detail } if detail.contains("background(false)")),
+        "{refused}"
+    );
+    operator.close().await.unwrap();
+    assert_eq!(
+        stored_runs(&path),
+        before,
+        "the operator engine wrote nothing to the runs"
+    );
+
+    // A worker engine claims the run at open (the contrast that makes the check above mean something).
+    let worker = Engine::builder()
+        .path(&path)
+        .register(waits)
+        .open()
+        .await
+        .unwrap();
+    pending_request(&worker, &run_id, Some("Go?")).await;
+    worker.close().await.unwrap();
+    assert_ne!(
+        stored_runs(&path),
+        before,
+        "a worker engine claims the run it recovers"
+    );
+}
