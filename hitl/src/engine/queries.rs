@@ -165,21 +165,7 @@ impl Engine {
     /// Every unanswered request matching `filter`, oldest first — whether its run waits in
     /// memory or has paused.
     pub async fn pending(&self, filter: &PendingFilter) -> Result<Vec<Request>> {
-        let now = self.shared.services.clock.now();
-        let query = RequestQuery {
-            workflow: filter.workflow.clone(),
-            ..RequestQuery::pending(filter.run_id.as_deref())
-        };
-        Ok(self
-            .shared
-            .services
-            .store
-            .requests(&query)
-            .await?
-            .into_iter()
-            .filter(|request| filter.matches(request, now))
-            .map(|request| request.view())
-            .collect())
+        self.requests(filter, Some(RequestStatus::Pending)).await
     }
 
     /// A request, whatever its status.
@@ -213,9 +199,6 @@ impl Engine {
         filter: &PendingFilter,
         status: Option<RequestStatus>,
     ) -> Result<Vec<Request>> {
-        if status == Some(RequestStatus::Pending) {
-            return self.pending(filter).await;
-        }
         let now = self.shared.services.clock.now();
         let query = RequestQuery {
             status,

@@ -269,9 +269,18 @@ impl Step {
 
     async fn write(&self, record: StepRecord) -> Result<()> {
         let run = &self.frame.run;
+        let step = (self.id.clone(), record);
         let mut steps = run.take_buffered();
-        steps.push((self.id.clone(), record));
-        let result = run.services.store.append_steps(&run.id, run.epoch, &steps).await;
+        // The common case, nothing buffered, writes the one step without a vector.
+        let result = if steps.is_empty() {
+            run.services
+                .store
+                .append_steps(&run.id, run.epoch, std::slice::from_ref(&step))
+                .await
+        } else {
+            steps.push(step);
+            run.services.store.append_steps(&run.id, run.epoch, &steps).await
+        };
         crate::failpoint::hit("after_journal_write");
         result
     }

@@ -290,17 +290,17 @@ impl Store for MemStore {
         request_id: &'a str,
         change: &'a RequestChange<'a>,
     ) -> StoreFuture<'a, Resolved> {
-        let result = (|| {
-            let mut data = lock(&self.data);
+        self.with(|data| {
             let current = data
                 .requests
                 .get(request_id)
+                .cloned()
                 .ok_or_else(|| Error::RequestNotFound {
                     request_id: request_id.to_owned(),
                 })?;
-            let Some(updated) = change(current)? else {
+            let Some(updated) = change(&current)? else {
                 return Ok(Resolved {
-                    record: current.clone(),
+                    record: current,
                     changed: false,
                     wake: None,
                 });
@@ -316,8 +316,7 @@ impl Store for MemStore {
                 changed: true,
                 wake,
             })
-        })();
-        Box::pin(std::future::ready(result))
+        })
     }
 
     fn requests<'a>(&'a self, query: &'a RequestQuery) -> StoreFuture<'a, Vec<RequestRecord>> {

@@ -117,10 +117,19 @@ impl SledStore {
         }
     }
 
-    fn claim_paused(&self, run_id: &str, owner: &str, now: u64, until: u64) -> Result<Option<RunRecord>> {
+    /// Claims `run_id` for `owner` if the stored record passes `claimable`
+    /// ([`RunRecord::claimed`]); the claimed record, or `None` when it did not pass.
+    fn claim(
+        &self,
+        run_id: &str,
+        owner: &str,
+        now: u64,
+        until: u64,
+        claimable: impl Fn(&RunRecord) -> bool,
+    ) -> Result<Option<RunRecord>> {
         let claimed = std::cell::RefCell::new(None);
         self.update_run(run_id, |stored| match stored {
-            Some(run) if run.status == RunStatus::Paused => {
+            Some(run) if claimable(&run) => {
                 let next = run.claimed(owner, until, now);
                 let bytes = encode("a run", &next)?;
                 *claimed.borrow_mut() = Some(next);
@@ -131,6 +140,10 @@ impl SledStore {
         Ok(claimed.into_inner())
     }
 
+    fn claim_paused(&self, run_id: &str, owner: &str, now: u64, until: u64) -> Result<Option<RunRecord>> {
+        self.claim(run_id, owner, now, until, |run| run.status == RunStatus::Paused)
+    }
+
     /// sled is one process (the directory lock): every `Running` run not this owner's was
     /// left by an engine that is gone.
     fn claim_lapsed(&self, owner: &str, now: u64, until: u64, limit: usize) -> Result<Vec<RunRecord>> {
@@ -138,24 +151,14 @@ impl SledStore {
             status: Some(RunStatus::Running),
             ..RunQuery::default()
         };
+        let lapsed =
+            |run: &RunRecord| run.status == RunStatus::Running && run.owner.as_deref() != Some(owner);
         let mut claimed = Vec::new();
         for run in self.runs(&running)? {
-            if claimed.len() >= limit || run.owner.as_deref() == Some(owner) {
+            if claimed.len() >= limit || !lapsed(&run) {
                 continue;
             }
-            let next = std::cell::RefCell::new(None);
-            self.update_run(&run.id, |stored| match stored {
-                Some(stored)
-                    if stored.status == RunStatus::Running && stored.owner.as_deref() != Some(owner) =>
-                {
-                    let record = stored.claimed(owner, until, now);
-                    let bytes = encode("a run", &record)?;
-                    *next.borrow_mut() = Some(record);
-                    Ok(Some(bytes))
-                }
-                _ => Ok(None),
-            })?;
-            claimed.extend(next.into_inner());
+            claimed.extend(self.claim(&run.id, owner, now, until, lapsed)?);
         }
         Ok(claimed)
     }
