@@ -57,6 +57,8 @@
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
 pub(crate) mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub(crate) mod sled;
 
 use std::future::Future;
@@ -74,6 +76,8 @@ pub use crate::model::request::{RequestRecord, RequestSpec, Resolution};
 pub use crate::model::run::RunRecord;
 pub use crate::model::step::{StepRecord, Timer, TimerAction};
 pub use memory::MemStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PgStore;
 pub(crate) use sled::SledStore;
 
 /// The version written into every stored value and into the database's marker file.
@@ -181,6 +185,38 @@ pub fn lost_lease(run_id: &str, epoch: u64) -> Error {
     ))
 }
 
+/// What another process did that this engine may have to act on, from
+/// [`Store::events`]. Events are hints: the engine also polls, so a lost event delays an
+/// action by at most one poll interval and never loses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreEvent {
+    /// A request was resolved (answered, expired or cancelled): its waiting step, or its
+    /// paused run, can go on.
+    RequestResolved {
+        /// The request's run.
+        run_id: String,
+        /// The request.
+        request_id: String,
+    },
+    /// A timer was armed by another process.
+    TimerArmed {
+        /// When it is due (ms since the epoch).
+        deadline: u64,
+    },
+    /// A run is waiting for a worker to claim it (its starter was at its concurrency limit,
+    /// or released it on shutdown).
+    RunReady {
+        /// The run.
+        run_id: String,
+    },
+    /// Events may have been missed (the listener reconnected): look at everything again.
+    Lagged,
+}
+
+/// The receiving end of [`Store::events`].
+pub type StoreEvents = tokio::sync::mpsc::UnboundedReceiver<StoreEvent>;
+
 /// What a backend can say about its size; `None` where it cannot tell.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -243,6 +279,23 @@ pub trait Store: Send + Sync + 'static {
         epoch: u64,
         until: u64,
     ) -> StoreFuture<'a, ()>;
+    /// Gives up the lease `owner` holds at `epoch` (a graceful shutdown): the run stays
+    /// `Running` with its lease lapsed, so that another worker claims it at once. A
+    /// [`StoreErrorKind::Conflict`] when `owner` no longer holds it.
+    ///
+    /// The default loads the run and saves it with no lease (fenced by the epoch, as every
+    /// `save_run` is); a backend may do it in one statement.
+    fn release_lease<'a>(&'a self, run_id: &'a str, owner: &'a str, epoch: u64) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            match self.load_run(run_id).await? {
+                Some(mut run) if run.held_by(owner, epoch) => {
+                    run.lease_until = None;
+                    self.save_run(&run).await
+                }
+                _ => Err(lost_lease(run_id, epoch)),
+            }
+        })
+    }
 
     /// Every journaled step of a run, in step-id order.
     fn load_journal<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Vec<(String, StepRecord)>>;
@@ -338,6 +391,27 @@ pub trait Store: Send + Sync + 'static {
     /// Sizes, where the backend can tell.
     fn storage_stats(&self) -> StoreFuture<'_, StorageStats> {
         Box::pin(std::future::ready(Ok(StorageStats::default())))
+    }
+
+    /// Whether other processes may use this store at the same time. When `true` the engine
+    /// renews the leases of the runs it drives, takes over lapsed runs, and polls for timers
+    /// and resolutions that other processes stored; when `false` (sled, memory: one process
+    /// owns the data) it does none of that.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// The store's own clock (ms since the epoch), on which the leases of a shared store are
+    /// measured, so that workers whose clocks disagree still agree on who holds a run.
+    /// `None` (the default): leases use the engine's clock.
+    fn clock(&self) -> StoreFuture<'_, Option<u64>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
+    /// Events from other processes (resolutions, timers, runs to claim), for a shared store;
+    /// called once by each engine at open. `None` (the default, and sled's): there are none.
+    fn events(&self) -> StoreFuture<'_, Option<StoreEvents>> {
+        Box::pin(std::future::ready(Ok(None)))
     }
 }
 

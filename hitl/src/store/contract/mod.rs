@@ -7,7 +7,7 @@
 //! ```ignore
 //! #[tokio::test(flavor = "multi_thread")]
 //! async fn my_store_keeps_the_contract() {
-//!     hitl::store::contract::check_all(|| MyStore::connect_to_a_fresh_database()).await;
+//!     hitl::store::contract::check_all(|| async { MyStore::connect_to_a_fresh_database().await }).await;
 //! }
 //! ```
 //!
@@ -26,19 +26,64 @@ use crate::model::request::RequestStatus;
 use crate::model::run::RunStatus;
 use records::{answered, notification, request, run, step};
 
-/// Runs every check, each on a fresh store from `fresh`.
-pub async fn check_all<S: Store, F: Fn() -> S>(fresh: F) {
-    check_run_creation_is_idempotent(fresh()).await;
-    check_leases_are_exclusive_and_fence(Arc::new(fresh())).await;
-    check_runs_page_in_id_order(fresh()).await;
-    check_journal_writes(fresh()).await;
-    check_request_creation_writes_every_part(fresh()).await;
-    check_first_valid_answer_wins(Arc::new(fresh())).await;
-    check_a_refused_change_writes_nothing(fresh()).await;
-    check_requests_query(fresh()).await;
-    check_due_timers(fresh()).await;
-    check_due_notifications(fresh()).await;
-    check_secret_and_definitions(fresh()).await;
+/// Runs every check, each on a fresh, empty store from `fresh`.
+pub async fn check_all<S, F, Fresh>(fresh: F)
+where
+    S: Store,
+    F: Fn() -> Fresh,
+    Fresh: std::future::Future<Output = S>,
+{
+    check_run_creation_is_idempotent(fresh().await).await;
+    check_leases_are_exclusive_and_fence(Arc::new(fresh().await)).await;
+    check_release_lets_another_worker_claim(fresh().await).await;
+    check_runs_page_in_id_order(fresh().await).await;
+    check_journal_writes(fresh().await).await;
+    check_request_creation_writes_every_part(fresh().await).await;
+    check_first_valid_answer_wins(Arc::new(fresh().await)).await;
+    check_a_refused_change_writes_nothing(fresh().await).await;
+    check_requests_query(fresh().await).await;
+    check_due_timers(fresh().await).await;
+    check_due_notifications(fresh().await).await;
+    check_secret_and_definitions(fresh().await).await;
+}
+
+/// A released lease leaves the run `Running` with no lease, so that the next claim of
+/// lapsed runs takes it; the releasing owner's later writes are fenced, and releasing a
+/// lease one does not hold is a `Conflict`.
+pub async fn check_release_lets_another_worker_claim<S: Store>(store: S) {
+    let paused = run("r1", "release", RunStatus::Paused, 10);
+    store.create_run(&paused).await.unwrap();
+    let held = store
+        .claim_paused("r1", "leaving", 20, 1_000_000)
+        .await
+        .unwrap()
+        .expect("a paused run is claimed");
+    assert!(
+        is_conflict(&store.release_lease("r1", "someone-else", held.lease_epoch).await),
+        "only the holder releases a lease"
+    );
+    store
+        .release_lease("r1", "leaving", held.lease_epoch)
+        .await
+        .unwrap();
+    let released = store.load_run("r1").await.unwrap().unwrap();
+    assert_eq!(
+        released.status,
+        RunStatus::Running,
+        "a released run stays running"
+    );
+    assert_eq!(released.lease_until, None, "and holds no lease");
+    let taken = store.claim_lapsed("successor", 30, 1_000_000, 10).await.unwrap();
+    assert_eq!(
+        taken.len(),
+        1,
+        "a released run is claimed at once, long before its lease would lapse"
+    );
+    assert_eq!(taken[0].owner.as_deref(), Some("successor"));
+    assert!(
+        is_conflict(&store.save_run(&held).await),
+        "the releasing owner's writes are fenced"
+    );
 }
 
 /// `create_run` inserts once; a second create with the same id returns the stored record
@@ -564,12 +609,12 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn memory_keeps_the_contract() {
-        check_all(MemStore::new).await;
+        check_all(|| async { MemStore::new() }).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sled_keeps_the_contract() {
-        check_all(|| {
+        check_all(|| async {
             SledStore::open(&SledOptions {
                 path: None,
                 cache_capacity: 8 << 20,
