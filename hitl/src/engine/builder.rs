@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,7 +46,11 @@ pub struct EngineBuilder {
     flush_every: Option<Duration>,
     base_url: Option<String>,
     store: Option<Box<dyn Store>>,
+    #[cfg(feature = "postgres")]
+    postgres_url: Option<String>,
     background: bool,
+    lease: Duration,
+    max_concurrent_runs: usize,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -80,7 +84,11 @@ impl Default for EngineBuilder {
             flush_every: Some(Duration::from_millis(500)),
             base_url: None,
             store: None,
+            #[cfg(feature = "postgres")]
+            postgres_url: None,
             background: true,
+            lease: super::DEFAULT_LEASE,
+            max_concurrent_runs: super::DEFAULT_MAX_CONCURRENT_RUNS,
         }
     }
 }
@@ -98,6 +106,33 @@ impl EngineBuilder {
     /// error at [`open`](Self::open).
     pub fn store(mut self, store: impl Store) -> Self {
         self.store = Some(Box::new(store));
+        self
+    }
+
+    /// Stores runs in the PostgreSQL database at `url` (feature `postgres`), connecting and
+    /// migrating its schema at [`open`](Self::open): what many workers — processes,
+    /// machines — open together. The same as `.store(PgStore::connect(url).await?)`.
+    #[cfg(feature = "postgres")]
+    pub fn postgres(mut self, url: impl Into<String>) -> Self {
+        self.postgres_url = Some(url.into());
+        self
+    }
+
+    /// How long a worker's hold on a run lasts without renewal (30 s by default). With a
+    /// store shared by many workers ([`Store::shared`]) the engine renews the leases of its
+    /// runs every third of this, and another worker takes over the runs of one that stopped
+    /// renewing — died, or stalled — once this has passed. Shorter means faster takeover and
+    /// more renewals.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(30));
+        self
+    }
+
+    /// How many runs this engine drives at once, with a shared store (1,000 by default). A
+    /// run started while the engine is at the limit is stored for another worker to claim,
+    /// and the engine takes over lapsed runs only while it has room.
+    pub fn max_concurrent_runs(mut self, runs: usize) -> Self {
+        self.max_concurrent_runs = runs.max(1);
         self
     }
 
@@ -173,7 +208,26 @@ impl EngineBuilder {
             cache_capacity: self.cache_capacity,
             flush_every_ms: self.flush_every.map(|every| every.as_millis().max(1) as u64),
         };
-        let store: Box<dyn Store> = match self.store {
+        #[cfg(feature = "postgres")]
+        let store = match (self.store, self.postgres_url) {
+            (Some(_), Some(_)) => {
+                return Err(Error::InvalidRequest {
+                    detail: "an engine stores in one place: give it either `.postgres(..)` or `.store(..)`, not both".to_owned(),
+                });
+            }
+            (_, Some(_)) if self.path.is_some() => {
+                return Err(Error::InvalidRequest {
+                    detail: "an engine stores in one place: give it either `.path(..)` (sled) or `.postgres(..)`, not both".to_owned(),
+                });
+            }
+            (None, Some(url)) => {
+                Some(Box::new(crate::store::PgStore::connect(&url).await?) as Box<dyn Store>)
+            }
+            (store, None) => store,
+        };
+        #[cfg(not(feature = "postgres"))]
+        let store = self.store;
+        let store: Box<dyn Store> = match store {
             Some(_) if self.path.is_some() => {
                 return Err(Error::InvalidRequest {
                     detail: "an engine stores in one place: give it either `.path(..)` (sled) or `.store(..)`, not both".to_owned(),
@@ -210,10 +264,17 @@ impl EngineBuilder {
                 notifier: Arc::new(Notifier::new(self.base_url, outbox)),
                 background: Mutex::new(Vec::new()),
                 closed: AtomicBool::new(false),
+                lease: self.lease,
+                max_concurrent_runs: self.max_concurrent_runs,
+                lease_offset: AtomicI64::new(0),
             }),
         };
         if !self.background {
             return Ok(engine);
+        }
+        let shared_store = engine.shared.services.store.shared();
+        if shared_store {
+            engine.shared.sync_lease_clock().await?;
         }
         // Recover first: a wake-up due at open must find the runs it would resume already live.
         engine.recover().await?;
@@ -242,6 +303,12 @@ impl EngineBuilder {
         let notifier =
             tokio::spawn(Arc::clone(&engine.shared.notifier).run(Arc::downgrade(&engine.shared.services)));
         lock(&engine.shared.background).extend([timers, notifier]);
+        if shared_store {
+            let events = engine.shared.services.store.events().await?;
+            let leases = tokio::spawn(super::fleet::lease_loop(weak.clone()));
+            let listener = tokio::spawn(super::fleet::event_loop(weak.clone(), events));
+            lock(&engine.shared.background).extend([leases, listener]);
+        }
         Ok(engine)
     }
 }

@@ -17,6 +17,7 @@
 mod background;
 mod builder;
 mod driver;
+mod fleet;
 mod queries;
 mod requests;
 pub(crate) mod run;
@@ -26,7 +27,7 @@ mod supervisor;
 pub use builder::EngineBuilder;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,8 +46,11 @@ use run::{Outcome, Run};
 
 pub use crate::store::Durability;
 
-/// How long a run's lease lasts; recovery at open takes every lapsed lease.
-const LEASE: Duration = Duration::from_secs(30);
+/// How long a run's lease lasts unless `EngineBuilder::lease` says otherwise.
+const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
+/// How many runs an engine on a shared store drives at once, unless told otherwise.
+const DEFAULT_MAX_CONCURRENT_RUNS: usize = 1_000;
 
 /// A registered workflow, type-erased.
 #[derive(Clone, Copy)]
@@ -75,6 +79,12 @@ pub(crate) struct Shared {
     /// The timer and notification tasks, stopped by `close`.
     background: Mutex<Vec<JoinHandle<()>>>,
     closed: AtomicBool,
+    /// How long a hold on a run lasts without renewal.
+    lease: Duration,
+    /// How many runs this engine drives at once on a shared store.
+    max_concurrent_runs: usize,
+    /// The store's clock minus the engine's (ms): leases are measured on the store's clock.
+    lease_offset: AtomicI64,
 }
 
 struct LiveRun {
@@ -286,30 +296,30 @@ impl Engine {
         }
     }
 
-    /// Stops driving runs (they stay `Running` on disk and resume at the next open), flushes,
-    /// and releases the database directory.
+    /// Stops driving runs (they stay `Running` on disk and resume at the next open — or, on a
+    /// shared store such as PostgreSQL, their leases are released and another worker takes
+    /// them over at once), flushes, and releases the database directory.
     ///
     /// The directory is released when the last handle to the engine goes: this one, unless
     /// clones of it (or [`Run`] handles, which hold one) are still alive elsewhere.
     pub async fn close(self) -> Result<()> {
         self.shared.closed.store(true, Ordering::SeqCst);
-        let live: Vec<LiveRun> = self
-            .shared
-            .live
-            .lock()
-            .await
-            .drain()
-            .map(|(_, live)| live)
-            .collect();
+        let live: Vec<(String, LiveRun)> = self.shared.live.lock().await.drain().collect();
         let background: Vec<JoinHandle<()>> = lock(&self.shared.background).drain(..).collect();
         for task in &background {
             task.abort();
         }
-        for mut run in live {
+        let mut held = Vec::with_capacity(live.len());
+        for (run_id, mut run) in live {
             if let Some(driver) = run.driver.take() {
                 driver.abort();
                 let _ = driver.await;
             }
+            held.push((run_id, run.state.epoch));
+        }
+        // On a shared store, other workers take these runs over now rather than after the lease.
+        if self.shared.services.store.shared() {
+            self.shared.release_leases(held).await;
         }
         // Every task that held the engine has ended, so dropping this handle (when it is the
         // last) closes sled here, before `close` returns.

@@ -103,9 +103,11 @@ impl Engine {
 
     pub(super) async fn info_of(&self, record: RunRecord) -> Result<RunInfo> {
         let definition_changed = match self.shared.registry.get(record.workflow.as_str()) {
-            Some(registered) if registered.definition.fingerprint != record.fingerprint => {
-                Some(self.definition_change(&record, registered.definition).await?)
-            }
+            Some(registered) if registered.definition.fingerprint != record.fingerprint => Some(
+                self.shared
+                    .definition_change(&record, registered.definition)
+                    .await?,
+            ),
             _ => None,
         };
         Ok(RunInfo {
@@ -119,35 +121,6 @@ impl Engine {
             created_at: from_millis(record.created_at),
             updated_at: from_millis(record.updated_at),
             definition_changed,
-        })
-    }
-
-    pub(super) async fn definition_change(
-        &self,
-        record: &RunRecord,
-        current: &WorkflowDefinition,
-    ) -> Result<DefinitionChange> {
-        let stored = self
-            .shared
-            .services
-            .store
-            .load_definition(&record.workflow, &record.fingerprint)
-            .await?
-            .unwrap_or_default();
-        let now = current.site_names();
-        Ok(DefinitionChange {
-            stored_fingerprint: record.fingerprint.clone(),
-            current_fingerprint: current.fingerprint.to_owned(),
-            added_sites: now
-                .iter()
-                .filter(|site| !stored.contains(site))
-                .cloned()
-                .collect(),
-            removed_sites: stored
-                .iter()
-                .filter(|site| !now.contains(site))
-                .cloned()
-                .collect(),
         })
     }
 
@@ -216,5 +189,35 @@ impl Engine {
             .filter(|request| filter.matches(request, now))
             .map(RequestRecord::view)
             .collect())
+    }
+}
+
+impl super::Shared {
+    pub(super) async fn definition_change(
+        &self,
+        record: &RunRecord,
+        current: &WorkflowDefinition,
+    ) -> Result<DefinitionChange> {
+        let stored = self
+            .services
+            .store
+            .load_definition(&record.workflow, &record.fingerprint)
+            .await?
+            .unwrap_or_default();
+        let now = current.site_names();
+        Ok(DefinitionChange {
+            stored_fingerprint: record.fingerprint.clone(),
+            current_fingerprint: current.fingerprint.to_owned(),
+            added_sites: now
+                .iter()
+                .filter(|site| !stored.contains(site))
+                .cloned()
+                .collect(),
+            removed_sites: stored
+                .iter()
+                .filter(|site| !now.contains(site))
+                .cloned()
+                .collect(),
+        })
     }
 }

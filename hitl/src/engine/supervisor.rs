@@ -19,14 +19,16 @@ use crate::model::step::{Timer, TimerAction};
 use crate::store::FORMAT_VERSION;
 use crate::workflow::WorkflowFuture;
 
-use super::{Engine, LEASE, LiveRun, Registered, Shared};
+use super::{Engine, LiveRun, Registered, Shared};
 
 impl Engine {
     pub(super) async fn start_erased(&self, workflow: &str, run_id: String, input: Value) -> Result<String> {
         if self.shared.closed.load(Ordering::SeqCst) {
             return Err(Error::Closed);
         }
-        if !self.shared.drives_runs {
+        // An operator engine on a shared store enqueues: the run is stored for a worker.
+        let enqueue_only = !self.shared.drives_runs && self.shared.services.store.shared();
+        if !self.shared.drives_runs && !enqueue_only {
             return Err(Error::InvalidRequest {
                 detail: "this engine was opened with `background(false)` (an operator engine) and starts no runs; open a worker engine to start one".to_owned(),
             });
@@ -35,6 +37,12 @@ impl Engine {
         let body = (registered.start)(input.clone())?;
         let definition = registered.definition;
         let now = to_millis(self.shared.services.clock.now());
+        let (_, lease_until) = self.shared.lease_window();
+        // At its limit, an engine on a shared store leaves the new run for another worker: it
+        // is stored `Running` with no lease, which the next claim of lapsed runs takes.
+        let at_capacity = enqueue_only
+            || (self.shared.services.store.shared()
+                && self.shared.live.lock().await.len() >= self.shared.max_concurrent_runs);
         let record = RunRecord {
             v: FORMAT_VERSION,
             id: run_id,
@@ -45,8 +53,8 @@ impl Engine {
             failure: None,
             cancel_reason: None,
             fingerprint: definition.fingerprint.to_owned(),
-            owner: Some(self.shared.owner.clone()),
-            lease_until: Some(now + LEASE.as_millis() as u64),
+            owner: (!at_capacity).then(|| self.shared.owner.clone()),
+            lease_until: (!at_capacity).then_some(lease_until),
             lease_epoch: 1,
             created_at: now,
             updated_at: now,
@@ -67,6 +75,10 @@ impl Engine {
         }
         self.shared.services.store.flush().await?;
         let run_id = record.id.clone();
+        if at_capacity {
+            tracing::debug!(%run_id, "at max_concurrent_runs: the new run is left for another worker");
+            return Ok(run_id);
+        }
         let mut live = self.shared.live.lock().await;
         self.shared
             .launch(&mut live, record, registered, Some(body))
@@ -76,17 +88,32 @@ impl Engine {
 
     /// Drives every run left `Running` by a previous process.
     pub(super) async fn recover(&self) -> Result<()> {
-        let now = to_millis(self.shared.services.clock.now());
-        let until = now + LEASE.as_millis() as u64;
-        let owner = &self.shared.owner;
+        self.shared.take_over().await
+    }
+}
+
+impl Shared {
+    /// Claims runs whose lease lapsed (their worker died, stalled or released them) and
+    /// drives them here: every such run with an exclusive store (sled: the previous process
+    /// is gone), as many as there is room for with a shared one.
+    pub(super) async fn take_over(self: &Arc<Self>) -> Result<()> {
+        let room = if self.services.store.shared() {
+            self.max_concurrent_runs
+                .saturating_sub(self.live.lock().await.len())
+        } else {
+            usize::MAX
+        };
+        if room == 0 {
+            return Ok(());
+        }
+        let (now, until) = self.lease_window();
         for record in self
-            .shared
             .services
             .store
-            .claim_lapsed(owner, now, until, usize::MAX)
+            .claim_lapsed(&self.owner, now, until, room)
             .await?
         {
-            let Some(registered) = self.shared.registry.get(record.workflow.as_str()).copied() else {
+            let Some(registered) = self.registry.get(record.workflow.as_str()).copied() else {
                 tracing::warn!(run_id = %record.id, workflow = %record.workflow, "cannot resume run: its workflow is not registered");
                 continue;
             };
@@ -100,9 +127,9 @@ impl Engine {
                 );
             }
             let run_id = record.id.clone();
-            let mut live = self.shared.live.lock().await;
+            let mut live = self.live.lock().await;
             // One run that cannot be driven must not keep the engine from opening.
-            if let Err(error) = self.shared.launch(&mut live, record, registered, None).await {
+            if let Err(error) = self.launch(&mut live, record, registered, None).await {
                 tracing::error!(%run_id, %error, "cannot resume run; it is retried at the next open");
             }
         }
@@ -163,8 +190,7 @@ impl Shared {
             tracing::debug!(run_id, workflow = %record.workflow, "cannot resume run here: its workflow is not registered");
             return Ok(false);
         };
-        let now = to_millis(self.services.clock.now());
-        let until = now + LEASE.as_millis() as u64;
+        let (now, until) = self.lease_window();
         // One claim wins: an engine (or a concurrent resume here) that got there first
         // drives the run.
         let Some(record) = self
@@ -374,6 +400,17 @@ impl Shared {
         self.publish(&record.id, RunStatus::Paused);
         for timer in wakes {
             self.services.timers.arm(timer);
+        }
+        // Another process may have answered between the check above and the pause being
+        // stored, found the run still running, and left it to us. Looking again now that the
+        // pause is stored closes that window: whoever looks second sees the other's write.
+        if self.services.store.shared() {
+            for request_id in state.requests() {
+                if self.load_request(&request_id).await?.status != RequestStatus::Pending {
+                    self.resume_if_paused(&record.id).await?;
+                    break;
+                }
+            }
         }
         Ok(None)
     }

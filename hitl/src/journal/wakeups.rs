@@ -38,6 +38,12 @@ impl Wakeups {
         }
     }
 
+    /// The requests somebody waits on here (a shared store's engine polls them, in case a
+    /// resolution by another process was not announced).
+    pub(crate) fn waiting(&self) -> Vec<String> {
+        lock(&self.waiting).keys().cloned().collect()
+    }
+
     /// Hands `request`, as just stored, to the steps waiting on it.
     pub(crate) fn deliver(&self, request: &RequestRecord) {
         if let Some(sender) = lock(&self.waiting).get(&request.id) {

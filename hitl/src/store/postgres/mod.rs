@@ -554,6 +554,14 @@ impl Store for PgStore {
                 )
                 .await?;
             if inserted == 1 {
+                // A run stored for another worker to claim: tell the workers.
+                if run.owner.is_none() && run.status == crate::model::run::RunStatus::Running {
+                    self.execute(
+                        "SELECT pg_notify($1, 'q' || chr(9) || $2)",
+                        &[&events::CHANNEL, &run.id],
+                    )
+                    .await?;
+                }
                 return Ok(None);
             }
             self.load_run_async(&run.id).await
