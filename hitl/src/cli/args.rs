@@ -47,6 +47,18 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_name = "DIR", help_heading = "Where")]
     pub db: Option<PathBuf>,
 
+    /// Use this PostgreSQL database directly, while the workers run (postgres://…); an
+    /// answer resumes its run on a worker at once.
+    #[arg(
+        long,
+        env = "HITL_DATABASE_URL",
+        global = true,
+        value_name = "URL",
+        hide_env_values = true,
+        help_heading = "Where"
+    )]
+    pub database_url: Option<String>,
+
     /// Print the API's JSON objects instead of tables.
     #[arg(long, global = true, help_heading = "Output")]
     pub json: bool,
@@ -161,6 +173,8 @@ pub(crate) enum Mode {
     Http { url: String, token: Option<String> },
     /// A database directory no process holds.
     Database { dir: PathBuf },
+    /// A PostgreSQL database, shared with running workers.
+    Postgres { url: String },
 }
 
 impl Cli {
@@ -169,6 +183,16 @@ impl Cli {
     /// line.
     pub(crate) fn mode(&self, matches: &ArgMatches) -> Result<Mode, String> {
         let from_command_line = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+        if let Some(url) = &self.database_url {
+            if self.db.is_some() || from_command_line("url") {
+                return Err(
+                    "`--database-url` names the database itself: give it alone, without \
+                            `--db` or `--url`"
+                        .to_owned(),
+                );
+            }
+            return Ok(Mode::Postgres { url: url.clone() });
+        }
         match (&self.db, &self.url) {
             (Some(_), Some(_)) if from_command_line("url") => Err(
                 "`--db` and `--url` are exclusive: use `--url` while the application runs, \
@@ -195,9 +219,12 @@ impl Respond {
     /// The responder to record in `mode`: `--as` with `--db`, the token's owner over HTTP.
     pub(crate) fn responder(&self, mode: &Mode) -> Result<Option<String>, String> {
         match (mode, &self.responder) {
-            (Mode::Database { .. }, Some(name)) if !name.trim().is_empty() => Ok(Some(name.clone())),
-            (Mode::Database { .. }, _) => Err(
-                "answering with `--db` needs `--as NAME`: the responder recorded with the answer".to_owned(),
+            (Mode::Database { .. } | Mode::Postgres { .. }, Some(name)) if !name.trim().is_empty() => {
+                Ok(Some(name.clone()))
+            }
+            (Mode::Database { .. } | Mode::Postgres { .. }, _) => Err(
+                "answering with `--db` or `--database-url` needs `--as NAME`: the responder recorded with the answer"
+                    .to_owned(),
             ),
             (Mode::Http { .. }, Some(_)) => Err("`--as` is only for `--db`; over HTTP the \
                                                  responder is the one your token names"

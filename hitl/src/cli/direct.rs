@@ -19,10 +19,17 @@ use serde_json::Value;
 
 use super::error::{CliError, Exit};
 
-/// An open database directory.
+/// An open database: a stopped application's directory, or a PostgreSQL database.
 pub(crate) struct Database {
     engine: Engine,
-    dir: PathBuf,
+    place: Place,
+}
+
+enum Place {
+    Directory(PathBuf),
+    /// The URL without its password.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Postgres(String),
 }
 
 impl Database {
@@ -53,13 +60,53 @@ impl Database {
         drop(runtime);
         Ok(Database {
             engine,
-            dir: dir.to_owned(),
+            place: Place::Directory(dir.to_owned()),
         })
     }
 
-    /// The directory, for messages.
-    pub(crate) fn dir(&self) -> &Path {
-        &self.dir
+    /// Opens the PostgreSQL database at `url` as an operator engine, on the command's runtime:
+    /// workers may run meanwhile, and an answer stored here resumes its run on one of them.
+    pub(crate) async fn open_postgres(url: &str) -> Result<Self, CliError> {
+        #[cfg(feature = "postgres")]
+        {
+            let engine = Engine::builder()
+                .postgres(url)
+                .background(false)
+                .open()
+                .await
+                .map_err(|error| CliError::of(&error))?;
+            Ok(Database {
+                engine,
+                place: Place::Postgres(hitl::store::postgres::redact(url)),
+            })
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            let _ = url;
+            Err(CliError::usage(
+                "this hitl was built without PostgreSQL: install it with `--features cli,postgres`"
+                    .to_owned(),
+            ))
+        }
+    }
+
+    /// The flag that names this database, for the commands a message suggests.
+    pub(crate) fn where_flag(&self) -> String {
+        match &self.place {
+            Place::Directory(dir) => format!("--db {}", super::render::quote(&dir.display().to_string())),
+            Place::Postgres(url) => format!("--database-url {}", super::render::quote(url)),
+        }
+    }
+
+    /// What happens next to a run whose request was answered here.
+    pub(crate) fn after_answer(&self) -> String {
+        match &self.place {
+            Place::Directory(dir) => format!(
+                "Stored in {}; the run resumes when the application next opens it.\n",
+                dir.display()
+            ),
+            Place::Postgres(url) => format!("Stored in {url}; a worker resumes the run now.\n"),
+        }
     }
 
     pub(crate) async fn pending(&self, workflow: Option<&str>, run: Option<&str>) -> Result<Value, CliError> {

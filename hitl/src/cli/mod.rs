@@ -71,14 +71,21 @@ fn run(cli: &Cli, matches: &clap::ArgMatches) -> Result<String, CliError> {
         _ => None,
     };
     let backend = match &mode {
-        Mode::Http { url, token } => Backend::Http(Http::new(url, token.clone())?),
-        Mode::Database { dir } => Backend::Database(Database::open(dir)?),
+        Mode::Http { url, token } => Some(Backend::Http(Http::new(url, token.clone())?)),
+        Mode::Database { dir } => Some(Backend::Database(Database::open(dir)?)),
+        // Its connections live on the runtime that runs the command.
+        Mode::Postgres { .. } => None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|error| CliError::new(Exit::Failure, format!("cannot start a runtime: {error}")))?;
     runtime.block_on(async {
+        let backend = match (backend, &mode) {
+            (Some(backend), _) => backend,
+            (None, Mode::Postgres { url }) => Backend::Database(Database::open_postgres(url).await?),
+            (None, _) => unreachable!("only PostgreSQL opens on the command's runtime"),
+        };
         let output = execute(cli, &backend, responder.as_deref()).await;
         let closed = backend.close().await;
         let output = output?;
@@ -114,10 +121,7 @@ async fn execute(cli: &Cli, backend: &Backend, responder: Option<&str>) -> Resul
             let request = backend.request(&id).await?;
             let command = match backend {
                 Backend::Http(_) => "hitl".to_owned(),
-                Backend::Database(db) => format!(
-                    "hitl --db {} --as NAME",
-                    render::quote(&db.dir().display().to_string())
-                ),
+                Backend::Database(db) => format!("hitl {} --as NAME", db.where_flag()),
             };
             show(&request, &|request| {
                 render::request_detail(request, &command, now)
@@ -131,10 +135,7 @@ async fn execute(cli: &Cli, backend: &Backend, responder: Option<&str>) -> Resul
             show(&answered, &|answered| {
                 let mut text = render::answered(answered);
                 if let (Backend::Database(db), Some("answered")) = (backend, answered["status"].as_str()) {
-                    text.push_str(&format!(
-                        "Stored in {}; the run resumes when the application next opens it.\n",
-                        db.dir().display()
-                    ));
+                    text.push_str(&db.after_answer());
                 }
                 text
             })

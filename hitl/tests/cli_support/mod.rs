@@ -42,7 +42,13 @@ where
     let args: Vec<String> = args.into_iter().map(|arg| arg.as_ref().to_owned()).collect();
     let mut command = Command::new(env!("CARGO_BIN_EXE_hitl"));
     command.args(&args);
-    for name in ["HITL_URL", "HITL_TOKEN", "HITL_TOKENS", "HITL_SECRET"] {
+    for name in [
+        "HITL_URL",
+        "HITL_TOKEN",
+        "HITL_TOKENS",
+        "HITL_SECRET",
+        "HITL_DATABASE_URL",
+    ] {
         command.env_remove(name);
     }
     command.envs(env.iter().copied());
