@@ -345,6 +345,12 @@ impl Engine {
         self.shared.services.store.storage_stats().await
     }
 
+    /// Whether the engine's store can serve now (reachable, schema current): what a load
+    /// balancer's readiness check asks (the server's `GET /health`).
+    pub async fn ready(&self) -> Result<()> {
+        self.shared.services.store.ready().await
+    }
+
     /// Makes every write so far durable.
     pub async fn flush(&self) -> Result<()> {
         self.shared.services.store.flush().await

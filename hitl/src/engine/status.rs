@@ -8,6 +8,9 @@ use crate::util::lock;
 
 use super::{Engine, Shared};
 
+/// How often a wait on a shared store reads the run again.
+const SHARED_STORE_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
 impl Engine {
     pub(crate) async fn load_run(&self, run_id: &str) -> Result<RunRecord> {
         self.shared
@@ -31,9 +34,13 @@ impl Engine {
             .subscribe();
         receiver.borrow_and_update();
         let record = self.load_run(run_id).await?;
+        // On a shared store the run may move on another worker, which publishes nothing
+        // here: the record is read again every poll.
+        let shared_store = self.shared.services.store.shared();
         let waited = if done(record.status) {
             Ok(())
         } else if record.status == RunStatus::Running
+            && !shared_store
             && !self.shared.live.lock().await.contains_key(run_id)
             && !self.shared.registry.contains_key(record.workflow.as_str())
         {
@@ -43,10 +50,19 @@ impl Engine {
             })
         } else {
             loop {
-                if receiver.changed().await.is_err() {
-                    break Err(Error::Closed);
-                }
-                if done(*receiver.borrow_and_update()) {
+                let polled = tokio::select! {
+                    changed = receiver.changed() => match changed {
+                        Ok(()) => *receiver.borrow_and_update(),
+                        Err(_) => break Err(Error::Closed),
+                    },
+                    () = tokio::time::sleep(SHARED_STORE_POLL), if shared_store => {
+                        match self.load_run(run_id).await {
+                            Ok(record) => record.status,
+                            Err(error) => break Err(error),
+                        }
+                    }
+                };
+                if done(polled) {
                     break Ok(());
                 }
             }

@@ -58,7 +58,8 @@ pub(crate) struct CancelBody {
 /// The body of `GET /health`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Health {
-    /// Always `ok` while the server answers.
+    /// `ok` when the server and its store can serve; `unavailable` (with status 503) when
+    /// the store cannot be reached or its schema is not current.
     status: &'static str,
 }
 
@@ -115,11 +116,25 @@ fn parse_status<T: DeserializeOwned + PartialSchema>(name: &str) -> Result<T, Ap
     })
 }
 
-/// Health check; needs no credentials and tells nothing.
+/// Readiness check for load balancers; needs no credentials and tells nothing more.
 #[utoipa::path(get, path = "/health", tag = "server",
-    responses((status = 200, description = "The server answers", body = Health)))]
-pub(crate) async fn health() -> Json<Health> {
-    Json(Health { status: "ok" })
+    responses(
+        (status = 200, description = "The server and its store can serve", body = Health),
+        (status = 503, description = "The store is unreachable or not migrated", body = Health),
+    ))]
+pub(crate) async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    match state.engine().ready().await {
+        Ok(()) => (StatusCode::OK, Json(Health { status: "ok" })),
+        Err(error) => {
+            tracing::warn!(%error, "not ready: the store cannot serve");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(Health {
+                    status: "unavailable",
+                }),
+            )
+        }
+    }
 }
 
 /// This document.

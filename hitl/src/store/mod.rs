@@ -393,6 +393,12 @@ pub trait Store: Send + Sync + 'static {
         Box::pin(std::future::ready(Ok(StorageStats::default())))
     }
 
+    /// Whether the store can serve now — reachable, its schema current — for a server's
+    /// readiness check (`GET /health`). The default: always.
+    fn ready(&self) -> StoreFuture<'_, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     /// Whether other processes may use this store at the same time. When `true` the engine
     /// renews the leases of the runs it drives, takes over lapsed runs, and polls for timers
     /// and resolutions that other processes stored; when `false` (sled, memory: one process

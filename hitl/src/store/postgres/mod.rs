@@ -229,7 +229,7 @@ impl PgStore {
     }
 
     /// Whether the database answers and its schema is current: a worker's readiness.
-    pub async fn ready(&self) -> Result<()> {
+    async fn ready_async(&self) -> Result<()> {
         let client = self.client().await?;
         if schema::is_current(&client).await? {
             Ok(())
@@ -994,6 +994,10 @@ impl Store for PgStore {
                 logical: None,
             })
         })
+    }
+
+    fn ready(&self) -> StoreFuture<'_, ()> {
+        Box::pin(self.ready_async())
     }
 
     fn shared(&self) -> bool {
