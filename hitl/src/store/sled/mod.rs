@@ -131,14 +131,19 @@ impl SledStore {
         claimable: impl Fn(&RunRecord) -> bool,
     ) -> Result<Option<RunRecord>> {
         let claimed = std::cell::RefCell::new(None);
-        self.update_run(run_id, |stored| match stored {
-            Some(run) if claimable(&run) => {
-                let next = run.claimed(owner, until, now);
-                let bytes = format::encode_run(&next)?;
-                *claimed.borrow_mut() = Some(next);
-                Ok(Some(bytes))
+        // Each attempt starts from nothing: an attempt whose compare-and-swap lost to another
+        // claim must not leave its record behind as if it had won.
+        self.update_run(run_id, |stored| {
+            *claimed.borrow_mut() = None;
+            match stored {
+                Some(run) if claimable(&run) => {
+                    let next = run.claimed(owner, until, now);
+                    let bytes = format::encode_run(&next)?;
+                    *claimed.borrow_mut() = Some(next);
+                    Ok(Some(bytes))
+                }
+                _ => Ok(None),
             }
-            _ => Ok(None),
         })?;
         Ok(claimed.into_inner())
     }
@@ -650,4 +655,53 @@ fn append_to_chunk(run_id: &str, chunk: Option<&[u8]>, entries: &[(&str, &StepRe
         step: None,
         detail: "the chunk's framing does not decode; the step was not written".to_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::run::RunStatus;
+
+    /// A claim whose compare-and-swap lost must not report a win (it did, from the record its
+    /// losing attempt had prepared): of 8 threads claiming one paused run, one wins, every time.
+    #[test]
+    fn a_claim_that_lost_its_compare_and_swap_does_not_win() {
+        let store = Arc::new(
+            SledStore::open(&SledOptions {
+                path: None,
+                cache_capacity: 8 << 20,
+                flush_every_ms: None,
+            })
+            .unwrap(),
+        );
+        for round in 0..300 {
+            let run_id = format!("run-{round}");
+            let mut run: RunRecord = serde_json::from_value(serde_json::json!({
+                "v": 1, "id": run_id, "workflow": "w", "status": "paused", "input": {},
+                "fingerprint": "f", "created_at": 1, "updated_at": 1,
+            }))
+            .unwrap();
+            run.status = RunStatus::Paused;
+            store.create_run(&run).unwrap();
+            let barrier = Arc::new(std::sync::Barrier::new(8));
+            let winners: usize = (0..8)
+                .map(|n| {
+                    let (store, barrier, run_id) = (Arc::clone(&store), Arc::clone(&barrier), run_id.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        store
+                            .claim_paused(&run_id, &format!("w{n}"), 2, 100)
+                            .unwrap()
+                            .is_some() as usize
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|thread| thread.join().unwrap())
+                .sum();
+            assert_eq!(winners, 1, "round {round}: one claim wins");
+        }
+    }
 }
