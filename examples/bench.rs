@@ -52,6 +52,8 @@ async fn w1(ctx: &TaskContext, n: u32) -> hitl::Result<u32> {
 struct Options {
     quick: bool,
     json: bool,
+    /// `--only fanout`: the fan-out alone (and the sled floor it is compared with).
+    fanout_only: bool,
 }
 
 fn progress(message: impl AsRef<str>) {
@@ -89,6 +91,18 @@ fn rss_bytes() -> u64 {
         .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
         .map_or(0, |kib| kib * 1024)
+}
+
+/// RSS once the runs just paused have let go: the median of 9 readings 20 ms apart (a
+/// reading taken while the last batch's tasks are still being dropped counts them).
+async fn settled_rss() -> u64 {
+    let mut readings = Vec::new();
+    for _ in 0..9 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        readings.push(rss_bytes());
+    }
+    readings.sort_unstable();
+    readings[readings.len() / 2]
 }
 
 async fn open(path: &Path, durability: Durability) -> Engine {
@@ -213,40 +227,33 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index]
 }
 
-#[tokio::main]
-async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("resume-child") {
-        return resume_child(Path::new(&args[1])).await;
+/// The per-step and resume figures (all but the fan-out).
+struct Latencies {
+    pause_flush: Duration,
+    durable_step_us: f64,
+    buffered_step_us: f64,
+    replay_step_us: f64,
+    resume_p50_us: f64,
+    resume_p99_us: f64,
+    fresh_resume_ms: f64,
+}
+
+impl Latencies {
+    /// `--only fanout`: not measured (shown as NaN, `null` in the JSON).
+    fn skipped() -> Self {
+        Latencies {
+            pause_flush: Duration::ZERO,
+            durable_step_us: f64::NAN,
+            buffered_step_us: f64::NAN,
+            replay_step_us: f64::NAN,
+            resume_p50_us: f64::NAN,
+            resume_p99_us: f64::NAN,
+            fresh_resume_ms: f64::NAN,
+        }
     }
-    let options = Options {
-        quick: args.iter().any(|a| a == "--quick"),
-        json: args.iter().any(|a| a == "--json"),
-    };
-    if let Some(unknown) = args.iter().find(|a| !matches!(a.as_str(), "--quick" | "--json")) {
-        eprintln!("unknown argument `{unknown}`; accepted: --quick, --json");
-        std::process::exit(2);
-    }
-    let base = std::env::var_os("HITL_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target").join("bench"));
-    std::fs::create_dir_all(&base).unwrap();
-    let scratch = tempfile::tempdir_in(&base).unwrap();
-    let dir = scratch.path();
-    let filesystem = filesystem_of(dir);
-    let fanout_runs: u32 = if options.quick { 2_000 } else { 10_000 };
+}
 
-    println!("hitl benchmark — workload W1: N steps → approval → 10 steps");
-    println!("directory: {} ({filesystem})", dir.display());
-    println!(
-        "configuration: defaults (Durability::Flush unless noted, sled cache 64 MiB — 4 MiB for the \
-         fan-out, flush_every 500 ms), tokio multi-thread runtime, {} cores",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    );
-
-    progress("storage floor");
-    let (floor_flush_us, floor_insert_us, floor_get_us) = storage_floor(dir);
-
+async fn latencies(dir: &Path) -> Latencies {
     progress("time to pause, N = 1000, Durability::Flush");
     let pause_flush = time_to_pause(&dir.join("pause-flush"), Durability::Flush, 1_000).await;
     let pause_flush_small = time_to_pause(&dir.join("pause-flush-small"), Durability::Flush, 10).await;
@@ -306,6 +313,80 @@ async fn main() {
     let fresh_resume_ms = start.elapsed().as_secs_f64() * 1e3;
     assert!(status.success(), "the child process failed to resume the run");
 
+    Latencies {
+        pause_flush,
+        durable_step_us,
+        buffered_step_us,
+        replay_step_us,
+        resume_p50_us,
+        resume_p99_us,
+        fresh_resume_ms,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("resume-child") {
+        return resume_child(Path::new(&args[1])).await;
+    }
+    let options = Options {
+        quick: args.iter().any(|a| a == "--quick"),
+        json: args.iter().any(|a| a == "--json"),
+        fanout_only: args
+            .windows(2)
+            .any(|pair| pair[0] == "--only" && pair[1] == "fanout"),
+    };
+    let accepted = |index: usize, arg: &str| {
+        matches!(arg, "--quick" | "--json" | "--only")
+            || (arg == "fanout" && index > 0 && args[index - 1] == "--only")
+    };
+    if let Some((_, unknown)) = args
+        .iter()
+        .enumerate()
+        .find(|(index, arg)| !accepted(*index, arg))
+    {
+        eprintln!("unknown argument `{unknown}`; accepted: --quick, --json, --only fanout");
+        std::process::exit(2);
+    }
+    if args.iter().any(|a| a == "--only") && !options.fanout_only {
+        eprintln!("`--only` takes `fanout`");
+        std::process::exit(2);
+    }
+    let base = std::env::var_os("HITL_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target").join("bench"));
+    std::fs::create_dir_all(&base).unwrap();
+    let scratch = tempfile::tempdir_in(&base).unwrap();
+    let dir = scratch.path();
+    let filesystem = filesystem_of(dir);
+    let fanout_runs: u32 = if options.quick { 2_000 } else { 10_000 };
+
+    println!("hitl benchmark — workload W1: N steps → approval → 10 steps");
+    println!("directory: {} ({filesystem})", dir.display());
+    println!(
+        "configuration: defaults (Durability::Flush unless noted, sled cache 64 MiB — 4 MiB for the \
+         fan-out, flush_every 500 ms), tokio multi-thread runtime, {} cores",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+
+    progress("storage floor");
+    let (floor_flush_us, floor_insert_us, floor_get_us) = storage_floor(dir);
+
+    let Latencies {
+        pause_flush,
+        durable_step_us,
+        buffered_step_us,
+        replay_step_us,
+        resume_p50_us,
+        resume_p99_us,
+        fresh_resume_ms,
+    } = if options.fanout_only {
+        Latencies::skipped()
+    } else {
+        latencies(dir).await
+    };
+
     progress("memory and disk floor: sled alone, same keys and bytes per run");
     let (floor_rss_bytes_per_run, floor_disk_bytes_per_run) =
         sled_floor(&dir.join("sled-floor"), fanout_runs);
@@ -323,7 +404,8 @@ async fn main() {
     let start = Instant::now();
     let half = fanout_runs / 2;
     let mut rss_half = 0;
-    let mut runs = Vec::with_capacity(fanout_runs as usize);
+    // Only a count: the runs' ids are not kept, so the growth is what the engine and sled hold.
+    let mut paused_runs = 0u32;
     for batch_start in (0..fanout_runs).step_by(500) {
         let batch: Vec<_> = (batch_start..(batch_start + 500).min(fanout_runs))
             .map(|_| {
@@ -331,19 +413,19 @@ async fn main() {
                 tokio::spawn(async move {
                     let run = engine.start(w1, (10,)).await.unwrap();
                     paused(&run).await;
-                    run.id().to_owned()
                 })
             })
             .collect();
         for task in batch {
-            runs.push(task.await.unwrap());
+            task.await.unwrap();
+            paused_runs += 1;
         }
-        if runs.len() as u32 == half {
-            rss_half = rss_bytes();
+        if paused_runs == half {
+            rss_half = settled_rss().await;
         }
     }
     let fanout_create_s = start.elapsed().as_secs_f64();
-    let rss_all = rss_bytes();
+    let rss_all = settled_rss().await;
     engine.flush().await.unwrap();
     let stats = engine.storage_stats().await.unwrap();
     let fanout_disk_bytes_per_run =

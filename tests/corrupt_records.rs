@@ -48,7 +48,9 @@ async fn pending_of(engine: &Engine, run_id: &str) -> Request {
 }
 
 /// Overwrites the journal entry of `step` of `run_id` with bytes that are not a record,
-/// through sled itself (the database is closed).
+/// through sled itself (the database is closed). Format 2 keeps a run's steps in chunks
+/// (`journal.2`, key `0x02 len run-id chunk`, see `hitl/src/store/sled/format.rs`); the
+/// entry's framing is kept and its record bytes are replaced.
 fn damage_journal_entry(path: &Path, run_id: &str, step: &str) {
     // The engine releases sled's own lock shortly after `close` returns.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -59,15 +61,24 @@ fn damage_journal_entry(path: &Path, run_id: &str, step: &str) {
             Err(error) => panic!("cannot open the closed database: {error}"),
         }
     };
-    let journal = db.open_tree("journal").unwrap();
-    let mut key = run_id.as_bytes().to_vec();
-    key.push(0);
-    key.extend_from_slice(step.as_bytes());
-    assert!(
-        journal.get(&key).unwrap().is_some(),
-        "no journal entry {step} in run {run_id}"
-    );
-    journal.insert(key, &b"\x00\xffnot a journal record"[..]).unwrap();
+    let journal = db.open_tree("journal.2").unwrap();
+    let mut prefix = vec![0x02, u8::try_from(run_id.len()).unwrap()];
+    prefix.extend_from_slice(run_id.as_bytes());
+    let (key, chunk) = journal
+        .scan_prefix(&prefix)
+        .map(Result::unwrap)
+        .find(|(_, chunk)| chunk.windows(step.len()).any(|window| window == step.as_bytes()))
+        .unwrap_or_else(|| panic!("no journal entry {step} in run {run_id}"));
+    let mut chunk = chunk.to_vec();
+    let at = chunk
+        .windows(step.len())
+        .position(|window| window == step.as_bytes())
+        .unwrap()
+        + step.len();
+    let len = usize::from(chunk[at]);
+    assert!(len < 0x80, "a one-byte length");
+    chunk[at + 1..at + 1 + len].fill(0xFF);
+    journal.insert(key, chunk).unwrap();
     db.flush().unwrap();
 }
 

@@ -84,14 +84,41 @@ fn marker_version(db: &Path) -> u64 {
 }
 
 /// What the marker of a format-1 database says once the current engine has opened and
-/// closed it. Today's engine writes format 1 and migrates nothing; when the format changes,
-/// this expects the migrated version.
+/// closed it: the open migrated it to format 2 (`hitl/src/store/sled/format.rs`), whose
+/// trees replaced format 1's.
 fn assert_format_after_open(db: &Path) {
     assert_eq!(
         marker_version(db),
-        1,
+        2,
         "the format after opening a format-1 database"
     );
+    let dump = dump(db);
+    assert_eq!(dump[0], serde_json::json!({ "format": "hitl", "version": 2 }));
+    let trees: std::collections::BTreeSet<&str> = dump[1..]
+        .iter()
+        .map(|line| line["tree"].as_str().unwrap())
+        .collect();
+    for tree in ["runs", "journal", "requests", "outbox", "definitions"] {
+        assert!(
+            trees.contains(tree),
+            "the dump shows the {tree} records: {trees:?}"
+        );
+    }
+    assert!(
+        dump.iter().all(|line| line.get("error").is_none()),
+        "every record of the migrated database decodes"
+    );
+}
+
+/// `hitl::store::dump_sled` of `db`: every record as JSON, one value per line.
+fn dump(db: &Path) -> Vec<Value> {
+    let mut out = Vec::new();
+    hitl::store::dump_sled(db, &mut out).expect("the database dumps");
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
 }
 
 async fn statuses(engine: &Engine) -> BTreeMap<String, RunStatus> {
@@ -350,4 +377,91 @@ async fn a_format_1_database_opens_and_every_run_in_it_continues() {
     let engine = fixture.open(&clock).await;
     assert_eq!(statuses(&engine).await, finished());
     engine.close().await.unwrap();
+}
+
+/// Set (to a database directory) only in the child process of the migration crash test.
+const MIGRATION_CHILD_ENV: &str = "FORMAT_V1_MIGRATION_CHILD";
+
+/// The child of [`a_migration_killed_at_any_point_leaves_format_1_readable_and_completes_later`]:
+/// opens the database with `HITL_FAILPOINT` set, which aborts the process mid-migration.
+#[test]
+fn migration_child() {
+    let Ok(db) = std::env::var(MIGRATION_CHILD_ENV) else {
+        return;
+    };
+    hitl::store::dump_sled(Path::new(&db), &mut std::io::sink()).unwrap();
+    panic!("the failpoint did not abort the migration");
+}
+
+/// The runs of the format-1 trees, read with sled alone, as (id, status).
+fn format_1_runs(db: &Path) -> BTreeMap<String, String> {
+    let copy = tempfile::tempdir().unwrap();
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(db)
+        .arg(copy.path().join("db"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let sled = sled::open(copy.path().join("db")).unwrap();
+    sled.open_tree("runs")
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            let (key, value) = entry.unwrap();
+            let record: Value = serde_json::from_slice(&value).expect("a format-1 run record is JSON");
+            (
+                String::from_utf8(key.to_vec()).unwrap(),
+                record["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_migration_killed_at_any_point_leaves_format_1_readable_and_completes_later() {
+    let reference = Fixture::unpack();
+    let format_1 = format_1_runs(&reference.db);
+    assert_eq!(format_1.len(), 7, "the fixture's runs: {format_1:?}");
+    let migrated = dump(&reference.db);
+    assert_format_after_open(&reference.db);
+
+    for (point, marker_after_kill) in [
+        ("migrate_after_runs", 1),
+        ("migrate_after_journal", 1),
+        ("migrate_before_marker", 1),
+        ("migrate_after_marker", 2),
+    ] {
+        let fixture = Fixture::unpack();
+        let output = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "migration_child", "--nocapture", "--test-threads=1"])
+            .env(MIGRATION_CHILD_ENV, &fixture.db)
+            .env("HITL_FAILPOINT", point)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains(&format!("hitl failpoint `{point}` hit")),
+            "the child dies at {point}: {}\n{stderr}",
+            output.status
+        );
+        assert_eq!(
+            marker_version(&fixture.db),
+            marker_after_kill,
+            "the marker after a kill at {point}"
+        );
+        if marker_after_kill == 1 {
+            assert_eq!(
+                format_1_runs(&fixture.db),
+                format_1,
+                "after a kill at {point}, the format-1 records are all there"
+            );
+        }
+        assert_eq!(
+            dump(&fixture.db),
+            migrated,
+            "after a kill at {point}, the next open migrates to the same records"
+        );
+        assert_format_after_open(&fixture.db);
+    }
 }

@@ -840,3 +840,58 @@ async fn history_shows_a_timer_deadline_as_a_time() {
     let epoch_ms = (1_800_000_000u64 + 3_600) * 1_000;
     assert!(!ran.stdout.contains(&epoch_ms.to_string()), "{}", ran.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dump_shows_every_stored_record_as_json_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("app.db");
+    let engine = application(&dir).await;
+    let run = engine
+        .start_with_id(deploy, "deploy-api", ("api".into(),))
+        .await
+        .unwrap();
+    let request = paused(&run).await;
+    drop(run);
+    stop(engine, &dir).await;
+    let db = db(&dir);
+
+    let ran = hitl(["--db", &db, "dump"]);
+    ran.exits(0);
+    let lines: Vec<serde_json::Value> = ran
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is one JSON value"))
+        .collect();
+    assert_eq!(lines[0], json!({ "format": "hitl", "version": 2 }));
+    let of = |tree: &str| -> Vec<&serde_json::Value> {
+        lines.iter().filter(|line| line["tree"] == json!(tree)).collect()
+    };
+    let runs = of("runs");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["record"]["id"], json!("deploy-api"));
+    assert_eq!(runs[0]["record"]["status"], json!("paused"));
+    assert_eq!(runs[0]["record"]["input"], json!({ "service": "api" }));
+    let requests = of("requests");
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0]["record"]["id"], json!(request.id));
+    assert_eq!(
+        requests[0]["record"]["prompt"],
+        json!("Deploy api to production?")
+    );
+    assert_eq!(
+        of("pending"),
+        [&json!({ "tree": "pending", "run_id": "deploy-api", "request_id": request.id })]
+    );
+    let journal = of("journal");
+    assert!(
+        journal
+            .iter()
+            .any(|line| line["record"]["k"] == json!("feedback") && line["run_id"] == json!("deploy-api")),
+        "the waiting feedback step is in the journal: {journal:?}"
+    );
+    assert!(lines.iter().all(|line| line.get("error").is_none()), "{lines:?}");
+
+    hitl(["--url", "http://127.0.0.1:9", "dump"])
+        .exits(2)
+        .complains(&["hitl --db DIR dump"]);
+}

@@ -89,6 +89,9 @@ pub(crate) enum Command {
         /// The run id.
         run: String,
     },
+    /// Print every stored record as JSON lines (runs, journals, requests, pending, outbox,
+    /// timers, channels, definitions); only with --db.
+    Dump,
     /// Cancel a run; its open requests are resolved as cancelled.
     Cancel {
         /// The run id.

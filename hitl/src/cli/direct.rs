@@ -193,7 +193,7 @@ fn fail(error: hitl::Error) -> CliError {
     CliError::of(&error)
 }
 
-fn open_error(dir: &Path, error: &hitl::Error) -> CliError {
+pub(crate) fn open_error(dir: &Path, error: &hitl::Error) -> CliError {
     match error {
         hitl::Error::DatabaseLocked { .. } => CliError::unreachable(format!(
             "the database `{}` is in use by a running application; use `--url` (or HITL_URL) \

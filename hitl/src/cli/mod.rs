@@ -66,6 +66,9 @@ fn print(output: &str) {
 
 fn run(cli: &Cli, matches: &clap::ArgMatches) -> Result<String, CliError> {
     let mode = cli.mode(matches).map_err(CliError::usage)?;
+    if let Command::Dump = &cli.command {
+        return dump(&mode);
+    }
     let responder = match &cli.command {
         Command::Respond(respond) => respond.responder(&mode).map_err(CliError::usage)?,
         _ => None,
@@ -154,12 +157,34 @@ async fn execute(cli: &Cli, backend: &Backend, responder: Option<&str>) -> Resul
                 render::escape_controls(&render::history(&info, &steps, now)).into_owned()
             }
         }
+        Command::Dump => unreachable!("`dump` runs before a backend is opened"),
         Command::Cancel { run, reason } => {
             let run = backend.resolve(Kind::Run, run).await?;
             let cancelled = backend.cancel(&run, reason.as_deref()).await?;
             show(&cancelled, &render::cancelled)
         }
     })
+}
+
+/// `hitl --db DIR dump`: every record as JSON lines, streamed to stdout.
+fn dump(mode: &Mode) -> Result<String, CliError> {
+    let Mode::Database { dir } = mode else {
+        return Err(CliError::usage(
+            "`dump` reads a database directory: use `hitl --db DIR dump` while the application is stopped",
+        ));
+    };
+    if !dir.join("hitl.json").is_file() {
+        return Err(CliError::unreachable(format!(
+            "cannot dump `{}`: it is not a hitl database (no `hitl.json`)",
+            dir.display()
+        )));
+    }
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    hitl::store::dump_sled(dir, &mut stdout).map_err(|error| direct::open_error(dir, &error))?;
+    stdout
+        .flush()
+        .map_err(|error| CliError::new(Exit::Failure, format!("cannot write the dump: {error}")))?;
+    Ok(String::new())
 }
 
 /// The answer the flags give, shaped by the request's kind: one `--select` answers a

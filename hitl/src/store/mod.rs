@@ -35,24 +35,16 @@
 //!
 //! # The sled backend
 //!
-//! Every value is JSON carrying a format version (`v`), so a database stays readable by
-//! tools and by later versions. Trees (sled's named keyspaces):
+//! sled stores the same records in its own compact form (format 2, described in
+//! `store/sled/format.rs`): a paused run is a handful of keys — its run record, one journal chunk
+//! per 8 steps, its request and its pending-index entry — whose values are packed JSON
+//! (field names from a dictionary, integers as varints, UUIDs as 16 bytes).
+//! [`dump_sled`] (the `hitl --db DIR dump` command) shows every record as JSON again. A
+//! database of format 1 (one JSON value per step) is migrated in place when it is opened.
 //!
-//! | tree          | key                         | value                                  |
-//! |---------------|-----------------------------|----------------------------------------|
-//! | `runs`        | run id                      | [`RunRecord`]                          |
-//! | `journal`     | run id `\0` step id         | [`StepRecord`]: output + input hash    |
-//! | `channels`    | run id `\0` channel key     | the channel's JSON value               |
-//! | `definitions` | workflow name `\0` hash     | the step-site table of that version    |
-//! | `requests`    | request id                  | [`RequestRecord`]: spec, votes, answer |
-//! | `pending`     | run id `\0` request id      | (empty): the unanswered requests       |
-//! | `outbox`      | request id `/` index        | [`OutboxRecord`]: a notification       |
-//! | `timers`      | deadline (u64 BE), kind, id | (empty): expiries and run wake-ups     |
-//! | `meta`        | `secret`                    | the key that signs notification links  |
-//!
-//! One step is one write: a single `insert` into `journal` (a channel `set` also writes
-//! `channels`, in one transaction). With `Durability::Flush` the engine then waits for
-//! [`Store::flush`], which concurrent runs share (group commit).
+//! One step is one write: a compare-and-swap of its journal chunk (a channel `set` also
+//! writes `channels`, in one transaction). With `Durability::Flush` the engine then waits
+//! for [`Store::flush`], which concurrent runs share (group commit).
 
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
@@ -79,8 +71,10 @@ pub use memory::MemStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;
 pub(crate) use sled::SledStore;
+pub use sled::dump::dump_sled;
 
-/// The version written into every stored value and into the database's marker file.
+/// The version written into every stored record (its `v`); sled's on-disk format has its
+/// own version (`store/sled/format.rs`).
 pub(crate) const FORMAT_VERSION: u32 = 1;
 
 /// What every [`Store`] method returns: a boxed future, so that `Arc<dyn Store>` works.
@@ -444,11 +438,6 @@ pub(crate) fn run_key(run_id: &str, rest: &str) -> Vec<u8> {
     key.push(0);
     key.extend_from_slice(rest.as_bytes());
     key
-}
-
-/// The prefix shared by every key of a run.
-pub(crate) fn run_prefix(run_id: &str) -> Vec<u8> {
-    run_key(run_id, "")
 }
 
 /// When a step's journal write becomes durable.

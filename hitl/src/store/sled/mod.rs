@@ -19,7 +19,10 @@ use serde_json::Value;
 use sled::Transactional;
 
 mod boundary;
+pub(crate) mod dump;
+pub(crate) mod format;
 mod group_commit;
+mod migrate;
 mod open;
 mod open_guard;
 
@@ -29,7 +32,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{
     FlushFuture, RequestChange, RequestQuery, Resolved, RunQuery, RunRecord, StepRecord, StorageStats,
-    StoreError, StoreErrorKind, Timer, decode, encode, lost_lease, run_key, run_prefix,
+    StoreError, StoreErrorKind, Timer, decode, encode, lost_lease, run_key,
 };
 use crate::error::{Error, Result};
 use crate::model::outbox::OutboxRecord;
@@ -68,18 +71,18 @@ pub(crate) struct SledStore {
 }
 
 /// The operations, synchronous (sled is); the [`Store`] impl below wraps each in a ready
-/// future.
+/// future. Values are in format 2 (`format`).
 impl SledStore {
     fn load_run(&self, run_id: &str) -> Result<Option<RunRecord>> {
         self.runs
             .get(run_id)
             .storage()?
-            .map(|bytes| decode(run_id.as_bytes(), &bytes))
+            .map(|bytes| format::decode_run(run_id, &bytes))
             .transpose()
     }
 
     fn save_run(&self, run: &RunRecord) -> Result<()> {
-        let bytes = encode("a run", run)?;
+        let bytes = format::encode_run(run)?;
         self.update_run(&run.id, |stored| match stored {
             Some(stored) if stored.lease_epoch != run.lease_epoch => {
                 Err(lost_lease(&run.id, run.lease_epoch))
@@ -101,7 +104,7 @@ impl SledStore {
             let current = self.runs.get(run_id).storage()?;
             let stored = current
                 .as_ref()
-                .map(|bytes| decode::<RunRecord>(run_id.as_bytes(), bytes))
+                .map(|bytes| format::decode_run(run_id, bytes))
                 .transpose()?;
             let Some(new) = change(stored)? else {
                 return Ok(false);
@@ -128,14 +131,19 @@ impl SledStore {
         claimable: impl Fn(&RunRecord) -> bool,
     ) -> Result<Option<RunRecord>> {
         let claimed = std::cell::RefCell::new(None);
-        self.update_run(run_id, |stored| match stored {
-            Some(run) if claimable(&run) => {
-                let next = run.claimed(owner, until, now);
-                let bytes = encode("a run", &next)?;
-                *claimed.borrow_mut() = Some(next);
-                Ok(Some(bytes))
+        // Each attempt starts from nothing: an attempt whose compare-and-swap lost to another
+        // claim must not leave its record behind as if it had won.
+        self.update_run(run_id, |stored| {
+            *claimed.borrow_mut() = None;
+            match stored {
+                Some(run) if claimable(&run) => {
+                    let next = run.claimed(owner, until, now);
+                    let bytes = format::encode_run(&next)?;
+                    *claimed.borrow_mut() = Some(next);
+                    Ok(Some(bytes))
+                }
+                _ => Ok(None),
             }
-            _ => Ok(None),
         })?;
         Ok(claimed.into_inner())
     }
@@ -167,7 +175,7 @@ impl SledStore {
         let wrote = self.update_run(run_id, |stored| match stored {
             Some(mut run) if run.held_by(owner, epoch) => {
                 run.lease_until = Some(until);
-                encode("a run", &run).map(Some)
+                format::encode_run(&run).map(Some)
             }
             _ => Err(lost_lease(run_id, epoch)),
         })?;
@@ -176,7 +184,7 @@ impl SledStore {
     }
 
     fn create_run(&self, run: &RunRecord) -> Result<Option<RunRecord>> {
-        let bytes = encode("a run", run)?;
+        let bytes = format::encode_run(run)?;
         match self
             .runs
             .compare_and_swap(run.id.as_bytes(), None as Option<&[u8]>, Some(bytes))
@@ -185,7 +193,7 @@ impl SledStore {
             Ok(()) => Ok(None),
             Err(existing) => {
                 let current = existing.current.unwrap_or_default();
-                Ok(Some(decode(run.id.as_bytes(), &current)?))
+                Ok(Some(format::decode_run(&run.id, &current)?))
             }
         }
     }
@@ -205,7 +213,13 @@ impl SledStore {
             let (key, bytes) = entry.storage()?;
             // One damaged run record must not hide every other run: it is reported and left
             // as it is (its bytes are evidence), and `load_run` of that id reports it too.
-            match decode::<RunRecord>(&key, &bytes) {
+            let decoded = std::str::from_utf8(&key)
+                .map_err(|_| Error::Decode {
+                    key: format::shown_key(&key),
+                    source: serde::de::Error::custom("a run id that is not UTF-8"),
+                })
+                .and_then(|run_id| format::decode_run(run_id, &bytes));
+            match decoded {
                 Ok(run) if query.matches(&run) => runs.push(run),
                 Ok(_) => {}
                 Err(error) => tracing::error!(%error, "skipping a run record that cannot be read"),
@@ -215,58 +229,90 @@ impl SledStore {
     }
 
     fn load_journal(&self, run_id: &str) -> Result<Vec<(String, StepRecord)>> {
-        let prefix = run_prefix(run_id);
-        self.journal
-            .scan_prefix(&prefix)
-            .map(|entry| {
-                let (key, bytes) = entry.storage()?;
-                let step_id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-                match serde_json::from_slice(&bytes) {
-                    Ok(step) => Ok((step_id, step)),
-                    Err(error) => Err(Error::CorruptRecord {
-                        run_id: run_id.to_owned(),
-                        record: format!("journal entry of step `{step_id}`"),
-                        step: Some(step_id),
-                        detail: error.to_string(),
-                    }),
+        let corrupt = |step: Option<String>, detail: String| Error::CorruptRecord {
+            run_id: run_id.to_owned(),
+            record: match &step {
+                Some(step_id) => format!("journal entry of step `{step_id}`"),
+                None => "journal chunk".to_owned(),
+            },
+            step,
+            detail,
+        };
+        let mut steps: std::collections::BTreeMap<String, StepRecord> = Default::default();
+        for entry in self.journal.scan_prefix(format::id_key(run_id)) {
+            let (_, chunk) = entry.storage()?;
+            let entries = format::Chunk::entries(&chunk)
+                .ok_or_else(|| corrupt(None, "the chunk's framing does not decode".to_owned()))?;
+            for (step_id, step) in entries {
+                let step = step.map_err(|detail| corrupt(Some(step_id.clone()), detail))?;
+                match steps.get(&step_id) {
+                    Some(stored) if stored.seq > step.seq => {}
+                    _ => {
+                        steps.insert(step_id, step);
+                    }
                 }
-            })
-            .collect()
+            }
+        }
+        Ok(steps.into_iter().collect())
     }
 
     /// The write fence: `run_id` must still be held at `epoch`. sled is one process and the
     /// engine drives a run from one task, so checking before the write is enough here.
     fn fence(&self, run_id: &str, epoch: u64) -> Result<()> {
-        #[derive(serde::Deserialize)]
-        struct Epoch {
-            #[serde(default)]
-            lease_epoch: u64,
-        }
         let Some(bytes) = self.runs.get(run_id).storage()? else {
             return Ok(());
         };
-        let stored: Epoch = decode(run_id.as_bytes(), &bytes)?;
-        if stored.lease_epoch == epoch {
+        if format::run_epoch(run_id, &bytes)? == epoch {
             Ok(())
         } else {
             Err(lost_lease(run_id, epoch))
         }
     }
 
+    /// Groups steps by the journal chunk they go to, in order.
+    fn by_chunk(steps: &[(String, StepRecord)]) -> Vec<(u32, Vec<(&str, &StepRecord)>)> {
+        let mut chunks: Vec<(u32, Vec<(&str, &StepRecord)>)> = Vec::new();
+        for (step_id, step) in steps {
+            let chunk = format::chunk_of(step);
+            match chunks.iter_mut().find(|(number, _)| *number == chunk) {
+                Some((_, entries)) => entries.push((step_id, step)),
+                None => chunks.push((chunk, vec![(step_id.as_str(), step)])),
+            }
+        }
+        chunks
+    }
+
     fn append_steps(&self, run_id: &str, epoch: u64, steps: &[(String, StepRecord)]) -> Result<()> {
         self.fence(run_id, epoch)?;
-        if let [(step_id, step)] = steps {
-            // The common case: one insert, no batch.
-            self.journal
-                .insert(run_key(run_id, step_id), encode("a step output", step)?)
-                .storage()?;
-            return Ok(());
+        let chunks = Self::by_chunk(steps);
+        if let [(chunk, entries)] = chunks.as_slice() {
+            // The common case: one compare-and-swap on one chunk, no transaction.
+            let key = format::chunk_key(run_id, *chunk);
+            loop {
+                let current = self.journal.get(&key).storage()?;
+                let next = append_to_chunk(run_id, current.as_deref(), entries)?;
+                match self
+                    .journal
+                    .compare_and_swap(&key, current, Some(next))
+                    .storage()?
+                {
+                    Ok(()) => return Ok(()),
+                    Err(_) => continue,
+                }
+            }
         }
-        let mut batch = sled::Batch::default();
-        for (step_id, step) in steps {
-            batch.insert(run_key(run_id, step_id), encode("a step output", step)?);
-        }
-        self.journal.apply_batch(batch).storage()
+        self.journal
+            .transaction(|journal| {
+                for (chunk, entries) in &chunks {
+                    let key = format::chunk_key(run_id, *chunk);
+                    let current = journal.get(&key)?;
+                    let next = append_to_chunk(run_id, current.as_deref(), entries)
+                        .map_err(ConflictableTransactionError::Abort)?;
+                    journal.insert(key, next)?;
+                }
+                Ok(())
+            })
+            .map_err(abort_error)
     }
 
     fn append_channel_set(
@@ -279,17 +325,19 @@ impl SledStore {
         value: &Value,
     ) -> Result<()> {
         self.fence(run_id, epoch)?;
-        let step_key = run_key(run_id, step_id);
-        let step_bytes = encode("a step output", step)?;
+        let chunk_key = format::chunk_key(run_id, format::chunk_of(step));
         let channel_key = run_key(run_id, key);
         let channel_bytes = encode("a channel value", value)?;
         (&self.journal, &self.channels)
             .transaction(|(journal, channels)| {
-                journal.insert(step_key.as_slice(), step_bytes.as_slice())?;
+                let current = journal.get(&chunk_key)?;
+                let next = append_to_chunk(run_id, current.as_deref(), &[(step_id, step)])
+                    .map_err(ConflictableTransactionError::Abort)?;
+                journal.insert(chunk_key.as_slice(), next)?;
                 channels.insert(channel_key.as_slice(), channel_bytes.as_slice())?;
                 Ok(())
             })
-            .map_err(transaction_error)
+            .map_err(abort_error)
     }
 
     fn channel_value(&self, run_id: &str, key: &str) -> Result<Option<Value>> {
@@ -329,10 +377,10 @@ impl SledStore {
         expiry: Option<Timer>,
     ) -> Result<()> {
         self.fence(&request.run_id, epoch)?;
-        let step_key = run_key(&request.run_id, &request.step_id);
-        let step_bytes = encode("a step", step)?;
-        let request_bytes = encode("a request", request)?;
-        let pending_key = run_key(&request.run_id, &request.id);
+        let chunk_key = format::chunk_key(&request.run_id, format::chunk_of(step));
+        let request_key = format::id_key(&request.id);
+        let request_bytes = format::encode_request(request)?;
+        let pending_key = format::pending_key(&request.run_id, &request.id);
         let outbox: Vec<(String, Vec<u8>)> = outbox
             .iter()
             .map(|record| Ok((record.id.clone(), encode("a notification", record)?)))
@@ -346,8 +394,15 @@ impl SledStore {
             &self.timers,
         )
             .transaction(|(journal, requests, pending, outbox_tree, timers)| {
-                journal.insert(step_key.as_slice(), step_bytes.as_slice())?;
-                requests.insert(request.id.as_bytes(), request_bytes.as_slice())?;
+                let current = journal.get(&chunk_key)?;
+                let next = append_to_chunk(
+                    &request.run_id,
+                    current.as_deref(),
+                    &[(request.step_id.as_str(), step)],
+                )
+                .map_err(ConflictableTransactionError::Abort)?;
+                journal.insert(chunk_key.as_slice(), next)?;
+                requests.insert(request_key.as_slice(), request_bytes.as_slice())?;
                 pending.insert(pending_key.as_slice(), &[])?;
                 for (id, bytes) in &outbox {
                     outbox_tree.insert(id.as_bytes(), bytes.as_slice())?;
@@ -357,27 +412,28 @@ impl SledStore {
                 }
                 Ok(())
             })
-            .map_err(transaction_error)
+            .map_err(abort_error)
     }
 
     fn load_request(&self, request_id: &str) -> Result<Option<RequestRecord>> {
         self.requests
-            .get(request_id)
+            .get(format::id_key(request_id))
             .storage()?
-            .map(|bytes| decode(request_id.as_bytes(), &bytes))
+            .map(|bytes| format::decode_request(request_id, &bytes))
             .transpose()
     }
 
     fn resolve_request(&self, request_id: &str, change: &RequestChange<'_>) -> Result<Resolved> {
+        let request_key = format::id_key(request_id);
         let result =
             (&self.requests, &self.pending, &self.timers).transaction(|(requests, pending, timers)| {
                 let abort = |error: Error| ConflictableTransactionError::Abort(error);
-                let bytes = requests.get(request_id.as_bytes())?.ok_or_else(|| {
+                let bytes = requests.get(&request_key)?.ok_or_else(|| {
                     abort(Error::RequestNotFound {
                         request_id: request_id.to_owned(),
                     })
                 })?;
-                let current: RequestRecord = decode(request_id.as_bytes(), &bytes).map_err(abort)?;
+                let current = format::decode_request(request_id, &bytes).map_err(abort)?;
                 let Some(updated) = change(&current).map_err(abort)? else {
                     return Ok(Resolved {
                         record: current,
@@ -386,12 +442,12 @@ impl SledStore {
                     });
                 };
                 requests.insert(
-                    request_id.as_bytes(),
-                    encode("a request", &updated).map_err(abort)?,
+                    request_key.as_slice(),
+                    format::encode_request(&updated).map_err(abort)?,
                 )?;
                 let mut wake = None;
                 if current.status == RequestStatus::Pending && updated.status != RequestStatus::Pending {
-                    pending.remove(run_key(&updated.run_id, &updated.id))?;
+                    pending.remove(format::pending_key(&updated.run_id, &updated.id))?;
                     let timer = Timer::wake_for(&updated);
                     timers.insert(timer.key(), &[])?;
                     wake = Some(timer);
@@ -402,46 +458,46 @@ impl SledStore {
                     wake,
                 })
             });
-        result.map_err(|error| match error {
-            TransactionError::Abort(error) => error,
-            TransactionError::Storage(error) => sled_error(error),
-        })
+        result.map_err(abort_error)
     }
 
     /// The pending requests come from the pending index; others from a scan of every request.
     fn requests(&self, query: &RequestQuery) -> Result<Vec<RequestRecord>> {
+        let mut requests = Vec::new();
         if query.status != Some(RequestStatus::Pending) {
-            let mut requests = Vec::new();
             for entry in self.requests.iter() {
                 let (key, bytes) = entry.storage()?;
-                match decode::<RequestRecord>(&key, &bytes) {
+                let decoded = format::read_id(&mut format::Reader::new(&key))
+                    .ok_or_else(|| Error::Decode {
+                        key: format::shown_key(&key),
+                        source: serde::de::Error::custom("not a request key"),
+                    })
+                    .and_then(|request_id| format::decode_request(&request_id, &bytes));
+                match decoded {
                     Ok(request) if query.matches(&request) => requests.push(request),
                     Ok(_) => {}
                     Err(error) => tracing::error!(%error, "skipping a request record that cannot be read"),
                 }
             }
-            requests.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-            requests.truncate(query.limit.unwrap_or(usize::MAX));
-            return Ok(requests);
-        }
-        let entries = match &query.run_id {
-            Some(run_id) => self.pending.scan_prefix(run_prefix(run_id)),
-            None => self.pending.iter(),
-        };
-        let mut requests = Vec::new();
-        for entry in entries {
-            let (key, _) = entry.storage()?;
-            let Some(split) = key.iter().position(|byte| *byte == 0) else {
-                continue;
+        } else {
+            let entries = match &query.run_id {
+                Some(run_id) => self.pending.scan_prefix(format::id_key(run_id)),
+                None => self.pending.iter(),
             };
-            let request_id = String::from_utf8_lossy(&key[split + 1..]).into_owned();
-            match self.load_request(&request_id) {
-                Ok(Some(request)) if query.matches(&request) => requests.push(request),
-                Ok(_) => {}
-                Err(error @ Error::Decode { .. }) => {
-                    tracing::error!(%error, "skipping a request record that cannot be read");
+            for entry in entries {
+                let (key, _) = entry.storage()?;
+                let Some((_, request_id)) = format::read_pending_key(&key) else {
+                    tracing::error!(key = %format::shown_key(&key), "skipping a pending-index key that cannot be read");
+                    continue;
+                };
+                match self.load_request(&request_id) {
+                    Ok(Some(request)) if query.matches(&request) => requests.push(request),
+                    Ok(_) => {}
+                    Err(error @ Error::Decode { .. }) => {
+                        tracing::error!(%error, "skipping a request record that cannot be read");
+                    }
+                    Err(error) => return Err(error),
                 }
-                Err(error) => return Err(error),
             }
         }
         requests.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
@@ -582,11 +638,70 @@ impl<T> SledResult<T> for std::result::Result<T, sled::Error> {
     }
 }
 
-fn transaction_error(error: TransactionError<()>) -> Error {
+/// A transaction's error: its abort (an [`Error`]) as it is, sled's own as [`sled_error`].
+fn abort_error(error: TransactionError<Error>) -> Error {
     match error {
+        TransactionError::Abort(error) => error,
         TransactionError::Storage(error) => sled_error(error),
-        TransactionError::Abort(()) => sled_error(sled::Error::ReportableBug(
-            "a transaction without aborts aborted".to_owned(),
-        )),
+    }
+}
+
+/// `chunk` (absent: a new one) with `entries` appended; a chunk whose framing is damaged is
+/// reported as the run's corrupt record rather than overwritten.
+fn append_to_chunk(run_id: &str, chunk: Option<&[u8]>, entries: &[(&str, &StepRecord)]) -> Result<Vec<u8>> {
+    format::Chunk::append(chunk.unwrap_or_default(), entries).ok_or_else(|| Error::CorruptRecord {
+        run_id: run_id.to_owned(),
+        record: "journal chunk".to_owned(),
+        step: None,
+        detail: "the chunk's framing does not decode; the step was not written".to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::run::RunStatus;
+
+    /// A claim whose compare-and-swap lost must not report a win (it did, from the record its
+    /// losing attempt had prepared): of 8 threads claiming one paused run, one wins, every time.
+    #[test]
+    fn a_claim_that_lost_its_compare_and_swap_does_not_win() {
+        let store = Arc::new(
+            SledStore::open(&SledOptions {
+                path: None,
+                cache_capacity: 8 << 20,
+                flush_every_ms: None,
+            })
+            .unwrap(),
+        );
+        for round in 0..300 {
+            let run_id = format!("run-{round}");
+            let mut run: RunRecord = serde_json::from_value(serde_json::json!({
+                "v": 1, "id": run_id, "workflow": "w", "status": "paused", "input": {},
+                "fingerprint": "f", "created_at": 1, "updated_at": 1,
+            }))
+            .unwrap();
+            run.status = RunStatus::Paused;
+            store.create_run(&run).unwrap();
+            let barrier = Arc::new(std::sync::Barrier::new(8));
+            let winners: usize = (0..8)
+                .map(|n| {
+                    let (store, barrier, run_id) = (Arc::clone(&store), Arc::clone(&barrier), run_id.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        store
+                            .claim_paused(&run_id, &format!("w{n}"), 2, 100)
+                            .unwrap()
+                            .is_some() as usize
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|thread| thread.join().unwrap())
+                .sum();
+            assert_eq!(winners, 1, "round {round}: one claim wins");
+        }
     }
 }

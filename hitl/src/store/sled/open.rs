@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use super::group_commit::GroupCommit;
 use super::open_guard::{self, LastClose};
-use super::{SledOptions, SledStore};
+use super::{SledOptions, SledStore, format, migrate};
 use crate::error::{Error, Result};
-use crate::store::{FORMAT_VERSION, encode};
+use crate::store::encode;
 use crate::util::lock;
 
 const MARKER_FILE: &str = "hitl.json";
@@ -68,7 +68,9 @@ impl SledStore {
             return Self::open_sled(options, config, Path::new(""), None, None, None);
         };
         let open = OpenPath::claim(path)?;
-        let (lock, created_lock) = prepare_directory(path)?;
+        let (lock, created_lock, version) = prepare_directory(path)?;
+        // A migration changes sled's files: it always runs with a copy to put back.
+        let migrating = version < format::VERSION;
         let io = |source| Error::Io {
             path: path.to_owned(),
             source,
@@ -86,7 +88,7 @@ impl SledStore {
             }
             // After a clean close sled opens without repairs; otherwise keep a copy to put back.
             let last_close = open_guard::last_close(path);
-            if last_close == LastClose::Clean {
+            if last_close == LastClose::Clean && !migrating {
                 Ok((last_close, None))
             } else {
                 let backup = open_guard::OpenBackup::take(path).map_err(io)?;
@@ -131,6 +133,18 @@ impl SledStore {
                     })
                 }
                 _ => Ok(store),
+            })
+            .and_then(|store| {
+                if !migrating {
+                    return Ok(store);
+                }
+                match migrate::from_v1(&store) {
+                    Ok(()) => Ok(store),
+                    Err(error) => {
+                        store.close_without_clean_mark();
+                        Err(error)
+                    }
+                }
             });
         match opened {
             Ok(store) => {
@@ -138,6 +152,12 @@ impl SledStore {
                     backup.discard();
                 }
                 open_guard::clear_clean_mark(path);
+                if migrating {
+                    // The converted records are durable: from here on the database is format 2.
+                    write_marker(path, format::VERSION)?;
+                    crate::failpoint::hit("migrate_after_marker");
+                }
+                migrate::drop_format_1_trees(&store.db)?;
                 Ok(store)
             }
             Err(error) => {
@@ -201,12 +221,12 @@ impl SledStore {
         };
         let tree = |name: &str| db.open_tree(name).map_err(super::sled_error);
         Ok(SledStore {
-            runs: tree("runs")?,
-            journal: tree("journal")?,
+            runs: tree(format::RUNS)?,
+            journal: tree(format::JOURNAL)?,
             channels: tree("channels")?,
             definitions: tree("definitions")?,
-            requests: tree("requests")?,
-            pending: tree("pending")?,
+            requests: tree(format::REQUESTS)?,
+            pending: tree(format::PENDING)?,
             outbox: tree("outbox")?,
             timers: tree("timers")?,
             meta: tree("meta")?,
@@ -244,8 +264,9 @@ impl Drop for CleanClose {
 }
 
 /// Makes sure `path` is a hitl database directory (creating one if it is new or empty) and
-/// takes its lock, all before sled opens it. Returns the lock and whether its file is new.
-fn prepare_directory(path: &Path) -> Result<(File, bool)> {
+/// takes its lock, all before sled opens it. Returns the lock, whether its file is new, and
+/// the format version the marker names (a new database is marked with the current one).
+fn prepare_directory(path: &Path) -> Result<(File, bool, u32)> {
     let io = |source| Error::Io {
         path: path.to_owned(),
         source,
@@ -263,7 +284,7 @@ fn prepare_directory(path: &Path) -> Result<(File, bool)> {
     }
 
     let marker_path = path.join(MARKER_FILE);
-    match fs::read(&marker_path) {
+    let version = match fs::read(&marker_path) {
         Ok(bytes) => {
             let marker: Marker = serde_json::from_slice(&bytes).map_err(|_| Error::NotAHitlDatabase {
                 path: path.to_owned(),
@@ -275,13 +296,14 @@ fn prepare_directory(path: &Path) -> Result<(File, bool)> {
                     found: format!("a `{}` database", marker.format),
                 });
             }
-            if marker.version > FORMAT_VERSION {
+            if marker.version > format::VERSION || marker.version == 0 {
                 return Err(Error::UnsupportedFormat {
                     path: path.to_owned(),
                     found: marker.version,
-                    supported: FORMAT_VERSION,
+                    supported: format::VERSION,
                 });
             }
+            marker.version
         }
         Err(error) if error.kind() == ErrorKind::NotFound => {
             let mut entries: Vec<String> = fs::read_dir(path)
@@ -298,14 +320,11 @@ fn prepare_directory(path: &Path) -> Result<(File, bool)> {
                     found: format!("it holds {}{more} and no `{MARKER_FILE}`", shown.join(", ")),
                 });
             }
-            let marker = Marker {
-                format: "hitl".to_owned(),
-                version: FORMAT_VERSION,
-            };
-            fs::write(&marker_path, encode("the database marker", &marker)?).map_err(io)?;
+            write_marker(path, format::VERSION)?;
+            format::VERSION
         }
         Err(error) => return Err(io(error)),
-    }
+    };
 
     let lock_path = path.join(LOCK_FILE);
     let created = !lock_path.exists();
@@ -321,7 +340,7 @@ fn prepare_directory(path: &Path) -> Result<(File, bool)> {
     let deadline = Instant::now() + LOCK_HANDOVER_WAIT;
     loop {
         match lock.try_lock() {
-            Ok(()) => return Ok((lock, created)),
+            Ok(()) => return Ok((lock, created, version)),
             Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -333,6 +352,28 @@ fn prepare_directory(path: &Path) -> Result<(File, bool)> {
             Err(fs::TryLockError::Error(error)) => return Err(io(error)),
         }
     }
+}
+
+/// Writes the marker naming format `version`, atomically: a new file renamed over the old
+/// one (and the directory synced), so a crash leaves the old marker or the new one.
+fn write_marker(path: &Path, version: u32) -> Result<()> {
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let marker = Marker {
+        format: "hitl".to_owned(),
+        version,
+    };
+    let temporary = path.join(format!("{MARKER_FILE}.tmp"));
+    let mut file = File::create(&temporary).map_err(io)?;
+    std::io::Write::write_all(&mut file, &encode("the database marker", &marker)?).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    fs::rename(&temporary, path.join(MARKER_FILE)).map_err(io)?;
+    if let Ok(dir) = File::open(path) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 /// How long an open waits for `hitl.lock` before it reports the database in use.

@@ -27,7 +27,7 @@ pub(super) const BACKUP_DIR: &str = "hitl.open-backup";
 const BACKUP_COMPLETE: &str = "complete.json";
 
 /// Files of hitl's own in the directory; everything else belongs to sled.
-const OWN_FILES: [&str; 4] = ["hitl.json", "hitl.lock", CLEAN_FILE, BACKUP_DIR];
+const OWN_FILES: [&str; 5] = ["hitl.json", "hitl.json.tmp", "hitl.lock", CLEAN_FILE, BACKUP_DIR];
 
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct FileSum {

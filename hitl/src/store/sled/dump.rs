@@ -1,0 +1,162 @@
+//! `hitl --db DIR dump`: every record of a sled database as JSON, whatever its encoding on
+//! disk (format 2 packs its values, see `format`).
+
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use super::{SledOptions, SledResult, SledStore, format};
+use crate::error::{Error, Result};
+use crate::model::outbox::OutboxRecord;
+use crate::model::step::TimerAction;
+use crate::store::Timer;
+
+/// Writes every record of the hitl database in `dir` to `out` as JSON lines, and returns how
+/// many lines it wrote.
+///
+/// The first line names the format (`{"format": "hitl", "version": 2}`); then one object per
+/// record, with `"tree"` naming its kind — `runs`, `journal`, `requests`, `pending`,
+/// `outbox`, `timers`, `channels`, `definitions`, `meta` — its key fields, and `"record"`,
+/// the record as the JSON the engine's types serialize to (a journal entry's `record` is a
+/// [`StepRecord`](crate::store::StepRecord)). A value that does not decode is a line with
+/// `"error"` instead of `"record"`, and the dump goes on. The secret in `meta` is not shown.
+///
+/// The directory is opened like [`Engine::builder().path(dir)`](crate::EngineBuilder::path)
+/// opens it: only while no process holds it, and a database of an older format is migrated
+/// first.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> hitl::Result<()> {
+/// let dir = tempfile::tempdir().unwrap();
+/// hitl::Engine::builder().path(dir.path()).open().await?.close().await?;
+/// let mut out = Vec::new();
+/// let lines = hitl::store::dump_sled(dir.path(), &mut out)?;
+/// assert_eq!(lines, 1, "an empty database: the format line only");
+/// assert!(String::from_utf8(out).unwrap().starts_with(r#"{"format":"hitl","version":2}"#));
+/// # Ok(()) }
+/// ```
+pub fn dump_sled(dir: &Path, out: &mut dyn Write) -> Result<u64> {
+    let store = SledStore::open(&SledOptions {
+        path: Some(dir.to_owned()),
+        cache_capacity: 64 << 20,
+        flush_every_ms: None,
+    })?;
+    let mut lines = 0u64;
+    let mut line = |value: Value| -> Result<()> {
+        let io = |source| Error::Io {
+            path: dir.to_owned(),
+            source,
+        };
+        serde_json::to_writer(&mut *out, &value)
+            .map_err(std::io::Error::from)
+            .map_err(io)?;
+        out.write_all(b"\n").map_err(io)?;
+        lines += 1;
+        Ok(())
+    };
+    let shown = |result: Result<Value>| match result {
+        Ok(record) => ("record", record),
+        Err(error) => ("error", Value::from(error.to_string())),
+    };
+
+    line(json!({ "format": "hitl", "version": format::VERSION }))?;
+    for entry in store.runs.iter() {
+        let (key, bytes) = entry.storage()?;
+        let run_id = String::from_utf8_lossy(&key).into_owned();
+        let (field, value) = shown(format::decode_run(&run_id, &bytes).map(|run| to_json(&run)));
+        line(json!({ "tree": "runs", "run_id": run_id, field: value }))?;
+    }
+    for entry in store.journal.iter() {
+        let (key, chunk) = entry.storage()?;
+        let Some((run_id, number)) = format::read_chunk_key(&key) else {
+            line(json!({ "tree": "journal", "key": format::shown_key(&key), "error": "not a chunk key" }))?;
+            continue;
+        };
+        let Some(entries) = format::Chunk::entries(&chunk) else {
+            line(json!({ "tree": "journal", "run_id": run_id, "chunk": number,
+                         "error": "the chunk's framing does not decode" }))?;
+            continue;
+        };
+        for (step_id, step) in entries {
+            let (field, value) = match step {
+                Ok(step) => ("record", to_json(&step)),
+                Err(error) => ("error", Value::from(error)),
+            };
+            line(
+                json!({ "tree": "journal", "run_id": run_id, "chunk": number, "step_id": step_id, field: value }),
+            )?;
+        }
+    }
+    for entry in store.requests.iter() {
+        let (key, bytes) = entry.storage()?;
+        let Some(request_id) = format::read_id(&mut format::Reader::new(&key)) else {
+            line(
+                json!({ "tree": "requests", "key": format::shown_key(&key), "error": "not a request key" }),
+            )?;
+            continue;
+        };
+        let (field, value) =
+            shown(format::decode_request(&request_id, &bytes).map(|request| to_json(&request)));
+        line(json!({ "tree": "requests", "request_id": request_id, field: value }))?;
+    }
+    for entry in store.pending.iter() {
+        let (key, _) = entry.storage()?;
+        match format::read_pending_key(&key) {
+            Some((run_id, request_id)) => {
+                line(json!({ "tree": "pending", "run_id": run_id, "request_id": request_id }))?
+            }
+            None => line(
+                json!({ "tree": "pending", "key": format::shown_key(&key), "error": "not a pending key" }),
+            )?,
+        }
+    }
+    for entry in store.outbox.iter() {
+        let (key, bytes) = entry.storage()?;
+        let (field, value) =
+            shown(crate::store::decode::<OutboxRecord>(&key, &bytes).map(|record| to_json(&record)));
+        line(json!({ "tree": "outbox", "id": format::shown_key(&key), field: value }))?;
+    }
+    for entry in store.timers.iter() {
+        let (key, _) = entry.storage()?;
+        match Timer::from_key(&key) {
+            Some(Timer { deadline, action, .. }) => {
+                let (action, id) = match action {
+                    TimerAction::Expire(id) => ("expire", id),
+                    TimerAction::Wake(id) => ("wake", id),
+                };
+                line(json!({ "tree": "timers", "deadline": deadline, "action": action, "id": id }))?
+            }
+            None => {
+                line(json!({ "tree": "timers", "key": format::shown_key(&key), "error": "not a timer key" }))?
+            }
+        }
+    }
+    for (tree, name, first, second) in [
+        (&store.channels, "channels", "run_id", "key"),
+        (&store.definitions, "definitions", "workflow", "fingerprint"),
+    ] {
+        for entry in tree.iter() {
+            let (key, bytes) = entry.storage()?;
+            let split = key.iter().position(|byte| *byte == 0).unwrap_or(key.len());
+            let (field, value) = shown(crate::store::decode::<Value>(&key, &bytes));
+            line(json!({
+                "tree": name,
+                first: String::from_utf8_lossy(&key[..split]),
+                second: String::from_utf8_lossy(key.get(split + 1..).unwrap_or_default()),
+                field: value,
+            }))?;
+        }
+    }
+    for entry in store.meta.iter() {
+        let (key, _) = entry.storage()?;
+        line(json!({ "tree": "meta", "key": format::shown_key(&key), "record": "(not shown)" }))?;
+    }
+    Ok(lines)
+}
+
+fn to_json<T: serde::Serialize>(record: &T) -> Value {
+    serde_json::to_value(record).unwrap_or(Value::Null)
+}
