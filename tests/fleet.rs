@@ -1,5 +1,8 @@
 //! Many worker processes on one PostgreSQL database: runs drain across workers, one worker
-//! SIGKILLed mid-way loses nothing, and answers given anywhere resume runs wherever they are.
+//! SIGKILLed mid-way loses nothing, a stalled worker is fenced, concurrent answers through
+//! every worker's server have one winner each, a timer all workers see fires once, a
+//! notification is delivered once across a kill, and a killed listener connection loses no
+//! answer.
 //!
 //! Workers are real processes: this test binary re-executed with `HITL_FLEET_WORKER` set
 //! runs the ignored `fleet_worker` entry, which opens an engine on the database and drives
@@ -65,6 +68,75 @@ async fn fleet_release(ctx: &TaskContext, n: u64) -> hitl::Result<u64> {
     Ok(if answer.approved() { deploy(built).await } else { 0 })
 }
 
+/// Blocks (polling the `fleet_go` table) until the test lets it go: an activity that is in
+/// flight while the test stops its worker.
+#[task]
+async fn wait_for_go(n: u64) -> u64 {
+    log_execution(n, "waiting").await;
+    let client = LOG.get().expect("logged above");
+    loop {
+        let go: bool = client
+            .query_one("SELECT go FROM fleet_go", &[])
+            .await
+            .expect("the go flag")
+            .get(0);
+        if go {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    log_execution(n, "went").await;
+    n
+}
+
+#[workflow]
+async fn fleet_stall(n: u64) -> u64 {
+    let built = build(n).await;
+    let went = wait_for_go(built).await;
+    deploy(went).await
+}
+
+#[task]
+async fn after_expiry(n: u64) -> u64 {
+    log_execution(n, "after_expiry").await;
+    n
+}
+
+/// Asks with a short deadline nobody meets: the expiry timer is seen by every worker.
+#[workflow(inject_context)]
+async fn fleet_expiring(ctx: &TaskContext, n: u64) -> hitl::Result<String> {
+    let asked = ctx
+        .request_feedback(Feedback::approval(format!("Ship {n}?")).expires_after(Duration::from_millis(300)))
+        .await;
+    match asked {
+        Err(hitl::Error::RequestExpired { .. }) => Ok(format!("expired {}", after_expiry(n).await)),
+        Err(error) => Err(error),
+        Ok(_) => Ok("answered".to_owned()),
+    }
+}
+
+/// Asks and notifies a webhook receiver.
+#[workflow(inject_context)]
+async fn fleet_notified(ctx: &TaskContext, n: u64, receiver: String) -> hitl::Result<bool> {
+    let answer = ctx
+        .request_feedback(Feedback::approval(format!("Ship {n}?")).notify(Notify::webhook(receiver)))
+        .await?;
+    Ok(answer.approved())
+}
+
+/// The token the workers' servers accept (responder `ops`).
+const TOKEN: &str = "ops-token-0123456789";
+
+fn fleet_engine(url: &str) -> hitl::EngineBuilder {
+    Engine::builder()
+        .postgres(url)
+        .lease(LEASE)
+        .register(fleet_release)
+        .register(fleet_stall)
+        .register(fleet_expiring)
+        .register(fleet_notified)
+}
+
 /// A worker process's body (run by the fleet tests, not on its own).
 #[test]
 #[ignore = "a worker process of the fleet tests, started by them"]
@@ -76,25 +148,46 @@ fn fleet_worker() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let _engine = Engine::builder()
-            .postgres(url)
-            .lease(LEASE)
-            .register(fleet_release)
+        let engine = fleet_engine(&url)
             .open()
             .await
             .expect("the worker's engine opens");
-        println!("hitl-fleet-worker ready");
-        std::future::pending::<()>().await;
+        let mut address = String::new();
+        if std::env::var("HITL_FLEET_SERVE").is_ok() {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            address = format!("http://{}", listener.local_addr().unwrap());
+            let config = hitl::server::ServerConfig::new().token("ops", TOKEN);
+            tokio::spawn(hitl::server::serve_with(listener, engine.clone(), config));
+        }
+        println!("hitl-fleet-worker ready {address}");
+        // Reports which runs it drives whenever that changes, for tests that must know.
+        let mut reported = None;
+        loop {
+            let driving = engine.driving().await;
+            if reported.as_ref() != Some(&driving) {
+                println!("hitl-fleet-worker driving {}", driving.join(","));
+                reported = Some(driving);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     });
 }
 
 /// A running worker process; killed when dropped.
 struct Worker {
     child: Child,
+    /// Its server's base URL, when it serves.
+    server: String,
+    /// What it printed after it was ready.
+    lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl Worker {
     fn start(url: &str) -> Worker {
+        Worker::start_with(url, &[])
+    }
+
+    fn start_with(url: &str, env: &[(&str, &str)]) -> Worker {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
@@ -104,22 +197,54 @@ impl Worker {
                 "--test-threads=1",
             ])
             .env("HITL_FLEET_WORKER", url)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("a worker process starts");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
-        loop {
+        let server = loop {
             match lines.next() {
-                Some(Ok(line)) if line.contains("hitl-fleet-worker ready") => break,
+                Some(Ok(line)) if line.contains("hitl-fleet-worker ready") => {
+                    break line.trim_end().rsplit(' ').next().unwrap_or_default().to_owned();
+                }
                 Some(Ok(_)) => {}
                 other => panic!("the worker exited before it was ready: {other:?}"),
             }
-        }
+        };
         // Keep draining its output so that it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Worker { child }
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        Worker {
+            child,
+            server,
+            lines: receiver,
+        }
+    }
+
+    /// Waits until the worker reports that it drives exactly `runs` (comma-separated).
+    fn drives(&self, runs: &str) {
+        let wanted = format!("hitl-fleet-worker driving {runs}");
+        loop {
+            match self.lines.recv_timeout(hitl_workspace::PATIENCE) {
+                Ok(line) if line.trim_end() == wanted.trim_end() => return,
+                Ok(_) => {}
+                Err(error) => panic!("the worker never reported `{wanted}`: {error}"),
+            }
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} failed");
     }
 
     fn pid(&self) -> u32 {
@@ -144,10 +269,27 @@ async fn fleet_database(server: &str) -> String {
     let url = fresh_database(server).await;
     sql(
         &url,
-        "CREATE TABLE fleet_log (n BIGINT NOT NULL, activity TEXT NOT NULL, pid BIGINT NOT NULL)",
+        "CREATE TABLE fleet_log (n BIGINT NOT NULL, activity TEXT NOT NULL, pid BIGINT NOT NULL); \
+         CREATE TABLE fleet_go (go BOOLEAN NOT NULL); INSERT INTO fleet_go VALUES (false);",
     )
     .await;
     url
+}
+
+/// The test as an operator: it enqueues runs and answers, and drives nothing.
+async fn operator(url: &str) -> Engine {
+    fleet_engine(url).background(false).open().await.unwrap()
+}
+
+async fn runs_in(engine: &Engine, status: RunStatus) -> usize {
+    engine
+        .runs(&RunFilter {
+            status: Some(status),
+            ..RunFilter::default()
+        })
+        .await
+        .unwrap()
+        .len()
 }
 
 async fn count(url: &str, query: &str) -> i64 {
@@ -161,14 +303,7 @@ async fn fleet_three_workers_drain_300_runs_with_one_killed_midway() {
     };
     let url = fleet_database(&server).await;
     let mut workers: Vec<Worker> = (0..3).map(|_| Worker::start(&url)).collect();
-    // The test itself is an operator: it enqueues runs and answers, and drives nothing.
-    let operator = Engine::builder()
-        .postgres(url.clone())
-        .background(false)
-        .register(fleet_release)
-        .open()
-        .await
-        .unwrap();
+    let operator = operator(&url).await;
     const RUNS: u64 = 300;
     for n in 0..RUNS {
         operator
@@ -193,15 +328,7 @@ async fn fleet_three_workers_drain_300_runs_with_one_killed_midway() {
             workers[0].kill();
             killed_at = Some(Instant::now());
         }
-        let completed = operator
-            .runs(&RunFilter {
-                status: Some(RunStatus::Completed),
-                ..RunFilter::default()
-            })
-            .await
-            .unwrap()
-            .len();
-        (completed == RUNS as usize).then_some(())
+        (runs_in(&operator, RunStatus::Completed).await == RUNS as usize).then_some(())
     })
     .await;
     assert!(killed_at.is_some(), "a worker was killed mid-way");
@@ -246,4 +373,251 @@ async fn fleet_three_workers_drain_300_runs_with_one_killed_midway() {
         repeated.len(),
         answered_at_kill = RUNS / 3
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_a_stalled_worker_is_fenced_and_its_run_finishes_elsewhere_once() {
+    let Some(server) = server_url("fleet_a_stalled_worker_is_fenced_and_its_run_finishes_elsewhere_once")
+    else {
+        return;
+    };
+    let url = fleet_database(&server).await;
+    let stalled = Worker::start(&url);
+    let operator = operator(&url).await;
+    operator.start_with_id(fleet_stall, "stall", (7,)).await.unwrap();
+    let stalled = tokio::task::spawn_blocking(move || {
+        stalled.drives("stall");
+        stalled
+    })
+    .await
+    .unwrap();
+    eventually("the first worker is inside the blocking activity", async || {
+        (count(&url, "SELECT count(*) FROM fleet_log WHERE activity = 'waiting'").await == 1).then_some(())
+    })
+    .await;
+    stalled.signal("-STOP");
+    // A second worker takes the run over once the stopped one's lease lapses, replays the
+    // journaled build and waits in the same activity.
+    let successor = Worker::start(&url);
+    eventually("the successor took the run over", async || {
+        (count(&url, "SELECT count(*) FROM fleet_log WHERE activity = 'waiting'").await == 2).then_some(())
+    })
+    .await;
+    sql(&url, "UPDATE fleet_go SET go = true").await;
+    assert_eq!(
+        hitl_workspace::patiently("the run completes", operator.wait("stall"))
+            .await
+            .unwrap(),
+        Outcome::Completed(serde_json::json!(14))
+    );
+    // The stopped worker wakes, finishes its activity, and is fenced: it writes nothing, and
+    // its deploy never runs.
+    let history = operator.history("stall").await.unwrap();
+    let settled_at = operator.run_info("stall").await.unwrap().updated_at;
+    // The stopped worker wakes: its next lease renewal, or the journal write of its
+    // activity, is refused, and it drops the run without writing anything.
+    stalled.signal("-CONT");
+    let stalled_blocking = tokio::task::spawn_blocking(move || {
+        stalled.drives("");
+        stalled
+    });
+    let _stalled = hitl_workspace::patiently("the stopped worker drops the run", stalled_blocking)
+        .await
+        .unwrap();
+    assert_eq!(
+        operator.history("stall").await.unwrap(),
+        history,
+        "the journal is as the successor left it"
+    );
+    assert_eq!(operator.run_info("stall").await.unwrap().updated_at, settled_at);
+    assert_eq!(
+        count(&url, "SELECT count(*) FROM fleet_log WHERE activity = 'build'").await,
+        1,
+        "the journaled build is never run again"
+    );
+    assert_eq!(
+        count(&url, "SELECT count(*) FROM fleet_log WHERE activity = 'deploy'").await,
+        1,
+        "the run finished exactly once"
+    );
+    assert_eq!(
+        count(
+            &url,
+            &format!(
+                "SELECT count(*) FROM fleet_log WHERE activity = 'deploy' AND pid = {}",
+                successor.pid()
+            )
+        )
+        .await,
+        1,
+        "on the successor"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_concurrent_answers_through_every_workers_server_have_one_winner_each() {
+    let Some(server) =
+        server_url("fleet_concurrent_answers_through_every_workers_server_have_one_winner_each")
+    else {
+        return;
+    };
+    let url = fleet_database(&server).await;
+    let workers: Vec<Worker> = (0..3)
+        .map(|_| Worker::start_with(&url, &[("HITL_FLEET_SERVE", "1")]))
+        .collect();
+    let operator = operator(&url).await;
+    const RUNS: usize = 100;
+    for n in 0..RUNS {
+        operator
+            .start_with_id(fleet_release, format!("run-{n:03}"), (n as u64,))
+            .await
+            .unwrap();
+    }
+    let requests = eventually("every run asks", async || {
+        let pending = operator.pending(&PendingFilter::default()).await.unwrap();
+        (pending.len() == RUNS).then_some(pending)
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let mut answers = Vec::new();
+    for (i, request) in requests.iter().enumerate() {
+        for attempt in 0..5 {
+            let server = &workers[(i + attempt) % workers.len()].server;
+            let post = client
+                .post(format!("{server}/api/requests/{}/respond", request.id))
+                .bearer_auth(TOKEN)
+                .header("content-type", "application/json")
+                .body(r#"{"approved": true}"#)
+                .send();
+            let id = request.id.clone();
+            answers.push(tokio::spawn(async move {
+                (id, post.await.expect("a server answers").status().as_u16())
+            }));
+        }
+    }
+    let mut winners = std::collections::BTreeMap::<String, usize>::new();
+    let mut refused = 0;
+    for answer in answers {
+        let (id, status) = answer.await.unwrap();
+        match status {
+            200 => *winners.entry(id).or_default() += 1,
+            409 => refused += 1,
+            other => panic!("an answer got {other}"),
+        }
+    }
+    assert_eq!(winners.len(), RUNS, "every request has a winner");
+    assert!(
+        winners.values().all(|&wins| wins == 1),
+        "exactly one winner each: {winners:?}"
+    );
+    assert_eq!(
+        refused,
+        RUNS * 4,
+        "every other answer is refused as already answered"
+    );
+    eventually("every run completes", async || {
+        (runs_in(&operator, RunStatus::Completed).await == RUNS).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_a_timer_every_worker_sees_fires_once() {
+    let Some(server) = server_url("fleet_a_timer_every_worker_sees_fires_once") else {
+        return;
+    };
+    let url = fleet_database(&server).await;
+    let _workers: Vec<Worker> = (0..3).map(|_| Worker::start(&url)).collect();
+    let operator = operator(&url).await;
+    const RUNS: u64 = 20;
+    for n in 0..RUNS {
+        operator
+            .start_with_id(fleet_expiring, format!("expiring-{n}"), (n,))
+            .await
+            .unwrap();
+    }
+    eventually("every run ends after its request expired", async || {
+        (runs_in(&operator, RunStatus::Completed).await == RUNS as usize).then_some(())
+    })
+    .await;
+    for n in 0..RUNS {
+        assert_eq!(
+            operator.wait(&format!("expiring-{n}")).await.unwrap(),
+            Outcome::Completed(serde_json::json!(format!("expired {n}")))
+        );
+    }
+    assert_eq!(
+        count(
+            &url,
+            "SELECT count(*) FROM fleet_log WHERE activity = 'after_expiry'"
+        )
+        .await,
+        RUNS as i64,
+        "each expiry resumed its run once"
+    );
+    assert_eq!(
+        count(
+            &url,
+            "SELECT count(*) FROM hitl_requests WHERE status = 'expired'"
+        )
+        .await,
+        RUNS as i64
+    );
+    assert_eq!(
+        count(&url, "SELECT count(*) FROM hitl_timers").await,
+        0,
+        "every timer is spent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_a_killed_listener_connection_loses_no_answer() {
+    let Some(server) = server_url("fleet_a_killed_listener_connection_loses_no_answer") else {
+        return;
+    };
+    let url = fleet_database(&server).await;
+    let _workers: Vec<Worker> = (0..3).map(|_| Worker::start(&url)).collect();
+    let operator = operator(&url).await;
+    const RUNS: usize = 40;
+    for n in 0..RUNS {
+        operator
+            .start_with_id(fleet_release, format!("run-{n:03}"), (n as u64,))
+            .await
+            .unwrap();
+    }
+    let listeners = "SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN hitl_events' AND datname = current_database()";
+    eventually("three workers listen", async || {
+        (count(&url, listeners).await == 3).then_some(())
+    })
+    .await;
+    let mut answered = 0;
+    let mut terminated = 0;
+    eventually("every run completes", async || {
+        for request in operator.pending(&PendingFilter::default()).await.unwrap() {
+            operator
+                .respond(&request.id, Response::approve(), Responder::new("ops"))
+                .await
+                .unwrap();
+            answered += 1;
+            if answered == RUNS / 2 && terminated == 0 {
+                terminated = count(
+                    &url,
+                    "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE query = 'LISTEN hitl_events' AND datname = current_database()) AS killed",
+                )
+                .await;
+            }
+        }
+        (runs_in(&operator, RunStatus::Completed).await == RUNS).then_some(())
+    })
+    .await;
+    assert_eq!(
+        terminated, 3,
+        "the three listener connections were killed while answers arrived"
+    );
+    assert_eq!(answered, RUNS);
+    eventually("the listeners reconnected", async || {
+        (count(&url, listeners).await == 3).then_some(())
+    })
+    .await;
 }

@@ -345,6 +345,14 @@ impl Engine {
         self.shared.services.store.storage_stats().await
     }
 
+    /// The ids of the runs this engine drives right now (executing, or waiting in memory),
+    /// in id order: what an operator asks of one worker of a fleet.
+    pub async fn driving(&self) -> Vec<String> {
+        let mut runs: Vec<String> = self.shared.live.lock().await.keys().cloned().collect();
+        runs.sort();
+        runs
+    }
+
     /// Whether the engine's store can serve now (reachable, schema current): what a load
     /// balancer's readiness check asks (the server's `GET /health`).
     pub async fn ready(&self) -> Result<()> {

@@ -148,6 +148,7 @@ fn end_stopped(record: &mut RunRecord, stop: Stop) {
             record.status = RunStatus::Failed;
             record.failure = Some(failure);
         }
+        Stop::LostLease => unreachable!("a run whose lease is lost records no end"),
     }
 }
 
@@ -294,9 +295,19 @@ impl Shared {
     ) {
         tracing::debug!("run executing");
         let ending = RunBody::new(Arc::clone(&state), body).await;
+        let lost = matches!(&ending, Ending::Stopped(Stop::LostLease))
+            || (matches!(ending, Ending::Paused) && matches!(state.stop_reason(), Some(Stop::LostLease)));
+        if lost {
+            self.forget_lost(&record.id, state.epoch).await;
+            return;
+        }
         match ending {
             Ending::Paused => match self.pause(record.clone(), &state).await {
                 Ok(None) => return,
+                Ok(Some(Stop::LostLease)) => {
+                    self.forget_lost(&record.id, state.epoch).await;
+                    return;
+                }
                 // Stopped while pausing (a cancel raced the pause): end it as stopped.
                 Ok(Some(stop)) => end_stopped(&mut record, stop),
                 Err(error) => {
@@ -338,6 +349,15 @@ impl Shared {
             tracing::error!(%error, "could not record the end of the run; it will be resumed at the next open");
         }
         self.live.lock().await.remove(&run_id);
+    }
+
+    /// Drops a run another worker took over from the live table (if this engine still
+    /// drives it at `epoch`); nothing is written.
+    async fn forget_lost(&self, run_id: &str, epoch: u64) {
+        let mut live = self.live.lock().await;
+        if live.get(run_id).is_some_and(|run| run.state.epoch == epoch) {
+            live.remove(run_id);
+        }
     }
 
     /// Records a pause: the body is already dropped. Durable sleeps in progress become

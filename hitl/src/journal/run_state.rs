@@ -179,6 +179,14 @@ impl RunState {
 
     /// Fails the run with an engine error raised in `step`.
     pub(crate) fn fail(&self, error: &Error, step: Option<&Step>) {
+        // A fenced write: another worker holds the run now, and whatever this one would
+        // record (a failure included) is not its to write.
+        if matches!(error, Error::Storage(storage) if storage.kind() == crate::store::StoreErrorKind::Conflict)
+        {
+            tracing::warn!(run_id = %self.id, %error, "run taken over by another worker; dropping it");
+            self.stop(Stop::LostLease);
+            return;
+        }
         tracing::error!(run_id = %self.id, %error, "run failed");
         self.stop(Stop::Failed(Failure {
             kind: FailureKind::of(error),

@@ -175,6 +175,8 @@ pub struct RunRecord {
 pub(crate) enum Stop {
     Failed(Failure),
     Cancelled(String),
+    /// Another worker claimed the run (this one's lease lapsed): stop, write nothing.
+    LostLease,
 }
 
 fn is_zero(value: &u64) -> bool {

@@ -58,8 +58,7 @@ pub(crate) struct CancelBody {
 /// The body of `GET /health`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Health {
-    /// `ok` when the server and its store can serve; `unavailable` (with status 503) when
-    /// the store cannot be reached or its schema is not current.
+    /// `ok`: the server and its store can serve (else 503, code `unavailable`).
     status: &'static str,
 }
 
@@ -120,19 +119,18 @@ fn parse_status<T: DeserializeOwned + PartialSchema>(name: &str) -> Result<T, Ap
 #[utoipa::path(get, path = "/health", tag = "server",
     responses(
         (status = 200, description = "The server and its store can serve", body = Health),
-        (status = 503, description = "The store is unreachable or not migrated", body = Health),
+        (status = 503, description = "The store is unreachable or not migrated", body = ErrorBody),
     ))]
-pub(crate) async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+pub(crate) async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     match state.engine().ready().await {
-        Ok(()) => (StatusCode::OK, Json(Health { status: "ok" })),
+        Ok(()) => Ok(Json(Health { status: "ok" })),
         Err(error) => {
             tracing::warn!(%error, "not ready: the store cannot serve");
-            (
+            Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(Health {
-                    status: "unavailable",
-                }),
-            )
+                "unavailable",
+                "not ready: the store cannot serve",
+            ))
         }
     }
 }

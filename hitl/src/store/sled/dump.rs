@@ -34,7 +34,7 @@ use crate::store::Timer;
 /// hitl::Engine::builder().path(dir.path()).open().await?.close().await?;
 /// let mut out = Vec::new();
 /// let lines = hitl::store::dump_sled(dir.path(), &mut out)?;
-/// assert_eq!(lines, 1, "an empty database: the format line only");
+/// assert_eq!(lines, 2, "an empty database: the format line, and the link secret (not shown)");
 /// assert!(String::from_utf8(out).unwrap().starts_with(r#"{"format":"hitl","version":2}"#));
 /// # Ok(()) }
 /// ```
