@@ -11,8 +11,10 @@
 
 mod postgres_common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hitl::prelude::*;
@@ -620,4 +622,142 @@ async fn fleet_a_killed_listener_connection_loses_no_answer() {
         (count(&url, listeners).await == 3).then_some(())
     })
     .await;
+}
+
+/// A webhook receiver on 127.0.0.1: records each delivery's idempotency key, and while
+/// `stall` is set holds the connection open without answering (a delivery in flight).
+struct Receiver {
+    url: String,
+    stall: Arc<AtomicBool>,
+    /// (idempotency key, answered with 200).
+    deliveries: Arc<Mutex<Vec<(String, bool)>>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let stall = Arc::new(AtomicBool::new(true));
+        let deliveries = Arc::new(Mutex::new(Vec::new()));
+        let (thread_stall, thread_deliveries) = (Arc::clone(&stall), Arc::clone(&deliveries));
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let Some(key) = read_request(&mut stream) else {
+                    continue;
+                };
+                if thread_stall.load(Ordering::SeqCst) {
+                    thread_deliveries.lock().unwrap().push((key, false));
+                    held.push(stream); // never answered
+                } else {
+                    let answered = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .is_ok();
+                    thread_deliveries.lock().unwrap().push((key, answered));
+                }
+            }
+        });
+        Receiver {
+            url,
+            stall,
+            deliveries,
+        }
+    }
+
+    fn deliveries(&self) -> Vec<(String, bool)> {
+        self.deliveries.lock().unwrap().clone()
+    }
+}
+
+/// Reads one HTTP request; returns its `idempotency-key`.
+fn read_request(stream: &mut std::net::TcpStream) -> Option<String> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut key = None;
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            match name.trim().to_ascii_lowercase().as_str() {
+                "idempotency-key" => key = Some(value.trim().to_owned()),
+                "content-length" => length = value.trim().parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    key
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_a_notification_is_delivered_once_across_a_worker_kill() {
+    let Some(server) = server_url("fleet_a_notification_is_delivered_once_across_a_worker_kill") else {
+        return;
+    };
+    let url = fleet_database(&server).await;
+    let receiver = Receiver::start();
+    let mut sender = Worker::start(&url);
+    let operator = operator(&url).await;
+    const RUNS: u64 = 3;
+    for n in 0..RUNS {
+        operator
+            .start_with_id(fleet_notified, format!("notified-{n}"), (n, receiver.url.clone()))
+            .await
+            .unwrap();
+    }
+    // The only worker claims the notifications and is killed while its first delivery is in
+    // flight (the receiver holds it unanswered).
+    eventually("a delivery is in flight", async || {
+        (!receiver.deliveries().is_empty()).then_some(())
+    })
+    .await;
+    sender.kill();
+    receiver.stall.store(false, Ordering::SeqCst);
+    let _others: Vec<Worker> = (0..2).map(|_| Worker::start(&url)).collect();
+    eventually("every notification is delivered", async || {
+        (count(&url, "SELECT count(*) FROM hitl_outbox WHERE open").await == 0).then_some(())
+    })
+    .await;
+    let deliveries = receiver.deliveries();
+    let mut answered = std::collections::BTreeMap::<String, usize>::new();
+    for (key, ok) in &deliveries {
+        if *ok {
+            *answered.entry(key.clone()).or_default() += 1;
+        }
+    }
+    assert_eq!(
+        answered.len(),
+        RUNS as usize,
+        "each request's notification arrived: {deliveries:?}"
+    );
+    assert!(
+        answered.values().all(|&times| times == 1),
+        "and was delivered once: {deliveries:?}"
+    );
+    let in_flight = &deliveries[0].0;
+    assert!(
+        !deliveries[0].1,
+        "the first delivery was the one in flight at the kill"
+    );
+    assert!(
+        answered.contains_key(in_flight),
+        "it was retried by another worker, with the same idempotency key"
+    );
+    assert_eq!(
+        count(
+            &url,
+            "SELECT count(*) FROM hitl_outbox WHERE record->'delivered_at' IS NOT NULL"
+        )
+        .await,
+        RUNS as i64,
+        "each is recorded delivered"
+    );
 }

@@ -261,7 +261,7 @@ impl EngineBuilder {
                 link_secret,
                 drives_runs: self.background,
                 statuses: Mutex::new(HashMap::new()),
-                notifier: Arc::new(Notifier::new(self.base_url, outbox)),
+                notifier: Arc::new(Notifier::new(self.base_url, outbox, self.lease)),
                 background: Mutex::new(Vec::new()),
                 closed: AtomicBool::new(false),
                 lease: self.lease,

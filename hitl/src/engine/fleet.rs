@@ -124,6 +124,8 @@ impl Shared {
             self.take_over().await?;
         }
         self.poll_timers().await?;
+        // Notifications other workers stored (or whose sender died) are this one's to try too.
+        self.services.outbox.notify_one();
         self.poll_waiting().await
     }
 

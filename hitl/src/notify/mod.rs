@@ -24,6 +24,9 @@ use slack::{shared_link, slack_message};
 
 pub use crate::model::outbox::{Attempt, Notify};
 
+/// How many due notifications one round claims.
+const CLAIM_BATCH: usize = 100;
+
 /// The most delivery attempts per notification.
 const MAX_ATTEMPTS: usize = 8;
 
@@ -32,13 +35,20 @@ pub(crate) struct Notifier {
     wake: std::sync::Arc<tokio::sync::Notify>,
     base_url: Option<String>,
     client: reqwest::Client,
+    /// How long a claimed notification is this sender's before another may retry it.
+    claim_for_ms: u64,
 }
 
 impl Notifier {
-    pub(crate) fn new(base_url: Option<String>, wake: std::sync::Arc<tokio::sync::Notify>) -> Self {
+    pub(crate) fn new(
+        base_url: Option<String>,
+        wake: std::sync::Arc<tokio::sync::Notify>,
+        claim_for: std::time::Duration,
+    ) -> Self {
         Notifier {
             wake,
             base_url,
+            claim_for_ms: claim_for.as_millis() as u64,
             client: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(10))
                 .build()
@@ -79,17 +89,17 @@ impl Notifier {
 
     /// Sends every notification that is due; returns when the next one will be.
     async fn deliver_due(&self, services: &Services) -> crate::Result<Option<u64>> {
-        let mut next_due = None::<u64>;
         let mut secret = None;
-        // Every undelivered notification, soonest first: the due ones are sent, the first that
-        // is not yet due says when to look again.
-        for mut record in services.store.due_notifications(u64::MAX, usize::MAX).await? {
+        // The due ones, claimed: another worker on a shared store does not send them too, and
+        // if this one dies mid-delivery they are due again once the claim lapses.
+        let claimed_at = crate::clock::to_millis(services.clock.now());
+        let due = services
+            .store
+            .claim_notifications(claimed_at, claimed_at + self.claim_for_ms, CLAIM_BATCH)
+            .await?;
+        let more = due.len() == CLAIM_BATCH;
+        for mut record in due {
             let now = crate::clock::to_millis(services.clock.now());
-            if record.next_attempt_at > now {
-                next_due =
-                    Some(next_due.map_or(record.next_attempt_at, |due| due.min(record.next_attempt_at)));
-                continue;
-            }
             let Some(request) = services.store.load_request(&record.request_id).await? else {
                 record.gave_up = true;
                 services.store.save_outbox(&record).await?;
@@ -142,12 +152,20 @@ impl Notifier {
                 // 0.5 s, 1 s, 2 s, … up to 5 minutes.
                 let backoff = (500u64 << (record.attempts.len() - 1).min(10)).min(300_000);
                 record.next_attempt_at = now + backoff;
-                next_due =
-                    Some(next_due.map_or(record.next_attempt_at, |due| due.min(record.next_attempt_at)));
             }
             services.store.save_outbox(&record).await?;
         }
-        Ok(next_due)
+        if more {
+            return Ok(Some(claimed_at));
+        }
+        // The soonest undelivered one (this engine's or, on a shared store, another's) says
+        // when to look again.
+        Ok(services
+            .store
+            .due_notifications(u64::MAX, 1)
+            .await?
+            .first()
+            .map(|record| record.next_attempt_at))
     }
 
     /// The JSON body of a delivery. With a `base_url`, `link` opens the request's page (after

@@ -362,6 +362,23 @@ pub trait Store: Send + Sync + 'static {
     /// Notifications neither delivered nor given up whose next attempt is due at `now`
     /// (ms since the epoch) or earlier, soonest first, at most `limit`.
     fn due_notifications<'a>(&'a self, now: u64, limit: usize) -> StoreFuture<'a, Vec<OutboxRecord>>;
+    /// Claims up to `limit` notifications due at `now` for one delivery attempt: in one
+    /// atomic operation each is returned and its next attempt moved to `until`, so that
+    /// another worker polling meanwhile does not send it too, and a sender that dies
+    /// mid-delivery leaves it due again at `until` (retried with the same idempotency id).
+    /// Claimers at the same time get different notifications.
+    ///
+    /// The default, for a store only one process uses, is
+    /// [`due_notifications`](Store::due_notifications): nobody else polls.
+    fn claim_notifications<'a>(
+        &'a self,
+        now: u64,
+        until: u64,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<OutboxRecord>> {
+        let _ = until;
+        self.due_notifications(now, limit)
+    }
     /// The notifications of a request, in id order.
     fn outbox_of<'a>(&'a self, request_id: &'a str) -> StoreFuture<'a, Vec<OutboxRecord>>;
     /// Writes an outbox record back (an attempt was made).

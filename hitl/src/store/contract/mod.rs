@@ -44,6 +44,7 @@ where
     check_requests_query(fresh().await).await;
     check_due_timers(fresh().await).await;
     check_due_notifications(fresh().await).await;
+    check_notification_claims(Arc::new(fresh().await)).await;
     check_secret_and_definitions(fresh().await).await;
 }
 
@@ -572,6 +573,64 @@ pub async fn check_due_notifications<S: Store>(store: S) {
         store.outbox_of("q1").await.unwrap().len(),
         3,
         "every notification of the request"
+    );
+}
+
+/// `claim_notifications` returns the due notifications; on a shared store a claim also
+/// pushes their next attempt to `until`, so concurrent claimers get each one once, and an
+/// unfinished claim is due again when it lapses.
+pub async fn check_notification_claims<S: Store>(store: Arc<S>) {
+    let outbox: Vec<OutboxRecord> = (0..20)
+        .map(|n| notification(&format!("q1/{n:02}"), "q1", 10))
+        .collect();
+    store
+        .create_request(
+            0,
+            &step(0, json!({ "request": "q1" })),
+            &request("q1", "r1", 5),
+            &outbox,
+            None,
+        )
+        .await
+        .unwrap();
+    let ids = |records: Vec<OutboxRecord>| records.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    if !store.shared() {
+        assert_eq!(
+            store.claim_notifications(20, 1_000, 100).await.unwrap().len(),
+            20,
+            "a claim returns the due notifications"
+        );
+        return;
+    }
+    let mut claimers = Vec::new();
+    for _ in 0..4 {
+        let store = Arc::clone(&store);
+        claimers.push(tokio::spawn(async move {
+            store.claim_notifications(20, 1_000, 8).await.unwrap()
+        }));
+    }
+    let mut claimed = Vec::new();
+    for claimer in claimers {
+        claimed.extend(ids(claimer.await.expect("a claimer panicked")));
+    }
+    claimed.sort();
+    assert_eq!(
+        claimed,
+        ids(outbox.clone()),
+        "concurrent claimers get every due notification, each once"
+    );
+    assert!(
+        store
+            .claim_notifications(999, 2_000, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a claimed notification is not due before its claim lapses"
+    );
+    assert_eq!(
+        store.claim_notifications(1_000, 2_000, 100).await.unwrap().len(),
+        20,
+        "a lapsed claim (its sender died) is due again"
     );
 }
 

@@ -899,6 +899,29 @@ impl Store for PgStore {
         })
     }
 
+    fn claim_notifications<'a>(
+        &'a self,
+        now: u64,
+        until: u64,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<OutboxRecord>> {
+        Box::pin(async move {
+            let rows = self
+                .query(
+                    "UPDATE hitl_outbox SET next_attempt_at = $2, \
+                     record = jsonb_set(record, '{next_attempt_at}', to_jsonb($2::bigint)) \
+                     WHERE id IN (SELECT id FROM hitl_outbox WHERE open AND next_attempt_at <= $1 \
+                     ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                     RETURNING id, record::text",
+                    &[&big(now), &big(until), &big(limit as u64)],
+                )
+                .await?;
+            let mut claimed = decoded(&rows, "notification", outbox_from);
+            claimed.sort_by(|a, b| a.id.cmp(&b.id));
+            Ok(claimed)
+        })
+    }
+
     fn outbox_of<'a>(&'a self, request_id: &'a str) -> StoreFuture<'a, Vec<OutboxRecord>> {
         Box::pin(async move {
             let rows = self
