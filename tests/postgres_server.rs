@@ -32,9 +32,12 @@ async fn postgres_health_reports_readiness() {
     )
     .await;
     let health = get(&format!("{}/health", http.url), None).await;
+    assert_eq!(health.status, 503);
     assert_eq!(
-        (health.status, health.json()),
-        (503, json!({"status": "unavailable"}))
+        health.json()["error"]["code"],
+        json!("unavailable"),
+        "{}",
+        health.text
     );
     sql(
         &url,
