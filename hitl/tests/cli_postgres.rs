@@ -76,3 +76,101 @@ async fn postgres_cli_answers_while_the_worker_runs_and_the_run_resumes_at_once(
     );
     assert!(!refused.stderr.contains("hunter2") && !refused.stdout.contains("hunter2"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_migrate_store_moves_a_paused_application_which_then_resumes() {
+    let Some(server) = postgres_common::server_url("postgres_migrate_store_moves_a_paused_application")
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("app.db");
+    let app = cli_support::application(&dir).await;
+    let mut requests = Vec::new();
+    for service in ["api", "web", "jobs"] {
+        let run = app
+            .start_with_id(deploy, format!("deploy-{service}"), (service.to_owned(),))
+            .await
+            .unwrap();
+        requests.push(paused(&run).await);
+    }
+    let secret = app.link_secret().unwrap();
+    cli_support::stop(app, &dir).await;
+    let from = dir.to_str().unwrap().to_owned();
+    let url = postgres_common::fresh_database(&server).await;
+
+    hitl(["--database-url", &url, "migrate"])
+        .exits(0)
+        .prints(&["hitl schema at version"]);
+    // A copy killed after its second run (a failpoint aborts the process) ...
+    let interrupted = std::process::Command::new(env!("CARGO_BIN_EXE_hitl"))
+        .args(["migrate-store", "--from", &from, "--to", &url])
+        .env("HITL_FAILPOINT", "import_after_run:2")
+        .output()
+        .unwrap();
+    assert!(
+        !interrupted.status.success(),
+        "the failpoint aborts the copy: {interrupted:?}"
+    );
+    // ... is finished by running it again; a finished copy is not repeated.
+    hitl(["migrate-store", "--from", &from, "--to", &url])
+        .exits(0)
+        .prints(&["Copied 3 runs", "3 requests", "finishing an interrupted copy"]);
+    let again = hitl(["migrate-store", "--from", &from, "--to", &url]);
+    again.exits(3);
+    assert!(
+        again.stderr.contains("already holds hitl data"),
+        "{}",
+        again.stderr
+    );
+    hitl([
+        "migrate-store",
+        "--from",
+        tmp.path().to_str().unwrap(),
+        "--to",
+        &url,
+    ])
+    .exits(4);
+
+    // The application, now on PostgreSQL, finds every paused run where it was.
+    let worker = Engine::builder()
+        .postgres(url.clone())
+        .register(deploy)
+        .open()
+        .await
+        .unwrap();
+    assert_eq!(
+        worker.link_secret().unwrap(),
+        secret,
+        "links already sent keep working"
+    );
+    let pending: Vec<String> = worker
+        .pending(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|request| request.id)
+        .collect();
+    let mut expected: Vec<String> = requests.iter().map(|request| request.id.clone()).collect();
+    expected.sort();
+    let mut pending = pending;
+    pending.sort();
+    assert_eq!(pending, expected);
+    for request in &requests {
+        worker
+            .respond(&request.id, Response::approve(), Responder::new("alice"))
+            .await
+            .unwrap();
+    }
+    for service in ["api", "web", "jobs"] {
+        let outcome = tokio::time::timeout(PATIENCE, worker.wait(&format!("deploy-{service}")))
+            .await
+            .expect("the run resumes on PostgreSQL")
+            .unwrap();
+        assert_eq!(
+            outcome,
+            Outcome::Completed(serde_json::json!("approved by alice: -"))
+        );
+    }
+    worker.close().await.unwrap();
+}

@@ -92,6 +92,20 @@ pub(crate) enum Command {
     /// Print every stored record as JSON lines (runs, journals, requests, pending, outbox,
     /// timers, channels, definitions); only with --db.
     Dump,
+    /// Create or upgrade hitl's tables in the database of --database-url (workers do it at
+    /// start too; this is for a deploy step that migrates first).
+    Migrate,
+    /// Copy a stopped application's sled database into an empty PostgreSQL database: every
+    /// run, journal, request, notification, timer and the link-signing secret. An
+    /// interrupted copy is finished by running the same command again.
+    MigrateStore {
+        /// The sled database directory (its application must be stopped).
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// The PostgreSQL database (postgres://…).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
     /// Cancel a run; its open requests are resolved as cancelled.
     Cancel {
         /// The run id.

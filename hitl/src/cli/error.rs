@@ -97,6 +97,8 @@ pub(crate) fn exit_of(error: &hitl::Error) -> Exit {
         | E::ResponderNotAllowed { .. }
         | E::InvalidAnswer { .. }
         | E::RunFinished { .. } => Exit::Refused,
+        // A write the store refused (a non-empty copy target): the command was refused.
+        E::Storage(storage) if storage.kind() == hitl::store::StoreErrorKind::Conflict => Exit::Refused,
         E::DatabaseLocked { .. }
         | E::NotAHitlDatabase { .. }
         | E::Corrupt { .. }

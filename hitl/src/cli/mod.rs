@@ -17,6 +17,7 @@ mod backend;
 mod direct;
 mod error;
 mod http;
+mod migrate;
 mod render;
 
 use std::io::Write as _;
@@ -65,9 +66,14 @@ fn print(output: &str) {
 }
 
 fn run(cli: &Cli, matches: &clap::ArgMatches) -> Result<String, CliError> {
+    if let Command::MigrateStore { from, to } = &cli.command {
+        return migrate::migrate_store(from, to, cli.json);
+    }
     let mode = cli.mode(matches).map_err(CliError::usage)?;
-    if let Command::Dump = &cli.command {
-        return dump(&mode);
+    match &cli.command {
+        Command::Dump => return dump(&mode),
+        Command::Migrate => return migrate::migrate(&mode, cli.json),
+        _ => {}
     }
     let responder = match &cli.command {
         Command::Respond(respond) => respond.responder(&mode).map_err(CliError::usage)?,
@@ -157,7 +163,9 @@ async fn execute(cli: &Cli, backend: &Backend, responder: Option<&str>) -> Resul
                 render::escape_controls(&render::history(&info, &steps, now)).into_owned()
             }
         }
-        Command::Dump => unreachable!("`dump` runs before a backend is opened"),
+        Command::Dump | Command::Migrate | Command::MigrateStore { .. } => {
+            unreachable!("`dump`, `migrate` and `migrate-store` run before a backend is opened")
+        }
         Command::Cancel { run, reason } => {
             let run = backend.resolve(Kind::Run, run).await?;
             let cancelled = backend.cancel(&run, reason.as_deref()).await?;

@@ -231,6 +231,17 @@ impl Store for MemStore {
         self.with(|data| Ok(data.channels.get(&(run_id.to_owned(), key.to_owned())).cloned()))
     }
 
+    fn channels_of<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Vec<(String, Value)>> {
+        self.with(|data| {
+            Ok(data
+                .channels
+                .range((run_id.to_owned(), String::new())..)
+                .take_while(|((run, _), _)| run == run_id)
+                .map(|((_, key), value)| (key.clone(), value.clone()))
+                .collect())
+        })
+    }
+
     fn save_definition<'a>(
         &'a self,
         workflow: &'a str,

@@ -73,6 +73,22 @@ pub use postgres::PgStore;
 pub(crate) use sled::SledStore;
 pub use sled::dump::dump_sled;
 
+/// Opens the sled database in `dir` as a [`Store`] — only while no process holds it; a
+/// database of an older format is migrated first — for tools that read a whole store, such
+/// as copying it into PostgreSQL (`PgStore::import_from`, `hitl migrate-store`).
+///
+/// # Errors
+///
+/// What [`EngineBuilder::open`](crate::EngineBuilder::open) reports for a directory it
+/// cannot use: not a hitl database, locked by a running application, corrupt, too new.
+pub fn open_sled(dir: &std::path::Path) -> Result<Box<dyn Store>> {
+    Ok(Box::new(SledStore::open(&sled::SledOptions {
+        path: Some(dir.to_owned()),
+        cache_capacity: 64 << 20,
+        flush_every_ms: None,
+    })?))
+}
+
 /// The version written into every stored record (its `v`); sled's on-disk format has its
 /// own version (`store/sled/format.rs`).
 pub(crate) const FORMAT_VERSION: u32 = 1;
@@ -316,6 +332,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreFuture<'a, ()>;
     /// The current value of a run's channel key.
     fn channel_value<'a>(&'a self, run_id: &'a str, key: &'a str) -> StoreFuture<'a, Option<Value>>;
+    /// Every channel key of a run with its value, in key order (to copy a run elsewhere).
+    fn channels_of<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Vec<(String, Value)>>;
 
     /// Remembers the step-site table of a workflow version (deduplicated by fingerprint).
     fn save_definition<'a>(

@@ -320,6 +320,16 @@ pub async fn check_journal_writes<S: Store>(store: S) {
         3,
         "the channel set's step is journaled"
     );
+    store
+        .append_channel_set("r1", 0, "set#1", &step(3, json!(null)), "size", &json!(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.channels_of("r1").await.unwrap(),
+        vec![("color".to_owned(), json!("blue")), ("size".to_owned(), json!(2))],
+        "a run's channels, in key order"
+    );
+    assert!(store.channels_of("r2").await.unwrap().is_empty());
 }
 
 /// `create_request` writes the waiting step, the request, its pending place, its

@@ -15,6 +15,7 @@
 //! store trusts for status and leases.
 
 mod events;
+mod import;
 pub mod schema;
 mod url;
 
@@ -27,6 +28,7 @@ use serde_json::Value;
 use tokio_postgres::types::{Json, ToSql};
 use tokio_postgres::{Config, NoTls, Row};
 
+pub use import::ImportReport;
 pub use schema::MigrationReport;
 pub use url::redact;
 
@@ -798,6 +800,18 @@ impl Store for PgStore {
                 )
                 .await?;
             Ok(rows.first().map(|row| row.get(0)))
+        })
+    }
+
+    fn channels_of<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Vec<(String, Value)>> {
+        Box::pin(async move {
+            let rows = self
+                .query(
+                    "SELECT key, value FROM hitl_channels WHERE run_id = $1 ORDER BY key",
+                    &[&run_id],
+                )
+                .await?;
+            Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
         })
     }
 

@@ -77,6 +77,9 @@ impl Store for SledStore {
     fn channel_value<'a>(&'a self, run_id: &'a str, key: &'a str) -> StoreFuture<'a, Option<Value>> {
         ready(SledStore::channel_value(self, run_id, key))
     }
+    fn channels_of<'a>(&'a self, run_id: &'a str) -> StoreFuture<'a, Vec<(String, Value)>> {
+        ready(SledStore::channels_of(self, run_id))
+    }
     fn save_definition<'a>(
         &'a self,
         workflow: &'a str,

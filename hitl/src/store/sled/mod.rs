@@ -349,6 +349,18 @@ impl SledStore {
             .transpose()
     }
 
+    fn channels_of(&self, run_id: &str) -> Result<Vec<(String, Value)>> {
+        let prefix = run_key(run_id, "");
+        self.channels
+            .scan_prefix(&prefix)
+            .map(|entry| {
+                let (key, bytes) = entry.storage()?;
+                let name = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                Ok((name, decode(&key, &bytes)?))
+            })
+            .collect()
+    }
+
     fn save_definition(&self, workflow: &str, fingerprint: &str, sites: &[String]) -> Result<()> {
         let key = run_key(workflow, fingerprint);
         if !self.definitions.contains_key(&key).storage()? {
