@@ -13,14 +13,19 @@
 //!
 //! [`MemStore`]: super::MemStore
 
+mod delivery;
+mod leases;
 mod records;
+
+pub use delivery::{check_due_notifications, check_due_timers, check_notification_claims};
+pub use leases::{check_leases_are_exclusive_and_fence, check_release_lets_another_worker_claim};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::json;
 
-use super::{OutboxRecord, RequestQuery, RequestRecord, RunQuery, Store, Timer, TimerAction};
+use super::{RequestQuery, RequestRecord, RunQuery, Store, Timer, TimerAction};
 use crate::error::Error;
 use crate::model::request::RequestStatus;
 use crate::model::run::RunStatus;
@@ -46,45 +51,6 @@ where
     check_due_notifications(fresh().await).await;
     check_notification_claims(Arc::new(fresh().await)).await;
     check_secret_and_definitions(fresh().await).await;
-}
-
-/// A released lease leaves the run `Running` with no lease, so that the next claim of
-/// lapsed runs takes it; the releasing owner's later writes are fenced, and releasing a
-/// lease one does not hold is a `Conflict`.
-pub async fn check_release_lets_another_worker_claim<S: Store>(store: S) {
-    let paused = run("r1", "release", RunStatus::Paused, 10);
-    store.create_run(&paused).await.unwrap();
-    let held = store
-        .claim_paused("r1", "leaving", 20, 1_000_000)
-        .await
-        .unwrap()
-        .expect("a paused run is claimed");
-    assert!(
-        is_conflict(&store.release_lease("r1", "someone-else", held.lease_epoch).await),
-        "only the holder releases a lease"
-    );
-    store
-        .release_lease("r1", "leaving", held.lease_epoch)
-        .await
-        .unwrap();
-    let released = store.load_run("r1").await.unwrap().unwrap();
-    assert_eq!(
-        released.status,
-        RunStatus::Running,
-        "a released run stays running"
-    );
-    assert_eq!(released.lease_until, None, "and holds no lease");
-    let taken = store.claim_lapsed("successor", 30, 1_000_000, 10).await.unwrap();
-    assert_eq!(
-        taken.len(),
-        1,
-        "a released run is claimed at once, long before its lease would lapse"
-    );
-    assert_eq!(taken[0].owner.as_deref(), Some("successor"));
-    assert!(
-        is_conflict(&store.save_run(&held).await),
-        "the releasing owner's writes are fenced"
-    );
 }
 
 /// `create_run` inserts once; a second create with the same id returns the stored record
@@ -115,123 +81,8 @@ pub async fn check_run_creation_is_idempotent<S: Store>(store: S) {
     );
 }
 
-fn is_conflict(result: &crate::Result<()>) -> bool {
+pub(super) fn is_conflict(result: &crate::Result<()>) -> bool {
     matches!(result, Err(Error::Storage(error)) if error.kind() == super::StoreErrorKind::Conflict)
-}
-
-/// Of concurrent claims of a paused run one wins, one epoch later; a write carrying an
-/// older epoch, or a renewal by a writer that lost the run, is a `Conflict`.
-pub async fn check_leases_are_exclusive_and_fence<S: Store>(store: Arc<S>) {
-    let paused = run("r1", "release", RunStatus::Paused, 10);
-    store.create_run(&paused).await.unwrap();
-    let mut tasks = Vec::new();
-    for n in 0..16 {
-        let store = Arc::clone(&store);
-        tasks.push(tokio::spawn(async move {
-            store
-                .claim_paused("r1", &format!("worker-{n}"), 20, 1_000)
-                .await
-                .unwrap()
-        }));
-    }
-    let mut winners = Vec::new();
-    for task in tasks {
-        winners.extend(task.await.expect("a claiming task panicked"));
-    }
-    assert_eq!(
-        winners.len(),
-        1,
-        "exactly one of 16 concurrent claims of a paused run wins"
-    );
-    let claimed = winners.remove(0);
-    assert_eq!(claimed.status, RunStatus::Running);
-    assert_eq!(
-        claimed.lease_epoch,
-        paused.lease_epoch + 1,
-        "a claim is one epoch later"
-    );
-    assert_eq!(
-        store.load_run("r1").await.unwrap(),
-        Some(claimed.clone()),
-        "the claim is stored"
-    );
-    assert_eq!(
-        store.claim_paused("r1", "late", 30, 1_000).await.unwrap(),
-        None,
-        "a running run cannot be claimed as paused"
-    );
-    let owner = claimed.owner.clone().unwrap();
-    assert!(
-        is_conflict(&store.save_run(&paused).await),
-        "a write with the epoch from before the claim is fenced"
-    );
-    assert!(is_conflict(
-        &store
-            .renew_lease("r1", "someone-else", claimed.lease_epoch, 2_000)
-            .await
-    ));
-    store
-        .renew_lease("r1", &owner, claimed.lease_epoch, 2_000)
-        .await
-        .unwrap();
-    assert_eq!(
-        store.load_run("r1").await.unwrap().unwrap().lease_until,
-        Some(2_000),
-        "renewed"
-    );
-    let mut progressed = claimed.clone();
-    progressed.updated_at = 40;
-    progressed.lease_until = Some(2_000);
-    store.save_run(&progressed).await.unwrap();
-
-    let taken = store.claim_lapsed("successor", 3_000, 4_000, 10).await.unwrap();
-    assert_eq!(taken.len(), 1, "the lapsed run is taken over");
-    assert_eq!(taken[0].lease_epoch, claimed.lease_epoch + 1);
-    assert_eq!(taken[0].owner.as_deref(), Some("successor"));
-    assert!(
-        is_conflict(&store.renew_lease("r1", &owner, claimed.lease_epoch, 5_000).await),
-        "the previous owner learns it lost the run"
-    );
-    assert!(
-        is_conflict(&store.save_run(&progressed).await),
-        "and its writes are fenced"
-    );
-    let steps = [("after#0".to_owned(), step(9, json!(1)))];
-    assert!(
-        is_conflict(&store.append_steps("r1", claimed.lease_epoch, &steps).await),
-        "journal writes of the previous owner are fenced"
-    );
-    let ask = request("q9", "r1", 50);
-    assert!(
-        is_conflict(
-            &store
-                .create_request(claimed.lease_epoch, &steps[0].1, &ask, &[], None)
-                .await
-        ),
-        "so is making a request"
-    );
-    assert_eq!(
-        store.load_request("q9").await.unwrap(),
-        None,
-        "a fenced request is not written"
-    );
-    store
-        .append_steps("r1", taken[0].lease_epoch, &steps)
-        .await
-        .unwrap();
-    assert_eq!(
-        store.load_journal("r1").await.unwrap().len(),
-        1,
-        "the new owner's write lands"
-    );
-    assert!(
-        store
-            .claim_lapsed("successor", 3_000, 4_000, 10)
-            .await
-            .unwrap()
-            .is_empty(),
-        "an owner does not claim its own runs"
-    );
 }
 
 /// `runs` returns matching runs in id order, and pages through a large set with `after`
@@ -511,136 +362,6 @@ pub async fn check_requests_query<S: Store>(store: S) {
         ids(store.requests(&limited).await.unwrap()),
         ["q3", "q2"],
         "any status, limited"
-    );
-}
-
-/// `due_timers` returns armed timers before a time, soonest first, at most `limit`;
-/// `remove_timer` disarms one (and disarming a missing one is no error).
-pub async fn check_due_timers<S: Store>(store: S) {
-    let timers: Vec<Timer> = [(30, "c"), (10, "a"), (20, "b"), (40, "d")]
-        .into_iter()
-        .map(|(deadline, id)| Timer {
-            deadline,
-            action: TimerAction::Wake(id.to_owned()),
-        })
-        .collect();
-    for timer in &timers {
-        store.add_timer(timer).await.unwrap();
-    }
-    let deadlines = |timers: Vec<Timer>| timers.into_iter().map(|t| t.deadline).collect::<Vec<_>>();
-    assert_eq!(
-        deadlines(store.due_timers(35, 10).await.unwrap()),
-        [10, 20, 30],
-        "due before 35"
-    );
-    assert_eq!(
-        deadlines(store.due_timers(u64::MAX, 2).await.unwrap()),
-        [10, 20],
-        "limited"
-    );
-    store.remove_timer(&timers[1]).await.unwrap();
-    store.remove_timer(&timers[1]).await.unwrap();
-    assert_eq!(
-        deadlines(store.due_timers(u64::MAX, 10).await.unwrap()),
-        [20, 30, 40]
-    );
-}
-
-/// `due_notifications` returns undelivered, not given-up notifications due by `now`,
-/// soonest first; `save_outbox` records attempts.
-pub async fn check_due_notifications<S: Store>(store: S) {
-    let outbox = [
-        notification("q1/0", "q1", 50),
-        notification("q1/1", "q1", 10),
-        notification("q1/2", "q1", 90),
-    ];
-    store
-        .create_request(
-            0,
-            &step(0, json!({ "request": "q1" })),
-            &request("q1", "r1", 5),
-            &outbox,
-            None,
-        )
-        .await
-        .unwrap();
-    let ids = |records: Vec<OutboxRecord>| records.into_iter().map(|r| r.id).collect::<Vec<_>>();
-    assert_eq!(
-        ids(store.due_notifications(60, 10).await.unwrap()),
-        ["q1/1", "q1/0"]
-    );
-    let mut delivered = outbox[1].clone();
-    delivered.delivered_at = Some(20);
-    store.save_outbox(&delivered).await.unwrap();
-    let mut given_up = outbox[0].clone();
-    given_up.gave_up = true;
-    store.save_outbox(&given_up).await.unwrap();
-    assert_eq!(
-        ids(store.due_notifications(u64::MAX, 10).await.unwrap()),
-        ["q1/2"]
-    );
-    assert_eq!(
-        store.outbox_of("q1").await.unwrap().len(),
-        3,
-        "every notification of the request"
-    );
-}
-
-/// `claim_notifications` returns the due notifications; on a shared store a claim also
-/// pushes their next attempt to `until`, so concurrent claimers get each one once, and an
-/// unfinished claim is due again when it lapses.
-pub async fn check_notification_claims<S: Store>(store: Arc<S>) {
-    let outbox: Vec<OutboxRecord> = (0..20)
-        .map(|n| notification(&format!("q1/{n:02}"), "q1", 10))
-        .collect();
-    store
-        .create_request(
-            0,
-            &step(0, json!({ "request": "q1" })),
-            &request("q1", "r1", 5),
-            &outbox,
-            None,
-        )
-        .await
-        .unwrap();
-    let ids = |records: Vec<OutboxRecord>| records.into_iter().map(|r| r.id).collect::<Vec<_>>();
-    if !store.shared() {
-        assert_eq!(
-            store.claim_notifications(20, 1_000, 100).await.unwrap().len(),
-            20,
-            "a claim returns the due notifications"
-        );
-        return;
-    }
-    let mut claimers = Vec::new();
-    for _ in 0..4 {
-        let store = Arc::clone(&store);
-        claimers.push(tokio::spawn(async move {
-            store.claim_notifications(20, 1_000, 8).await.unwrap()
-        }));
-    }
-    let mut claimed = Vec::new();
-    for claimer in claimers {
-        claimed.extend(ids(claimer.await.expect("a claimer panicked")));
-    }
-    claimed.sort();
-    assert_eq!(
-        claimed,
-        ids(outbox.clone()),
-        "concurrent claimers get every due notification, each once"
-    );
-    assert!(
-        store
-            .claim_notifications(999, 2_000, 100)
-            .await
-            .unwrap()
-            .is_empty(),
-        "a claimed notification is not due before its claim lapses"
-    );
-    assert_eq!(
-        store.claim_notifications(1_000, 2_000, 100).await.unwrap().len(),
-        20,
-        "a lapsed claim (its sender died) is due again"
     );
 }
 

@@ -13,7 +13,8 @@ use std::collections::BTreeSet;
 
 use tokio_postgres::types::Json;
 
-use super::{PgStore, big, events, name_of, pg_error, timer_columns};
+use super::rows::{big, name_of, timer_columns};
+use super::{PgStore, events, pg_error};
 use crate::error::{Error, Result};
 use crate::store::{RequestQuery, RunQuery, Store, StoreError, StoreErrorKind, Timer};
 

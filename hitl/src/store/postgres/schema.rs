@@ -100,7 +100,7 @@ pub fn current_version() -> i32 {
     MIGRATIONS.last().map_or(0, |migration| migration.version)
 }
 
-/// What [`migrate`] found and did.
+/// What [`PgStore::migrate`](super::PgStore::migrate) found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationReport {
     /// Versions applied now, oldest first.

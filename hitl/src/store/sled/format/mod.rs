@@ -1,0 +1,293 @@
+//! Format 2 of the sled database: its trees, keys and compact value encoding.
+//!
+//! The records are the same as everywhere else ([`RunRecord`], [`StepRecord`],
+//! [`RequestRecord`], …) and every one of them can be shown as its usual JSON
+//! (`hitl --db DIR dump`); only their bytes on disk are smaller than JSON. sled's cost on disk
+//! follows the number of keys and writes more than the bytes (a leaf page splits at 16 items
+//! and is rewritten whole after 10 deltas), so a paused run of ten steps is five keys:
+//!
+//! | tree         | key                                      | value                                    |
+//! |--------------|------------------------------------------|------------------------------------------|
+//! | `runs.2`     | run id (its text, so keys sort in id order) | [`encode_run`]: epoch, packed record   |
+//! | `journal.2`  | [`id_key`] of the run, chunk (u32 BE)    | [`Chunk`]: about 8 steps (`seq / 8`)     |
+//! | `requests.2` | [`id_key`] of the request                | [`encode_request`]: packed record        |
+//! | `pending.2`  | [`id_key`] of the run, of the request    | (empty): the unanswered requests         |
+//!
+//! `channels`, `definitions`, `outbox`, `timers` and `meta` are kept from format 1 (JSON).
+//!
+//! **Packed values** ([`pack`]) are JSON values in a binary form: a tag byte per value,
+//! integers as varints, object keys from a fixed dictionary of hitl's field names
+//! ([`KEYS`]), strings that are UUIDs or lowercase hex as their bytes. Every record
+//! value starts with [`PACKED`], so a JSON value (`{`) copied unchanged by the migration (a
+//! record that was already damaged) is still told apart, and read as JSON.
+//!
+//! The dictionaries may only grow at their end: an index, once written, keeps its meaning.
+
+mod pack;
+mod records;
+
+pub(crate) use records::{
+    Chunk, chunk_of, decode_request, decode_run, encode_request, encode_run, run_epoch,
+};
+
+use serde::de::Error as _;
+
+use crate::error::Error;
+
+/// The on-disk format sled databases are written in (`hitl.json`'s `version`).
+pub(crate) const VERSION: u32 = 2;
+
+/// Tree names of format 2 (format 1's `runs`, `journal`, `requests`, `pending` are migrated
+/// into them; the other trees are shared by both formats).
+pub(crate) const RUNS: &str = "runs.2";
+pub(crate) const JOURNAL: &str = "journal.2";
+pub(crate) const REQUESTS: &str = "requests.2";
+pub(crate) const PENDING: &str = "pending.2";
+
+/// Steps per journal chunk: a step with sequence number `seq` goes to chunk `seq / 8` (measured
+/// in the fan-out: 8 gave 2.7 KB per paused run, 4 gave 2.9, 16 and 32 gave 3.1–3.2, one key
+/// per step 5.8).
+pub(crate) const CHUNK_STEPS: u64 = 8;
+
+/// The first byte of every packed record value (JSON values start with `{`).
+pub(crate) const PACKED: u8 = 0xB2;
+
+pub(super) fn decode_error(key: &[u8], detail: impl std::fmt::Display) -> Error {
+    Error::Decode {
+        key: shown_key(key),
+        source: serde_json::Error::custom(detail),
+    }
+}
+
+/// A key as error messages show it.
+pub(crate) fn shown_key(key: &[u8]) -> String {
+    String::from_utf8_lossy(key).replace('\0', "/")
+}
+
+// --- varints ----------------------------------------------------------------------------
+
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+pub(super) fn zigzag(n: i64) -> u64 {
+    ((n << 1) ^ (n >> 63)) as u64
+}
+
+pub(super) fn unzigzag(n: u64) -> i64 {
+    ((n >> 1) as i64) ^ -((n & 1) as i64)
+}
+
+/// A cursor over encoded bytes; every read fails (`None`) past the end.
+pub(crate) struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes, at: 0 }
+    }
+
+    pub(crate) fn done(&self) -> bool {
+        self.at >= self.bytes.len()
+    }
+
+    pub(crate) fn byte(&mut self) -> Option<u8> {
+        let byte = *self.bytes.get(self.at)?;
+        self.at += 1;
+        Some(byte)
+    }
+
+    pub(crate) fn take(&mut self, len: usize) -> Option<&'a [u8]> {
+        let end = self.at.checked_add(len)?;
+        let slice = self.bytes.get(self.at..end)?;
+        self.at = end;
+        Some(slice)
+    }
+
+    pub(crate) fn varint(&mut self) -> Option<u64> {
+        let mut n = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.byte()?;
+            n |= u64::from(byte & 0x7F) << shift;
+            if byte & 0x80 == 0 {
+                return Some(n);
+            }
+        }
+        None
+    }
+
+    fn len(&mut self) -> Option<usize> {
+        usize::try_from(self.varint()?).ok()
+    }
+
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        &self.bytes[self.at.min(self.bytes.len())..]
+    }
+}
+
+// --- keys -------------------------------------------------------------------------------
+
+/// An id as a key part, prefix-free: a canonical (lowercase, hyphenated) UUID as `0x01` and
+/// its 16 bytes, any other text as `0x02`, its length and its bytes.
+pub(crate) fn id_key(id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(17);
+    push_id(&mut key, id);
+    key
+}
+
+pub(super) fn push_id(key: &mut Vec<u8>, id: &str) {
+    match canonical_uuid(id) {
+        Some(uuid) => {
+            key.push(0x01);
+            key.extend_from_slice(&uuid);
+        }
+        None => {
+            key.push(0x02);
+            put_varint(key, id.len() as u64);
+            key.extend_from_slice(id.as_bytes());
+        }
+    }
+}
+
+/// Reads an id written by [`id_key`].
+pub(crate) fn read_id(reader: &mut Reader<'_>) -> Option<String> {
+    match reader.byte()? {
+        0x01 => Some(uuid::Uuid::from_slice(reader.take(16)?).ok()?.to_string()),
+        0x02 => {
+            let len = reader.len()?;
+            String::from_utf8(reader.take(len)?.to_vec()).ok()
+        }
+        _ => None,
+    }
+}
+
+/// The journal key of chunk `chunk` of a run.
+pub(crate) fn chunk_key(run_id: &str, chunk: u32) -> Vec<u8> {
+    let mut key = id_key(run_id);
+    key.extend_from_slice(&chunk.to_be_bytes());
+    key
+}
+
+/// The pending-index key of a request.
+pub(crate) fn pending_key(run_id: &str, request_id: &str) -> Vec<u8> {
+    let mut key = id_key(run_id);
+    push_id(&mut key, request_id);
+    key
+}
+
+/// The run and request ids of a pending-index key.
+pub(crate) fn read_pending_key(key: &[u8]) -> Option<(String, String)> {
+    let mut reader = Reader::new(key);
+    let run = read_id(&mut reader)?;
+    let request = read_id(&mut reader)?;
+    reader.done().then_some((run, request))
+}
+
+/// The run id of a journal chunk key, and the chunk's number.
+pub(crate) fn read_chunk_key(key: &[u8]) -> Option<(String, u32)> {
+    let mut reader = Reader::new(key);
+    let run = read_id(&mut reader)?;
+    let chunk = u32::from_be_bytes(reader.take(4)?.try_into().ok()?);
+    reader.done().then_some((run, chunk))
+}
+
+/// The 16 bytes of `text` if it is a UUID written the way `Uuid::to_string` writes it.
+pub(super) fn canonical_uuid(text: &str) -> Option<[u8; 16]> {
+    if text.len() != 36 {
+        return None;
+    }
+    let uuid = uuid::Uuid::try_parse(text).ok()?;
+    let mut buffer = uuid::Uuid::encode_buffer();
+    (uuid.hyphenated().encode_lower(&mut buffer) == text).then(|| *uuid.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::pack::{pack, unpack_all};
+    use super::*;
+    use crate::model::step::{StepKind, StepRecord};
+
+    #[test]
+    fn packed_values_read_back_as_the_same_json() {
+        let value = json!({
+            "v": 1, "id": "7f9c2ba4-e88f-4a1e-9bdc-7e1fa6c1a9b2", "fingerprint": "0123456789abcdef",
+            "n": -5, "big": 1u64 << 60, "f": 1.5, "unknown key": [null, true, false, "paused", "x"],
+            "long": "y".repeat(100), "upper": "7F9C2BA4-E88F-4A1E-9BDC-7E1FA6C1A9B2", "odd": "abc",
+            "empty": {}, "min": i64::MIN,
+        });
+        let mut out = Vec::new();
+        pack(&mut out, &value);
+        assert_eq!(unpack_all(&out), Some(value.clone()));
+        let mut uuid = Vec::new();
+        pack(&mut uuid, &json!("7f9c2ba4-e88f-4a1e-9bdc-7e1fa6c1a9b2"));
+        assert_eq!(uuid.len(), 17, "a UUID is its 16 bytes");
+        assert_eq!(
+            unpack_all(&out[..out.len() - 1]),
+            None,
+            "a truncated value is refused"
+        );
+    }
+
+    #[test]
+    fn ids_as_keys_are_prefix_free_and_read_back() {
+        for id in ["7f9c2ba4-e88f-4a1e-9bdc-7e1fa6c1a9b2", "run-1", "", "x\0y"] {
+            let key = pending_key(id, "req");
+            assert_eq!(read_pending_key(&key), Some((id.to_owned(), "req".to_owned())));
+            assert_eq!(read_chunk_key(&chunk_key(id, 7)), Some((id.to_owned(), 7)));
+        }
+        assert_eq!(id_key("7f9c2ba4-e88f-4a1e-9bdc-7e1fa6c1a9b2").len(), 17);
+        assert!(
+            !chunk_key("ab", 0).starts_with(&id_key("a")),
+            "no run's keys start another's"
+        );
+    }
+
+    #[test]
+    fn chunks_keep_every_step_in_order() {
+        let step = |seq, hash, finished: Option<u64>, output| StepRecord {
+            version: 1,
+            kind: StepKind::Task,
+            seq,
+            line: 40,
+            input_hash: hash,
+            started_at: 1_796_131_647_164 + seq,
+            finished_at: finished,
+            output,
+        };
+        let a = step(0, 0xdead_beef_u64 << 20, Some(1_796_131_647_170), json!(3));
+        let b = step(1, 0, None, json!({"deadline": 5}));
+        let c = StepRecord {
+            version: 7,
+            kind: StepKind::Feedback,
+            started_at: 5,
+            ..step(2, 1, Some(4), json!(null))
+        };
+        let chunk = Chunk::append(&[], &[("trivial#0", &a)]).unwrap();
+        let chunk = Chunk::append(&chunk, &[("trivial#1", &b), ("ask#0", &c)]).unwrap();
+        let entries = Chunk::entries(&chunk).unwrap();
+        let read: Vec<_> = entries
+            .into_iter()
+            .map(|(id, step)| (id, step.unwrap()))
+            .collect();
+        assert_eq!(
+            read,
+            [
+                ("trivial#0".to_owned(), a),
+                ("trivial#1".to_owned(), b),
+                ("ask#0".to_owned(), c)
+            ]
+        );
+        let raw = Chunk::append_raw(&chunk, "bad#0", b"{not json").unwrap();
+        let entries = Chunk::entries(&raw).unwrap();
+        assert_eq!(entries[3].0, "bad#0");
+        assert!(entries[3].1.is_err());
+    }
+}

@@ -1,0 +1,267 @@
+//! Records in format 2: runs, requests, and steps in journal chunks.
+
+use serde_json::Value;
+
+use super::pack::{from_map, pack, to_value, unpack, unpack_all};
+use super::{CHUNK_STEPS, PACKED, Reader, decode_error, put_varint, unzigzag, zigzag};
+use crate::error::Result;
+use crate::model::request::RequestRecord;
+use crate::model::run::RunRecord;
+use crate::model::step::{StepKind, StepRecord};
+
+// --- records ------------------------------------------------------------------------------
+
+/// A run record: [`PACKED`], its lease epoch (a varint, so the write fence reads only it),
+/// then the packed record without its id (the key) and epoch.
+pub(crate) fn encode_run(run: &RunRecord) -> Result<Vec<u8>> {
+    let mut map = to_value("a run", run)?;
+    map.remove("id");
+    map.remove("lease_epoch");
+    let mut out = Vec::with_capacity(96);
+    out.push(PACKED);
+    put_varint(&mut out, run.lease_epoch);
+    pack(&mut out, &Value::Object(map));
+    Ok(out)
+}
+
+/// Reads a run record stored under `run_id` (packed, or format 1's JSON).
+pub(crate) fn decode_run(run_id: &str, bytes: &[u8]) -> Result<RunRecord> {
+    if bytes.first() == Some(&b'{') {
+        return crate::store::decode(run_id.as_bytes(), bytes);
+    }
+    let mut reader = Reader::new(bytes);
+    let (Some(PACKED), Some(epoch)) = (reader.byte(), reader.varint()) else {
+        return Err(decode_error(run_id.as_bytes(), "not a run record"));
+    };
+    let Some(Value::Object(mut map)) = unpack_all(reader.rest()) else {
+        return Err(decode_error(run_id.as_bytes(), "not a packed run record"));
+    };
+    map.insert("id".to_owned(), Value::from(run_id));
+    map.insert("lease_epoch".to_owned(), Value::from(epoch));
+    from_map(run_id.as_bytes(), map)
+}
+
+/// The lease epoch of a stored run record, without decoding the rest.
+pub(crate) fn run_epoch(run_id: &str, bytes: &[u8]) -> Result<u64> {
+    if bytes.first() == Some(&PACKED) {
+        let mut reader = Reader::new(&bytes[1..]);
+        return reader
+            .varint()
+            .ok_or_else(|| decode_error(run_id.as_bytes(), "not a run record"));
+    }
+    decode_run(run_id, bytes).map(|run| run.lease_epoch)
+}
+
+/// A request record: [`PACKED`], then the packed record without its id (the key).
+pub(crate) fn encode_request(request: &RequestRecord) -> Result<Vec<u8>> {
+    let mut map = to_value("a request", request)?;
+    map.remove("id");
+    let mut out = Vec::with_capacity(160);
+    out.push(PACKED);
+    pack(&mut out, &Value::Object(map));
+    Ok(out)
+}
+
+/// Reads a request record stored under `request_id` (packed, or format 1's JSON).
+pub(crate) fn decode_request(request_id: &str, bytes: &[u8]) -> Result<RequestRecord> {
+    if bytes.first() == Some(&b'{') {
+        return crate::store::decode(request_id.as_bytes(), bytes);
+    }
+    let map = match (bytes.first(), unpack_all(bytes.get(1..).unwrap_or_default())) {
+        (Some(&PACKED), Some(Value::Object(map))) => map,
+        _ => return Err(decode_error(request_id.as_bytes(), "not a packed request record")),
+    };
+    let mut map = map;
+    map.insert("id".to_owned(), Value::from(request_id));
+    from_map(request_id.as_bytes(), map)
+}
+
+// --- steps and chunks ---------------------------------------------------------------------
+
+pub(super) const KINDS: [StepKind; 9] = [
+    StepKind::Task,
+    StepKind::Orchestration,
+    StepKind::Await,
+    StepKind::Named,
+    StepKind::Sleep,
+    StepKind::Channel,
+    StepKind::Value,
+    StepKind::Feedback,
+    StepKind::Notification,
+];
+pub(super) const HAS_HASH: u8 = 0x10;
+pub(super) const HAS_FINISHED: u8 = 0x20;
+pub(super) const OTHER_VERSION: u8 = 0x40;
+
+/// One step, positional: kind and flags in a byte, `[version]`, seq, line, `[input hash as
+/// 8 bytes]`, start (relative to the chunk's `base`, zigzag), `[finish - start, zigzag]`,
+/// packed output. The first byte is never `{` (JSON, a format-1 entry kept as it was).
+pub(super) fn encode_step(out: &mut Vec<u8>, base: u64, step: &StepRecord) {
+    let kind = KINDS.iter().position(|kind| *kind == step.kind).unwrap_or(0) as u8;
+    let mut flags = kind;
+    if step.input_hash != 0 {
+        flags |= HAS_HASH;
+    }
+    if step.finished_at.is_some() {
+        flags |= HAS_FINISHED;
+    }
+    if step.version != 1 {
+        flags |= OTHER_VERSION;
+    }
+    out.push(flags);
+    if step.version != 1 {
+        put_varint(out, u64::from(step.version));
+    }
+    put_varint(out, step.seq);
+    put_varint(out, u64::from(step.line));
+    if step.input_hash != 0 {
+        out.extend_from_slice(&step.input_hash.to_le_bytes());
+    }
+    put_varint(out, zigzag(step.started_at.wrapping_sub(base) as i64));
+    if let Some(finished) = step.finished_at {
+        put_varint(out, zigzag(finished.wrapping_sub(step.started_at) as i64));
+    }
+    pack(out, &step.output);
+}
+
+pub(super) fn decode_step(base: u64, bytes: &[u8]) -> std::result::Result<StepRecord, String> {
+    if bytes.first() == Some(&b'{') {
+        return serde_json::from_slice(bytes).map_err(|error| error.to_string());
+    }
+    let mut reader = Reader::new(bytes);
+    let step = (|| {
+        let flags = reader.byte()?;
+        if flags & 0x80 != 0 {
+            return None;
+        }
+        let kind = *KINDS.get(usize::from(flags & 0x0F))?;
+        let version = if flags & OTHER_VERSION != 0 {
+            u32::try_from(reader.varint()?).ok()?
+        } else {
+            1
+        };
+        let seq = reader.varint()?;
+        let line = u32::try_from(reader.varint()?).ok()?;
+        let input_hash = if flags & HAS_HASH != 0 {
+            u64::from_le_bytes(reader.take(8)?.try_into().ok()?)
+        } else {
+            0
+        };
+        let started_at = base.wrapping_add(unzigzag(reader.varint()?) as u64);
+        let finished_at = if flags & HAS_FINISHED != 0 {
+            Some(started_at.wrapping_add(unzigzag(reader.varint()?) as u64))
+        } else {
+            None
+        };
+        let output = unpack(&mut reader)?;
+        reader.done().then_some(StepRecord {
+            version,
+            kind,
+            seq,
+            line,
+            input_hash,
+            started_at,
+            finished_at,
+            output,
+        })
+    })();
+    step.ok_or_else(|| "not a step record".to_owned())
+}
+
+/// A journal chunk: `varint(base)` (the first step's start, which the others' starts are
+/// relative to), then entries `varint(shared) varint(len) id-suffix varint(len) step`, where
+/// `shared` is how many leading bytes the step id shares with the previous entry's.
+/// A later entry for the same step id replaces an earlier one (a higher `seq` wins).
+pub(crate) struct Chunk;
+
+/// One entry read from a chunk: the step id and its record (or why it does not decode).
+pub(crate) type ChunkEntry = (String, std::result::Result<StepRecord, String>);
+
+impl Chunk {
+    /// `chunk` (empty for a new one) with `steps` appended.
+    pub(crate) fn append(chunk: &[u8], steps: &[(&str, &StepRecord)]) -> Option<Vec<u8>> {
+        let (base, last_id) = if chunk.is_empty() {
+            (steps.first()?.1.started_at, String::new())
+        } else {
+            let mut reader = Reader::new(chunk);
+            let base = reader.varint()?;
+            let mut last = Vec::new();
+            while !reader.done() {
+                let shared = reader.len()?;
+                let len = reader.len()?;
+                last.truncate(shared);
+                last.extend_from_slice(reader.take(len)?);
+                let len = reader.len()?;
+                reader.take(len)?;
+            }
+            (base, String::from_utf8(last).ok()?)
+        };
+        let mut out = Vec::with_capacity(chunk.len() + 24 * steps.len() + 8);
+        if chunk.is_empty() {
+            put_varint(&mut out, base);
+        } else {
+            out.extend_from_slice(chunk);
+        }
+        let mut previous = last_id.into_bytes();
+        let mut record = Vec::with_capacity(32);
+        for (id, step) in steps {
+            let id = id.as_bytes();
+            let shared = previous.iter().zip(id).take_while(|(a, b)| a == b).count();
+            put_varint(&mut out, shared as u64);
+            put_varint(&mut out, (id.len() - shared) as u64);
+            out.extend_from_slice(&id[shared..]);
+            record.clear();
+            encode_step(&mut record, base, step);
+            put_varint(&mut out, record.len() as u64);
+            out.extend_from_slice(&record);
+            previous.clear();
+            previous.extend_from_slice(id);
+        }
+        Some(out)
+    }
+
+    /// Appends a step kept as it was stored by format 1 (bytes that did not decode).
+    pub(crate) fn append_raw(chunk: &[u8], id: &str, bytes: &[u8]) -> Option<Vec<u8>> {
+        // Reuse the framing of `append` with a placeholder, then swap its record bytes.
+        let mut out = if chunk.is_empty() { vec![0] } else { chunk.to_vec() };
+        let entries = Chunk::entries(&out)?;
+        let previous = entries.last().map(|(id, _)| id.as_bytes()).unwrap_or_default();
+        let shared = previous
+            .iter()
+            .zip(id.as_bytes())
+            .take_while(|(a, b)| a == b)
+            .count();
+        put_varint(&mut out, shared as u64);
+        put_varint(&mut out, (id.len() - shared) as u64);
+        out.extend_from_slice(&id.as_bytes()[shared..]);
+        put_varint(&mut out, bytes.len() as u64);
+        out.extend_from_slice(bytes);
+        Some(out)
+    }
+
+    /// Every entry of a chunk, in the order written; `None` when its framing is damaged.
+    pub(crate) fn entries(chunk: &[u8]) -> Option<Vec<ChunkEntry>> {
+        let mut reader = Reader::new(chunk);
+        let base = reader.varint()?;
+        let mut entries = Vec::new();
+        let mut id = Vec::new();
+        while !reader.done() {
+            let shared = reader.len()?;
+            let len = reader.len()?;
+            if shared > id.len() {
+                return None;
+            }
+            id.truncate(shared);
+            id.extend_from_slice(reader.take(len)?);
+            let len = reader.len()?;
+            let record = decode_step(base, reader.take(len)?);
+            entries.push((String::from_utf8(id.clone()).ok()?, record));
+        }
+        Some(entries)
+    }
+}
+
+/// The chunk a step belongs to.
+pub(crate) fn chunk_of(step: &StepRecord) -> u32 {
+    u32::try_from(step.seq / CHUNK_STEPS).unwrap_or(u32::MAX)
+}
