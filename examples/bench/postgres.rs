@@ -340,28 +340,49 @@ impl Drop for Worker {
 }
 
 /// Answer (by this process) → the first activity after the approval starting on the worker,
-/// for `runs` paused runs driven by one worker process, answered one at a time.
-async fn cross_process_latency(url: &str, runs: u32) -> Vec<Duration> {
+/// for `runs` paused runs driven by one worker process, answered one at a time (each run
+/// completes before the next answer, as in the sled benchmark, so that a run's last steps
+/// do not share the server with the next measurement); and how
+/// long `respond` itself took (the answer's transaction), both sorted.
+async fn cross_process_latency(url: &str, runs: u32) -> (Vec<Duration>, Vec<Duration>) {
     let mut worker = Worker::start(url).await;
     worker.send(&format!("start {runs} 10"));
     worker.expect("started").await;
     let operator = operator(url).await;
     let pending = operator.pending(&PendingFilter::default()).await.unwrap();
     assert_eq!(pending.len(), runs as usize, "every run of the worker is paused");
+    let client = connect(url).await;
+    let status = client
+        .prepare("SELECT status FROM hitl_runs WHERE id = $1")
+        .await
+        .unwrap();
     let mut latencies = Vec::new();
+    let mut responds = Vec::new();
     for request in pending {
         let answered_at = unix_micros();
         operator
             .respond(&request.id, Response::approve(), Responder::new("bench"))
             .await
             .unwrap();
+        responds.push(Duration::from_micros(unix_micros().saturating_sub(answered_at)));
         let resumed_at: u64 = worker.expect("resumed").await.parse().unwrap();
         latencies.push(Duration::from_micros(resumed_at.saturating_sub(answered_at)));
+        // Not measured: the run's remaining steps, before the next answer.
+        while client
+            .query_one(&status, &[&request.run_id])
+            .await
+            .unwrap()
+            .get::<_, &str>(0)
+            != "completed"
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
     operator.close().await.unwrap();
     worker.stop();
     latencies.sort();
-    latencies
+    responds.sort();
+    (latencies, responds)
 }
 
 /// One fan-out: its creation, storage and resumption figures.
@@ -523,10 +544,11 @@ pub async fn run(options: PgOptions) {
         "answer-to-resumed across processes: {latency_runs} runs on a worker process, answered here"
     ));
     let latency_database = Scratch::create(&options.database_url, "latency").await;
-    let latencies = cross_process_latency(&latency_database.url, latency_runs).await;
+    let (latencies, responds) = cross_process_latency(&latency_database.url, latency_runs).await;
     drop(latency_database);
     let resume_p50_us = micros(percentile(&latencies, 0.5));
     let resume_p99_us = micros(percentile(&latencies, 0.99));
+    let respond_p50_us = micros(percentile(&responds, 0.5));
 
     let one = fan_out(&options.database_url, 1, fanout_runs).await;
     let three = fan_out(&options.database_url, 3, fanout_runs).await;
@@ -574,6 +596,12 @@ pub async fn run(options: PgOptions) {
             "resume_p99_us".into(),
             resume_p99_us,
             "the same, 99th percentile".into(),
+            None,
+        ),
+        (
+            "respond_p50_us".into(),
+            respond_p50_us,
+            "of which `respond` on the operator engine (the answer's transaction), p50".into(),
             None,
         ),
     ];
