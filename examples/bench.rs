@@ -359,15 +359,18 @@ async fn main() {
             .any(|pair| pair[0] == "--only" && pair[1] == "fanout"),
     };
     let accepted = |index: usize, arg: &str| {
-        matches!(arg, "--quick" | "--json" | "--only")
+        matches!(arg, "--quick" | "--json" | "--only" | "--store")
             || (arg == "fanout" && index > 0 && args[index - 1] == "--only")
+            || (arg == "sled" && index > 0 && args[index - 1] == "--store")
     };
     if let Some((_, unknown)) = args
         .iter()
         .enumerate()
         .find(|(index, arg)| !accepted(*index, arg))
     {
-        eprintln!("unknown argument `{unknown}`; accepted: --quick, --json, --only fanout");
+        eprintln!(
+            "unknown argument `{unknown}`; accepted: --quick, --json, --only fanout, --store sled|postgres"
+        );
         std::process::exit(2);
     }
     if args.iter().any(|a| a == "--only") && !options.fanout_only {
