@@ -4,22 +4,31 @@
 //! cargo run --release --example bench            # full run (10,000 paused runs)
 //! cargo run --release --example bench -- --quick # under 90 s on 2 cores (2,000 runs)
 //! cargo run --release --example bench -- --json  # one JSON object as the last stdout line
+//! cargo run --release --example bench -- --store postgres --database-url URL  # on PostgreSQL
 //! ```
 //!
 //! Everything goes through the public API with the default configuration, on a real-disk
 //! directory (`$HITL_BENCH_DIR`, else a temporary directory under `./target`). Each figure is
-//! measured in the same run as the floor it is compared with; see BENCHMARKS.md.
+//! measured in the same run as the floor it is compared with; see BENCHMARKS.md. The
+//! PostgreSQL benchmark (`--store postgres`) is in `bench/postgres.rs`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hitl::prelude::*;
 use hitl::{PendingFilter, Request};
 use serde_json::json;
 
+#[path = "bench/postgres.rs"]
+mod postgres;
+
 /// When the first activity after the approval started, for the resume latency.
 static RESUMED_AT: Mutex<Option<Instant>> = Mutex::new(None);
+
+/// A PostgreSQL benchmark worker process also prints that instant (wall clock) on stdout.
+static REPORT_RESUMED: AtomicBool = AtomicBool::new(false);
 
 #[task]
 async fn trivial(i: u32) -> u32 {
@@ -31,6 +40,12 @@ async fn first_after_approval(i: u32) -> u32 {
     let mut resumed = RESUMED_AT.lock().unwrap();
     if resumed.is_none() {
         *resumed = Some(Instant::now());
+    }
+    if REPORT_RESUMED.load(Ordering::Relaxed) {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        println!("resumed {}", since_epoch.as_micros());
     }
     i
 }
@@ -330,6 +345,12 @@ async fn main() {
     if args.first().map(String::as_str) == Some("resume-child") {
         return resume_child(Path::new(&args[1])).await;
     }
+    if args.first().map(String::as_str) == Some("pg-worker") {
+        return postgres::worker().await;
+    }
+    if let Some(options) = postgres_options(&args) {
+        return postgres::run(options).await;
+    }
     let options = Options {
         quick: args.iter().any(|a| a == "--quick"),
         json: args.iter().any(|a| a == "--json"),
@@ -338,15 +359,18 @@ async fn main() {
             .any(|pair| pair[0] == "--only" && pair[1] == "fanout"),
     };
     let accepted = |index: usize, arg: &str| {
-        matches!(arg, "--quick" | "--json" | "--only")
+        matches!(arg, "--quick" | "--json" | "--only" | "--store")
             || (arg == "fanout" && index > 0 && args[index - 1] == "--only")
+            || (arg == "sled" && index > 0 && args[index - 1] == "--store")
     };
     if let Some((_, unknown)) = args
         .iter()
         .enumerate()
         .find(|(index, arg)| !accepted(*index, arg))
     {
-        eprintln!("unknown argument `{unknown}`; accepted: --quick, --json, --only fanout");
+        eprintln!(
+            "unknown argument `{unknown}`; accepted: --quick, --json, --only fanout, --store sled|postgres"
+        );
         std::process::exit(2);
     }
     if args.iter().any(|a| a == "--only") && !options.fanout_only {
@@ -608,6 +632,50 @@ async fn main() {
     if options.json {
         println!("{report}");
     }
+}
+
+/// `--store postgres --database-url URL [--quick] [--json]`: the PostgreSQL benchmark's
+/// options; `None` for the sled benchmark. Exits with a message on a bad combination.
+fn postgres_options(args: &[String]) -> Option<postgres::PgOptions> {
+    let value_of = |flag: &str| {
+        args.windows(2)
+            .find(|pair| pair[0] == flag)
+            .map(|pair| pair[1].clone())
+    };
+    let store = value_of("--store");
+    let database_url = value_of("--database-url");
+    match store.as_deref() {
+        None if database_url.is_none() => return None,
+        Some("sled") if database_url.is_none() => return None,
+        Some("postgres") => {}
+        None | Some("sled") => {
+            eprintln!("`--database-url` is for `--store postgres`");
+            std::process::exit(2);
+        }
+        Some(other) => {
+            eprintln!("unknown store `{other}`; accepted: --store sled, --store postgres");
+            std::process::exit(2);
+        }
+    }
+    let Some(database_url) = database_url else {
+        eprintln!("`--store postgres` needs `--database-url postgres://…` (`.ci/start-postgres` prints one)");
+        std::process::exit(2);
+    };
+    let takes_value = |arg: &str| matches!(arg, "--store" | "--database-url");
+    for (index, arg) in args.iter().enumerate() {
+        let is_value = index > 0 && takes_value(&args[index - 1]);
+        if !is_value && !takes_value(arg) && !matches!(arg.as_str(), "--quick" | "--json") {
+            eprintln!(
+                "unknown argument `{arg}` for `--store postgres`; accepted: --database-url URL, --quick, --json"
+            );
+            std::process::exit(2);
+        }
+    }
+    Some(postgres::PgOptions {
+        database_url,
+        quick: args.iter().any(|a| a == "--quick"),
+        json: args.iter().any(|a| a == "--json"),
+    })
 }
 
 /// The child of `fresh_resume_ms`: opens the database, finds the stored answer, finishes.

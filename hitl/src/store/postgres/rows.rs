@@ -127,6 +127,15 @@ pub(super) const ADD_TIMER: &str = "WITH armed AS (INSERT INTO hitl_timers (dead
      ON CONFLICT DO NOTHING RETURNING deadline) \
      SELECT pg_notify($4, 't' || chr(9) || deadline) FROM armed";
 
+/// A request resolved: its new state, the wake-up of its run stored (the fallback when no
+/// worker acts on the announcement), and the resolution announced. The wake-up is not
+/// announced as a timer of its own: the resolution's event already resumes the run on the
+/// worker that claims it, and announcing both made every worker read the due timers once
+/// more per answer.
+pub(super) const RESOLVE_AND_WAKE: &str = "WITH updated AS (UPDATE hitl_requests SET status = $2, record = $3 WHERE id = $1), \
+     armed AS (INSERT INTO hitl_timers (deadline, kind, target) VALUES ($4, $5, $6) ON CONFLICT DO NOTHING) \
+     SELECT pg_notify($7, $8)";
+
 pub(super) struct OutboxParams<'a> {
     id: &'a str,
     request_id: &'a str,
