@@ -4,8 +4,8 @@ use serde_json::Value;
 use tokio_postgres::types::Json;
 
 use super::rows::{
-    ADD_TIMER, CLAIM_SET, RUN_COLUMNS, SAVE_OUTBOX, big, decode, decoded, limit, name_of, outbox_from,
-    outbox_params, request_from, run_from, timer_columns, unbig,
+    ADD_TIMER, CLAIM_SET, INSERT_RUN, RUN_COLUMNS, RunParams, SAVE_OUTBOX, big, decode, decoded, limit,
+    name_of, outbox_from, outbox_params, request_from, run_from, timer_columns, unbig,
 };
 use super::{PgStore, events};
 use crate::error::Error;
@@ -19,19 +19,8 @@ impl Store for PgStore {
         Box::pin(async move {
             let inserted = self
                 .execute(
-                    "INSERT INTO hitl_runs (id, workflow, status, created_at, updated_at, owner, lease_until, \
-                     lease_epoch, record) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
-                    &[
-                        &run.id,
-                        &run.workflow,
-                        &name_of(&run.status),
-                        &big(run.created_at),
-                        &big(run.updated_at),
-                        &run.owner,
-                        &run.lease_until.map(big),
-                        &big(run.lease_epoch),
-                        &Json(run),
-                    ],
+                    &format!("{INSERT_RUN} ON CONFLICT (id) DO NOTHING"),
+                    &RunParams::of(run).as_params(),
                 )
                 .await?;
             if inserted == 1 {
@@ -57,22 +46,13 @@ impl Store for PgStore {
         Box::pin(async move {
             let written = self
                 .execute(
-                    "INSERT INTO hitl_runs (id, workflow, status, created_at, updated_at, owner, lease_until, \
-                     lease_epoch, record) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO UPDATE \
-                     SET workflow = EXCLUDED.workflow, status = EXCLUDED.status, updated_at = EXCLUDED.updated_at, \
-                     owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until, record = EXCLUDED.record \
-                     WHERE hitl_runs.lease_epoch = EXCLUDED.lease_epoch",
-                    &[
-                        &run.id,
-                        &run.workflow,
-                        &name_of(&run.status),
-                        &big(run.created_at),
-                        &big(run.updated_at),
-                        &run.owner,
-                        &run.lease_until.map(big),
-                        &big(run.lease_epoch),
-                        &Json(run),
-                    ],
+                    &format!(
+                        "{INSERT_RUN} ON CONFLICT (id) DO UPDATE SET workflow = EXCLUDED.workflow, \
+                         status = EXCLUDED.status, updated_at = EXCLUDED.updated_at, owner = EXCLUDED.owner, \
+                         lease_until = EXCLUDED.lease_until, record = EXCLUDED.record \
+                         WHERE hitl_runs.lease_epoch = EXCLUDED.lease_epoch"
+                    ),
+                    &RunParams::of(run).as_params(),
                 )
                 .await?;
             if written == 0 {

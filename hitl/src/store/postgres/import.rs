@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use tokio_postgres::types::Json;
 
-use super::rows::{big, name_of, timer_columns};
+use super::rows::{INSERT_RUN, RunParams, big, name_of, timer_columns};
 use super::{PgStore, events, pg_error};
 use crate::error::{Error, Result};
 use crate::store::{RequestQuery, RunQuery, Store, StoreError, StoreErrorKind, Timer};
@@ -75,19 +75,8 @@ impl PgStore {
                 let transaction = client.transaction().await.map_err(pg_error)?;
                 transaction
                     .execute(
-                        "INSERT INTO hitl_runs (id, workflow, status, created_at, updated_at, owner, lease_until, \
-                         lease_epoch, record) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
-                        &[
-                            &run.id,
-                            &run.workflow,
-                            &name_of(&run.status),
-                            &big(run.created_at),
-                            &big(run.updated_at),
-                            &run.owner,
-                            &run.lease_until.map(big),
-                            &big(run.lease_epoch),
-                            &Json(run),
-                        ],
+                        &format!("{INSERT_RUN} ON CONFLICT (id) DO NOTHING"),
+                        &RunParams::of(run).as_params(),
                     )
                     .await
                     .map_err(pg_error)?;

@@ -136,6 +136,49 @@ pub(super) const RESOLVE_AND_WAKE: &str = "WITH updated AS (UPDATE hitl_requests
      armed AS (INSERT INTO hitl_timers (deadline, kind, target) VALUES ($4, $5, $6) ON CONFLICT DO NOTHING) \
      SELECT pg_notify($7, $8)";
 
+/// Inserts a run; the caller adds what happens when its id is taken.
+pub(super) const INSERT_RUN: &str = "INSERT INTO hitl_runs (id, workflow, status, created_at, updated_at, owner, \
+     lease_until, lease_epoch, record) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// The parameters of [`INSERT_RUN`].
+pub(super) struct RunParams<'a> {
+    run: &'a RunRecord,
+    status: String,
+    created_at: i64,
+    updated_at: i64,
+    lease_until: Option<i64>,
+    lease_epoch: i64,
+    record: Json<&'a RunRecord>,
+}
+
+impl<'a> RunParams<'a> {
+    pub(super) fn of(run: &'a RunRecord) -> Self {
+        RunParams {
+            run,
+            status: name_of(&run.status),
+            created_at: big(run.created_at),
+            updated_at: big(run.updated_at),
+            lease_until: run.lease_until.map(big),
+            lease_epoch: big(run.lease_epoch),
+            record: Json(run),
+        }
+    }
+
+    pub(super) fn as_params(&self) -> [&(dyn ToSql + Sync); 9] {
+        [
+            &self.run.id,
+            &self.run.workflow,
+            &self.status,
+            &self.created_at,
+            &self.updated_at,
+            &self.run.owner,
+            &self.lease_until,
+            &self.lease_epoch,
+            &self.record,
+        ]
+    }
+}
+
 pub(super) struct OutboxParams<'a> {
     id: &'a str,
     request_id: &'a str,
