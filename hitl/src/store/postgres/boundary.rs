@@ -4,9 +4,8 @@ use serde_json::Value;
 use tokio_postgres::types::Json;
 
 use super::rows::{
-    ADD_TIMER, CLAIM_SET, INSERT_RUN, RUN_COLUMNS, RunParams, SAVE_OUTBOX, big, decode, decoded,
-    journal_chunks, limit, name_of, outbox_from, outbox_params, request_from, run_from, timer_columns, unbig,
-    upsert_journal,
+    ADD_TIMER, CLAIM_SET, INSERT_RUN, RUN_COLUMNS, RunParams, SAVE_OUTBOX, big, decode, decoded, limit,
+    name_of, outbox_from, outbox_params, request_from, run_from, timer_columns, unbig,
 };
 use super::{PgStore, events};
 use crate::error::Error;
@@ -171,37 +170,24 @@ impl Store for PgStore {
         Box::pin(async move {
             let rows = self
                 .query(
-                    "SELECT chunk, steps::text FROM hitl_journal WHERE run_id = $1 ORDER BY chunk",
+                    "SELECT step_id, record::text FROM hitl_journal WHERE run_id = $1 ORDER BY step_id",
                     &[&run_id],
                 )
                 .await?;
-            let corrupt = |record: String, step: Option<String>, detail: String| Error::CorruptRecord {
-                run_id: run_id.to_owned(),
-                record,
-                step,
-                detail,
-            };
-            // A step written twice (the feedback step's waiting entry, then its resolution)
-            // may sit in two chunks: the later write (higher `seq`) wins.
-            let mut journal = std::collections::BTreeMap::<String, StepRecord>::new();
-            for row in &rows {
-                let chunk: i32 = row.get(0);
-                let steps: serde_json::Map<String, Value> = serde_json::from_str(row.get(1))
-                    .map_err(|error| corrupt(format!("journal chunk {chunk}"), None, error.to_string()))?;
-                for (step_id, record) in steps {
-                    let step: StepRecord = serde_json::from_value(record).map_err(|error| {
-                        corrupt(
-                            format!("journal entry of step `{step_id}`"),
-                            Some(step_id.clone()),
-                            error.to_string(),
-                        )
-                    })?;
-                    if journal.get(&step_id).is_none_or(|stored| stored.seq <= step.seq) {
-                        journal.insert(step_id, step);
+            rows.iter()
+                .map(|row| {
+                    let step_id: String = row.get(0);
+                    match serde_json::from_str(row.get(1)) {
+                        Ok(step) => Ok((step_id, step)),
+                        Err(error) => Err(Error::CorruptRecord {
+                            run_id: run_id.to_owned(),
+                            record: format!("journal entry of step `{step_id}`"),
+                            step: Some(step_id),
+                            detail: error.to_string(),
+                        }),
                     }
-                }
-            }
-            Ok(journal.into_iter().collect())
+                })
+                .collect()
         })
     }
 
@@ -212,18 +198,20 @@ impl Store for PgStore {
         steps: &'a [(String, StepRecord)],
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let (chunks, records) = journal_chunks(steps.iter().map(|(id, step)| (id.as_str(), step)))?;
+            let ids: Vec<&str> = steps.iter().map(|(id, _)| id.as_str()).collect();
+            let records: Vec<Json<&StepRecord>> = steps.iter().map(|(_, step)| Json(step)).collect();
             // One statement: the run's row is locked FOR SHARE (a claim waits for it), and the
             // steps are written only while the epoch matches.
             let rows = self
                 .query(
-                    &format!(
-                        "WITH fence AS (SELECT lease_epoch FROM hitl_runs WHERE id = $1 FOR SHARE), \
-                         allowed AS (SELECT NOT EXISTS (SELECT 1 FROM fence WHERE lease_epoch <> $2) AS ok), \
-                         written AS ({} RETURNING 1) SELECT ok FROM allowed",
-                        upsert_journal("$1", "$3", "$4", ", allowed WHERE allowed.ok")
-                    ),
-                    &[&run_id, &big(epoch), &chunks, &records],
+                    "WITH fence AS (SELECT lease_epoch FROM hitl_runs WHERE id = $1 FOR SHARE), \
+                     allowed AS (SELECT NOT EXISTS (SELECT 1 FROM fence WHERE lease_epoch <> $2) AS ok), \
+                     written AS (INSERT INTO hitl_journal (run_id, step_id, record) \
+                       SELECT $1, s.step_id, s.record FROM unnest($3::text[], $4::jsonb[]) AS s(step_id, record), allowed \
+                       WHERE allowed.ok \
+                       ON CONFLICT (run_id, step_id) DO UPDATE SET record = EXCLUDED.record RETURNING 1) \
+                     SELECT ok FROM allowed",
+                    &[&run_id, &big(epoch), &ids, &records],
                 )
                 .await?;
             if !rows.first().is_some_and(|row| row.get::<_, bool>(0)) {
@@ -243,19 +231,16 @@ impl Store for PgStore {
         value: &'a Value,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let (chunks, records) = journal_chunks([(step_id, step)])?;
             let rows = self
                 .query(
-                    &format!(
-                        "WITH fence AS (SELECT lease_epoch FROM hitl_runs WHERE id = $1 FOR SHARE), \
-                         allowed AS (SELECT NOT EXISTS (SELECT 1 FROM fence WHERE lease_epoch <> $2) AS ok), \
-                         step AS ({} RETURNING 1), \
-                         channel AS (INSERT INTO hitl_channels (run_id, key, value) SELECT $1, $5, $6 FROM allowed \
-                           WHERE allowed.ok ON CONFLICT (run_id, key) DO UPDATE SET value = EXCLUDED.value RETURNING 1) \
-                         SELECT ok FROM allowed",
-                        upsert_journal("$1", "$3", "$4", ", allowed WHERE allowed.ok")
-                    ),
-                    &[&run_id, &big(epoch), &chunks, &records, &key, value],
+                    "WITH fence AS (SELECT lease_epoch FROM hitl_runs WHERE id = $1 FOR SHARE), \
+                     allowed AS (SELECT NOT EXISTS (SELECT 1 FROM fence WHERE lease_epoch <> $2) AS ok), \
+                     step AS (INSERT INTO hitl_journal (run_id, step_id, record) SELECT $1, $3, $4 FROM allowed \
+                       WHERE allowed.ok ON CONFLICT (run_id, step_id) DO UPDATE SET record = EXCLUDED.record RETURNING 1), \
+                     channel AS (INSERT INTO hitl_channels (run_id, key, value) SELECT $1, $5, $6 FROM allowed \
+                       WHERE allowed.ok ON CONFLICT (run_id, key) DO UPDATE SET value = EXCLUDED.value RETURNING 1) \
+                     SELECT ok FROM allowed",
+                    &[&run_id, &big(epoch), &step_id, &Json(step), &key, value],
                 )
                 .await?;
             if !rows.first().is_some_and(|row| row.get::<_, bool>(0)) {

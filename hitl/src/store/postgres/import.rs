@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use tokio_postgres::types::Json;
 
-use super::rows::{INSERT_RUN, RunParams, big, journal_chunks, name_of, timer_columns, upsert_journal};
+use super::rows::{INSERT_RUN, RunParams, big, name_of, timer_columns};
 use super::{PgStore, events, pg_error};
 use crate::error::{Error, Result};
 use crate::store::{RequestQuery, RunQuery, Store, StoreError, StoreErrorKind, Timer};
@@ -80,9 +80,15 @@ impl PgStore {
                     )
                     .await
                     .map_err(pg_error)?;
-                let (chunks, steps) = journal_chunks(journal.iter().map(|(id, step)| (id.as_str(), step)))?;
+                let ids: Vec<&str> = journal.iter().map(|(id, _)| id.as_str()).collect();
+                let steps: Vec<Json<_>> = journal.iter().map(|(_, step)| Json(step)).collect();
                 transaction
-                    .execute(&upsert_journal("$1", "$2", "$3", ""), &[&run.id, &chunks, &steps])
+                    .execute(
+                        "INSERT INTO hitl_journal (run_id, step_id, record) \
+                         SELECT $1, s.step_id, s.record FROM unnest($2::text[], $3::jsonb[]) AS s(step_id, record) \
+                         ON CONFLICT DO NOTHING",
+                        &[&run.id, &ids, &steps],
+                    )
                     .await
                     .map_err(pg_error)?;
                 for (key, value) in &channels {

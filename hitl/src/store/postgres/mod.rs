@@ -43,8 +43,8 @@ use super::{
 use crate::error::{Error, Result};
 use crate::model::request::RequestStatus;
 use rows::{
-    RESOLVE_AND_WAKE, RUN_COLUMNS, add_timer_in, big, journal_chunks, name_of, request_from, run_from,
-    save_outbox_in, timer_columns, unbig, upsert_journal,
+    RESOLVE_AND_WAKE, RUN_COLUMNS, add_timer_in, big, name_of, request_from, run_from, save_outbox_in,
+    timer_columns, unbig,
 };
 
 /// How many connections a [`PgStore`] opens at most, unless told otherwise.
@@ -284,13 +284,15 @@ impl PgStore {
         {
             return Err(lost_lease(&request.run_id, epoch));
         }
-        let (chunks, records) = journal_chunks([(request.step_id.as_str(), step)])?;
         let journal = transaction
-            .prepare_cached(&upsert_journal("$1", "$2", "$3", ""))
+            .prepare_cached(
+                "INSERT INTO hitl_journal (run_id, step_id, record) VALUES ($1, $2, $3) \
+                 ON CONFLICT (run_id, step_id) DO UPDATE SET record = EXCLUDED.record",
+            )
             .await
             .map_err(pg_error)?;
         transaction
-            .execute(&journal, &[&request.run_id, &chunks, &records])
+            .execute(&journal, &[&request.run_id, &request.step_id, &Json(step)])
             .await
             .map_err(pg_error)?;
         let insert_request = transaction
@@ -334,24 +336,21 @@ impl PgStore {
         step: &StepRecord,
         request: &RequestRecord,
     ) -> Result<()> {
-        let (chunks, records) = journal_chunks([(request.step_id.as_str(), step)])?;
         let rows = self
             .query(
-                &format!(
-                    "WITH fence AS (SELECT lease_epoch FROM hitl_runs WHERE id = $1 FOR SHARE), \
+                "WITH fence AS (SELECT lease_epoch FROM hitl_runs WHERE id = $1 FOR SHARE), \
                  allowed AS (SELECT NOT EXISTS (SELECT 1 FROM fence WHERE lease_epoch <> $2) AS ok), \
-                 step AS ({journal}), \
+                 step AS (INSERT INTO hitl_journal (run_id, step_id, record) SELECT $1, $3, $4 FROM allowed \
+                   WHERE allowed.ok ON CONFLICT (run_id, step_id) DO UPDATE SET record = EXCLUDED.record), \
                  request AS (INSERT INTO hitl_requests (id, run_id, workflow, status, created_at, record) \
                    SELECT $5, $1, $6, $7, $8, $9 FROM allowed WHERE allowed.ok \
                    ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, record = EXCLUDED.record) \
                  SELECT ok FROM allowed",
-                    journal = upsert_journal("$1", "$3", "$4", ", allowed WHERE allowed.ok")
-                ),
                 &[
                     &request.run_id,
                     &big(epoch),
-                    &chunks,
-                    &records,
+                    &request.step_id,
+                    &Json(step),
                     &request.id,
                     &request.workflow,
                     &name_of(&request.status),

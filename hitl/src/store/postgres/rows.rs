@@ -3,13 +3,13 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio_postgres::Row;
 use tokio_postgres::types::{Json, ToSql};
 
 use super::{events, pg_error};
 use crate::error::{Error, Result};
-use crate::store::{OutboxRecord, RequestRecord, RunRecord, StepRecord, Timer, TimerAction};
+use crate::store::{OutboxRecord, RequestRecord, RunRecord, Timer, TimerAction};
 
 /// A `u64` time or count as PostgreSQL's `BIGINT` (saturating: `u64::MAX` means "no bound").
 pub(super) fn big(value: u64) -> i64 {
@@ -135,43 +135,6 @@ pub(super) const ADD_TIMER: &str = "WITH armed AS (INSERT INTO hitl_timers (dead
 pub(super) const RESOLVE_AND_WAKE: &str = "WITH updated AS (UPDATE hitl_requests SET status = $2, record = $3 WHERE id = $1), \
      armed AS (INSERT INTO hitl_timers (deadline, kind, target) VALUES ($4, $5, $6) ON CONFLICT DO NOTHING) \
      SELECT pg_notify($7, $8)";
-
-/// Steps per journal row: a step with sequence number `seq` is in chunk `seq / 32`.
-pub(super) const CHUNK_STEPS: u64 = 32;
-
-/// Steps grouped by journal chunk: the chunk numbers and, for each, an object of step id →
-/// record (the parameters of [`upsert_journal`]).
-pub(super) fn journal_chunks<'a>(
-    steps: impl IntoIterator<Item = (&'a str, &'a StepRecord)>,
-) -> Result<(Vec<i32>, Vec<Value>)> {
-    let mut chunks: std::collections::BTreeMap<i32, Map<String, Value>> = Default::default();
-    for (step_id, step) in steps {
-        let chunk = i32::try_from(step.seq / CHUNK_STEPS).unwrap_or(i32::MAX);
-        let record = serde_json::to_value(step).map_err(|source| Error::Encode {
-            what: format!("the journal entry of step `{step_id}`"),
-            source,
-        })?;
-        chunks
-            .entry(chunk)
-            .or_default()
-            .insert(step_id.to_owned(), record);
-    }
-    Ok(chunks
-        .into_iter()
-        .map(|(chunk, steps)| (chunk, Value::Object(steps)))
-        .unzip())
-}
-
-/// Writes journal chunks from the parameters `run`, `chunks` and `steps` (see
-/// [`journal_chunks`]), merged into the run's stored chunks; `guard` (a `FROM` item and a
-/// `WHERE`, e.g. `, allowed WHERE allowed.ok`) may keep it from writing.
-pub(super) fn upsert_journal(run: &str, chunks: &str, steps: &str, guard: &str) -> String {
-    format!(
-        "INSERT INTO hitl_journal (run_id, chunk, steps) SELECT {run}, c.chunk, c.steps \
-         FROM unnest({chunks}::int[], {steps}::jsonb[]) AS c(chunk, steps){guard} \
-         ON CONFLICT (run_id, chunk) DO UPDATE SET steps = hitl_journal.steps || EXCLUDED.steps"
-    )
-}
 
 /// Inserts a run; the caller adds what happens when its id is taken.
 pub(super) const INSERT_RUN: &str = "INSERT INTO hitl_runs (id, workflow, status, created_at, updated_at, owner, \

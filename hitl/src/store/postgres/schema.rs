@@ -30,10 +30,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[Migration {
     description: "runs, journal, channels, definitions, requests, outbox, timers, meta",
     additive: true,
     // Ids sort byte-wise (`COLLATE "C"`), as the `Store` contract's paging needs. Columns
-    // hold what queries filter on and the lease; `record` holds the whole record as JSON. A
-    // run's journal is one row per 32 steps (`steps`: step id → record), not one per step:
-    // a row costs its header, its run id and an index entry, which for one-line steps were
-    // most of a paused run's bytes.
+    // hold what queries filter on and the lease; `record` holds the whole record as JSON.
     sql: r#"
 CREATE TABLE hitl_runs (
     id TEXT COLLATE "C" PRIMARY KEY,
@@ -50,9 +47,9 @@ CREATE INDEX hitl_runs_by_status ON hitl_runs (status, lease_until);
 CREATE INDEX hitl_runs_by_workflow ON hitl_runs (workflow, id);
 CREATE TABLE hitl_journal (
     run_id TEXT COLLATE "C" NOT NULL,
-    chunk INT NOT NULL,
-    steps JSONB NOT NULL,
-    PRIMARY KEY (run_id, chunk)
+    step_id TEXT COLLATE "C" NOT NULL,
+    record JSONB NOT NULL,
+    PRIMARY KEY (run_id, step_id)
 );
 CREATE TABLE hitl_channels (
     run_id TEXT COLLATE "C" NOT NULL,
