@@ -181,6 +181,20 @@ pub async fn check_journal_writes<S: Store>(store: S) {
         "a run's channels, in key order"
     );
     assert!(store.channels_of("r2").await.unwrap().is_empty());
+    // A step written again later (a feedback step's waiting entry, then its resolution),
+    // even far apart in the run: the later write is what the journal holds.
+    store
+        .append_steps("r1", 0, &[("ask#0".to_owned(), step(4, json!("waiting")))])
+        .await
+        .unwrap();
+    store
+        .append_steps("r1", 0, &[("ask#0".to_owned(), step(400, json!("answered")))])
+        .await
+        .unwrap();
+    let journal = store.load_journal("r1").await.unwrap();
+    let asked: Vec<_> = journal.iter().filter(|(id, _)| id == "ask#0").collect();
+    assert_eq!(asked.len(), 1, "a step id appears once in the journal");
+    assert_eq!(asked[0].1.output, json!("answered"), "the later write wins");
 }
 
 /// `create_request` writes the waiting step, the request, its pending place, its
