@@ -164,6 +164,14 @@ impl Timer {
     pub fn wake_for(request: &RequestRecord) -> Timer {
         wake_for(request)
     }
+
+    /// The wake-up that changing a request from `before` to `after` arms: its run's
+    /// [`wake_for`](Timer::wake_for) when the change resolved it (it left `Pending`), else
+    /// none. Every backend's `resolve_request` decides by this.
+    pub fn wake_after(before: &RequestRecord, after: &RequestRecord) -> Option<Timer> {
+        (before.status == RequestStatus::Pending && after.status != RequestStatus::Pending)
+            .then(|| wake_for(after))
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,6 @@ use super::{
     StepRecord, StorageStats, Store, StoreFuture, Timer,
 };
 use crate::error::{Error, Result};
-use crate::model::request::RequestStatus;
 use crate::model::run::RunStatus;
 use crate::util::lock;
 
@@ -316,8 +315,7 @@ impl Store for MemStore {
                     wake: None,
                 });
             };
-            let wake = (current.status == RequestStatus::Pending && updated.status != RequestStatus::Pending)
-                .then(|| Timer::wake_for(&updated));
+            let wake = Timer::wake_after(&current, &updated);
             if let Some(wake) = &wake {
                 data.timers.insert(wake.clone(), ());
             }

@@ -41,7 +41,6 @@ use super::{
     Timer, lost_lease,
 };
 use crate::error::{Error, Result};
-use crate::model::request::RequestStatus;
 use rows::{
     RESOLVE_AND_WAKE, RUN_COLUMNS, add_timer_in, big, name_of, request_from, run_from, save_outbox_in,
     timer_columns, unbig,
@@ -388,8 +387,7 @@ impl PgStore {
                 wake: None,
             });
         };
-        let wake = (current.status == RequestStatus::Pending && updated.status != RequestStatus::Pending)
-            .then(|| Timer::wake_for(&updated));
+        let wake = Timer::wake_after(&current, &updated);
         let (status, record) = (name_of(&updated.status), Json(&updated));
         if let Some(wake) = &wake {
             // One statement, one round trip: the update, the stored wake-up, the announcement.

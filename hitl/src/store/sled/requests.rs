@@ -88,12 +88,10 @@ impl SledStore {
                     request_key.as_slice(),
                     format::encode_request(&updated).map_err(abort)?,
                 )?;
-                let mut wake = None;
-                if current.status == RequestStatus::Pending && updated.status != RequestStatus::Pending {
+                let wake = Timer::wake_after(&current, &updated);
+                if let Some(timer) = &wake {
                     pending.remove(format::pending_key(&updated.run_id, &updated.id))?;
-                    let timer = Timer::wake_for(&updated);
                     timers.insert(timer.key(), &[])?;
-                    wake = Some(timer);
                 }
                 Ok(Resolved {
                     record: updated,
