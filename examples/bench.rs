@@ -23,6 +23,9 @@ use serde_json::json;
 
 #[path = "bench/postgres.rs"]
 mod postgres;
+// The tests' PostgreSQL helpers (`connect`, `with_database`), for the PostgreSQL part.
+#[path = "../tests/postgres_common/mod.rs"]
+mod postgres_common;
 
 /// When the first activity after the approval started, for the resume latency.
 static RESUMED_AT: Mutex<Option<Instant>> = Mutex::new(None);

@@ -28,6 +28,11 @@ use hitl::prelude::*;
 use hitl::{PendingFilter, RunFilter, RunStatus};
 use tokio::sync::OnceCell;
 
+// The tests' PostgreSQL helpers: `connect` and `with_database`.
+#[path = "../tests/postgres_common/mod.rs"]
+mod postgres_common;
+use postgres_common::{connect, with_database};
+
 /// The token the workers' servers accept.
 const TOKEN: &str = "workers-example-token";
 /// The workers' lease: a killed worker's runs are taken over about this long after.
@@ -74,19 +79,6 @@ async fn release(ctx: &TaskContext, n: u64) -> hitl::Result<u64> {
     Ok(if answer.approved() { deploy(built).await } else { 0 })
 }
 
-async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|error| {
-            panic!(
-                "cannot connect to {}: {error}",
-                hitl::store::postgres::redact(url)
-            )
-        });
-    tokio::spawn(connection);
-    client
-}
-
 struct Options {
     database_url: String,
     workers: usize,
@@ -121,18 +113,6 @@ fn options() -> Options {
         "--kill-one needs at least two workers"
     );
     options
-}
-
-/// `url` with its database name replaced by `database`.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, String::new()), |(b, q)| (b, format!("?{q}")));
-    let host_start = base.find("://").map_or(0, |at| at + 3);
-    let host_end = base[host_start..]
-        .find('/')
-        .map_or(base.len(), |at| host_start + at);
-    format!("{}/{database}{query}", &base[..host_end])
 }
 
 /// One worker process: `--worker`, with the database in `WORKERS_EXAMPLE_DB`.

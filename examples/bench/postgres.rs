@@ -26,6 +26,7 @@ use hitl::prelude::*;
 use serde_json::json;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
+use super::postgres_common::{connect, with_database};
 use super::{REPORT_RESUMED, RESUMED_AT, micros, paused, percentile, progress, round, w1};
 
 /// The environment variable a worker process finds its database in.
@@ -54,31 +55,6 @@ fn unix_micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_micros() as u64)
-}
-
-/// `url` with its database name replaced by `database`.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, String::new()), |(b, q)| (b, format!("?{q}")));
-    let host_start = base.find("://").map_or(0, |at| at + 3);
-    let host_end = base[host_start..]
-        .find('/')
-        .map_or(base.len(), |at| host_start + at);
-    format!("{}/{database}{query}", &base[..host_end])
-}
-
-async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|error| {
-            panic!(
-                "cannot connect to {}: {error}",
-                hitl::store::postgres::redact(url)
-            )
-        });
-    tokio::spawn(connection);
-    client
 }
 
 /// A database of the benchmark's own on the server, dropped (`WITH (FORCE)`) when this is

@@ -1,4 +1,5 @@
-//! A real PostgreSQL server for the tests named `postgres…` and `fleet…`.
+//! A real PostgreSQL server for the tests named `postgres…` and `fleet…` (and, for
+//! `connect` and `with_database`, the PostgreSQL examples, which include this file too).
 //!
 //! `.ci/run` starts a throwaway server (`.ci/start-postgres`) and exports its URL as
 //! `HITL_TEST_POSTGRES_URL`. Each test makes a database of its own on it. Without the
@@ -34,32 +35,39 @@ pub fn with_database(url: &str, database: &str) -> String {
     format!("{}/{database}{query}", &base[..host_end])
 }
 
+/// A connection to `url`, its driver spawned; panics naming the URL (without its password).
+pub async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|error| {
+            panic!(
+                "cannot connect to {}: {error}",
+                hitl::store::postgres::redact(url)
+            )
+        });
+    tokio::spawn(connection);
+    client
+}
+
 /// A new, empty database on the server; returns its URL.
 pub async fn fresh_database(server: &str) -> String {
     let name = format!("hitl_test_{}", uuid::Uuid::new_v4().simple());
-    let (client, connection) = tokio_postgres::connect(server, tokio_postgres::NoTls)
+    connect(server)
         .await
-        .expect("the test PostgreSQL server accepts connections");
-    let driver = tokio::spawn(connection);
-    client
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .expect("a test database is created");
-    drop(client);
-    let _ = driver.await;
     with_database(server, &name)
 }
 
 /// Runs `sql` on the database at `url` (for tests that look under the store); the rows,
 /// each as its columns' text.
 pub async fn sql(url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+    let messages = connect(url)
         .await
-        .expect("the test database accepts connections");
-    let driver = tokio::spawn(connection);
-    let messages = client.simple_query(sql).await.expect("the test's SQL runs");
-    drop(client);
-    let _ = driver.await;
+        .simple_query(sql)
+        .await
+        .expect("the test's SQL runs");
     messages
         .into_iter()
         .filter_map(|message| match message {
