@@ -75,14 +75,7 @@ impl Shared {
     /// Stops driving a run that another worker claimed (this one stalled past its lease):
     /// its driver is aborted, so it writes nothing more; the new holder replays it.
     async fn drop_lost_run(&self, run_id: &str, epoch: u64) {
-        let lost = {
-            let mut live = self.live.lock().await;
-            match live.get(run_id) {
-                // A run relaunched here since (a later epoch) is held again: keep it.
-                Some(run) if run.state.epoch == epoch => live.remove(run_id),
-                _ => None,
-            }
-        };
+        let lost = self.forget_lost(run_id, epoch).await;
         if let Some(mut lost) = lost {
             tracing::warn!(
                 run_id,
@@ -133,7 +126,10 @@ impl Shared {
     async fn on_event(self: &Arc<Self>, event: StoreEvent) -> Result<()> {
         match event {
             StoreEvent::RequestResolved { run_id, request_id } => {
-                if let Some(record) = self.services.store.load_request(&request_id).await? {
+                // Only a worker whose step waits on the request reads it.
+                if self.services.wakeups.is_waiting(&request_id)
+                    && let Some(record) = self.services.store.load_request(&request_id).await?
+                {
                     self.services.wakeups.deliver(&record);
                 }
                 // A paused run is claimed by one worker; elsewhere this does nothing.

@@ -351,12 +351,15 @@ impl Shared {
         self.live.lock().await.remove(&run_id);
     }
 
-    /// Drops a run another worker took over from the live table (if this engine still
-    /// drives it at `epoch`); nothing is written.
-    async fn forget_lost(&self, run_id: &str, epoch: u64) {
+    /// Takes a run another worker took over out of the live table, if this engine still
+    /// drives it at `epoch` (a run relaunched here since, at a later epoch, is held again and
+    /// stays); nothing is written.
+    pub(super) async fn forget_lost(&self, run_id: &str, epoch: u64) -> Option<LiveRun> {
         let mut live = self.live.lock().await;
         if live.get(run_id).is_some_and(|run| run.state.epoch == epoch) {
-            live.remove(run_id);
+            live.remove(run_id)
+        } else {
+            None
         }
     }
 

@@ -44,6 +44,11 @@ impl Wakeups {
         lock(&self.waiting).keys().cloned().collect()
     }
 
+    /// Whether a step here waits on `request_id`.
+    pub(crate) fn is_waiting(&self, request_id: &str) -> bool {
+        lock(&self.waiting).contains_key(request_id)
+    }
+
     /// Hands `request`, as just stored, to the steps waiting on it.
     pub(crate) fn deliver(&self, request: &RequestRecord) {
         if let Some(sender) = lock(&self.waiting).get(&request.id) {
