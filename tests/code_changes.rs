@@ -1,153 +1,597 @@
-//! Changing a workflow's code while runs of it are in flight.
+//! Changing a workflow while runs of it wait: the check before a resume, blocked runs,
+//! patches, versions side by side, operator decisions and the pre-deploy check.
 //!
-//! Two versions of one workflow (same registered name) stand for the code before and after a
-//! redeploy: a run starts on v1, waits on a durable timer, the engine closes, and v2 resumes it.
+//! Each fn below registered as `release` version 1 stands for the code of one deploy: a run
+//! starts on `release_v1` and pauses at the human's approval, the engine closes, and the
+//! next "deploy" opens the same database with another fn under the same name and version.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, UNIX_EPOCH};
+use std::sync::Mutex;
 
-use hitl::clock::ManualClock;
+use hitl::feedback::Feedback;
 use hitl::prelude::*;
-use hitl_workspace::wait_for_steps;
+use hitl::run::{DecisionAction, IncompatibilityKind};
+use hitl::{Blocked, Responder, Response};
+use hitl_workspace::{eventually, pending_request};
 
-/// Reservations made, by item: the two stories run concurrently, so a global count would see
-/// the other story's reservation.
-static RESERVED: std::sync::Mutex<BTreeMap<String, usize>> = std::sync::Mutex::new(BTreeMap::new());
-static AUDITED: AtomicUsize = AtomicUsize::new(0);
-/// Reservations shipped, by description: the two stories run concurrently.
-static SHIPPED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+/// How often each task body ran, by task and service: stories run concurrently, so each
+/// uses its own service name.
+static RAN: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
 
-#[task]
-async fn reserve(item: String, quantity: u32) -> String {
-    *RESERVED.lock().unwrap().entry(item.clone()).or_default() += 1;
-    format!("{quantity} x {item}")
+fn ran(task: &str, service: &str) {
+    *RAN.lock()
+        .unwrap()
+        .entry(format!("{task} {service}"))
+        .or_default() += 1;
+}
+
+fn runs_of(task: &str, service: &str) -> usize {
+    RAN.lock()
+        .unwrap()
+        .get(&format!("{task} {service}"))
+        .copied()
+        .unwrap_or(0)
 }
 
 #[task]
-async fn audit(item: String) -> bool {
-    AUDITED.fetch_add(1, Ordering::SeqCst);
-    !item.is_empty()
+async fn build(service: String) -> String {
+    ran("build", &service);
+    format!("{service}-artifact")
 }
 
 #[task]
-async fn ship(reservation: String) -> String {
-    SHIPPED.lock().unwrap().push(reservation.clone());
-    format!("shipped {reservation}")
+async fn scan(artifact: String) -> bool {
+    ran("scan", artifact.trim_end_matches("-artifact"));
+    true
 }
 
-#[workflow(name = "fulfil", inject_context)]
-async fn fulfil_v1(ctx: &TaskContext, item: String) -> String {
-    let reservation = reserve(item, 1).await;
-    ctx.sleep(Duration::from_secs(60)).await;
-    ship(reservation).await
+#[task]
+async fn deploy(artifact: String) -> String {
+    ran("deploy", artifact.trim_end_matches("-artifact"));
+    format!("deployed {artifact}")
 }
 
-/// v2 adds a step *before* the others: their identities must not shift.
-#[workflow(name = "fulfil", inject_context)]
-async fn fulfil_v2(ctx: &TaskContext, item: String) -> String {
-    let audited = audit(item.clone()).await;
-    assert!(audited);
-    let reservation = reserve(item, 1).await;
-    ctx.sleep(Duration::from_secs(60)).await;
-    ship(reservation).await
+#[task]
+async fn announce(service: String) -> String {
+    ran("announce", &service);
+    format!("announced {service}")
 }
 
-/// v3 changes the input of a journaled step.
-#[workflow(name = "fulfil", inject_context)]
-async fn fulfil_v3(ctx: &TaskContext, item: String) -> String {
-    let reservation = reserve(item, 2).await;
-    ctx.sleep(Duration::from_secs(60)).await;
-    ship(reservation).await
+/// The same task as `build`, under a new fn name, keeping its identity.
+#[task(name = "build")]
+async fn compile(service: String) -> String {
+    ran("build", &service);
+    format!("{service}-artifact")
 }
 
-/// Starts a run on v1 and leaves it waiting on its timer, engine closed.
-async fn run_on_v1(path: &std::path::Path, clock: &ManualClock, run_id: &str, item: &str) {
+/// A new fn name without `name = "build"`: a different task.
+#[task]
+async fn assemble(service: String) -> String {
+    ran("assemble", &service);
+    format!("{service}-artifact")
+}
+
+/// `build` with another argument type.
+#[task(name = "build")]
+async fn build_numbered(service: String, number: u32) -> String {
+    ran("build", &service);
+    format!("{service}-artifact-{number}")
+}
+
+/// The human's approval, in a nested orchestration of its own.
+#[task(inject_context)]
+async fn ask_approval(ctx: &TaskContext, artifact: String) -> hitl::Result<bool> {
+    let answer = ctx
+        .request_feedback(Feedback::approval(format!("Deploy {artifact}?")))
+        .await?;
+    Ok(answer.approved())
+}
+
+#[workflow(name = "release")]
+async fn release_v1(service: String) -> hitl::Result<String> {
+    let artifact = build(service).await;
+    if !ask_approval(artifact.clone()).await? {
+        return Ok("rejected".into());
+    }
+    Ok(deploy(artifact).await)
+}
+
+/// A step added after the run's position: compatible.
+#[workflow(name = "release")]
+async fn release_announces(service: String) -> hitl::Result<String> {
+    let artifact = build(service.clone()).await;
+    if !ask_approval(artifact.clone()).await? {
+        return Ok("rejected".into());
+    }
+    let deployed = deploy(artifact).await;
+    let announced = announce(service).await;
+    Ok(format!("{deployed}, {announced}"))
+}
+
+/// A step added before the approval the run waits at: incompatible.
+#[workflow(name = "release")]
+async fn release_scans(service: String) -> hitl::Result<String> {
+    let artifact = build(service).await;
+    let clean = scan(artifact.clone()).await;
+    if !clean || !ask_approval(artifact.clone()).await? {
+        return Ok("rejected".into());
+    }
+    Ok(deploy(artifact).await)
+}
+
+/// The same step, inside a patch: runs that passed this point skip it.
+#[workflow(name = "release", inject_context)]
+async fn release_patched(ctx: &TaskContext, service: String) -> hitl::Result<String> {
+    let artifact = build(service).await;
+    if ctx.patched("scan-before-approval") && !scan(artifact.clone()).await {
+        return Ok("rejected".into());
+    }
+    if !ask_approval(artifact.clone()).await? {
+        return Ok("rejected".into());
+    }
+    Ok(deploy(artifact).await)
+}
+
+/// The journaled `build` step removed.
+#[workflow(name = "release")]
+async fn release_without_build(service: String) -> hitl::Result<String> {
+    let artifact = format!("{service}-artifact");
+    if !ask_approval(artifact.clone()).await? {
+        return Ok("rejected".into());
+    }
+    Ok(deploy(artifact).await)
+}
+
+/// `build` renamed to `assemble`, identity lost.
+#[workflow(name = "release")]
+async fn release_renamed(service: String) -> hitl::Result<String> {
+    let artifact = assemble(service).await;
+    if !ask_approval(artifact.clone()).await? {
+        return Ok("rejected".into());
+    }
+    Ok(deploy(artifact).await)
+}
+
+/// `build` renamed to `compile`, identity kept with `#[task(name = "build")]`.
+#[workflow(name = "release")]
+async fn release_renamed_kept(service: String) -> hitl::Result<String> {
+    let artifact = compile(service).await;
+    if !ask_approval(artifact.clone()).await? {
+        return Ok("rejected".into());
+    }
+    Ok(deploy(artifact).await)
+}
+
+/// `build` takes another argument.
+#[workflow(name = "release")]
+async fn release_retyped(service: String) -> hitl::Result<String> {
+    let artifact = build_numbered(service, 7).await;
+    if !ask_approval(artifact.clone()).await? {
+        return Ok("rejected".into());
+    }
+    Ok(deploy(artifact).await)
+}
+
+/// Version 2, registered beside version 1.
+#[workflow(name = "release", version = 2)]
+async fn release_v2(service: String) -> hitl::Result<String> {
+    let artifact = build(service).await;
+    let clean = scan(artifact.clone()).await;
+    if !clean || !ask_approval(artifact.clone()).await? {
+        return Ok("rejected".into());
+    }
+    Ok(format!("{} (v2)", deploy(artifact).await))
+}
+
+/// A database on disk, and a run of `release_v1` paused at its approval, engine closed.
+async fn paused_on_v1(service: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
     let engine = Engine::builder()
-        .path(path)
-        .clock(clock.clone())
-        .register(fulfil_v1)
+        .path(&path)
+        .register(release_v1)
         .open()
         .await
         .unwrap();
-    engine
-        .start_with_id(fulfil_v1, run_id, (item.to_owned(),))
+    let run = engine
+        .start_with_id(release_v1, service, (service.to_owned(),))
         .await
         .unwrap();
-    wait_for_steps(&engine, run_id, 2).await;
+    assert!(matches!(run.settled().await.unwrap(), Outcome::Paused(_)));
     engine.close().await.unwrap();
+    (dir, path)
+}
+
+/// Answers the run's open approval.
+async fn approve(engine: &Engine, run_id: &str) {
+    let request = pending_request(engine, run_id, None).await;
+    engine
+        .respond(&request.id, Response::approve(), Responder::new("alice"))
+        .await
+        .unwrap();
+}
+
+/// The run's block, once it is blocked.
+async fn blocked(engine: &Engine, run_id: &str) -> Blocked {
+    eventually(format!("run {run_id} is blocked"), async || {
+        let run = engine.run(release_v1, run_id).await.unwrap();
+        match run.settled().await.unwrap() {
+            Outcome::Blocked(blocked) => Some(blocked),
+            Outcome::Paused(_) => None,
+            other => panic!("run {run_id} should be blocked, is {other:?}"),
+        }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn code_changes_a_new_step_inserted_before_others_keeps_their_identities_and_is_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db");
-    let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_000));
-    run_on_v1(&path, &clock, "order-1", "book").await;
-
+async fn a_step_added_after_the_runs_position_is_compatible_and_runs() {
+    let (_dir, path) = paused_on_v1("after").await;
     let engine = Engine::builder()
         .path(&path)
-        .clock(clock.clone())
-        .register(fulfil_v2)
+        .register(release_announces)
         .open()
         .await
         .unwrap();
-    // Reported from the fingerprint while the run still waits, before it replays further.
-    let change = engine
-        .run_info("order-1")
-        .await
-        .unwrap()
-        .definition_changed
-        .expect("the changed code is reported");
-    assert_eq!(change.added_sites, ["await audit(item.clone())"]);
-    assert!(change.removed_sites.is_empty());
-
-    clock.advance(Duration::from_secs(60));
-    let outcome = engine.wait("order-1").await.unwrap();
-    assert_eq!(outcome, Outcome::Completed(serde_json::json!("shipped 1 x book")));
+    approve(&engine, "after").await;
+    let outcome = engine.wait("after").await.unwrap();
     assert_eq!(
-        RESERVED.lock().unwrap().get("book").copied(),
-        Some(1),
-        "reserve ran again"
+        outcome,
+        Outcome::Completed(serde_json::json!("deployed after-artifact, announced after"))
     );
-    assert_eq!(AUDITED.load(Ordering::SeqCst), 1, "the new step runs once");
-    let ids: Vec<String> = engine
-        .history("order-1")
+    assert_eq!(runs_of("build", "after"), 1, "build ran again");
+    assert_eq!(runs_of("announce", "after"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_added_before_the_runs_position_blocks_it_and_resume_anyway_runs_it() {
+    let (_dir, path) = paused_on_v1("before").await;
+    let engine = Engine::builder()
+        .path(&path)
+        .register(release_scans)
+        .open()
+        .await
+        .unwrap();
+    approve(&engine, "before").await;
+    let blocked = blocked(&engine, "before").await;
+    assert_eq!(blocked.problems[0].kind, IncompatibilityKind::NewStepBefore);
+    let reason = &blocked.reason;
+    assert!(reason.contains("`scan#0` (line "), "{reason}");
+    assert!(
+        reason.contains("before journaled step `ask_approval#0/approval#0` (line "),
+        "{reason}"
+    );
+    assert_eq!(runs_of("scan", "before"), 0, "nothing of a blocked run executes");
+    assert_eq!(runs_of("deploy", "before"), 0);
+    let info = engine.run_info("before").await.unwrap();
+    assert_eq!(info.status, RunStatus::Blocked);
+    assert_eq!(info.blocked.as_ref().map(|b| &b.reason), Some(reason));
+
+    // Across a restart it stays blocked, with the answer kept; the operator accepts it.
+    engine.close().await.unwrap();
+    let engine = Engine::builder()
+        .path(&path)
+        .register(release_scans)
+        .open()
+        .await
+        .unwrap();
+    assert_eq!(
+        engine.run_info("before").await.unwrap().status,
+        RunStatus::Blocked
+    );
+    engine
+        .resume_anyway("before", "ops@example.com", "scan is read-only")
+        .await
+        .unwrap();
+    let outcome = engine.wait("before").await.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Completed(serde_json::json!("deployed before-artifact"))
+    );
+    assert_eq!(runs_of("scan", "before"), 1, "the accepted new step ran");
+    assert_eq!(runs_of("build", "before"), 1);
+    let decisions = engine.run_info("before").await.unwrap().decisions;
+    assert_eq!(decisions.len(), 1);
+    assert_eq!(decisions[0].action, DecisionAction::ResumeAnyway);
+    assert_eq!(decisions[0].by, "ops@example.com");
+    assert_eq!(decisions[0].reason, "scan is read-only");
+    assert_eq!(&decisions[0].blocked, reason);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_added_inside_a_patch_is_skipped_by_runs_past_it_and_run_by_new_ones() {
+    let (_dir, path) = paused_on_v1("patched").await;
+    let engine = Engine::builder()
+        .path(&path)
+        .register(release_patched)
+        .open()
+        .await
+        .unwrap();
+    approve(&engine, "patched").await;
+    let outcome = engine.wait("patched").await.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Completed(serde_json::json!("deployed patched-artifact"))
+    );
+    assert_eq!(
+        runs_of("scan", "patched"),
+        0,
+        "the old run skips the patched step"
+    );
+    let patch = engine
+        .history("patched")
         .await
         .unwrap()
         .into_iter()
-        .map(|s| s.step_id)
-        .collect();
-    assert_eq!(ids, ["reserve#0", "audit#0", "sleep#0", "ship#0"]);
+        .find(|step| step.step_id == "patch(scan-before-approval)#0")
+        .expect("the patch decision is journaled");
+    assert_eq!(patch.output, serde_json::json!(false));
+
+    let run = engine
+        .start_with_id(release_patched, "patched-new", ("patched-new".to_owned(),))
+        .await
+        .unwrap();
+    assert!(matches!(run.settled().await.unwrap(), Outcome::Paused(_)));
+    assert_eq!(runs_of("scan", "patched-new"), 1, "a new run takes the patch");
+    approve(&engine, "patched-new").await;
+    assert!(matches!(run.wait().await.unwrap(), Outcome::Completed(_)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn code_changes_a_changed_step_input_fails_the_run_with_non_determinism() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db");
-    let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_000));
-    run_on_v1(&path, &clock, "order-2", "magazine").await;
-
+async fn a_removed_journaled_step_blocks_the_run() {
+    let (_dir, path) = paused_on_v1("removed").await;
     let engine = Engine::builder()
         .path(&path)
-        .clock(clock.clone())
-        .register(fulfil_v3)
+        .register(release_without_build)
         .open()
         .await
         .unwrap();
-    let Outcome::Failed(failure) = engine.wait("order-2").await.unwrap() else {
-        panic!("a changed input must fail the run");
-    };
-    assert!(failure.message.contains("non-determinism"), "{failure}");
-    assert!(failure.message.contains("input differs"), "{failure}");
-    assert_eq!(failure.step.as_deref(), Some("reserve#0"));
-    assert!(failure.location.unwrap().contains("code_changes.rs:"));
+    approve(&engine, "removed").await;
+    let blocked = blocked(&engine, "removed").await;
+    assert_eq!(blocked.problems[0].kind, IncompatibilityKind::NotReached);
+    assert_eq!(blocked.problems[0].step, "build#0");
     assert!(
-        !SHIPPED
-            .lock()
-            .unwrap()
+        blocked.reason.contains("journaled step `build#0` (line "),
+        "{}",
+        blocked.reason
+    );
+    assert_eq!(runs_of("deploy", "removed"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_task_blocks_unless_its_name_keeps_the_identity() {
+    let (_dir, path) = paused_on_v1("renamed").await;
+    let engine = Engine::builder()
+        .path(&path)
+        .register(release_renamed)
+        .open()
+        .await
+        .unwrap();
+    approve(&engine, "renamed").await;
+    let blocked = blocked(&engine, "renamed").await;
+    let messages: Vec<&str> = blocked.problems.iter().map(|p| p.detail.as_str()).collect();
+    assert!(
+        messages
             .iter()
-            .any(|shipped| shipped.contains("magazine")),
-        "no later step may run"
+            .any(|m| m.contains("`assemble#0`") && m.contains("before journaled step `build#0`")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("keep its identity with `#[task(name = \"build\")]`")),
+        "{messages:?}"
+    );
+    assert_eq!(runs_of("assemble", "renamed"), 0);
+    engine.close().await.unwrap();
+
+    // The next deploy keeps the identity: the blocked run is checked again at open, resumes
+    // with the answer it was given while blocked, and does not build again.
+    let engine = Engine::builder()
+        .path(&path)
+        .register(release_renamed_kept)
+        .open()
+        .await
+        .unwrap();
+    let outcome = engine.wait("renamed").await.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Completed(serde_json::json!("deployed renamed-artifact"))
+    );
+    assert_eq!(runs_of("build", "renamed"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_argument_type_blocks_the_run() {
+    let (_dir, path) = paused_on_v1("retyped").await;
+    let engine = Engine::builder()
+        .path(&path)
+        .register(release_retyped)
+        .open()
+        .await
+        .unwrap();
+    approve(&engine, "retyped").await;
+    let blocked = blocked(&engine, "retyped").await;
+    assert_eq!(blocked.problems[0].kind, IncompatibilityKind::ChangedTypes);
+    assert_eq!(blocked.problems[0].step, "build#0");
+    assert!(
+        blocked.reason.contains("argument or output types changed"),
+        "{}",
+        blocked.reason
+    );
+    assert!(
+        blocked.reason.contains("journaled at line "),
+        "{}",
+        blocked.reason
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_run_side_by_side_each_run_on_its_own_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let engine = Engine::builder()
+        .path(&path)
+        .register(release_v1)
+        .register(release_v2)
+        .open()
+        .await
+        .unwrap();
+    // By name: the newest version. By fn: that fn's version.
+    let newest = engine
+        .start_json_with_id("release", "side-v2", serde_json::json!({ "service": "side-v2" }))
+        .await
+        .unwrap();
+    let older = engine
+        .start_with_id(release_v1, "side-v1", ("side-v1".to_owned(),))
+        .await
+        .unwrap();
+    assert!(matches!(newest.settled().await.unwrap(), Outcome::Paused(_)));
+    assert!(matches!(older.settled().await.unwrap(), Outcome::Paused(_)));
+    assert_eq!(engine.run_info("side-v2").await.unwrap().version, 2);
+    assert_eq!(engine.run_info("side-v1").await.unwrap().version, 1);
+    drop((newest, older));
+    engine.close().await.unwrap();
+
+    let engine = Engine::builder()
+        .path(&path)
+        .register(release_v2)
+        .register(release_v1)
+        .open()
+        .await
+        .unwrap();
+    approve(&engine, "side-v1").await;
+    approve(&engine, "side-v2").await;
+    assert_eq!(
+        engine.wait("side-v1").await.unwrap(),
+        Outcome::Completed(serde_json::json!("deployed side-v1-artifact"))
+    );
+    assert_eq!(
+        engine.wait("side-v2").await.unwrap(),
+        Outcome::Completed(serde_json::json!("deployed side-v2-artifact (v2)"))
+    );
+    assert_eq!(runs_of("scan", "side-v1"), 0, "v1 has no scan");
+    assert_eq!(runs_of("scan", "side-v2"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_version_was_removed_is_blocked_and_never_replayed_on_other_code() {
+    let (_dir, path) = paused_on_v1("gone").await;
+    let engine = Engine::builder()
+        .path(&path)
+        .register(release_v2)
+        .open()
+        .await
+        .unwrap();
+    approve(&engine, "gone").await;
+    let blocked = blocked(&engine, "gone").await;
+    assert_eq!(
+        blocked.problems[0].kind,
+        IncompatibilityKind::VersionNotRegistered
+    );
+    assert!(
+        blocked.reason.contains("version 1 of `release`"),
+        "{}",
+        blocked.reason
+    );
+    assert!(blocked.reason.contains("registered: 2"), "{}", blocked.reason);
+    assert_eq!(runs_of("scan", "gone"), 0);
+    let refused = engine.resume_anyway("gone", "ops", "try").await.unwrap_err();
+    assert!(matches!(refused, hitl::Error::InvalidRequest { .. }), "{refused}");
+    engine
+        .decide("gone", DecisionAction::Cancel, "ops", "v1 is retired")
+        .await
+        .unwrap();
+    let info = engine.run_info("gone").await.unwrap();
+    assert_eq!(info.status, RunStatus::Cancelled);
+    assert_eq!(info.decisions[0].action, DecisionAction::Cancel);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_registrations_of_one_name_and_version_are_refused_at_open() {
+    let error = Engine::temporary()
+        .register(release_v1)
+        .register(release_scans)
+        .open()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, hitl::Error::DuplicateWorkflow { name, version: 1 } if name == "release"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pre_deploy_check_reads_an_export_and_names_what_would_block() {
+    let (_dir, path) = paused_on_v1("export").await;
+    let engine = Engine::builder()
+        .path(&path)
+        .register(release_v1)
+        .open()
+        .await
+        .unwrap();
+    let export = engine.export_runs(true).await.unwrap();
+    engine.close().await.unwrap();
+    let text = serde_json::to_string(&export).unwrap();
+    let export = hitl::engine::RunExport::from_json(&text).unwrap();
+    assert_eq!(export.runs.len(), 1);
+    assert_eq!(export.runs[0].run.id, "export");
+
+    let ok = Engine::builder()
+        .register(release_patched)
+        .check_export(&export)
+        .await
+        .unwrap();
+    assert!(ok.all_resumable(), "{ok}");
+    let report = Engine::builder()
+        .register(release_scans)
+        .check_export(&export)
+        .await
+        .unwrap();
+    assert!(!report.all_resumable());
+    let text = report.to_string();
+    assert!(
+        text.contains("1 run(s) checked: 0 resumable, 1 would block"),
+        "{text}"
+    );
+    assert!(text.contains("`scan#0` (line "), "{text}");
+    let missing = Engine::builder()
+        .register(release_v2)
+        .check_export(&export)
+        .await
+        .unwrap();
+    assert_eq!(
+        missing.runs[0].problems[0].kind,
+        IncompatibilityKind::VersionNotRegistered
+    );
+    // Nothing ran for the checks.
+    assert_eq!(runs_of("scan", "export"), 0);
+
+    let foreign = hitl::engine::RunExport::from_json(r#"{"format":"other","version":1}"#).unwrap_err();
+    assert!(foreign.to_string().contains("not a run export"), "{foreign}");
+    let newer = hitl::engine::RunExport::from_json(r#"{"format":"hitl.runs","version":9}"#).unwrap_err();
+    assert!(newer.to_string().contains("version 9"), "{newer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_check_of_an_unchanged_workflow_finds_nothing_and_eventually_sees_its_answer() {
+    let (_dir, path) = paused_on_v1("same").await;
+    let engine = Engine::builder()
+        .path(&path)
+        .register(release_v1)
+        .open()
+        .await
+        .unwrap();
+    let report = engine.check_runs().await.unwrap();
+    assert!(report.all_resumable(), "{report}");
+    approve(&engine, "same").await;
+    let outcome = eventually("the run completes", async || match engine.wait("same").await {
+        Ok(outcome @ Outcome::Completed(_)) => Some(outcome),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        outcome,
+        Outcome::Completed(serde_json::json!("deployed same-artifact"))
     );
 }

@@ -235,7 +235,22 @@ fn the_document_is_well_formed_openapi_3_1() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_answers_what_the_document_declares() {
-    let server = start().await;
+    // A run of a version this build does not register: blocked, for the decision routes.
+    let store = hitl::store::MemStore::new();
+    let blocked: hitl::store::RunRecord = serde_json::from_value(json!({
+        "v": 2, "id": "blocked-run", "workflow": "ask", "version": 9, "status": "blocked",
+        "input": {"kind": "approval"}, "fingerprint": "f", "created_at": 1, "updated_at": 1,
+        "lease_epoch": 1,
+    }))
+    .unwrap();
+    hitl::store::Store::create_run(&store, &blocked).await.unwrap();
+    let engine = hitl::Engine::temporary()
+        .store(store)
+        .register(ask)
+        .open()
+        .await
+        .unwrap();
+    let server = start_with(engine, config()).await;
     let url = |path: &str| format!("{}{path}", server.url);
     let served = get(&url("/api/openapi.json"), Some(ALICE)).await;
     assert_eq!(served.status, 200, "{}", served.text);
@@ -294,6 +309,95 @@ async fn every_route_answers_what_the_document_declares() {
     .await;
     assert_eq!(cancelled.status, 200, "{}", cancelled.text);
     doc.check("POST", CANCEL, &cancelled);
+
+    // --- decisions on blocked runs, and the export of unfinished runs ---
+    const DECIDE: &str = "/api/runs/{id}/decide";
+    let decide = |id: &str| url(&format!("/api/runs/{id}/decide"));
+    for (name, expected, reply) in [
+        (
+            "a run that is not blocked",
+            409,
+            post(
+                &decide(doomed_run.id()),
+                Some(BOB),
+                r#"{"action": "resume_anyway", "reason": "x"}"#,
+            )
+            .await,
+        ),
+        (
+            "an unknown action",
+            400,
+            post(
+                &decide(doomed_run.id()),
+                Some(BOB),
+                r#"{"action": "rewind", "reason": "x"}"#,
+            )
+            .await,
+        ),
+        (
+            "an empty reason",
+            400,
+            post(
+                &decide(doomed_run.id()),
+                Some(BOB),
+                r#"{"action": "cancel", "reason": " "}"#,
+            )
+            .await,
+        ),
+        (
+            "malformed JSON",
+            400,
+            post(&decide(doomed_run.id()), Some(BOB), "{").await,
+        ),
+        (
+            "an unknown run",
+            404,
+            post(
+                &decide("no-such-run"),
+                Some(BOB),
+                r#"{"action": "cancel", "reason": "x"}"#,
+            )
+            .await,
+        ),
+        (
+            "no token",
+            401,
+            post(
+                &decide(doomed_run.id()),
+                None,
+                r#"{"action": "cancel", "reason": "x"}"#,
+            )
+            .await,
+        ),
+    ] {
+        assert_eq!(reply.status, expected, "decide, {name}: {}", reply.text);
+        doc.check("POST", DECIDE, &reply);
+    }
+    let big = json!({"action": "cancel", "reason": "x".repeat(BODY_LIMIT)}).to_string();
+    let too_big = post(&decide("blocked-run"), Some(BOB), big).await;
+    assert_eq!(too_big.status, 413, "{}", too_big.text);
+    doc.check("POST", DECIDE, &too_big);
+    let decided = post(
+        &decide("blocked-run"),
+        Some(BOB),
+        r#"{"action": "cancel", "reason": "v9 is gone"}"#,
+    )
+    .await;
+    assert_eq!(decided.status, 200, "{}", decided.text);
+    assert_eq!(decided.json()["status"], "cancelled");
+    assert_eq!(decided.json()["decisions"][0]["by"], "bob");
+    doc.check("POST", DECIDE, &decided);
+    let anonymous = get(&url("/api/runs/export"), None).await;
+    assert_eq!(anonymous.status, 401, "{}", anonymous.text);
+    doc.check("GET", "/api/runs/export", &anonymous);
+    let export = get(&url("/api/runs/export?redact=true"), Some(BOB)).await;
+    assert_eq!(export.status, 200, "{}", export.text);
+    assert_eq!(export.json()["format"], "hitl.runs");
+    assert_eq!(export.json()["redacted"], true);
+    doc.check("GET", "/api/runs/export", &export);
+    let refused = get(&url("/api/runs/export?redact=maybe"), Some(BOB)).await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    doc.check("GET", "/api/runs/export", &refused);
 
     // --- the error statuses of the answer ---
     let cases: Vec<(&str, u16, Reply)> = vec![
@@ -467,7 +571,16 @@ async fn every_route_answers_what_the_document_declares() {
     assert_eq!(doc.status_values("/api/requests"), request_statuses);
     assert_eq!(
         doc.status_values("/api/runs"),
-        ["running", "paused", "completed", "failed", "cancelled", "all", ""]
+        [
+            "running",
+            "paused",
+            "completed",
+            "failed",
+            "cancelled",
+            "blocked",
+            "all",
+            ""
+        ]
     );
     for (path, component) in [("/api/requests", "RequestStatus"), ("/api/runs", "RunStatus")] {
         let mut expected: Vec<Value> = doc.document["components"]["schemas"][component]["enum"]

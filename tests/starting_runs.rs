@@ -195,7 +195,7 @@ async fn two_workflows_with_one_name_are_rejected() {
         .await
         .unwrap_err();
     assert!(
-        matches!(error, hitl::Error::DuplicateWorkflow { ref name } if name == "ping"),
+        matches!(error, hitl::Error::DuplicateWorkflow { ref name, version: 1 } if name == "ping"),
         "{error}"
     );
 }

@@ -9,6 +9,7 @@ mod kw {
     syn::custom_keyword!(inject_context);
     syn::custom_keyword!(name);
     syn::custom_keyword!(retries);
+    syn::custom_keyword!(version);
 }
 
 /// Arguments of `#[task]`.
@@ -29,6 +30,8 @@ pub(crate) struct WorkflowArgs {
     pub inject_context: Option<Span>,
     /// `name = "…"`: the registered name (default: the fn's name).
     pub name: Option<LitStr>,
+    /// `version = n`: the workflow version, 1 or more (default 1).
+    pub version: Option<LitInt>,
 }
 
 /// Sets an argument once; a second occurrence is an error on its key.
@@ -109,8 +112,29 @@ impl Parse for WorkflowArgs {
                     return Err(syn::Error::new(name.span(), "a workflow name must not be empty"));
                 }
                 set_once(&mut args.name, name, key.span, "name")
+            } else if lookahead.peek(kw::version) {
+                let key: kw::version = input.parse()?;
+                let version: LitInt = value(input).map_err(|error| {
+                    syn::Error::new(error.span(), "`version` takes a whole number: `version = 2`")
+                })?;
+                match version.base10_parse::<u32>() {
+                    Ok(0) | Err(_) => {
+                        return Err(syn::Error::new(
+                            version.span(),
+                            "a workflow version is a whole number from 1 (the version of runs started before versions were given)",
+                        ));
+                    }
+                    Ok(_) if !version.suffix().is_empty() => {
+                        return Err(syn::Error::new(
+                            version.span(),
+                            "write the version without a suffix: `version = 2`",
+                        ));
+                    }
+                    Ok(_) => {}
+                }
+                set_once(&mut args.version, version, key.span, "version")
             } else {
-                Err(unknown(input, "`inject_context`, `name = \"…\"`"))
+                Err(unknown(input, "`inject_context`, `name = \"…\"`, `version = n`"))
             }
         })?;
         Ok(args)

@@ -145,7 +145,8 @@ fn async_task(args: &TaskArgs, item: &FnItem, name: &str) -> TokenStream {
         }
         None => (TokenStream::new(), quote!(async move { #body })),
     };
-    let call = quote_spanned!(output_span=> #constructor(#name, __hitl_input, __hitl_body));
+    let types = types_fingerprint(item);
+    let call = quote_spanned!(output_span=> #constructor(#name, __hitl_input, #types, __hitl_body));
     with_user_braces(
         item,
         signature,
@@ -184,7 +185,8 @@ fn sync_task(item: &FnItem, name: &str) -> TokenStream {
     } else {
         quote_spanned!(output.span()=> ::hitl::__private::sync_activity)
     };
-    let call = quote_spanned!(output.span()=> #constructor(#name, __hitl_input, __hitl_body));
+    let types = types_fingerprint(item);
+    let call = quote_spanned!(output.span()=> #constructor(#name, __hitl_input, #types, __hitl_body));
     with_user_braces(
         item,
         signature,
@@ -216,6 +218,10 @@ fn sync_task(item: &FnItem, name: &str) -> TokenStream {
 pub(crate) fn workflow(args: WorkflowArgs, mut item: FnItem) -> TokenStream {
     let sites = rewrite::rewrite(&mut item.block);
     let name = args.name.as_ref().map_or_else(|| item.name(), LitStr::value);
+    let version = args
+        .version
+        .as_ref()
+        .map_or(1, |version| version.base10_parse::<u32>().unwrap_or(1));
     let FnItem { attrs, vis, sig, .. } = &item;
     let ident = &sig.ident;
     let output = &item.output;
@@ -316,6 +322,7 @@ pub(crate) fn workflow(args: WorkflowArgs, mut item: FnItem) -> TokenStream {
 
                 const DEFINITION: &'static ::hitl::__private::WorkflowDefinition = &::hitl::__private::WorkflowDefinition {
                     name: #name,
+                    version: #version,
                     params: &[#(#param_names),*],
                     sites: &[#(#site_entries),*],
                     fingerprint: #fingerprint,
@@ -346,6 +353,50 @@ fn outer_params(item: &FnItem) -> Vec<TokenStream> {
             quote!(#mutability #ident: #ty)
         })
         .collect()
+}
+
+/// A fingerprint of a task's argument and output types, journaled with each of its steps:
+/// FNV-1a (folded to 32 bits, never 0) over the types as written, each path reduced to its
+/// last segment so that `std::string::String` and `String` are the same type.
+fn types_fingerprint(item: &FnItem) -> syn::LitInt {
+    let mut text = String::new();
+    for param in &item.params {
+        text.push_str(&type_text(&param.ty));
+        text.push(',');
+    }
+    text.push_str("->");
+    text.push_str(&type_text(&item.output));
+    let hash = fnv(text.bytes());
+    let folded = ((hash >> 32) ^ hash) as u32;
+    syn::LitInt::new(&format!("{}u32", folded.max(1)), Span::call_site())
+}
+
+/// A type's tokens with every path reduced to its last segment.
+fn type_text(ty: &syn::Type) -> String {
+    struct LastSegments;
+    impl syn::visit_mut::VisitMut for LastSegments {
+        fn visit_type_path_mut(&mut self, path: &mut syn::TypePath) {
+            syn::visit_mut::visit_type_path_mut(self, path);
+            if path.qself.is_none() && path.path.segments.len() > 1 {
+                let last = path.path.segments.pop().map(syn::punctuated::Pair::into_value);
+                path.path.segments.clear();
+                path.path.segments.extend(last);
+                path.path.leading_colon = None;
+            }
+        }
+    }
+    let mut ty = ty.clone();
+    syn::visit_mut::VisitMut::visit_type_mut(&mut LastSegments, &mut ty);
+    quote::ToTokens::to_token_stream(&ty).to_string()
+}
+
+fn fnv(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
 }
 
 /// FNV-1a over `kind name` of every site: stored with each run to detect changed code.

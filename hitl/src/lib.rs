@@ -129,7 +129,7 @@ pub use error::{Error, Result};
 pub use feedback::{Feedback, OnExpiry, PendingFilter, Request, RequestStatus, Responder, Response};
 pub use model::step::StepKind;
 pub use notify::Notify;
-pub use run::{Failure, FailureKind, HistoryEntry, Outcome, Run, RunInfo, RunStatus};
+pub use run::{Blocked, Failure, FailureKind, HistoryEntry, Outcome, Run, RunInfo, RunStatus};
 pub use workflow::Workflow;
 
 pub use hitl_macros::{task, workflow};

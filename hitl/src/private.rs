@@ -129,7 +129,14 @@ impl<O> JournalTag<O> {
     #[track_caller]
     pub fn step<F: IntoFuture<Output = O>>(self, name: &'static str, future: F) -> impl Future<Output = O> {
         let position = Position::caller();
-        run_step_with(name, position, StepKind::Await, 0, future.into_future(), self.0)
+        run_step_with(
+            name,
+            position,
+            StepKind::Await,
+            (0, 0),
+            future.into_future(),
+            self.0,
+        )
     }
 }
 

@@ -34,6 +34,7 @@ impl ::hitl::Workflow for release {
     type Output = String;
     const DEFINITION: &'static ::hitl::__private::WorkflowDefinition = &::hitl::__private::WorkflowDefinition {
         name: "release",
+        version: 1u32,
         params: &["service", "replicas"],
         sites: &[
             ::hitl::__private::await_site("build_plan(service)", ::core::line!()),

@@ -106,6 +106,32 @@ pub(crate) enum Command {
         #[arg(long, value_name = "URL")]
         to: String,
     },
+    /// Settle a blocked run (one the deployed code cannot resume): resume it on the current
+    /// code anyway, or cancel it. Recorded in the run with who and why.
+    Decide {
+        /// The run id.
+        run: String,
+        /// Resume it on the current code: the divergence is accepted.
+        #[arg(long, conflicts_with = "cancel", required_unless_present = "cancel")]
+        resume_anyway: bool,
+        /// Cancel it.
+        #[arg(long)]
+        cancel: bool,
+        /// Why, recorded with the decision.
+        #[arg(long)]
+        reason: String,
+        /// With --db or --database-url: who decides (over HTTP, your token names it).
+        #[arg(long = "as", value_name = "NAME")]
+        by: Option<String>,
+    },
+    /// Print every unfinished run, with its journal and requests, as one JSON document: the
+    /// input of a new build's pre-deploy check (`EngineBuilder::check_export`).
+    ExportRuns {
+        /// Replace free text in answers (comments, text, strings of typed input) by
+        /// `[redacted]`.
+        #[arg(long)]
+        redact: bool,
+    },
     /// Cancel a run; its open requests are resolved as cancelled.
     Cancel {
         /// The run id.
@@ -165,6 +191,7 @@ pub(crate) enum Status {
     Completed,
     Failed,
     Cancelled,
+    Blocked,
 }
 
 impl Status {
@@ -175,6 +202,7 @@ impl Status {
             Status::Completed => "completed",
             Status::Failed => "failed",
             Status::Cancelled => "cancelled",
+            Status::Blocked => "blocked",
         }
     }
 }

@@ -132,6 +132,38 @@ impl Backend {
         }
     }
 
+    /// `POST /api/runs/{id}/decide`; the run afterwards.
+    pub(crate) async fn decide(
+        &self,
+        run_id: &str,
+        action: &str,
+        reason: &str,
+        by: Option<&str>,
+    ) -> Result<Value, CliError> {
+        match self {
+            Backend::Http(http) => {
+                let body = json!({ "action": action, "reason": reason });
+                let decided = http.post(&["api", "runs", run_id, "decide"], &body).await?;
+                self.or_fetch(decided, |backend| backend.run(run_id)).await
+            }
+            Backend::Database(db) => {
+                let by = by.expect("checked: `--as` is required without --url");
+                db.decide(run_id, action, reason, by).await
+            }
+        }
+    }
+
+    /// `GET /api/runs/export[?redact=true]`.
+    pub(crate) async fn export_runs(&self, redact: bool) -> Result<Value, CliError> {
+        match self {
+            Backend::Http(http) => {
+                let query: Vec<_> = redact.then_some(("redact", "true")).into_iter().collect();
+                http.get(&["api", "runs", "export"], &query).await
+            }
+            Backend::Database(db) => db.export_runs(redact).await,
+        }
+    }
+
     /// The whole id of the request or run that `id` names: the id itself if one has it,
     /// else the one id that starts with `id` (at least [`MIN_PREFIX`] characters). No match,
     /// or several, is an error (exit 1) that says what to do; several are listed.

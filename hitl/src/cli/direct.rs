@@ -178,6 +178,31 @@ impl Database {
         self.run(run_id).await
     }
 
+    /// Records an operator decision on a blocked run; the application resumes it (at once on
+    /// a shared store, at its next open on a database directory).
+    pub(crate) async fn decide(
+        &self,
+        run_id: &str,
+        action: &str,
+        reason: &str,
+        by: &str,
+    ) -> Result<Value, CliError> {
+        let action = match action {
+            "cancel" => hitl::run::DecisionAction::Cancel,
+            _ => hitl::run::DecisionAction::ResumeAnyway,
+        };
+        self.engine
+            .decide(run_id, action, by, reason)
+            .await
+            .map_err(fail)?;
+        self.run(run_id).await
+    }
+
+    /// Every unfinished run, as [`hitl::engine::RunExport`].
+    pub(crate) async fn export_runs(&self, redact: bool) -> Result<Value, CliError> {
+        json(self.engine.export_runs(redact).await.map_err(fail)?)
+    }
+
     /// Flushes and releases the directory.
     pub(crate) async fn close(self) -> Result<(), CliError> {
         self.engine.close().await.map_err(fail)

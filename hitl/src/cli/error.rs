@@ -96,7 +96,8 @@ pub(crate) fn exit_of(error: &hitl::Error) -> Exit {
         | E::RequestCancelled { .. }
         | E::ResponderNotAllowed { .. }
         | E::InvalidAnswer { .. }
-        | E::RunFinished { .. } => Exit::Refused,
+        | E::RunFinished { .. }
+        | E::RunNotBlocked { .. } => Exit::Refused,
         // A write the store refused (a non-empty copy target): the command was refused.
         E::Storage(storage) if storage.kind() == hitl::store::StoreErrorKind::Conflict => Exit::Refused,
         E::DatabaseLocked { .. }

@@ -77,6 +77,20 @@ fn run(cli: &Cli, matches: &clap::ArgMatches) -> Result<String, CliError> {
     }
     let responder = match &cli.command {
         Command::Respond(respond) => respond.responder(&mode).map_err(CliError::usage)?,
+        Command::Decide { by, .. } => match (&mode, by) {
+            (Mode::Http { .. }, Some(_)) => {
+                return Err(CliError::usage(
+                    "`--as` is only for `--db` and `--database-url`; over HTTP the operator is the one your token names",
+                ));
+            }
+            (Mode::Http { .. }, None) => None,
+            (_, Some(name)) if !name.trim().is_empty() => Some(name.clone()),
+            _ => {
+                return Err(CliError::usage(
+                    "deciding with `--db` or `--database-url` needs `--as NAME`: who decides is recorded with the decision",
+                ));
+            }
+        },
         _ => None,
     };
     let backend = match &mode {
@@ -165,6 +179,24 @@ async fn execute(cli: &Cli, backend: &Backend, responder: Option<&str>) -> Resul
         }
         Command::Dump | Command::Migrate | Command::MigrateStore { .. } => {
             unreachable!("`dump`, `migrate` and `migrate-store` run before a backend is opened")
+        }
+        Command::Decide {
+            run,
+            cancel,
+            reason,
+            by,
+            ..
+        } => {
+            let run = backend.resolve(Kind::Run, run).await?;
+            let action = if *cancel { "cancel" } else { "resume_anyway" };
+            let decided = backend
+                .decide(&run, action, reason, by.as_deref().or(responder))
+                .await?;
+            show(&decided, &render::decided)
+        }
+        Command::ExportRuns { redact } => {
+            let export = backend.export_runs(*redact).await?;
+            serde_json::to_string_pretty(&export).expect("JSON prints")
         }
         Command::Cancel { run, reason } => {
             let run = backend.resolve(Kind::Run, run).await?;

@@ -79,7 +79,7 @@ async fn request(frame: Frame, position: Position, spec: RequestSpec) -> Result<
     let mut hasher = InputHasher::new();
     hasher.add(&spec);
     let Some((step, journaled)) =
-        frame.begin(spec.step_name(), position, StepKind::Feedback, hasher.finish())
+        frame.begin(spec.step_name(), position, StepKind::Feedback, hasher.finish(), 0)
     else {
         return halt().await;
     };
@@ -89,8 +89,7 @@ async fn request(frame: Frame, position: Position, spec: RequestSpec) -> Result<
             match serde_json::from_value(record.output["resolution"].clone()) {
                 Ok(resolution) => return Ok((request_id, resolution)),
                 Err(error) => {
-                    step.run()
-                        .fail(&step.nondeterminism(error.to_string()), Some(&step));
+                    step.undecodable(record.line, error);
                     return halt().await;
                 }
             }

@@ -5,6 +5,7 @@
 //! channel values and the same timers as the first execution did.
 
 mod feedback;
+mod patch;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -117,16 +118,15 @@ impl TaskContext {
         compute: impl FnOnce() -> T,
     ) -> T {
         let frame = self.frame();
-        let Some((step, journaled)) = frame.begin(name, position, StepKind::Value, 0) else {
+        let Some((step, journaled)) = frame.begin(name, position, StepKind::Value, 0, 0) else {
             halt_sync()
         };
         if let Some(record) = journaled {
+            let line = record.line;
             return match serde_json::from_value(record.output) {
                 Ok(value) => value,
                 Err(error) => {
-                    frame
-                        .run
-                        .fail(&step.nondeterminism(error.to_string()), Some(&step));
+                    step.undecodable(line, error);
                     halt_sync()
                 }
             };
@@ -171,7 +171,7 @@ impl TaskContext {
         let position = Position::caller();
         let frame = self.frame();
         context_future(async move {
-            let Some((step, journaled)) = frame.begin("sleep", position, StepKind::Sleep, 0) else {
+            let Some((step, journaled)) = frame.begin("sleep", position, StepKind::Sleep, 0, 0) else {
                 return halt().await;
             };
             let clock = &frame.run.services.clock;
@@ -254,7 +254,7 @@ impl TaskContext {
     ) -> ContextFuture<impl Future<Output = F::Output> + use<C, F>> {
         let position = Position::caller();
         let name = name.to_owned();
-        context_future(async move { run_step::<C, F>(&name, position, StepKind::Named, 0, future).await })
+        context_future(async move { run_step::<C, F>(&name, position, StepKind::Named, 0, 0, future).await })
     }
 }
 
@@ -279,7 +279,7 @@ impl Channel {
         let key = key.to_owned();
         context_future(async move {
             let name = format!("channel.get:{key}");
-            let Some((step, journaled)) = frame.begin(&name, position, StepKind::Channel, 0) else {
+            let Some((step, journaled)) = frame.begin(&name, position, StepKind::Channel, 0, 0) else {
                 return halt().await;
             };
             let value = match journaled {
@@ -320,7 +320,7 @@ impl Channel {
             let mut hasher = InputHasher::new();
             hasher.add(&value);
             let name = format!("channel.set:{key}");
-            let Some((step, journaled)) = frame.begin(&name, position, StepKind::Channel, hasher.finish())
+            let Some((step, journaled)) = frame.begin(&name, position, StepKind::Channel, hasher.finish(), 0)
             else {
                 return halt().await;
             };
@@ -393,8 +393,10 @@ pub fn idempotency_key() -> Option<String> {
 /// # Ok(()) }
 /// ```
 pub fn transient<F: std::future::IntoFuture>(future: F) -> ContextFuture<impl Future<Output = F::Output>> {
-    context_future(crate::journal::InAmbient::new(
-        Ambient::None,
-        future.into_future(),
-    ))
+    let future = crate::journal::InAmbient::new(Ambient::None, future.into_future());
+    context_future(async move {
+        // Executing: the run does not pause meanwhile, and a check waits for it.
+        let _busy = Ambient::frame().map(|frame| frame.run.busy());
+        future.await
+    })
 }

@@ -1,6 +1,6 @@
 //! Configuring and opening an engine.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::{Arc, Mutex};
@@ -16,7 +16,7 @@ use crate::store::{SledStore, Store, sled::SledOptions};
 use crate::util::lock;
 use crate::workflow::Workflow;
 
-use super::{Durability, Engine, Registered, Shared};
+use super::{Durability, Engine, Registered, Registry, Shared};
 use crate::journal::services::Services;
 
 /// Configures and opens an [`Engine`].
@@ -191,18 +191,11 @@ impl EngineBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::DuplicateWorkflow`] when two workflows share a name;
+    /// [`Error::DuplicateWorkflow`] when two workflows share a name and version;
     /// [`Error::NotAHitlDatabase`], [`Error::DatabaseLocked`], [`Error::Corrupt`] or
     /// [`Error::UnsupportedFormat`] when the directory cannot be used.
     pub async fn open(self) -> Result<Engine> {
-        let mut registry = BTreeMap::new();
-        for registered in &self.registry {
-            if registry.insert(registered.definition.name, *registered).is_some() {
-                return Err(Error::DuplicateWorkflow {
-                    name: registered.definition.name.to_owned(),
-                });
-            }
-        }
+        let registry = Registry::new(&self.registry)?;
         let options = SledOptions {
             path: self.path.clone(),
             cache_capacity: self.cache_capacity,

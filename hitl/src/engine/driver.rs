@@ -46,9 +46,23 @@ impl RunBody {
 }
 
 /// A waker that records whether it was woken.
-struct Flagged {
+pub(super) struct Flagged {
     inner: Waker,
     woken: AtomicBool,
+}
+
+impl Flagged {
+    /// A waker that wakes `inner` and remembers it did.
+    pub(super) fn new(inner: &Waker) -> Arc<Self> {
+        Arc::new(Flagged {
+            inner: inner.clone(),
+            woken: AtomicBool::new(false),
+        })
+    }
+
+    pub(super) fn woken(&self) -> bool {
+        self.woken.load(Ordering::SeqCst)
+    }
 }
 
 impl Wake for Flagged {
@@ -70,10 +84,7 @@ impl Future for RunBody {
         if let Some(stop) = self.state.stop_reason() {
             return Poll::Ready(Ending::Stopped(stop));
         }
-        let flag = Arc::new(Flagged {
-            inner: cx.waker().clone(),
-            woken: AtomicBool::new(false),
-        });
+        let flag = Flagged::new(cx.waker());
         let waker = Waker::from(Arc::clone(&flag));
         let polled = catch_unwind(AssertUnwindSafe(|| {
             self.body.as_mut().poll(&mut Context::from_waker(&waker))
@@ -92,7 +103,7 @@ impl Future for RunBody {
             Ok(Poll::Pending) => {
                 if let Some(stop) = self.state.stop_reason() {
                     Poll::Ready(Ending::Stopped(stop))
-                } else if !flag.woken.load(Ordering::SeqCst) && self.state.pausable() {
+                } else if !flag.woken() && self.state.pausable() {
                     Poll::Ready(Ending::Paused)
                 } else {
                     Poll::Pending

@@ -16,17 +16,23 @@
 
 mod background;
 mod builder;
+mod compat;
+mod decisions;
 mod driver;
+mod export;
 mod fleet;
 mod queries;
+mod registry;
 mod requests;
 pub(crate) mod run;
 mod status;
 mod supervisor;
 
 pub use builder::EngineBuilder;
+pub use decisions::{CheckReport, RunCheck};
+pub use export::{EXPORT_FORMAT, EXPORT_VERSION, ExportedRun, RunExport};
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -41,7 +47,8 @@ use crate::journal::services::Services;
 use crate::model::run::{RunRecord, RunStatus, Stop};
 use crate::notify::Notifier;
 use crate::util::lock;
-use crate::workflow::{Workflow, WorkflowDefinition, WorkflowFuture};
+use crate::workflow::Workflow;
+use registry::{Registered, Registry};
 use run::{Outcome, Run};
 
 pub use crate::store::Durability;
@@ -52,18 +59,11 @@ const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// How many runs an engine on a shared store drives at once, unless told otherwise.
 const DEFAULT_MAX_CONCURRENT_RUNS: usize = 1_000;
 
-/// A registered workflow, type-erased.
-#[derive(Clone, Copy)]
-struct Registered {
-    definition: &'static WorkflowDefinition,
-    start: fn(Value) -> Result<WorkflowFuture>,
-}
-
 /// State shared by the engine handle and every run it drives.
 pub(crate) struct Shared {
     /// What the runs' steps use: the store, the clock, wake-ups and timers.
     pub(crate) services: Arc<Services>,
-    registry: BTreeMap<&'static str, Registered>,
+    registry: Registry,
     /// This engine instance, recorded as the owner of the runs it drives.
     owner: String,
     /// Runs being driven by this engine.
@@ -152,7 +152,7 @@ impl Engine {
 
     /// The names of the registered workflows.
     pub fn workflows(&self) -> Vec<&'static str> {
-        self.shared.registry.keys().copied().collect()
+        self.shared.registry.names()
     }
 
     /// The durability mode the engine runs in.
@@ -205,13 +205,18 @@ impl Engine {
     ) -> Result<Run<W::Output>> {
         let input = W::encode_input(input)?;
         let run_id = self
-            .start_erased(W::DEFINITION.name, run_id.into(), input)
+            .start_erased(
+                W::DEFINITION.name,
+                Some(W::DEFINITION.version),
+                run_id.into(),
+                input,
+            )
             .await?;
         Ok(Run::new(self.clone(), run_id))
     }
 
     /// Starts a run by workflow name with a JSON object keyed by argument name, as the CLI
-    /// and the HTTP API do.
+    /// and the HTTP API do; on the newest registered version of the workflow.
     ///
     /// # Errors
     ///
@@ -229,7 +234,7 @@ impl Engine {
         run_id: impl Into<String>,
         input: Value,
     ) -> Result<Run> {
-        let run_id = self.start_erased(workflow, run_id.into(), input).await?;
+        let run_id = self.start_erased(workflow, None, run_id.into(), input).await?;
         Ok(Run::new(self.clone(), run_id))
     }
 

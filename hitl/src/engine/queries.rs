@@ -102,7 +102,7 @@ impl Engine {
     }
 
     pub(super) async fn info_of(&self, record: RunRecord) -> Result<RunInfo> {
-        let definition_changed = match self.shared.registry.get(record.workflow.as_str()) {
+        let definition_changed = match self.shared.registry.exact(&record.workflow, record.version) {
             Some(registered) if registered.definition.fingerprint != record.fingerprint => Some(
                 self.shared
                     .definition_change(&record, registered.definition)
@@ -121,14 +121,17 @@ impl Engine {
             created_at: from_millis(record.created_at),
             updated_at: from_millis(record.updated_at),
             definition_changed,
+            version: record.version,
+            blocked: record.blocked,
+            decisions: record.decisions,
         })
     }
 
+    /// The newest registered version of `workflow`.
     pub(super) fn registered(&self, workflow: &str) -> Result<Registered> {
         self.shared
             .registry
-            .get(workflow)
-            .copied()
+            .newest(workflow)
             .ok_or_else(|| Error::UnknownWorkflow {
                 name: workflow.to_owned(),
                 registered: self.workflows().iter().map(|name| (*name).to_owned()).collect(),

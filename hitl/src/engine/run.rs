@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::Engine;
 use crate::error::{Error, Result};
+use crate::model::compat::Blocked;
 use crate::model::run::{Failure, FailureKind, RunStatus};
 use crate::model::view::{PendingFilter, Request, RunInfo};
 
@@ -26,6 +27,8 @@ pub enum Outcome<T> {
     },
     /// The run waits durably for these requests; answering one resumes it.
     Paused(Vec<Request>),
+    /// The registered code cannot resume the run; see [`RunStatus::Blocked`].
+    Blocked(Blocked),
 }
 
 impl<T> Outcome<T> {
@@ -74,7 +77,8 @@ impl<T: DeserializeOwned> Run<T> {
         self.until(RunStatus::is_terminal).await
     }
 
-    /// Waits until the run stops executing: it completed, failed, was cancelled, or paused.
+    /// Waits until the run stops executing: it completed, failed, was cancelled, paused, or
+    /// is blocked (the registered code cannot resume it).
     ///
     /// Runs of workflows that never ask a human settle only when they finish.
     ///
@@ -127,6 +131,10 @@ impl<T: DeserializeOwned> Run<T> {
                     })
                     .await?,
             ),
+            RunStatus::Blocked => match record.blocked {
+                Some(blocked) => Outcome::Blocked(blocked),
+                None => return Ok(None),
+            },
             RunStatus::Running => return Ok(None),
         }))
     }

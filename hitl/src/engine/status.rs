@@ -42,7 +42,7 @@ impl Engine {
         } else if record.status == RunStatus::Running
             && !shared_store
             && !self.shared.live.lock().await.contains_key(run_id)
-            && !self.shared.registry.contains_key(record.workflow.as_str())
+            && !self.shared.registry.knows(&record.workflow)
         {
             Err(Error::UnknownWorkflow {
                 name: record.workflow,

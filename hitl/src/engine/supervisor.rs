@@ -10,19 +10,28 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use super::driver::{Ending, RunBody};
+use super::registry::CodeOf;
 use crate::clock::to_millis;
 use crate::error::{Error, Result};
 use crate::journal::RunState;
+use crate::journal::run_state::Mode;
 use crate::model::request::RequestStatus;
 use crate::model::run::{Failure, FailureKind, RunRecord, RunStatus, Stop};
 use crate::model::step::{Timer, TimerAction};
-use crate::store::FORMAT_VERSION;
+use crate::store::{FORMAT_VERSION, RunQuery};
 use crate::workflow::WorkflowFuture;
 
 use super::{Engine, LiveRun, Registered, Shared};
 
 impl Engine {
-    pub(super) async fn start_erased(&self, workflow: &str, run_id: String, input: Value) -> Result<String> {
+    /// Starts a run of `version` of `workflow` (`None`: the newest registered version).
+    pub(super) async fn start_erased(
+        &self,
+        workflow: &str,
+        version: Option<u32>,
+        run_id: String,
+        input: Value,
+    ) -> Result<String> {
         if self.shared.closed.load(Ordering::SeqCst) {
             return Err(Error::Closed);
         }
@@ -33,7 +42,18 @@ impl Engine {
                 detail: "this engine was opened with `background(false)` (an operator engine) and starts no runs; open a worker engine to start one".to_owned(),
             });
         }
-        let registered = self.registered(workflow)?;
+        let registered = match version {
+            None => self.registered(workflow)?,
+            Some(version) => {
+                self.shared
+                    .registry
+                    .exact(workflow, version)
+                    .ok_or_else(|| Error::UnknownWorkflow {
+                        name: format!("{workflow} (version {version})"),
+                        registered: self.workflows().iter().map(|name| (*name).to_owned()).collect(),
+                    })?
+            }
+        };
         let body = (registered.start)(input.clone())?;
         let definition = registered.definition;
         let now = to_millis(self.shared.services.clock.now());
@@ -47,6 +67,7 @@ impl Engine {
             v: FORMAT_VERSION,
             id: run_id,
             workflow: definition.name.to_owned(),
+            version: definition.version,
             status: RunStatus::Running,
             input,
             output: None,
@@ -58,6 +79,10 @@ impl Engine {
             lease_epoch: 1,
             created_at: now,
             updated_at: now,
+            blocked: None,
+            decisions: Vec::new(),
+            accepted_before: 0,
+            code: super::compat::code_identity(definition),
         };
         self.shared
             .services
@@ -65,7 +90,10 @@ impl Engine {
             .save_definition(definition.name, definition.fingerprint, &definition.site_names())
             .await?;
         if let Some(existing) = self.shared.services.store.create_run(&record).await? {
-            if existing.workflow != record.workflow || existing.input != record.input {
+            if existing.workflow != record.workflow
+                || existing.input != record.input
+                || existing.version != record.version
+            {
                 return Err(Error::RunIdConflict {
                     run_id: record.id,
                     workflow: existing.workflow,
@@ -86,9 +114,20 @@ impl Engine {
         Ok(run_id)
     }
 
-    /// Drives every run left `Running` by a previous process.
+    /// Drives every run left `Running` by a previous process, and checks blocked runs again:
+    /// this build may be one that can resume them.
     pub(super) async fn recover(&self) -> Result<()> {
-        self.shared.take_over().await
+        self.shared.take_over().await?;
+        let blocked = RunQuery {
+            status: Some(RunStatus::Blocked),
+            ..RunQuery::default()
+        };
+        for record in self.shared.services.store.runs(&blocked).await? {
+            if let Err(error) = self.shared.resume_if_paused(&record.id).await {
+                tracing::error!(run_id = %record.id, %error, "cannot check the blocked run again");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -113,19 +152,17 @@ impl Shared {
             .claim_lapsed(&self.owner, now, until, room)
             .await?
         {
-            let Some(registered) = self.registry.get(record.workflow.as_str()).copied() else {
-                tracing::warn!(run_id = %record.id, workflow = %record.workflow, "cannot resume run: its workflow is not registered");
-                continue;
+            let registered = match self.registry.code_of(&record) {
+                CodeOf::Registered(registered) => registered,
+                CodeOf::VersionMissing(problem) => {
+                    self.block(record, vec![problem]).await?;
+                    continue;
+                }
+                CodeOf::NotHere => {
+                    tracing::warn!(run_id = %record.id, workflow = %record.workflow, "cannot resume run: its workflow is not registered");
+                    continue;
+                }
             };
-            if registered.definition.fingerprint != record.fingerprint {
-                let change = self.definition_change(&record, registered.definition).await?;
-                tracing::warn!(
-                    run_id = %record.id,
-                    added = ?change.added_sites,
-                    removed = ?change.removed_sites,
-                    "the workflow's code changed since this run started; replaying it, a divergent step will fail the run"
-                );
-            }
             let run_id = record.id.clone();
             let mut live = self.live.lock().await;
             // One run that cannot be driven must not keep the engine from opening.
@@ -184,12 +221,17 @@ impl Shared {
         let Some(record) = self.services.store.load_run(run_id).await? else {
             return Ok(true);
         };
-        if record.status != RunStatus::Paused {
+        if !record.status.is_resumable() {
             return Ok(true);
         }
-        let Some(registered) = self.registry.get(record.workflow.as_str()).copied() else {
-            tracing::debug!(run_id, workflow = %record.workflow, "cannot resume run here: its workflow is not registered");
-            return Ok(false);
+        let registered = match self.registry.code_of(&record) {
+            CodeOf::Registered(registered) => Some(registered),
+            // Claimed like any resume, then blocked with the reason (once per wake-up).
+            CodeOf::VersionMissing(_) => None,
+            CodeOf::NotHere => {
+                tracing::debug!(run_id, workflow = %record.workflow, "cannot resume run here: its workflow is not registered");
+                return Ok(false);
+            }
         };
         let (now, until) = self.lease_window();
         // One claim wins: an engine (or a concurrent resume here) that got there first
@@ -200,6 +242,12 @@ impl Shared {
             .claim_paused(run_id, &self.owner, now, until)
             .await?
         else {
+            return Ok(true);
+        };
+        let Some(registered) = registered else {
+            if let CodeOf::VersionMissing(problem) = self.registry.code_of(&record) {
+                self.block(record, vec![problem]).await?;
+            }
             return Ok(true);
         };
         tracing::info!(run_id, "resuming run");
@@ -229,6 +277,7 @@ impl Shared {
             if live.contains_key(&record.id) {
                 return Ok(()); // already driven by this engine
             }
+            let resuming = new_body.is_none();
             let loaded = match new_body {
                 Some(body) => Ok((Vec::new(), body)),
                 None => match self.services.store.load_journal(&record.id).await {
@@ -263,12 +312,27 @@ impl Shared {
                 }
                 Err(error) => return Err(error),
             };
+            // Before anything of a resumed run replays, its journal is checked against the
+            // registered code; a run the code cannot resume is blocked, not replayed.
+            // A run last driven by this very code needs no check.
+            let code = super::compat::code_identity(registered.definition);
+            if resuming && !journal.is_empty() && record.code != code {
+                let verdict = self.check(&record, registered, journal.clone()).await;
+                if !verdict.compatible() {
+                    return self.block(record, verdict.problems).await;
+                }
+            }
+            let mut record = record;
+            record.blocked = None;
+            record.code = code;
             let state = RunState::new(
                 Arc::clone(&self.services),
                 record.id.clone(),
                 registered.definition.name,
                 record.lease_epoch,
                 journal,
+                Mode::Drive,
+                record.accepted_before,
             );
             let span =
                 tracing::info_span!("hitl.run", run_id = %record.id, workflow = registered.definition.name);
@@ -403,7 +467,7 @@ impl Shared {
             live.remove(&record.id);
             if answered {
                 tracing::debug!(run_id = %record.id, "answered while pausing; driving the run again");
-                if let Some(registered) = self.registry.get(record.workflow.as_str()).copied() {
+                if let CodeOf::Registered(registered) = self.registry.code_of(&record) {
                     self.launch(&mut live, record, registered, None).await?;
                     drop(live);
                     for timer in wakes {

@@ -47,6 +47,7 @@ impl<F> std::fmt::Debug for TaskFuture<F> {
 pub fn activity<F>(
     name: &'static str,
     input_hash: u64,
+    types: u32,
     body: F,
 ) -> TaskFuture<impl Future<Output = F::Output>>
 where
@@ -58,6 +59,7 @@ where
         Position::caller(),
         StepKind::Task,
         input_hash,
+        types,
         body,
     )))
 }
@@ -67,6 +69,7 @@ where
 pub fn fallible_activity<F, T, E>(
     name: &'static str,
     input_hash: u64,
+    types: u32,
     body: F,
 ) -> TaskFuture<impl Future<Output = Result<T, E>>>
 where
@@ -78,6 +81,7 @@ where
         Position::caller(),
         StepKind::Task,
         input_hash,
+        types,
         body,
     )))
 }
@@ -87,6 +91,7 @@ where
 pub fn orchestration<F>(
     name: &'static str,
     input_hash: u64,
+    types: u32,
     body: F,
 ) -> TaskFuture<impl Future<Output = F::Output>>
 where
@@ -98,6 +103,7 @@ where
         Position::caller(),
         StepKind::Orchestration,
         input_hash,
+        types,
         body,
     )))
 }
@@ -107,6 +113,7 @@ where
 pub fn fallible_orchestration<F, T, E>(
     name: &'static str,
     input_hash: u64,
+    types: u32,
     body: F,
 ) -> TaskFuture<impl Future<Output = Result<T, E>>>
 where
@@ -118,6 +125,7 @@ where
         Position::caller(),
         StepKind::Orchestration,
         input_hash,
+        types,
         body,
     )))
 }
@@ -128,13 +136,14 @@ pub(crate) fn run_step<C, F>(
     position: Position,
     kind: StepKind,
     input_hash: u64,
+    types: u32,
     body: F,
 ) -> impl Future<Output = F::Output>
 where
     F: Future,
     C: Codec<F::Output>,
 {
-    run_step_with(name, position, kind, input_hash, body, Codecs::of::<C>())
+    run_step_with(name, position, kind, (input_hash, types), body, Codecs::of::<C>())
 }
 
 /// [`run_step`] with the codec as values.
@@ -142,7 +151,7 @@ pub(crate) async fn run_step_with<F: Future>(
     name: &str,
     position: Position,
     kind: StepKind,
-    input_hash: u64,
+    (input_hash, types): (u64, u32),
     body: F,
     codecs: Codecs<F::Output>,
 ) -> F::Output {
@@ -150,7 +159,7 @@ pub(crate) async fn run_step_with<F: Future>(
         // Outside a workflow, or inside an activity: a plain call.
         return body.await;
     };
-    let Some((step, journaled)) = frame.begin(name, position, kind, input_hash) else {
+    let Some((step, journaled)) = frame.begin(name, position, kind, input_hash, types) else {
         return halt().await;
     };
     if let Some(record) = journaled {
@@ -170,13 +179,11 @@ pub(crate) async fn run_step_with<F: Future>(
 }
 
 async fn replay_output<O>(step: &Step, record: StepRecord, codecs: Codecs<O>) -> O {
+    let line = record.line;
     match (codecs.decode)(record.output) {
         Ok(output) => output,
         Err(error) => {
-            let error = step.nondeterminism(format!(
-                "the journaled output no longer decodes as the step's output type ({error})"
-            ));
-            step.run().fail(&error, Some(step));
+            step.undecodable(line, error);
             halt().await
         }
     }
@@ -235,8 +242,13 @@ where
 
 /// A sync `#[task]` returning a value.
 #[track_caller]
-pub fn sync_activity<R: Journaled>(name: &'static str, input_hash: u64, body: impl FnOnce() -> R) -> R {
-    run_sync_step::<Plain, R>(name, input_hash, body)
+pub fn sync_activity<R: Journaled>(
+    name: &'static str,
+    input_hash: u64,
+    types: u32,
+    body: impl FnOnce() -> R,
+) -> R {
+    run_sync_step::<Plain, R>(name, (input_hash, types), body)
 }
 
 /// A sync `#[task]` returning `Result`.
@@ -244,28 +256,31 @@ pub fn sync_activity<R: Journaled>(name: &'static str, input_hash: u64, body: im
 pub fn fallible_sync_activity<T: Journaled, E>(
     name: &'static str,
     input_hash: u64,
+    types: u32,
     body: impl FnOnce() -> Result<T, E>,
 ) -> Result<T, E> {
-    run_sync_step::<Fallible, Result<T, E>>(name, input_hash, body)
+    run_sync_step::<Fallible, Result<T, E>>(name, (input_hash, types), body)
 }
 
 #[track_caller]
-fn run_sync_step<C: Codec<R>, R>(name: &'static str, input_hash: u64, body: impl FnOnce() -> R) -> R {
+fn run_sync_step<C: Codec<R>, R>(
+    name: &'static str,
+    (input_hash, types): (u64, u32),
+    body: impl FnOnce() -> R,
+) -> R {
     let position = Position::caller();
     let Some(frame) = Ambient::frame() else {
         return body();
     };
-    let Some((step, journaled)) = frame.begin(name, position, StepKind::Task, input_hash) else {
+    let Some((step, journaled)) = frame.begin(name, position, StepKind::Task, input_hash, types) else {
         halt_sync()
     };
     if let Some(record) = journaled {
+        let line = record.line;
         return match C::decode(record.output) {
             Ok(output) => output,
             Err(error) => {
-                let error = step.nondeterminism(format!(
-                    "the journaled output no longer decodes as the step's output type ({error})"
-                ));
-                step.run().fail(&error, Some(&step));
+                step.undecodable(line, error);
                 halt_sync()
             }
         };

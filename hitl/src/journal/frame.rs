@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::run_state::RunState;
 use crate::clock::to_millis;
 use crate::error::{Error, Result};
+use crate::model::compat::{Incompatibility, IncompatibilityKind};
 use crate::model::step::{StepKind, StepRecord};
 use crate::store::FORMAT_VERSION;
 use crate::util::lock;
@@ -55,6 +56,15 @@ impl Scope {
         Scope {
             path,
             occurrences: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// What the ids of this scope's steps (and of its nested scopes) start with.
+    fn prefix(&self) -> String {
+        if self.path.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.path)
         }
     }
 
@@ -108,14 +118,16 @@ impl Frame {
 
     /// Starts a step: assigns its identity and finds it in the journal.
     ///
-    /// Returns `None` when the run has stopped or the journal contradicts this step: the
-    /// caller must not run it (and should wait forever; the engine drops the future).
+    /// Returns `None` when the caller must not run the step (and should wait forever; the
+    /// engine drops the future): the run has stopped, the journal contradicts this step, or a
+    /// check has reached a step it would have to execute.
     pub(crate) fn begin(
         &self,
         name: &str,
         position: Position,
         kind: StepKind,
         input_hash: u64,
+        types: u32,
     ) -> Option<(Step, Option<StepRecord>)> {
         if self.run.is_stopped() {
             return None;
@@ -133,26 +145,61 @@ impl Frame {
             position,
             kind,
             input_hash,
+            types,
             started_at,
         };
-        if let Some(record) = &journaled {
-            let detail = if record.kind != kind {
-                Some(format!(
-                    "the journal recorded a {:?} step, the code now runs a {:?} step",
-                    record.kind, kind
-                ))
-            } else if record.input_hash != input_hash {
-                Some("its input differs from the journaled input".to_owned())
-            } else {
-                None
-            };
-            if let Some(detail) = detail {
-                let error = step.nondeterminism(detail);
-                self.run.fail(&error, Some(&step));
-                return None;
+        let journaled = match journaled {
+            Some(record) => match step.mismatch(&record) {
+                None => Some(record),
+                // An operator accepted the divergence: the same kind replays as journaled,
+                // another kind runs again.
+                Some(_) if !self.run.holds(&record) => (record.kind == kind).then_some(record),
+                Some((problem, detail)) => {
+                    if self.run.checking() {
+                        self.run
+                            .found(Incompatibility::new(problem, &step.id, Some(record.line), detail));
+                    } else {
+                        let error = step.nondeterminism(detail);
+                        self.run.fail(&error, Some(&step));
+                    }
+                    return None;
+                }
+            },
+            None => None,
+        };
+        if self.run.checking() {
+            match &journaled {
+                // A waiting entry is where the run stands: nothing after it is replayed.
+                Some(record) if record.finished_at.is_none() => return None,
+                Some(_) => {}
+                // A patch is decided, not executed: by design it may come before journaled
+                // steps.
+                None if kind == StepKind::Patch => {}
+                None => {
+                    let own = format!("{}/", step.id);
+                    // A nested orchestration with journaled steps of its own is not new: it
+                    // was in progress.
+                    let in_progress =
+                        kind == StepKind::Orchestration && !self.run.remaining_under(&own, None).is_empty();
+                    let remaining = self.run.remaining_under(&self.scope.prefix(), Some(&own));
+                    if !remaining.is_empty() && !in_progress {
+                        self.run.new_step_before(&step.id, position.line, remaining);
+                    }
+                    // A nested orchestration's body is checked; any other new step would
+                    // execute, which a check never does.
+                    if kind != StepKind::Orchestration {
+                        return None;
+                    }
+                }
             }
         }
         Some((step, journaled))
+    }
+
+    /// Whether the run reaches this point for the first time in this scope: no journaled
+    /// entry of the scope is left to replay. The rule of `ctx.patched(..)`.
+    pub(crate) fn at_frontier(&self) -> bool {
+        self.run.remaining_under(&self.scope.prefix(), None).is_empty()
     }
 }
 
@@ -163,10 +210,65 @@ pub(crate) struct Step {
     position: Position,
     kind: StepKind,
     input_hash: u64,
+    types: u32,
     started_at: u64,
 }
 
 impl Step {
+    /// How a journaled entry contradicts this step, if it does.
+    fn mismatch(&self, record: &StepRecord) -> Option<(IncompatibilityKind, String)> {
+        let at = format!(
+            "step `{}` (journaled at line {}, now line {})",
+            self.id, record.line, self.position.line
+        );
+        if record.kind != self.kind {
+            Some((
+                IncompatibilityKind::ChangedKind,
+                format!(
+                    "{at}: the journal recorded a {} step, the code now runs a {} step",
+                    record.kind.as_str(),
+                    self.kind.as_str()
+                ),
+            ))
+        } else if record.types != 0 && self.types != 0 && record.types != self.types {
+            Some((
+                IncompatibilityKind::ChangedTypes,
+                format!("{at}: the task's argument or output types changed since it was journaled"),
+            ))
+        } else if record.input_hash != self.input_hash {
+            Some((
+                IncompatibilityKind::ChangedInput,
+                format!("{at}: its input differs from the journaled input"),
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// The journaled output of this step no longer decodes into its output type: a code
+    /// change (a check records it), not damaged bytes.
+    pub(crate) fn undecodable(&self, record_line: u32, error: impl std::fmt::Display) {
+        let detail = format!(
+            "step `{}` (journaled at line {record_line}, now line {}): the journaled output no longer decodes as the step's output type ({error})",
+            self.id, self.position.line
+        );
+        if self.frame.run.checking() {
+            self.frame.run.found(Incompatibility::new(
+                IncompatibilityKind::OutputNoLongerDecodes,
+                &self.id,
+                Some(record_line),
+                detail,
+            ));
+        } else {
+            self.frame.run.fail(&self.nondeterminism(detail), Some(self));
+        }
+    }
+
+    /// The source line of the step.
+    pub(crate) fn line(&self) -> u32 {
+        self.position.line
+    }
+
     pub(crate) fn run(&self) -> &Arc<RunState> {
         &self.frame.run
     }
@@ -204,6 +306,7 @@ impl Step {
             started_at: self.started_at,
             finished_at: finished.then(|| to_millis(self.frame.run.services.clock.now())),
             output,
+            types: self.types,
         }
     }
 
@@ -246,6 +349,9 @@ impl Step {
     pub(crate) async fn complete_channel_set(&self, key: &str, value: Value) -> bool {
         let record = self.record_for(value.clone(), true);
         let run = &self.frame.run;
+        if run.checking() {
+            return true;
+        }
         let result = match run.write_buffered().await {
             Ok(()) => {
                 run.services
@@ -269,6 +375,11 @@ impl Step {
 
     async fn write(&self, record: StepRecord) -> Result<()> {
         let run = &self.frame.run;
+        // A check writes nothing: the one entry it can reach is the end of a nested
+        // orchestration whose steps all replayed, and its output goes on as if journaled.
+        if run.checking() {
+            return Ok(());
+        }
         let step = (self.id.clone(), record);
         let mut steps = run.take_buffered();
         // The common case, nothing buffered, writes the one step without a vector.
@@ -287,6 +398,7 @@ impl Step {
 
     async fn finish_write(&self, result: Result<()>) -> bool {
         match result {
+            Ok(()) if self.frame.run.checking() => true,
             Ok(()) if self.frame.run.services.durability == crate::Durability::Flush => {
                 self.await_flush(self.frame.run.services.store.flush()).await
             }
@@ -299,6 +411,9 @@ impl Step {
     }
 
     async fn await_flush(&self, flush: crate::store::FlushFuture) -> bool {
+        if self.frame.run.checking() {
+            return true;
+        }
         match flush.await {
             Ok(()) => true,
             Err(error) => {

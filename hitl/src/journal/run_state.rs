@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use super::frame::Step;
 use super::services::Services;
 use crate::error::{Error, Result};
+use crate::model::compat::{Incompatibility, IncompatibilityKind, Verdict};
 use crate::model::run::{Failure, FailureKind, Stop};
 use crate::model::step::StepRecord;
 use crate::util::lock;
@@ -44,6 +45,46 @@ pub(crate) struct RunState {
     /// The lease epoch this engine drives the run at: every journal write carries it, so a
     /// write after another claim took the run is refused (the run is then dropped here).
     pub(crate) epoch: u64,
+    /// How this execution treats the journal: drive the run, or only check it.
+    pub(crate) mode: Mode,
+    /// Journal entries below this sequence number are not held against the code (an
+    /// operator accepted the divergence).
+    pub(crate) accepted_before: u64,
+    /// What a check found (check mode only).
+    verdict: Mutex<Verdict>,
+    /// New steps a check reached while journaled entries of their scope remained: the new
+    /// step, its line, and the ids of those entries.
+    new_steps: Mutex<Vec<NewStep>>,
+}
+
+/// How an execution treats its run's journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Replay what is journaled and execute the rest: the run is driven.
+    Drive,
+    /// Replay what is journaled and stop every branch where it would execute anything: the
+    /// compatibility check before a resume. Nothing is written, no activity runs.
+    Check,
+}
+
+/// For a journaled task step: how a renamed task keeps its identity.
+fn rename_hint(step_id: &str, record: &StepRecord) -> String {
+    use crate::model::step::StepKind;
+    let name = step_id.rsplit('/').next().unwrap_or(step_id);
+    let name = name.rsplit_once('#').map_or(name, |(name, _)| name);
+    match record.kind {
+        StepKind::Task | StepKind::Orchestration => {
+            format!("; if the task was renamed, keep its identity with `#[task(name = \"{name}\")]`")
+        }
+        _ => String::new(),
+    }
+}
+
+/// A new step a check reached while its scope still had journaled entries to replay.
+struct NewStep {
+    id: String,
+    line: u32,
+    remaining: Vec<String>,
 }
 
 impl RunState {
@@ -53,6 +94,8 @@ impl RunState {
         workflow: &'static str,
         epoch: u64,
         journal: Vec<(String, StepRecord)>,
+        mode: Mode,
+        accepted_before: u64,
     ) -> Arc<Self> {
         let next_seq = journal.iter().map(|(_, step)| step.seq + 1).max().unwrap_or(0);
         Arc::new(RunState {
@@ -71,7 +114,97 @@ impl RunState {
             sleeps: Mutex::new(BTreeMap::new()),
             driver: Mutex::new(None),
             buffered: Mutex::new(Vec::new()),
+            mode,
+            accepted_before,
+            verdict: Mutex::new(Verdict::default()),
+            new_steps: Mutex::new(Vec::new()),
         })
+    }
+
+    pub(crate) fn checking(&self) -> bool {
+        self.mode == Mode::Check
+    }
+
+    /// Records a problem a check found.
+    pub(crate) fn found(&self, problem: Incompatibility) {
+        lock(&self.verdict).add(problem);
+    }
+
+    /// Whether a journal entry is held against the code (not accepted by an operator).
+    pub(crate) fn holds(&self, record: &StepRecord) -> bool {
+        record.seq >= self.accepted_before
+    }
+
+    /// The held journal entries not replayed yet whose ids start with `prefix`, leaving out
+    /// those under `except` (a nested orchestration's own steps).
+    pub(crate) fn remaining_under(&self, prefix: &str, except: Option<&str>) -> Vec<String> {
+        let replay = lock(&self.replay);
+        if replay.is_empty() {
+            return Vec::new();
+        }
+        let mut ids: Vec<(u64, String)> = replay
+            .iter()
+            .filter(|(id, record)| {
+                id.starts_with(prefix)
+                    && except.is_none_or(|except| !id.starts_with(except))
+                    && record.seq >= self.accepted_before
+            })
+            .map(|(id, record)| (record.seq, id.clone()))
+            .collect();
+        ids.sort();
+        ids.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// Notes a new step a check reached before `remaining` journaled entries of its scope.
+    pub(crate) fn new_step_before(&self, id: &str, line: u32, remaining: Vec<String>) {
+        lock(&self.new_steps).push(NewStep {
+            id: id.to_owned(),
+            line,
+            remaining,
+        });
+    }
+
+    /// The check's verdict, once the replay has gone as far as it can: every held journal
+    /// entry still not replayed is a problem, named after the new step that came first.
+    pub(crate) fn verdict(&self) -> Verdict {
+        let remaining: HashMap<String, StepRecord> = lock(&self.replay)
+            .iter()
+            .filter(|(_, record)| self.holds(record))
+            .map(|(id, record)| (id.clone(), record.clone()))
+            .collect();
+        let mut verdict = lock(&self.verdict).clone();
+        let line_of = |id: &str| remaining.get(id).map_or(0, |record| record.line);
+        for new_step in lock(&self.new_steps).iter() {
+            if let Some(first) = new_step.remaining.iter().find(|id| remaining.contains_key(*id)) {
+                verdict.add(Incompatibility::new(
+                    IncompatibilityKind::NewStepBefore,
+                    first,
+                    Some(line_of(first)),
+                    format!(
+                        "the code now runs step `{}` (line {}) before journaled step `{first}` (line {}); add the step after the run's position, inside `if ctx.patched(\"…\")`, or in a new workflow version{}",
+                        new_step.id,
+                        new_step.line,
+                        line_of(first),
+                        rename_hint(first, &remaining[first]),
+                    ),
+                ));
+            }
+        }
+        let mut left: Vec<(&String, &StepRecord)> = remaining.iter().collect();
+        left.sort_by_key(|(_, record)| record.seq);
+        for (id, record) in left {
+            verdict.add(Incompatibility::new(
+                IncompatibilityKind::NotReached,
+                id,
+                Some(record.line),
+                format!(
+                    "journaled step `{id}` (line {}) is not reached by the code any more: it was removed, renamed or moved{}",
+                    record.line,
+                    rename_hint(id, record),
+                ),
+            ));
+        }
+        verdict
     }
 
     /// Adds a step journaled by sync code to the write buffer.
@@ -87,7 +220,7 @@ impl RunState {
     /// Writes the buffered steps now (before a request is made, or the run pauses or ends).
     pub(crate) async fn write_buffered(&self) -> Result<()> {
         let steps = self.take_buffered();
-        if steps.is_empty() {
+        if steps.is_empty() || self.checking() {
             return Ok(());
         }
         self.services
@@ -129,6 +262,11 @@ impl RunState {
         self.busy.load(Ordering::SeqCst) == 0
             && self.human_waits.load(Ordering::SeqCst) > 0
             && self.human_in_window.load(Ordering::SeqCst) == 0
+    }
+
+    /// Whether nothing is executing (no activity, no transient future).
+    pub(crate) fn idle(&self) -> bool {
+        self.busy.load(Ordering::SeqCst) == 0
     }
 
     /// Marks an activity step as executing until the guard drops.
@@ -177,8 +315,18 @@ impl RunState {
         self.stop.borrow().clone()
     }
 
-    /// Fails the run with an engine error raised in `step`.
+    /// Fails the run with an engine error raised in `step`; a check records it instead.
     pub(crate) fn fail(&self, error: &Error, step: Option<&Step>) {
+        if self.checking() {
+            let id = step.map(|step| step.id.clone()).unwrap_or_default();
+            self.found(Incompatibility::new(
+                IncompatibilityKind::ReplayFailed,
+                &id,
+                step.map(Step::line),
+                format!("replaying the journal on the registered code fails: {error}"),
+            ));
+            return;
+        }
         // A fenced write: another worker holds the run now, and whatever this one would
         // record (a failure included) is not its to write.
         if matches!(error, Error::Storage(storage) if storage.kind() == crate::store::StoreErrorKind::Conflict)

@@ -117,11 +117,15 @@ pub enum Error {
         source: serde_json::Error,
     },
 
-    /// Two workflows were registered under the same name.
-    #[error("a workflow named `{name}` is already registered; give one of them `#[workflow(name = \"…\")]`")]
+    /// Two workflows were registered under the same name and version.
+    #[error(
+        "a workflow named `{name}` is already registered as version {version}; give one of them another `#[workflow(name = \"…\")]` or `#[workflow(version = n)]`"
+    )]
     DuplicateWorkflow {
         /// The contested name.
         name: String,
+        /// The contested version.
+        version: u32,
     },
 
     /// No workflow with this name is registered with the engine.
@@ -276,6 +280,15 @@ pub enum Error {
         /// The run.
         run_id: String,
         /// How it ended.
+        status: super::run::RunStatus,
+    },
+
+    /// An operator decision was asked for a run that is not blocked.
+    #[error("run `{run_id}` is {status}, not blocked: only a blocked run takes an operator decision")]
+    RunNotBlocked {
+        /// The run.
+        run_id: String,
+        /// Where it stands.
         status: super::run::RunStatus,
     },
 

@@ -5,6 +5,7 @@
 //! `time_format` and `util`, which import nothing of the crate above them); `hitl/tests/layering.rs`
 //! checks it.
 
+pub(crate) mod compat;
 pub(crate) mod error;
 pub(crate) mod outbox;
 pub(crate) mod problem;

@@ -5,6 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::compat::{Blocked, Decision};
 use super::error::Error;
 
 /// Where a run stands.
@@ -23,6 +24,10 @@ pub enum RunStatus {
     Failed,
     /// Cancelled by `ctx.cancel_workflow` or `engine.cancel`.
     Cancelled,
+    /// Cannot resume on the registered code (see [`RunRecord::blocked`]): not failed and not
+    /// replayed. Its requests stay answerable; it resumes once the code can resume it, or an
+    /// operator decides (`Engine::resume_anyway`, `Engine::cancel`).
+    Blocked,
 }
 
 impl RunStatus {
@@ -32,6 +37,12 @@ impl RunStatus {
             self,
             RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
         )
+    }
+
+    /// Whether a claim may take the run to drive it again: `Paused`, or `Blocked` (to check
+    /// it against the code again).
+    pub fn is_resumable(self) -> bool {
+        matches!(self, RunStatus::Paused | RunStatus::Blocked)
     }
 
     /// Whether [`Run::settled`](crate::Run::settled) returns for this status.
@@ -48,6 +59,7 @@ impl fmt::Display for RunStatus {
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::Blocked => "blocked",
         })
     }
 }
@@ -139,6 +151,9 @@ pub struct RunRecord {
     pub id: String,
     /// The run's workflow.
     pub workflow: String,
+    /// The workflow version the run started on, and stays on (`#[workflow(version = n)]`).
+    #[serde(default = "first_version", skip_serializing_if = "is_first_version")]
+    pub version: u32,
     /// Where it stands.
     pub status: RunStatus,
     /// The workflow's input, as a JSON object keyed by argument name.
@@ -168,6 +183,32 @@ pub struct RunRecord {
     pub created_at: u64,
     /// When its status last changed, in ms since the epoch.
     pub updated_at: u64,
+    /// Why the registered code cannot resume it (`Blocked` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<Blocked>,
+    /// Operator decisions on the run, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<Decision>,
+    /// The identity of the code that last drove the run (its build and its workflow's site
+    /// table): a resume on the same code needs no compatibility check.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub code: u64,
+    /// Journal entries below this sequence number were written before an operator accepted
+    /// a divergence (`resume_anyway`): the check does not hold them against the code.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub accepted_before: u64,
+}
+
+/// The version of a workflow without `#[workflow(version = n)]`, and of runs stored before
+/// versions existed.
+pub const FIRST_VERSION: u32 = 1;
+
+fn first_version() -> u32 {
+    FIRST_VERSION
+}
+
+fn is_first_version(version: &u32) -> bool {
+    *version == FIRST_VERSION
 }
 
 /// Why a run stops executing before its body returns.

@@ -27,6 +27,26 @@ pub enum StepKind {
     Feedback,
     /// A notification of a feedback request (shown in history, not journaled as a step).
     Notification,
+    /// `ctx.patched(..)`: whether the run takes a patched branch, decided once.
+    Patch,
+}
+
+impl StepKind {
+    /// The kind's name, as shown in history and messages (`task`, `feedback`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Task => "task",
+            StepKind::Orchestration => "orchestration",
+            StepKind::Await => "await",
+            StepKind::Named => "step",
+            StepKind::Sleep => "sleep",
+            StepKind::Channel => "channel",
+            StepKind::Value => "value",
+            StepKind::Feedback => "feedback",
+            StepKind::Notification => "notification",
+            StepKind::Patch => "patch",
+        }
+    }
 }
 
 /// A durable timer: when the engine must act without being asked.
@@ -102,8 +122,16 @@ pub struct StepRecord {
     /// The journaled output (JSON).
     #[serde(rename = "o")]
     pub output: Value,
+    /// A fingerprint of the task's argument and output types (from the type tokens of its
+    /// signature); 0 for steps without one, and for steps journaled before it existed.
+    #[serde(rename = "t", default, skip_serializing_if = "is_zero_u32")]
+    pub types: u32,
 }
 
 fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+fn is_zero_u32(value: &u32) -> bool {
     *value == 0
 }

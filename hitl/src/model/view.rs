@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::compat::{Blocked, Decision};
 use super::request::{Constraints, FeedbackKind, RequestRecord, RequestStatus, Resolution, Response, Vote};
 use super::run::{Failure, RunStatus};
 use super::step::StepKind;
@@ -178,6 +179,12 @@ pub struct RunInfo {
     pub updated_at: SystemTime,
     /// Set when the registered workflow's step sites differ from those the run started with.
     pub definition_changed: Option<DefinitionChange>,
+    /// The workflow version the run started on, and stays on.
+    pub version: u32,
+    /// Why the registered code cannot resume the run (`blocked` runs only).
+    pub blocked: Option<Blocked>,
+    /// Operator decisions on the run, oldest first.
+    pub decisions: Vec<Decision>,
 }
 
 /// How the code of a workflow changed since a run of it started, from the step-site tables.

@@ -71,6 +71,7 @@ impl From<Error> for ApiError {
             Error::AlreadyAnswered { .. } => (StatusCode::CONFLICT, "already_answered"),
             Error::AlreadyVoted { .. } => (StatusCode::CONFLICT, "already_voted"),
             Error::RunFinished { .. } => (StatusCode::CONFLICT, "run_finished"),
+            Error::RunNotBlocked { .. } => (StatusCode::CONFLICT, "run_not_blocked"),
             Error::RequestExpired { .. } => (StatusCode::GONE, "request_expired"),
             Error::RequestCancelled { .. } => (StatusCode::GONE, "request_cancelled"),
             Error::ResponderNotAllowed { .. } => (StatusCode::FORBIDDEN, "forbidden"),

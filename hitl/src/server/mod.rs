@@ -65,6 +65,7 @@
 mod api;
 mod auth;
 mod config;
+mod decide;
 mod error;
 mod form;
 mod markdown;
@@ -182,9 +183,11 @@ pub fn router_with(engine: Engine, config: ServerConfig) -> Router {
         .route("/api/requests/{id}", get(api::get_request))
         .route("/api/requests/{id}/respond", post(api::respond))
         .route("/api/runs", get(api::list_runs))
+        .route("/api/runs/export", get(decide::export))
         .route("/api/runs/{id}", get(api::get_run))
         .route("/api/runs/{id}/history", get(api::run_history))
         .route("/api/runs/{id}/cancel", post(api::cancel_run))
+        .route("/api/runs/{id}/decide", post(decide::decide))
         .route("/api/{*rest}", get(api::not_found).post(api::not_found))
         .route("/", get(pages::inbox))
         .route("/login", get(pages::login_form).post(pages::login))

@@ -6,10 +6,12 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 
-use super::api;
 use super::error::{ErrorBody, ErrorDetail};
+use super::{api, decide};
 use crate::feedback::{Constraints, FeedbackKind, Vote};
-use crate::run::{DefinitionChange, StepStatus};
+use crate::run::{
+    Blocked, Decision, DecisionAction, DefinitionChange, Incompatibility, IncompatibilityKind, StepStatus,
+};
 use crate::{Failure, HistoryEntry, Request, RequestStatus, Response, RunInfo, RunStatus, StepKind};
 
 #[derive(OpenApi)]
@@ -33,6 +35,8 @@ use crate::{Failure, HistoryEntry, Request, RequestStatus, Response, RunInfo, Ru
         api::get_run,
         api::run_history,
         api::cancel_run,
+        decide::decide,
+        decide::export,
     ),
     components(schemas(
         Request,
@@ -57,6 +61,12 @@ use crate::{Failure, HistoryEntry, Request, RequestStatus, Response, RunInfo, Ru
         api::MultiSelectionAnswer,
         api::InputAnswer,
         api::CancelBody,
+        decide::DecideBody,
+        Blocked,
+        Incompatibility,
+        IncompatibilityKind,
+        Decision,
+        DecisionAction,
         api::Health,
     )),
     modifiers(&BearerToken, &EngineFailures),

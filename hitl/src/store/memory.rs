@@ -115,11 +115,7 @@ impl Store for MemStore {
         until: u64,
     ) -> StoreFuture<'a, Option<RunRecord>> {
         self.with(|data| {
-            let Some(stored) = data
-                .runs
-                .get_mut(run_id)
-                .filter(|run| run.status == RunStatus::Paused)
-            else {
+            let Some(stored) = data.runs.get_mut(run_id).filter(|run| run.status.is_resumable()) else {
                 return Ok(None);
             };
             *stored = stored.claimed(owner, until, now);

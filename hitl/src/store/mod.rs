@@ -259,7 +259,8 @@ pub trait Store: Send + Sync + 'static {
     /// (and logged), so that one damaged run does not hide the others.
     fn runs<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, Vec<RunRecord>>;
 
-    /// Claims a paused run for `owner`: if it is `Paused`, it becomes `Running`, owned by
+    /// Claims a paused run for `owner`: if it is `Paused` or `Blocked` (a blocked run is
+    /// claimed to be checked against the code again), it becomes `Running`, owned by
     /// `owner` until `until`, one epoch later ([`RunRecord::claimed`]), and is returned;
     /// otherwise nothing changes and `None` is returned. Of concurrent claims one wins.
     fn claim_paused<'a>(

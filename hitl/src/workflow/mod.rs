@@ -61,6 +61,9 @@ pub trait Workflow: Copy + Send + Sync + 'static {
 pub struct WorkflowDefinition {
     /// The registered name (`#[workflow(name = "…")]`, else the fn's name).
     pub name: &'static str,
+    /// The version (`#[workflow(version = n)]`, else 1): runs stay on the version they
+    /// started with.
+    pub version: u32,
     /// Argument names, in order.
     pub params: &'static [&'static str],
     /// The step sites of the body, in source order.

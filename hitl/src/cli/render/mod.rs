@@ -26,7 +26,7 @@ use serde_json::Value;
 
 pub(crate) use escape::{escape_controls, json};
 pub(crate) use request::{answer_hint, answered, describe_response, quote, request_detail, requests_table};
-pub(crate) use run::{cancelled, history, runs_table};
+pub(crate) use run::{cancelled, decided, history, runs_table};
 
 fn as_array(value: &Value) -> &[Value] {
     value.as_array().map_or(&[], Vec::as_slice)

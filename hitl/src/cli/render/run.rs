@@ -34,6 +34,10 @@ fn run_note(run: &Value) -> String {
     let mut note = match run["status"].as_str() {
         Some("failed") => string(&run["failure"]["message"]).unwrap_or_default(),
         Some("cancelled") => string(&run["cancel_reason"]).unwrap_or_default(),
+        Some("blocked") => format!(
+            "cannot resume on this code: {}",
+            string(&run["blocked"]["reason"]).unwrap_or_default()
+        ),
         Some("completed") => run
             .get("output")
             .map(|output| format!("→ {}", compact(output, 60)))
@@ -63,6 +67,25 @@ pub(crate) fn history(run: &Value, steps: &Value, now: SystemTime) -> String {
     let note = run_note(run);
     if !note.is_empty() {
         let _ = writeln!(out, "  {}", one_line(&note));
+    }
+    for problem in as_array(&run["blocked"]["problems"]) {
+        let _ = writeln!(out, "  - {}", one_line(&text(&problem["detail"])));
+    }
+    if run["status"] == "blocked" {
+        let _ = writeln!(
+            out,
+            "  Decide with `hitl decide {} --resume-anyway --reason …` or `--cancel`, or deploy code that can resume it.",
+            text(&run["id"])
+        );
+    }
+    for decision in as_array(&run["decisions"]) {
+        let _ = writeln!(
+            out,
+            "  Decided {} by {}: {}",
+            text(&decision["action"]).replace('_', " "),
+            text(&decision["by"]),
+            one_line(&text(&decision["reason"]))
+        );
     }
     out.push('\n');
     let steps = as_array(steps);
@@ -139,5 +162,18 @@ pub(crate) fn cancelled(run: &Value) -> String {
         ),
         Some(_) => format!("Asked run {id} to stop; it is {} now.\n", text(&run["status"])),
         None => format!("Asked run {id} to stop.\n"),
+    }
+}
+
+/// `hitl decide`: what became of the run.
+pub(crate) fn decided(run: &Value) -> String {
+    let id = text(&run["id"]);
+    match run["status"].as_str() {
+        Some("cancelled") => format!("Cancelled run {id} ({}).\n", text(&run["cancel_reason"])),
+        Some("blocked") => format!(
+            "Recorded the decision on run {id}; it resumes when the application drives it (at once on PostgreSQL, at its next start on a database directory).\n"
+        ),
+        Some(status) => format!("Run {id} resumes on the current code; it is {status} now.\n"),
+        None => format!("Recorded the decision on run {id}.\n"),
     }
 }

@@ -133,7 +133,7 @@ fn timeline(paths: Paths<'_>, nodes: &[Node<'_>], requests: &[Request]) -> Marku
                     Some(entry) => {
                         li class=(step_status(entry.status)) data-step=(entry.step_id) {
                             strong { (entry.name) } " "
-                            span.meta { (step_kind(entry.kind)) " · " (step_status(entry.status)) " · line " (entry.line) " · "
+                            span.meta { (StepKind::as_str(entry.kind)) " · " (step_status(entry.status)) " · line " (entry.line) " · "
                                 (timestamp(entry.started_at, &humantime::format_rfc3339_seconds(entry.started_at).to_string())) }
                             br;
                             (step_detail(paths, entry, requests))
@@ -183,20 +183,6 @@ fn step_detail(paths: Paths<'_>, entry: &HistoryEntry, requests: &[Request]) -> 
             let shown: String = output.chars().take(300).collect();
             html! { code { (shown) @if output.chars().count() > 300 { "…" } } }
         }
-    }
-}
-
-fn step_kind(kind: StepKind) -> &'static str {
-    match kind {
-        StepKind::Task => "task",
-        StepKind::Orchestration => "orchestration",
-        StepKind::Await => "await",
-        StepKind::Named => "step",
-        StepKind::Sleep => "sleep",
-        StepKind::Channel => "channel",
-        StepKind::Value => "value",
-        StepKind::Feedback => "feedback",
-        StepKind::Notification => "notification",
     }
 }
 

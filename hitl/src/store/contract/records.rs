@@ -25,6 +25,11 @@ pub(super) fn run(id: &str, workflow: &str, status: RunStatus, created_at: u64) 
         lease_epoch: 0,
         created_at,
         updated_at: created_at,
+        version: 1,
+        blocked: None,
+        decisions: Vec::new(),
+        accepted_before: 0,
+        code: 0,
     }
 }
 
@@ -38,6 +43,7 @@ pub(super) fn step(seq: u64, output: Value) -> StepRecord {
         started_at: 1,
         finished_at: Some(2),
         output,
+        types: 0,
     }
 }
 

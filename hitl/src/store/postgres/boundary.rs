@@ -95,7 +95,7 @@ impl Store for PgStore {
             let rows = self
                 .query(
                     &format!(
-                        "UPDATE hitl_runs SET {CLAIM_SET} WHERE id = $4 AND status = 'paused' RETURNING {RUN_COLUMNS}"
+                        "UPDATE hitl_runs SET {CLAIM_SET} WHERE id = $4 AND status IN ('paused', 'blocked') RETURNING {RUN_COLUMNS}"
                     ),
                     &[&owner, &big(now), &big(until), &run_id],
                 )

@@ -150,7 +150,7 @@ impl SledStore {
     }
 
     fn claim_paused(&self, run_id: &str, owner: &str, now: u64, until: u64) -> Result<Option<RunRecord>> {
-        self.claim(run_id, owner, now, until, |run| run.status == RunStatus::Paused)
+        self.claim(run_id, owner, now, until, |run| run.status.is_resumable())
     }
 
     /// sled is one process (the directory lock): every `Running` run not this owner's was

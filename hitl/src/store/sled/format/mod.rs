@@ -261,6 +261,7 @@ mod tests {
             started_at: 1_796_131_647_164 + seq,
             finished_at: finished,
             output,
+            types: 0,
         };
         let a = step(0, 0xdead_beef_u64 << 20, Some(1_796_131_647_170), json!(3));
         let b = step(1, 0, None, json!({"deadline": 5}));
@@ -268,6 +269,7 @@ mod tests {
             version: 7,
             kind: StepKind::Feedback,
             started_at: 5,
+            types: 0xabcd_0123,
             ..step(2, 1, Some(4), json!(null))
         };
         let chunk = Chunk::append(&[], &[("trivial#0", &a)]).unwrap();

@@ -76,6 +76,14 @@ pub(super) const KEYS: &[&str] = &[
     "required",
     "title",
     "description",
+    // Appended in 0.3 (versions and blocked runs); the order above is the format.
+    "code",
+    "blocked",
+    "decisions",
+    "accepted_before",
+    "problems",
+    "action",
+    "by",
 ];
 
 /// String values with a one-byte code.
@@ -110,6 +118,8 @@ pub(super) const STRINGS: &[&str] = &[
     "number",
     "boolean",
     "array",
+    // Appended in 0.3.
+    "blocked",
 ];
 
 // Tags of packed values.

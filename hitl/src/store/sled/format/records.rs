@@ -78,7 +78,7 @@ pub(crate) fn decode_request(request_id: &str, bytes: &[u8]) -> Result<RequestRe
 
 // --- steps and chunks ---------------------------------------------------------------------
 
-pub(super) const KINDS: [StepKind; 9] = [
+pub(super) const KINDS: [StepKind; 10] = [
     StepKind::Task,
     StepKind::Orchestration,
     StepKind::Await,
@@ -88,13 +88,15 @@ pub(super) const KINDS: [StepKind; 9] = [
     StepKind::Value,
     StepKind::Feedback,
     StepKind::Notification,
+    StepKind::Patch,
 ];
 pub(super) const HAS_HASH: u8 = 0x10;
 pub(super) const HAS_FINISHED: u8 = 0x20;
 pub(super) const OTHER_VERSION: u8 = 0x40;
+pub(super) const HAS_TYPES: u8 = 0x80;
 
 /// One step, positional: kind and flags in a byte, `[version]`, seq, line, `[input hash as
-/// 8 bytes]`, start (relative to the chunk's `base`, zigzag), `[finish - start, zigzag]`,
+/// 8 bytes]`, `[types fingerprint as 4 bytes]`, start (relative to the chunk's `base`, zigzag), `[finish - start, zigzag]`,
 /// packed output. The first byte is never `{` (JSON, a format-1 entry kept as it was).
 pub(super) fn encode_step(out: &mut Vec<u8>, base: u64, step: &StepRecord) {
     let kind = KINDS.iter().position(|kind| *kind == step.kind).unwrap_or(0) as u8;
@@ -108,6 +110,9 @@ pub(super) fn encode_step(out: &mut Vec<u8>, base: u64, step: &StepRecord) {
     if step.version != 1 {
         flags |= OTHER_VERSION;
     }
+    if step.types != 0 {
+        flags |= HAS_TYPES;
+    }
     out.push(flags);
     if step.version != 1 {
         put_varint(out, u64::from(step.version));
@@ -116,6 +121,9 @@ pub(super) fn encode_step(out: &mut Vec<u8>, base: u64, step: &StepRecord) {
     put_varint(out, u64::from(step.line));
     if step.input_hash != 0 {
         out.extend_from_slice(&step.input_hash.to_le_bytes());
+    }
+    if step.types != 0 {
+        out.extend_from_slice(&step.types.to_le_bytes());
     }
     put_varint(out, zigzag(step.started_at.wrapping_sub(base) as i64));
     if let Some(finished) = step.finished_at {
@@ -131,9 +139,6 @@ pub(super) fn decode_step(base: u64, bytes: &[u8]) -> std::result::Result<StepRe
     let mut reader = Reader::new(bytes);
     let step = (|| {
         let flags = reader.byte()?;
-        if flags & 0x80 != 0 {
-            return None;
-        }
         let kind = *KINDS.get(usize::from(flags & 0x0F))?;
         let version = if flags & OTHER_VERSION != 0 {
             u32::try_from(reader.varint()?).ok()?
@@ -144,6 +149,11 @@ pub(super) fn decode_step(base: u64, bytes: &[u8]) -> std::result::Result<StepRe
         let line = u32::try_from(reader.varint()?).ok()?;
         let input_hash = if flags & HAS_HASH != 0 {
             u64::from_le_bytes(reader.take(8)?.try_into().ok()?)
+        } else {
+            0
+        };
+        let types = if flags & HAS_TYPES != 0 {
+            u32::from_le_bytes(reader.take(4)?.try_into().ok()?)
         } else {
             0
         };
@@ -163,6 +173,7 @@ pub(super) fn decode_step(base: u64, bytes: &[u8]) -> std::result::Result<StepRe
             started_at,
             finished_at,
             output,
+            types,
         })
     })();
     step.ok_or_else(|| "not a step record".to_owned())

@@ -1,0 +1,227 @@
+//! The check before a resume, and blocking a run the registered code cannot resume.
+//!
+//! The check replays the run's journal on the registered code in [`Mode::Check`]: journaled
+//! steps return their outputs, and every branch stops where it would execute anything (a
+//! new step, a waiting request or timer). No activity runs, nothing is written. What the
+//! replay met is the verdict: a journaled step of another kind, input or types, an output
+//! that no longer decodes, a new step before journaled ones of its scope, or journaled steps
+//! the code never reached. It is exact by construction (it runs the code that would resume)
+//! and covers nested orchestrations, whose tables no call site can see.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use super::driver::Flagged;
+use super::registry::Registered;
+use super::{RunStatus, Shared};
+use crate::clock::to_millis;
+use crate::error::{Error, Result};
+use crate::journal::run_state::Mode;
+use crate::journal::{Ambient, Frame, InAmbient, RunHalted, RunState};
+use crate::model::compat::{Blocked, Incompatibility, IncompatibilityKind, Verdict};
+use crate::model::request::{OnExpiry, RequestStatus, Resolution};
+use crate::model::run::{Failure, FailureKind, RunRecord};
+use crate::model::step::StepRecord;
+use crate::store::RequestQuery;
+use crate::workflow::WorkflowFuture;
+
+/// The identity of this build: the executable's size and modification time (a deploy
+/// changes them), or, where those cannot be read, a value of this process alone.
+fn build_identity() -> u64 {
+    static BUILD: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *BUILD.get_or_init(|| {
+        let metadata = std::env::current_exe().and_then(std::fs::metadata);
+        match metadata
+            .as_ref()
+            .map(|metadata| (metadata.len(), metadata.modified()))
+        {
+            Ok((len, Ok(modified))) => {
+                let since = modified.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                fnv([len, since.as_secs(), u64::from(since.subsec_nanos())])
+            }
+            _ => fnv([
+                u64::from(std::process::id()),
+                to_millis(std::time::SystemTime::now()),
+            ]),
+        }
+    })
+}
+
+fn fnv(words: impl IntoIterator<Item = u64>) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for word in words {
+        for byte in word.to_le_bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+/// The identity of the code a run of `definition` runs on in this process: the build, the
+/// workflow version and its site table. A run last driven by the same code resumes without
+/// a check (nothing can have changed); 53 bits, so that it survives any JSON reader.
+pub(super) fn code_identity(definition: &crate::workflow::WorkflowDefinition) -> u64 {
+    let text = format!(
+        "{}\n{}\n{}\n{}",
+        definition.name, definition.version, definition.fingerprint, definition.file
+    );
+    let words = text.bytes().map(u64::from);
+    (fnv(std::iter::once(build_identity()).chain(words)) & ((1 << 53) - 1)).max(1)
+}
+
+impl Shared {
+    /// Checks `journal` (the run's) against `registered`'s code without executing anything.
+    pub(super) async fn check(
+        &self,
+        record: &RunRecord,
+        registered: Registered,
+        journal: Vec<(String, StepRecord)>,
+    ) -> Verdict {
+        let state = RunState::new(
+            Arc::clone(&self.services),
+            record.id.clone(),
+            registered.definition.name,
+            record.lease_epoch,
+            journal,
+            Mode::Check,
+            record.accepted_before,
+        );
+        let body = match (registered.start)(record.input.clone()) {
+            Ok(body) => body,
+            Err(error) => {
+                state.found(Incompatibility::new(
+                    IncompatibilityKind::ReplayFailed,
+                    "",
+                    None,
+                    format!("the run's input no longer decodes into the workflow's arguments: {error}"),
+                ));
+                return state.verdict();
+            }
+        };
+        CheckReplay::new(&state, body).await;
+        state.verdict()
+    }
+
+    /// Records that the registered code cannot resume the run, and releases it. An expired
+    /// request whose policy fails the run fails it even so.
+    pub(super) async fn block(&self, mut record: RunRecord, problems: Vec<Incompatibility>) -> Result<()> {
+        let now = to_millis(self.services.clock.now());
+        record.owner = None;
+        record.lease_until = None;
+        record.updated_at = now;
+        if let Some(request_id) = self.expired_failing_run(&record.id).await? {
+            let error = Error::RequestExpired { request_id };
+            tracing::warn!(run_id = %record.id, %error, "blocked run failed by its request's expiry policy");
+            record.status = RunStatus::Failed;
+            record.blocked = None;
+            record.failure = Some(Failure::new(FailureKind::Workflow, error.to_string()));
+            return self.finish(record).await;
+        }
+        let blocked = Blocked::new(problems, now);
+        tracing::warn!(
+            run_id = %record.id,
+            workflow = %record.workflow,
+            version = record.version,
+            reason = %blocked.reason,
+            "run blocked: the registered code cannot resume it; its requests stay answerable"
+        );
+        // A run checked again and still blocked for the same reason keeps its first time.
+        let at = match &record.blocked {
+            Some(previous) if previous.problems == blocked.problems => previous.at,
+            _ => now,
+        };
+        record.blocked = Some(Blocked { at, ..blocked });
+        record.status = RunStatus::Blocked;
+        self.services.store.save_run(&record).await?;
+        self.services.store.flush().await?;
+        self.publish(&record.id, RunStatus::Blocked);
+        Ok(())
+    }
+
+    /// A request of the run that expired with [`OnExpiry::FailRun`], if there is one.
+    async fn expired_failing_run(&self, run_id: &str) -> Result<Option<String>> {
+        let query = RequestQuery {
+            status: Some(RequestStatus::Expired),
+            run_id: Some(run_id.to_owned()),
+            ..RequestQuery::default()
+        };
+        let requests = self.services.store.requests(&query).await?;
+        Ok(requests
+            .into_iter()
+            .find(|request| {
+                matches!(
+                    request.resolution,
+                    Some(Resolution::Expired {
+                        policy: OnExpiry::FailRun
+                    })
+                )
+            })
+            .map(|request| request.id))
+    }
+}
+
+/// Polls a body in check mode until it has gone as far as it can: it returned, or every
+/// branch stopped and nothing executing (a `transient` future) can wake it.
+struct CheckReplay<'a> {
+    state: &'a Arc<RunState>,
+    body: Option<Pin<Box<InAmbient<WorkflowFuture>>>>,
+}
+
+impl<'a> CheckReplay<'a> {
+    fn new(state: &'a Arc<RunState>, body: WorkflowFuture) -> Self {
+        let root = Ambient::Orchestration(Frame::root(state));
+        CheckReplay {
+            state,
+            body: Some(Box::pin(InAmbient::new(root, body))),
+        }
+    }
+
+    fn poll_body(&mut self, waker: &Waker) -> Poll<()> {
+        let Some(body) = self.body.as_mut() else {
+            return Poll::Ready(());
+        };
+        loop {
+            let flag = Flagged::new(waker);
+            let flagged = Waker::from(Arc::clone(&flag));
+            let polled = catch_unwind(AssertUnwindSafe(|| {
+                body.as_mut().poll(&mut Context::from_waker(&flagged))
+            }));
+            match polled {
+                Ok(Poll::Ready(_)) => break,
+                Err(panic) => {
+                    // A sync step the check may not execute leaves the body by unwinding.
+                    if !panic.is::<RunHalted>() {
+                        self.state.found(Incompatibility::new(
+                            IncompatibilityKind::ReplayFailed,
+                            "",
+                            None,
+                            format!(
+                                "the workflow panicked while its journal was replayed: {}",
+                                crate::util::panic_message(&*panic)
+                            ),
+                        ));
+                    }
+                    break;
+                }
+                Ok(Poll::Pending) if flag.woken() => continue,
+                Ok(Poll::Pending) if self.state.idle() => break,
+                Ok(Poll::Pending) => return Poll::Pending,
+            }
+        }
+        self.body = None;
+        Poll::Ready(())
+    }
+}
+
+impl Future for CheckReplay<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let waker = cx.waker().clone();
+        self.poll_body(&waker)
+    }
+}
