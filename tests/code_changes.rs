@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use hitl::feedback::Feedback;
 use hitl::prelude::*;
 use hitl::run::{DecisionAction, IncompatibilityKind};
-use hitl::{Blocked, Responder, Response};
+use hitl::{Blocked, OnExpiry, Responder, Response};
 use hitl_workspace::{eventually, pending_request};
 
 /// How often each task body ran, by task and service: stories run concurrently, so each
@@ -594,4 +594,248 @@ async fn the_check_of_an_unchanged_workflow_finds_nothing_and_eventually_sees_it
         outcome,
         Outcome::Completed(serde_json::json!("deployed same-artifact"))
     );
+}
+
+// --- patches in a loop and in a `join!` branch ----------------------------------------------
+
+#[task]
+async fn counted(round: u32) -> u32 {
+    ran("counted", &round.to_string());
+    round
+}
+
+/// One approval, keyed by `key`, in a scope of its own.
+#[task(inject_context)]
+async fn ask_keyed(ctx: &TaskContext, key: String) -> hitl::Result<bool> {
+    let answer = ctx
+        .request_feedback(Feedback::approval(format!("{key}?")).key(key))
+        .await?;
+    Ok(answer.approved())
+}
+
+#[workflow(name = "rounds")]
+async fn rounds_v1(rounds: u32) -> hitl::Result<u32> {
+    let mut approved = 0;
+    for round in 0..rounds {
+        if ask_keyed(format!("round-{round}")).await? {
+            approved += 1;
+        }
+    }
+    Ok(approved)
+}
+
+#[workflow(name = "rounds", inject_context)]
+async fn rounds_patched(ctx: &TaskContext, rounds: u32) -> hitl::Result<u32> {
+    let mut approved = 0;
+    for round in 0..rounds {
+        if ctx.patched("count-rounds") {
+            counted(round).await;
+        }
+        if ask_keyed(format!("round-{round}")).await? {
+            approved += 1;
+        }
+    }
+    Ok(approved)
+}
+
+async fn answer_keyed(engine: &Engine, run_id: &str, key: &str) {
+    let prompt = format!("{key}?");
+    let request = pending_request(engine, run_id, Some(&prompt)).await;
+    engine
+        .respond(&request.id, Response::approve(), Responder::new("alice"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_in_a_loop_is_decided_by_each_occurrence() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let engine = Engine::builder()
+        .path(&path)
+        .register(rounds_v1)
+        .open()
+        .await
+        .unwrap();
+    engine.start_with_id(rounds_v1, "rounds", (3,)).await.unwrap();
+    answer_keyed(&engine, "rounds", "round-0").await;
+    pending_request(&engine, "rounds", Some("round-1?")).await;
+    engine.close().await.unwrap();
+
+    let engine = Engine::builder()
+        .path(&path)
+        .register(rounds_patched)
+        .open()
+        .await
+        .unwrap();
+    answer_keyed(&engine, "rounds", "round-1").await;
+    answer_keyed(&engine, "rounds", "round-2").await;
+    assert_eq!(
+        engine.wait("rounds").await.unwrap(),
+        Outcome::Completed(serde_json::json!(3))
+    );
+    // Rounds 0 and 1 had been reached on the old code; only round 2 takes the patch.
+    let counted_rounds: Vec<usize> = (0..3)
+        .map(|round| runs_of("counted", &round.to_string()))
+        .collect();
+    assert_eq!(counted_rounds, [0, 0, 1]);
+    let decisions: Vec<(String, serde_json::Value)> = engine
+        .history("rounds")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|step| step.kind == hitl::StepKind::Patch)
+        .map(|step| (step.step_id, step.output))
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            ("patch(count-rounds)#0".to_owned(), serde_json::json!(false)),
+            ("patch(count-rounds)#1".to_owned(), serde_json::json!(false)),
+            ("patch(count-rounds)#2".to_owned(), serde_json::json!(true)),
+        ]
+    );
+}
+
+#[task]
+async fn warm_up(who: String) -> String {
+    ran("warm_up", &who);
+    who
+}
+
+#[workflow(name = "pair")]
+async fn pair_v1(who: String) -> hitl::Result<bool> {
+    let (left, right) = tokio::try_join!(async { ask_keyed(format!("{who}-left")).await }, async {
+        ask_keyed(format!("{who}-right")).await
+    },)?;
+    Ok(left && right)
+}
+
+#[workflow(name = "pair", inject_context)]
+async fn pair_patched(ctx: &TaskContext, who: String) -> hitl::Result<bool> {
+    let (left, right) = tokio::try_join!(async { ask_keyed(format!("{who}-left")).await }, async {
+        // This branch's own scope decides: the old run had not passed this point here.
+        if ctx.patched("warm-up-right") {
+            warm_up(who.clone()).await;
+        }
+        ask_keyed(format!("{who}-right")).await
+    },)?;
+    Ok(left && right)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_in_a_join_branch_is_decided_by_that_branch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let engine = Engine::builder()
+        .path(&path)
+        .register(pair_v1)
+        .open()
+        .await
+        .unwrap();
+    engine
+        .start_with_id(pair_v1, "pair", ("pair".to_owned(),))
+        .await
+        .unwrap();
+    answer_keyed(&engine, "pair", "pair-left").await;
+    pending_request(&engine, "pair", Some("pair-right?")).await;
+    engine.close().await.unwrap();
+
+    let engine = Engine::builder()
+        .path(&path)
+        .register(pair_patched)
+        .open()
+        .await
+        .unwrap();
+    answer_keyed(&engine, "pair", "pair-right").await;
+    assert_eq!(
+        engine.wait("pair").await.unwrap(),
+        Outcome::Completed(serde_json::json!(true))
+    );
+    assert_eq!(
+        runs_of("warm_up", "pair"),
+        0,
+        "the right branch had already asked"
+    );
+
+    let fresh = engine
+        .start_with_id(pair_patched, "pair-new", ("pair-new".to_owned(),))
+        .await
+        .unwrap();
+    answer_keyed(&engine, "pair-new", "pair-new-left").await;
+    answer_keyed(&engine, "pair-new", "pair-new-right").await;
+    assert_eq!(fresh.wait().await.unwrap(), Outcome::Completed(true));
+    assert_eq!(runs_of("warm_up", "pair-new"), 1, "a new run takes the patch");
+}
+
+// --- expiries while blocked -----------------------------------------------------------------
+
+#[task(inject_context)]
+async fn ask_or_fail(ctx: &TaskContext, artifact: String) -> hitl::Result<bool> {
+    let feedback = Feedback::approval(format!("Deploy {artifact}?"))
+        .expires_after(std::time::Duration::from_secs(3_600))
+        .on_expiry(OnExpiry::FailRun);
+    Ok(ctx.request_feedback(feedback).await?.approved())
+}
+
+#[workflow(name = "expiring")]
+async fn expiring_v1(service: String) -> hitl::Result<String> {
+    let artifact = build(service).await;
+    if !ask_or_fail(artifact.clone()).await? {
+        return Ok("rejected".into());
+    }
+    Ok(deploy(artifact).await)
+}
+
+#[workflow(name = "expiring")]
+async fn expiring_scans(service: String) -> hitl::Result<String> {
+    let artifact = build(service).await;
+    scan(artifact.clone()).await;
+    if !ask_or_fail(artifact.clone()).await? {
+        return Ok("rejected".into());
+    }
+    Ok(deploy(artifact).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiry_while_blocked_applies_its_policy_and_fail_run_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let clock =
+        hitl::clock::ManualClock::new(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000));
+    let engine = Engine::builder()
+        .path(&path)
+        .clock(clock.clone())
+        .register(expiring_v1)
+        .open()
+        .await
+        .unwrap();
+    let run = engine
+        .start_with_id(expiring_v1, "expiring", ("expiring".to_owned(),))
+        .await
+        .unwrap();
+    assert!(matches!(run.settled().await.unwrap(), Outcome::Paused(_)));
+    drop(run);
+    engine.close().await.unwrap();
+
+    let engine = Engine::builder()
+        .path(&path)
+        .clock(clock.clone())
+        .register(expiring_scans)
+        .open()
+        .await
+        .unwrap();
+    // Blocked by a wake-up: an operator's resume attempt is the quickest one to give.
+    assert!(engine.check_runs().await.unwrap().blocked().count() == 1);
+    clock.advance(std::time::Duration::from_secs(3_601));
+    let Outcome::Failed(failure) = engine.wait("expiring").await.unwrap() else {
+        panic!("the expiry policy fails the run");
+    };
+    assert!(failure.message.contains("expired"), "{failure}");
+    assert_eq!(
+        runs_of("scan", "expiring"),
+        0,
+        "nothing of the blocked run executed"
+    );
+    assert_eq!(runs_of("deploy", "expiring"), 0);
 }

@@ -725,3 +725,72 @@ async fn a_typed_form_keeps_declaration_order_and_says_what_is_wrong_at_each_fie
     );
     assert_eq!(server.snapshot(&request.id).await, before, "nothing was stored");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_runs_page_names_the_problem_and_its_form_records_a_decision() {
+    // A run of a version this build does not register: blocked when the engine opens.
+    let store = hitl::store::MemStore::new();
+    let blocked: hitl::store::RunRecord = serde_json::from_value(serde_json::json!({
+        "v": 2, "id": "blocked-run", "workflow": "ask", "version": 9, "status": "blocked",
+        "input": {"kind": "approval"}, "fingerprint": "f", "created_at": 1, "updated_at": 1,
+        "lease_epoch": 1,
+    }))
+    .unwrap();
+    hitl::store::Store::create_run(&store, &blocked).await.unwrap();
+    let engine = Engine::temporary()
+        .store(store)
+        .register(ask)
+        .open()
+        .await
+        .unwrap();
+    let server = start_with(engine, config()).await;
+    let session = sign_in(&server, BOB).await;
+    let page_url = format!("{}/runs/blocked-run", server.url);
+    let page = get_page(&page_url, Some(&session)).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("id=\"blocked\""), "{}", page.text);
+    assert!(
+        page.text.contains("version 9 of `ask`"),
+        "the re-check's reason is shown: {}",
+        page.text
+    );
+    let runs = get_page(&format!("{}/runs", server.url), Some(&session)).await;
+    assert!(runs.text.contains("Blocked: "), "{}", runs.text);
+
+    let csrf = hidden(&page.text, "csrf").unwrap();
+    let decide = format!("{page_url}/decide");
+    let forged = post_form(
+        &decide,
+        Some(&session),
+        form(&[("csrf", "nope"), ("action", "cancel"), ("reason", "x")]),
+    )
+    .await;
+    assert_eq!(forged.status, 403, "{}", forged.text);
+    let no_reason = post_form(
+        &decide,
+        Some(&session),
+        form(&[("csrf", &csrf), ("action", "cancel"), ("reason", " ")]),
+    )
+    .await;
+    assert_eq!(no_reason.status, 400, "{}", no_reason.text);
+    let decided = post_form(
+        &decide,
+        Some(&session),
+        form(&[
+            ("csrf", &csrf),
+            ("action", "cancel"),
+            ("reason", "version 9 is retired"),
+        ]),
+    )
+    .await;
+    assert_eq!(decided.status, 303, "{}", decided.text);
+    let info = server.engine.run_info("blocked-run").await.unwrap();
+    assert_eq!(info.status, RunStatus::Cancelled);
+    assert_eq!(info.decisions[0].by, "bob");
+    let page = get_page(&page_url, Some(&session)).await;
+    assert!(
+        page.text.contains("Decided cancel by bob: version 9 is retired"),
+        "{}",
+        page.text
+    );
+}

@@ -66,9 +66,13 @@ use proc_macro2::TokenStream as TokenStream2;
 ///         let __hitl_ret: Result<DeploymentId, DeployError> = { body };
 ///         #[allow(unreachable_code)] __hitl_ret
 ///     };
-///     ::hitl::__private::fallible_activity("deploy", __hitl_input, __hitl_body)
+///     ::hitl::__private::fallible_activity("deploy", __hitl_input, 2695708515u32, __hitl_body)
 /// }
 /// ```
+///
+/// The number is a fingerprint of the argument and output types, journaled with each step of
+/// the task: a run whose journaled step has other types than the code is blocked before it
+/// replays, not replayed on them.
 ///
 /// An `inject_context` task's body starts with
 ///
@@ -99,8 +103,10 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 /// error that names the fixes. Common nondeterministic calls (`SystemTime::now`, `rand`,
 /// `tokio::spawn`, `std::fs`, …) are compile errors naming the replay-safe replacement.
 ///
-/// Arguments: `name = "…"` (the registered name; default the fn's name) and
-/// `inject_context` (take `ctx: &TaskContext` first).
+/// Arguments: `name = "…"` (the registered name; default the fn's name),
+/// `version = n` (from 1, the default: register a changed workflow as a new version beside
+/// the old fn; runs stay on the version they started with, and a start by name takes the
+/// newest) and `inject_context` (take `ctx: &TaskContext` first).
 ///
 /// The output must be `Serialize`; for `Result<T, E>` the run's output is `T`, and `E` must
 /// implement `Display`: a failed run records the error's text (a missing `Display` is
@@ -136,7 +142,7 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 ///     type Input = (String,);
 ///     type Output = DeploymentId;
 ///     const DEFINITION: &'static WorkflowDefinition = &WorkflowDefinition {
-///         name: "release", params: &["service"],
+///         name: "release", version: 1, params: &["service"],
 ///         sites: &[await_site("build_plan(service)", line!()), await_site("deploy(plan)", line!())],
 ///         fingerprint: "…", file: file!(),
 ///     };

@@ -44,8 +44,13 @@
 //!   when they return, their inside is ordinary async Rust. If the process dies inside one,
 //!   it runs again from its first line (use [`idempotency_key`] with external APIs).
 //! * **Steps are identified** by `scope/name#occurrence`. The journal also stores a hash of
-//!   each task's input; replaying a step whose input changed fails the run with
-//!   [`Error::NonDeterminism`] instead of returning a wrong answer.
+//!   each task's input and a fingerprint of its types. Before a run resumes on code it was
+//!   not last driven by, its journal is replayed on that code without executing anything;
+//!   a run the code cannot resume (a step added before where it waits, a journaled step
+//!   removed or retyped, its workflow version gone) becomes [`RunStatus::Blocked`] with the
+//!   steps and lines, until the code can resume it or an operator decides
+//!   ([`Engine::decide`]). [`TaskContext::patched`] and `#[workflow(version = n)]` change a
+//!   workflow while runs of it wait.
 //! * Only `Ok` outputs are journaled: a task returning `Err` runs again next time
 //!   (`#[task(retries = n)]` retries it right away with backoff).
 //!

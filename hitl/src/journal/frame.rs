@@ -167,6 +167,11 @@ impl Frame {
             },
             None => None,
         };
+        // A finished nested orchestration replays as its output: its own steps are never
+        // reached again, and are not left to replay.
+        if kind == StepKind::Orchestration && journaled.is_some() {
+            self.run.consume_under(&format!("{}/", step.id));
+        }
         if self.run.checking() {
             match &journaled {
                 // A waiting entry is where the run stands: nothing after it is replayed.

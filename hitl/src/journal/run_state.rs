@@ -348,6 +348,11 @@ impl RunState {
         lock(&self.last_error).clone()
     }
 
+    /// Drops the journal entries under `prefix` from the replay map.
+    pub(super) fn consume_under(&self, prefix: &str) {
+        lock(&self.replay).retain(|id, _| !id.starts_with(prefix));
+    }
+
     pub(super) fn take_journaled(&self, step_id: &str) -> Option<StepRecord> {
         lock(&self.replay).remove(step_id)
     }

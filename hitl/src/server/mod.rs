@@ -195,6 +195,7 @@ pub fn router_with(engine: Engine, config: ServerConfig) -> Router {
         .route("/requests/{id}", get(pages::request_page).post(pages::answer))
         .route("/runs", get(pages::runs_page))
         .route("/runs/{id}", get(pages::run_page))
+        .route("/runs/{id}/decide", post(pages::decide))
         .fallback(pages::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -25,7 +25,7 @@ use crate::server::form::Pairs;
 use crate::server::views::{self, Paths, Viewer};
 
 pub(crate) use request::{answer, request_page};
-pub(crate) use runs::{run_page, runs_page};
+pub(crate) use runs::{decide, run_page, runs_page};
 pub(crate) use sign_in::{login, login_form, logout};
 
 fn page(status: StatusCode, markup: Markup) -> Response {

@@ -1,12 +1,16 @@
 //! The runs list and a run's page (sessions only).
 
-use axum::extract::rejection::PathRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
 
-use super::{error_page, page, paths, signed_in};
+use super::{error_page, field, page, pairs_of, paths, signed_in};
+use crate::run::DecisionAction;
 use crate::server::AppState;
+use crate::server::auth;
+use crate::server::error::ApiError;
 use crate::server::views::{self, Viewer};
 use crate::{PendingFilter, RunFilter};
 
@@ -77,4 +81,61 @@ pub(crate) async fn run_page(
         ),
         Err(error) => error_page(&state, &viewer, &error.into()),
     }
+}
+
+/// `POST /runs/{id}/decide`: an operator's decision on a blocked run, from the run page's
+/// form (`action` = `resume_anyway` or `cancel`, `reason`); back to the run page.
+pub(crate) async fn decide(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let (session, csrf) = match signed_in(&state, &headers, &uri) {
+        Ok(signed_in) => signed_in,
+        Err(response) => return *response,
+    };
+    let viewer = Viewer::Session {
+        responder: &session.responder,
+        csrf: &csrf,
+    };
+    let (id, body) = match (id, body) {
+        (Ok(Path(id)), Ok(body)) => (id, body),
+        (Err(rejection), _) => return error_page(&state, &viewer, &rejection.into()),
+        (_, Err(rejection)) => return error_page(&state, &viewer, &rejection.into()),
+    };
+    let pairs = pairs_of(&body);
+    if !auth::csrf_matches(&csrf, field(&pairs, "csrf")) {
+        let error = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "bad_csrf",
+            "This form did not come from this server or belongs to another session; reload the run and decide again.",
+        );
+        return error_page(&state, &viewer, &error);
+    }
+    let action = match field(&pairs, "action") {
+        Some("resume_anyway") => DecisionAction::ResumeAnyway,
+        Some("cancel") => DecisionAction::Cancel,
+        _ => {
+            let error = ApiError::bad_request("Choose to resume the run anyway or to cancel it.");
+            return error_page(&state, &viewer, &error);
+        }
+    };
+    let Some(reason) = field(&pairs, "reason")
+        .map(str::trim)
+        .filter(|reason| !reason.is_empty())
+    else {
+        let error = ApiError::bad_request("A decision needs a reason; it is recorded with the run.");
+        return error_page(&state, &viewer, &error);
+    };
+    if let Err(error) = state
+        .engine()
+        .decide(&id, action, &session.responder, reason)
+        .await
+    {
+        return error_page(&state, &viewer, &error.into());
+    }
+    let location = paths(&state).run(&id);
+    (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
 }

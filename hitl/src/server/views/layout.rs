@@ -25,7 +25,7 @@ td a{font-weight:600;color:#0969da;text-decoration:none}
 .badge{display:inline-block;border-radius:999px;padding:0 .55rem;font-size:.8rem;font-weight:600;background:#eaeef2;color:#24292f}
 .badge.pending,.badge.paused,.badge.running{background:#fff8c5;color:#7d4e00}
 .badge.answered,.badge.completed{background:#dafbe1;color:#116329}
-.badge.expired,.badge.cancelled,.badge.failed{background:#ffebe9;color:#a40e26}
+.badge.expired,.badge.cancelled,.badge.failed,.badge.blocked{background:#ffebe9;color:#a40e26}
 label{display:block;font-weight:600;margin:.8rem 0 .2rem}
 .choice{display:flex;gap:.5rem;align-items:center;margin:.3rem 0}
 .choice label{display:inline;font-weight:400;margin:0}

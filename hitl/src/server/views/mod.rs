@@ -52,7 +52,7 @@ impl Paths<'_> {
         self.to(&format!("/requests/{}", crate::sign::percent_encode(id)))
     }
 
-    fn run(&self, id: &str) -> String {
+    pub(crate) fn run(&self, id: &str) -> String {
         self.to(&format!("/runs/{}", crate::sign::percent_encode(id)))
     }
 }

@@ -25,6 +25,7 @@ pub(crate) fn runs(paths: Paths<'_>, viewer: &Viewer<'_>, runs: &[RunInfo], now:
                                 span class=(format!("badge {}", run.status)) { (run.status) }
                                 @if let Some(failure) = &run.failure { br; span.meta.reason { (failure.to_string()) } }
                                 @if let Some(reason) = &run.cancel_reason { br; span.meta.reason { "Cancelled: " (reason) } }
+                                @if let Some(blocked) = run.blocked.as_ref().filter(|_| run.status == RunStatus::Blocked) { br; span.meta.reason { "Blocked: " (blocked.reason) } }
                             }
                             td { (timestamp(run.updated_at, &ago(now, run.updated_at))) }
                         }
@@ -52,6 +53,26 @@ pub(crate) fn run(
                 " · last change " (timestamp(run.updated_at, &ago(now, run.updated_at))) }
             @if let Some(failure) = &run.failure { div.error { (failure.to_string()) } }
             @if let Some(reason) = &run.cancel_reason { div.notice { "Cancelled: " (reason) } }
+            @if let Some(blocked) = run.blocked.as_ref().filter(|_| run.status == RunStatus::Blocked) {
+                div.error #blocked {
+                    p { "The deployed code cannot resume this run; nothing of it runs until it can, or an operator decides (its requests can still be answered)." }
+                    ul { @for problem in &blocked.problems { li { (problem.detail) } } }
+                    @if let Viewer::Session { csrf, .. } = viewer {
+                        form method="post" action=(format!("{}/decide", paths.run(&run.id))) #decide {
+                            input type="hidden" name="csrf" value=(csrf);
+                            label { "Why (recorded with the run) " input type="text" name="reason" required; }
+                            button type="submit" name="action" value="resume_anyway" { "Resume on this code anyway" }
+                            " "
+                            button type="submit" name="action" value="cancel" { "Cancel the run" }
+                        }
+                    }
+                    p.meta { "Or " code { "POST /api/runs/" (run.id) "/decide" } ", or " code { "hitl decide " (run.id) " --resume-anyway --reason …" } "." }
+                }
+            }
+            @for decision in &run.decisions {
+                div.notice { "Decided " (decision.action) " by " (decision.by) ": " (decision.reason) }
+            }
+            @if run.version > 1 { p.meta { "version " (run.version) } }
             @if run.status == RunStatus::Completed {
                 @if let Some(output) = &run.output { p { "Output" } pre.json { (serde_json::to_string_pretty(output).unwrap_or_default()) } }
             }
