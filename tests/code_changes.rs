@@ -839,3 +839,78 @@ async fn an_expiry_while_blocked_applies_its_policy_and_fail_run_fails_the_run()
     );
     assert_eq!(runs_of("deploy", "expiring"), 0);
 }
+
+// --- retiring a patch ---------------------------------------------------------------------
+
+/// The patch retired: the scan is unconditional, and runs that journaled the patch replay.
+#[workflow(name = "release", inject_context)]
+async fn release_patch_deprecated(ctx: &TaskContext, service: String) -> hitl::Result<String> {
+    let artifact = build(service).await;
+    ctx.deprecate_patch("scan-before-approval");
+    if !scan(artifact.clone()).await || !ask_approval(artifact.clone()).await? {
+        return Ok("rejected".into());
+    }
+    Ok(deploy(artifact).await)
+}
+
+/// The patch line removed too early: a run that journaled the patch cannot resume.
+#[workflow(name = "release")]
+async fn release_patch_removed(service: String) -> hitl::Result<String> {
+    let artifact = build(service).await;
+    if !scan(artifact.clone()).await || !ask_approval(artifact.clone()).await? {
+        return Ok("rejected".into());
+    }
+    Ok(deploy(artifact).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deprecated_patch_replays_for_runs_that_journaled_it_and_removing_it_early_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let engine = Engine::builder()
+        .path(&path)
+        .register(release_patched)
+        .open()
+        .await
+        .unwrap();
+    for id in ["retire-a", "retire-b"] {
+        let run = engine
+            .start_with_id(release_patched, id, (id.to_owned(),))
+            .await
+            .unwrap();
+        assert!(matches!(run.settled().await.unwrap(), Outcome::Paused(_)));
+    }
+    engine.close().await.unwrap();
+
+    let report = Engine::builder()
+        .path(&path)
+        .register(release_patch_removed)
+        .check()
+        .await
+        .unwrap();
+    assert_eq!(report.blocked().count(), 2, "{report}");
+    assert!(
+        report
+            .to_string()
+            .contains("journaled step `patch(scan-before-approval)#0` (line "),
+        "{report}"
+    );
+
+    let engine = Engine::builder()
+        .path(&path)
+        .register(release_patch_deprecated)
+        .open()
+        .await
+        .unwrap();
+    assert!(engine.check_runs().await.unwrap().all_resumable());
+    approve(&engine, "retire-a").await;
+    assert_eq!(
+        engine.wait("retire-a").await.unwrap(),
+        Outcome::Completed(serde_json::json!("deployed retire-a-artifact"))
+    );
+    assert_eq!(
+        runs_of("scan", "retire-a"),
+        1,
+        "the scan ran once, before the approval"
+    );
+}

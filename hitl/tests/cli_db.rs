@@ -895,3 +895,56 @@ async fn dump_shows_every_stored_record_as_json_lines() {
         .exits(2)
         .complains(&["hitl --db DIR dump"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_runs_prints_the_unfinished_runs_and_decide_refuses_a_run_that_is_not_blocked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("app.db");
+    let engine = application(&dir).await;
+    let run = engine
+        .start_with_id(deploy, "deploy-export", ("api".into(),))
+        .await
+        .unwrap();
+    paused(&run).await;
+    drop(run);
+    stop(engine, &dir).await;
+    let db = db(&dir);
+
+    let export = hitl(["--db", &db, "export-runs", "--redact"]).exits(0).json();
+    assert_eq!(export["format"], json!("hitl.runs"));
+    assert_eq!(export["version"], json!(1));
+    assert_eq!(export["redacted"], json!(true));
+    assert_eq!(export["runs"][0]["run"]["id"], json!("deploy-export"));
+    assert!(
+        export["runs"][0]["journal"]
+            .as_array()
+            .is_some_and(|steps| !steps.is_empty())
+    );
+    hitl::engine::RunExport::from_json(&export.to_string()).expect("the export reads back");
+
+    hitl([
+        "--db",
+        &db,
+        "decide",
+        "deploy-export",
+        "--cancel",
+        "--reason",
+        "x",
+    ])
+    .exits(2)
+    .complains(&["needs `--as NAME`"]);
+    hitl([
+        "--db",
+        &db,
+        "decide",
+        "deploy-export",
+        "--cancel",
+        "--reason",
+        "x",
+        "--as",
+        "ops",
+    ])
+    .exits(3)
+    .complains(&["is paused, not blocked"]);
+    hitl(["--db", &db, "runs", "--status", "blocked"]).exits(0);
+}
