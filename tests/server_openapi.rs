@@ -236,20 +236,7 @@ fn the_document_is_well_formed_openapi_3_1() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_answers_what_the_document_declares() {
     // A run of a version this build does not register: blocked, for the decision routes.
-    let store = hitl::store::MemStore::new();
-    let blocked: hitl::store::RunRecord = serde_json::from_value(json!({
-        "v": 2, "id": "blocked-run", "workflow": "ask", "version": 9, "status": "blocked",
-        "input": {"kind": "approval"}, "fingerprint": "f", "created_at": 1, "updated_at": 1,
-        "lease_epoch": 1,
-    }))
-    .unwrap();
-    hitl::store::Store::create_run(&store, &blocked).await.unwrap();
-    let engine = hitl::Engine::temporary()
-        .store(store)
-        .register(ask)
-        .open()
-        .await
-        .unwrap();
+    let engine = engine_with_a_blocked_run().await;
     let server = start_with(engine, config()).await;
     let url = |path: &str| format!("{}{path}", server.url);
     let served = get(&url("/api/openapi.json"), Some(ALICE)).await;

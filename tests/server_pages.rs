@@ -729,20 +729,7 @@ async fn a_typed_form_keeps_declaration_order_and_says_what_is_wrong_at_each_fie
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocked_runs_page_names_the_problem_and_its_form_records_a_decision() {
     // A run of a version this build does not register: blocked when the engine opens.
-    let store = hitl::store::MemStore::new();
-    let blocked: hitl::store::RunRecord = serde_json::from_value(serde_json::json!({
-        "v": 2, "id": "blocked-run", "workflow": "ask", "version": 9, "status": "blocked",
-        "input": {"kind": "approval"}, "fingerprint": "f", "created_at": 1, "updated_at": 1,
-        "lease_epoch": 1,
-    }))
-    .unwrap();
-    hitl::store::Store::create_run(&store, &blocked).await.unwrap();
-    let engine = Engine::temporary()
-        .store(store)
-        .register(ask)
-        .open()
-        .await
-        .unwrap();
+    let engine = engine_with_a_blocked_run().await;
     let server = start_with(engine, config()).await;
     let session = sign_in(&server, BOB).await;
     let page_url = format!("{}/runs/blocked-run", server.url);

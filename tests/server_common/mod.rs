@@ -157,6 +157,25 @@ pub fn config() -> ServerConfig {
         .body_limit(BODY_LIMIT)
 }
 
+/// An engine on a memory store holding run `blocked-run` of `ask` version 9, which this build
+/// does not register: the engine blocks it when it opens.
+pub async fn engine_with_a_blocked_run() -> Engine {
+    let store = hitl::store::MemStore::new();
+    let blocked: hitl::store::RunRecord = serde_json::from_value(serde_json::json!({
+        "v": 2, "id": "blocked-run", "workflow": "ask", "version": 9, "status": "blocked",
+        "input": {"kind": "approval"}, "fingerprint": "f", "created_at": 1, "updated_at": 1,
+        "lease_epoch": 1,
+    }))
+    .unwrap();
+    hitl::store::Store::create_run(&store, &blocked).await.unwrap();
+    Engine::temporary()
+        .store(store)
+        .register(ask)
+        .open()
+        .await
+        .unwrap()
+}
+
 pub async fn start() -> TestServer {
     let engine = Engine::temporary().register(ask).open().await.unwrap();
     start_with(engine, config()).await

@@ -222,6 +222,10 @@ pub(crate) struct Step {
 impl Step {
     /// How a journaled entry contradicts this step, if it does.
     fn mismatch(&self, record: &StepRecord) -> Option<(IncompatibilityKind, String)> {
+        let types_changed = record.types != 0 && self.types != 0 && record.types != self.types;
+        if record.kind == self.kind && !types_changed && record.input_hash == self.input_hash {
+            return None; // the replay's hot path: no message built
+        }
         let at = format!(
             "step `{}` (journaled at line {}, now line {})",
             self.id, record.line, self.position.line
@@ -235,7 +239,7 @@ impl Step {
                     self.kind.as_str()
                 ),
             ))
-        } else if record.types != 0 && self.types != 0 && record.types != self.types {
+        } else if types_changed {
             Some((
                 IncompatibilityKind::ChangedTypes,
                 format!("{at}: the task's argument or output types changed since it was journaled"),
