@@ -743,6 +743,9 @@ async fn a_blocked_runs_page_names_the_problem_and_its_form_records_a_decision()
     );
     let runs = get_page(&format!("{}/runs", server.url), Some(&session)).await;
     assert!(runs.text.contains("Blocked: "), "{}", runs.text);
+    let inbox = get_page(&format!("{}/", server.url), Some(&session)).await;
+    assert!(inbox.text.contains("id=\"blocked-runs\""), "{}", inbox.text);
+    assert!(inbox.text.contains("1 run is blocked"), "{}", inbox.text);
 
     let csrf = hidden(&page.text, "csrf").unwrap();
     let decide = format!("{page_url}/decide");

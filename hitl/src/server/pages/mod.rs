@@ -17,12 +17,12 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use maud::Markup;
 
-use crate::PendingFilter;
 use crate::server::AppState;
 use crate::server::auth::{self, Session};
 use crate::server::error::ApiError;
 use crate::server::form::Pairs;
 use crate::server::views::{self, Paths, Viewer};
+use crate::{PendingFilter, RunFilter};
 
 pub(crate) use request::{answer, request_page};
 pub(crate) use runs::{decide, run_page, runs_page};
@@ -106,10 +106,20 @@ pub(crate) async fn inbox(State(state): State<AppState>, headers: HeaderMap, uri
         responder: &session.responder,
         csrf: &csrf,
     };
-    match state.engine().pending(&PendingFilter::default()).await {
-        Ok(requests) => page(
+    let engine = state.engine();
+    let loaded = async {
+        let requests = engine.pending(&PendingFilter::default()).await?;
+        let blocked = RunFilter {
+            status: Some(crate::RunStatus::Blocked),
+            ..RunFilter::default()
+        };
+        Ok::<_, crate::Error>((requests, engine.runs(&blocked).await?))
+    }
+    .await;
+    match loaded {
+        Ok((requests, blocked)) => page(
             StatusCode::OK,
-            views::inbox(paths(&state), &viewer, &requests, state.engine().now()),
+            views::inbox(paths(&state), &viewer, &requests, &blocked, engine.now()),
         ),
         Err(error) => error_page(&state, &viewer, &error.into()),
     }

@@ -5,11 +5,27 @@ use std::time::SystemTime;
 use maud::{Markup, html};
 
 use super::{Paths, Viewer, ago, id_text, kind_label, layout, timestamp, until};
-use crate::Request;
+use crate::{Request, RunInfo};
 
-pub(crate) fn inbox(paths: Paths<'_>, viewer: &Viewer<'_>, requests: &[Request], now: SystemTime) -> Markup {
+pub(crate) fn inbox(
+    paths: Paths<'_>,
+    viewer: &Viewer<'_>,
+    requests: &[Request],
+    blocked: &[RunInfo],
+    now: SystemTime,
+) -> Markup {
     let body = html! {
         h1 { "Inbox" }
+        @if !blocked.is_empty() {
+            div.error #blocked-runs {
+                p { (blocked.len()) " " (if blocked.len() == 1 { "run is" } else { "runs are" })
+                    " blocked: the deployed code cannot resume them (their requests can still be answered)." }
+                ul { @for run in blocked {
+                    li { a href=(paths.run(&run.id)) { (id_text(&run.id)) } " (" (run.workflow) "): "
+                        (run.blocked.as_ref().map_or("", |blocked| blocked.reason.as_str())) }
+                } }
+            }
+        }
         @if requests.is_empty() {
             div.card { p { "Nothing is waiting for an answer." } }
         } @else {
