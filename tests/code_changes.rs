@@ -214,11 +214,11 @@ async fn approve(engine: &Engine, run_id: &str) {
 /// The run's block, once it is blocked.
 async fn blocked(engine: &Engine, run_id: &str) -> Blocked {
     eventually(format!("run {run_id} is blocked"), async || {
-        let run = engine.run(release_v1, run_id).await.unwrap();
-        match run.settled().await.unwrap() {
-            Outcome::Blocked(blocked) => Some(blocked),
-            Outcome::Paused(_) => None,
-            other => panic!("run {run_id} should be blocked, is {other:?}"),
+        let info = engine.run_info(run_id).await.unwrap();
+        match info.status {
+            RunStatus::Blocked => info.blocked,
+            RunStatus::Paused | RunStatus::Running => None,
+            other => panic!("run {run_id} should be blocked, is {other}"),
         }
     })
     .await
@@ -912,5 +912,137 @@ async fn a_deprecated_patch_replays_for_runs_that_journaled_it_and_removing_it_e
         runs_of("scan", "retire-a"),
         1,
         "the scan ran once, before the approval"
+    );
+}
+
+// --- rewinding a blocked run ----------------------------------------------------------------
+
+#[task]
+async fn draft(plan: String) -> String {
+    ran("draft", &plan);
+    format!("draft of {plan}")
+}
+
+#[task]
+async fn lint(draft: String) -> bool {
+    ran("lint", &draft);
+    true
+}
+
+/// An approval whose notification goes to a webhook nobody listens on: it stays pending.
+#[task(inject_context)]
+async fn ask_notified(ctx: &TaskContext, draft: String) -> hitl::Result<bool> {
+    let feedback = Feedback::approval(format!("Publish {draft}?"))
+        .notify(hitl::Notify::webhook("http://127.0.0.1:9/hook"));
+    Ok(ctx.request_feedback(feedback).await?.approved())
+}
+
+#[workflow(name = "publish", inject_context)]
+async fn publish_v1(ctx: &TaskContext, plan: String) -> hitl::Result<String> {
+    let plan = build(plan).await;
+    let before: Option<String> = ctx.channel().get("stage").await?;
+    ctx.channel().set("stage", "drafted").await?;
+    let draft = draft(plan.clone()).await;
+    let (approved, seconded) = tokio::try_join!(async { ask_notified(draft.clone()).await }, async {
+        ask_keyed(format!("{plan}-second")).await
+    },)?;
+    Ok(format!("{before:?} {draft} {}", approved && seconded))
+}
+
+/// A lint added before the approval: the waiting run blocks, and is rewound.
+#[workflow(name = "publish", inject_context)]
+async fn publish_lints(ctx: &TaskContext, plan: String) -> hitl::Result<String> {
+    let plan = build(plan).await;
+    let before: Option<String> = ctx.channel().get("stage").await?;
+    ctx.channel().set("stage", "drafted").await?;
+    let draft = draft(plan.clone()).await;
+    let clean = lint(draft.clone()).await;
+    let (approved, seconded) = tokio::try_join!(async { ask_notified(draft.clone()).await }, async {
+        ask_keyed(format!("{plan}-second")).await
+    },)?;
+    Ok(format!("{before:?} {draft} {}", clean && approved && seconded))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewind_runs_the_later_steps_again_restores_channels_and_cancels_the_open_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let engine = Engine::builder()
+        .path(&path)
+        .register(publish_v1)
+        .open()
+        .await
+        .unwrap();
+    let run = engine
+        .start_with_id(publish_v1, "rewind", ("rewind".to_owned(),))
+        .await
+        .unwrap();
+    assert!(matches!(run.settled().await.unwrap(), Outcome::Paused(_)));
+    let notified = pending_request(&engine, "rewind", Some("Publish draft of rewind-artifact?")).await;
+    drop(run);
+    engine.close().await.unwrap();
+
+    let engine = Engine::builder()
+        .path(&path)
+        .register(publish_lints)
+        .open()
+        .await
+        .unwrap();
+    let not_blocked = engine.resume_anyway("rewind", "ops", "probe").await.unwrap_err();
+    assert!(
+        matches!(not_blocked, hitl::Error::RunNotBlocked { .. }),
+        "{not_blocked}"
+    );
+    // The second approval wakes the run, which blocks; the first stays open.
+    answer_keyed(&engine, "rewind", "rewind-artifact-second").await;
+    blocked(&engine, "rewind").await;
+    assert_eq!(runs_of("draft", "rewind-artifact"), 1);
+
+    let refused = engine
+        .decide(
+            "rewind",
+            DecisionAction::Rewind { to: "nope#0".into() },
+            "ops",
+            "x",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("no completed step `nope#0`"),
+        "{refused}"
+    );
+    engine
+        .decide(
+            "rewind",
+            DecisionAction::Rewind { to: "build#0".into() },
+            "ops",
+            "lint the draft first",
+        )
+        .await
+        .unwrap();
+    // The open request is cancelled; the steps after `build#0` run again, the channel read
+    // finds the value from before them, and both approvals are asked again.
+    let old = engine.request(&notified.id).await.unwrap();
+    assert_eq!(old.status, hitl::RequestStatus::Cancelled);
+    let again = eventually("the approval is asked again", async || {
+        let request = pending_request(&engine, "rewind", Some("Publish draft of rewind-artifact?")).await;
+        (request.id != notified.id).then_some(request)
+    })
+    .await;
+    assert_eq!(runs_of("draft", "rewind-artifact"), 2, "draft ran again");
+    assert_eq!(runs_of("lint", "draft of rewind-artifact"), 1);
+    engine
+        .respond(&again.id, Response::approve(), Responder::new("alice"))
+        .await
+        .unwrap();
+    answer_keyed(&engine, "rewind", "rewind-artifact-second").await;
+    assert_eq!(
+        engine.wait("rewind").await.unwrap(),
+        Outcome::Completed(serde_json::json!("None draft of rewind-artifact true"))
+    );
+    let decisions = engine.run_info("rewind").await.unwrap().decisions;
+    assert_eq!(
+        decisions[0].action,
+        DecisionAction::Rewind { to: "build#0".into() }
     );
 }

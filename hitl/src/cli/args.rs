@@ -107,13 +107,17 @@ pub(crate) enum Command {
         to: String,
     },
     /// Settle a blocked run (one the deployed code cannot resume): resume it on the current
-    /// code anyway, or cancel it. Recorded in the run with who and why.
+    /// code anyway, rewind it to a step, or cancel it. Recorded in the run with who and why.
     Decide {
         /// The run id.
         run: String,
         /// Resume it on the current code: the divergence is accepted.
-        #[arg(long, conflicts_with = "cancel", required_unless_present = "cancel")]
+        #[arg(long, conflicts_with_all = ["cancel", "rewind_to"], required_unless_present_any = ["cancel", "rewind_to"])]
         resume_anyway: bool,
+        /// Rewind it to this completed step (as `hitl history` names it): the steps after it
+        /// run again, activities included.
+        #[arg(long, value_name = "STEP", conflicts_with = "cancel")]
+        rewind_to: Option<String>,
         /// Cancel it.
         #[arg(long)]
         cancel: bool,

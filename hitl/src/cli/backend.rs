@@ -34,6 +34,24 @@ impl Kind {
     }
 }
 
+/// An operator decision on a blocked run, as `hitl decide` gives it.
+pub(crate) enum Decide {
+    ResumeAnyway,
+    Rewind(String),
+    Cancel,
+}
+
+impl Decide {
+    /// The engine's decision.
+    pub(crate) fn action(&self) -> hitl::run::DecisionAction {
+        match self {
+            Decide::ResumeAnyway => hitl::run::DecisionAction::ResumeAnyway,
+            Decide::Cancel => hitl::run::DecisionAction::Cancel,
+            Decide::Rewind(to) => hitl::run::DecisionAction::Rewind { to: to.clone() },
+        }
+    }
+}
+
 /// Where the commands go.
 pub(crate) enum Backend {
     /// A running application's server.
@@ -136,13 +154,17 @@ impl Backend {
     pub(crate) async fn decide(
         &self,
         run_id: &str,
-        action: &str,
+        action: &Decide,
         reason: &str,
         by: Option<&str>,
     ) -> Result<Value, CliError> {
         match self {
             Backend::Http(http) => {
-                let body = json!({ "action": action, "reason": reason });
+                let body = match action {
+                    Decide::ResumeAnyway => json!({ "action": "resume_anyway", "reason": reason }),
+                    Decide::Cancel => json!({ "action": "cancel", "reason": reason }),
+                    Decide::Rewind(to) => json!({ "action": "rewind", "to": to, "reason": reason }),
+                };
                 let decided = http.post(&["api", "runs", run_id, "decide"], &body).await?;
                 self.or_fetch(decided, |backend| backend.run(run_id)).await
             }

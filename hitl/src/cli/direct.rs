@@ -183,16 +183,12 @@ impl Database {
     pub(crate) async fn decide(
         &self,
         run_id: &str,
-        action: &str,
+        action: &super::backend::Decide,
         reason: &str,
         by: &str,
     ) -> Result<Value, CliError> {
-        let action = match action {
-            "cancel" => hitl::run::DecisionAction::Cancel,
-            _ => hitl::run::DecisionAction::ResumeAnyway,
-        };
         self.engine
-            .decide(run_id, action, by, reason)
+            .decide(run_id, action.action(), by, reason)
             .await
             .map_err(fail)?;
         self.run(run_id).await

@@ -29,7 +29,7 @@ use hitl::Response;
 use serde_json::Value;
 
 use args::{Cli, Command, Mode, Respond};
-use backend::{Backend, Kind};
+use backend::{Backend, Decide, Kind};
 use direct::Database;
 use error::{CliError, Exit};
 use http::Http;
@@ -183,14 +183,19 @@ async fn execute(cli: &Cli, backend: &Backend, responder: Option<&str>) -> Resul
         Command::Decide {
             run,
             cancel,
+            rewind_to,
             reason,
             by,
             ..
         } => {
             let run = backend.resolve(Kind::Run, run).await?;
-            let action = if *cancel { "cancel" } else { "resume_anyway" };
+            let action = match (cancel, rewind_to) {
+                (true, _) => Decide::Cancel,
+                (false, Some(step)) => Decide::Rewind(step.clone()),
+                (false, None) => Decide::ResumeAnyway,
+            };
             let decided = backend
-                .decide(&run, action, reason, by.as_deref().or(responder))
+                .decide(&run, &action, reason, by.as_deref().or(responder))
                 .await?;
             show(&decided, &render::decided)
         }

@@ -17,8 +17,12 @@ use crate::store::RunQuery;
 impl Engine {
     /// Settles a blocked run as an operator: resume it on the registered code anyway (the
     /// divergence is accepted: journaled steps the code no longer reaches are left aside and
-    /// new steps before them run), or cancel it. The decision is recorded in the run, with
-    /// `by` and `reason`, and shown with it.
+    /// new steps before them run); rewind it to a named step (the journal of that step's
+    /// scope after it is set aside and its steps run again — activities too, so mind their
+    /// side effects; requests they asked stay in history and are asked again, open ones are
+    /// cancelled with their timers and pending notifications, and channel values go back to
+    /// what they were); or cancel it. The decision is recorded in the run, with `by` and
+    /// `reason`, and shown with it.
     ///
     /// # Errors
     ///
@@ -43,14 +47,24 @@ impl Engine {
                 status: record.status,
             });
         };
-        if action == DecisionAction::ResumeAnyway
+        if action != DecisionAction::Cancel
             && let CodeOf::VersionMissing(problem) = self.shared.registry.code_of(&record)
         {
             return Err(Error::InvalidRequest {
-                detail: format!("cannot resume run `{run_id}` anyway: {problem}"),
+                detail: format!("cannot resume run `{run_id}` ({action}): {problem}"),
             });
         }
         let reason = reason.into();
+        if let DecisionAction::Rewind { to } = &action {
+            let rewound = self.shared.rewind(&record, to).await?;
+            tracing::warn!(
+                run_id,
+                to,
+                steps = rewound.steps,
+                cancelled_requests = rewound.cancelled_requests,
+                "run rewound: the steps after it run again, activities included"
+            );
+        }
         tracing::warn!(run_id, %action, by, %reason, "operator decision on a blocked run");
         record.decisions.push(Decision {
             action: action.clone(),
@@ -66,7 +80,7 @@ impl Engine {
         self.shared.services.store.save_run(&record).await?;
         self.shared.services.store.flush().await?;
         match action {
-            DecisionAction::ResumeAnyway => {
+            DecisionAction::ResumeAnyway | DecisionAction::Rewind { .. } => {
                 // A wake-up, so that a worker resumes the run even when this engine drives
                 // none (the CLI on a database, an operator engine on a shared store).
                 let wake = Timer {

@@ -24,6 +24,7 @@ mod fleet;
 mod queries;
 mod registry;
 mod requests;
+mod rewind;
 pub(crate) mod run;
 mod status;
 mod supervisor;

@@ -103,7 +103,13 @@ impl RunState {
             epoch,
             id,
             workflow,
-            replay: Mutex::new(journal.into_iter().collect()),
+            // Steps a rewind set aside run again.
+            replay: Mutex::new(
+                journal
+                    .into_iter()
+                    .filter(|(_, step)| step.kind != crate::model::step::StepKind::Rewound)
+                    .collect(),
+            ),
             next_seq: AtomicU64::new(next_seq),
             stop: watch::channel(None).0,
             last_error: Mutex::new(None),

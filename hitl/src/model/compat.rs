@@ -101,6 +101,12 @@ pub enum DecisionAction {
     ResumeAnyway,
     /// Cancel the run.
     Cancel,
+    /// Set aside the journal of this step's scope after it, so that the later steps run
+    /// again (their activities too); see `Engine::decide`.
+    Rewind {
+        /// The step id to rewind to (`scope/name#occurrence`), which stays journaled.
+        to: String,
+    },
 }
 
 impl std::fmt::Display for DecisionAction {
@@ -108,6 +114,7 @@ impl std::fmt::Display for DecisionAction {
         f.write_str(match self {
             DecisionAction::ResumeAnyway => "resume anyway",
             DecisionAction::Cancel => "cancel",
+            DecisionAction::Rewind { to } => return write!(f, "rewind to `{to}`"),
         })
     }
 }

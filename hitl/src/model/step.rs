@@ -29,6 +29,9 @@ pub enum StepKind {
     Notification,
     /// `ctx.patched(..)`: whether the run takes a patched branch, decided once.
     Patch,
+    /// A step an operator's rewind set aside: kept for history (its output holds the
+    /// original kind and output), ignored by replay, so the step runs again.
+    Rewound,
 }
 
 impl StepKind {
@@ -45,6 +48,7 @@ impl StepKind {
             StepKind::Feedback => "feedback",
             StepKind::Notification => "notification",
             StepKind::Patch => "patch",
+            StepKind::Rewound => "rewound",
         }
     }
 }

@@ -18,20 +18,34 @@ use crate::run::DecisionAction;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DecideBody {
-    /// `resume_anyway` (run on the current code, the divergence accepted) or `cancel`.
-    action: DecisionAction,
+    /// `resume_anyway` (run on the current code, the divergence accepted), `rewind` (to the
+    /// step `to`: the steps after it run again) or `cancel`.
+    action: Action,
+    /// For `rewind`: the step id to rewind to (`scope/name#occurrence`, as the history shows).
+    #[serde(default)]
+    to: Option<String>,
     /// Why; recorded with the decision together with who decided.
     reason: String,
 }
 
-/// Settles a blocked run: resume it on the current code anyway, or cancel it. The decision
-/// is recorded in the run with the operator the token names.
+/// The decisions `POST /api/runs/{id}/decide` takes.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Action {
+    ResumeAnyway,
+    Rewind,
+    Cancel,
+}
+
+/// Settles a blocked run: resume it on the current code anyway, rewind it to a step (the
+/// steps after it run again), or cancel it. The decision is recorded in the run with the
+/// operator the token names.
 #[utoipa::path(post, path = "/api/runs/{id}/decide", tag = "runs", security(("bearer" = [])),
     params(("id" = String, Path, description = "The run id")),
-    request_body(content = DecideBody, description = "`{\"action\": \"resume_anyway\" | \"cancel\", \"reason\": \"…\"}`"),
+    request_body(content = DecideBody, description = "`{\"action\": \"resume_anyway\" | \"rewind\" | \"cancel\", \"to\": \"step#0\" (rewind only), \"reason\": \"…\"}`"),
     responses(
         (status = 200, description = "The run after the decision", body = RunInfo),
-        (status = 400, description = "Malformed JSON, an unknown action or field, an empty reason, or a run whose version is not registered", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, an unknown action or field, an empty reason, a rewind to a step the run has not completed, or a run whose version is not registered", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody),
         (status = 409, description = "The run is not blocked", body = ErrorBody),
@@ -44,7 +58,7 @@ pub(crate) async fn decide(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<RunInfo>, ApiError> {
     let Path(id) = id?;
-    const SHAPE: &str = "`{\"action\": \"resume_anyway\" | \"cancel\", \"reason\": \"…\"}`";
+    const SHAPE: &str = "`{\"action\": \"resume_anyway\" | \"rewind\" | \"cancel\", \"to\": \"step#0\" (rewind only), \"reason\": \"…\"}`";
     let body: DecideBody = serde_json::from_slice(&body?)
         .map_err(|error| ApiError::bad_request(format!("the body is not {SHAPE}: {error}")))?;
     if body.reason.trim().is_empty() {
@@ -52,10 +66,23 @@ pub(crate) async fn decide(
             "a decision needs a reason: {SHAPE}"
         )));
     }
+    let action = match (body.action, body.to) {
+        (Action::ResumeAnyway, None) => DecisionAction::ResumeAnyway,
+        (Action::Cancel, None) => DecisionAction::Cancel,
+        (Action::Rewind, Some(to)) if !to.trim().is_empty() => DecisionAction::Rewind { to },
+        (Action::Rewind, _) => {
+            return Err(ApiError::bad_request(format!(
+                "`rewind` needs the step to rewind to: {SHAPE}"
+            )));
+        }
+        (_, Some(_)) => {
+            return Err(ApiError::bad_request(format!(
+                "`to` is for `rewind` only: {SHAPE}"
+            )));
+        }
+    };
     let engine = state.engine();
-    engine
-        .decide(&id, body.action, operator.name(), body.reason)
-        .await?;
+    engine.decide(&id, action, operator.name(), body.reason).await?;
     Ok(Json(engine.run_info(&id).await?))
 }
 

@@ -62,6 +62,7 @@ use crate::{Failure, HistoryEntry, Request, RequestStatus, Response, RunInfo, Ru
         api::InputAnswer,
         api::CancelBody,
         decide::DecideBody,
+        decide::Action,
         Blocked,
         Incompatibility,
         IncompatibilityKind,

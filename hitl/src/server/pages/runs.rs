@@ -84,7 +84,8 @@ pub(crate) async fn run_page(
 }
 
 /// `POST /runs/{id}/decide`: an operator's decision on a blocked run, from the run page's
-/// form (`action` = `resume_anyway` or `cancel`, `reason`); back to the run page.
+/// form (`action` = `resume_anyway`, `rewind` with `to`, or `cancel`; `reason`); back to
+/// the run page.
 pub(crate) async fn decide(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -117,8 +118,16 @@ pub(crate) async fn decide(
     let action = match field(&pairs, "action") {
         Some("resume_anyway") => DecisionAction::ResumeAnyway,
         Some("cancel") => DecisionAction::Cancel,
+        Some("rewind") => match field(&pairs, "to").map(str::trim).filter(|to| !to.is_empty()) {
+            Some(to) => DecisionAction::Rewind { to: to.to_owned() },
+            None => {
+                let error = ApiError::bad_request("Give the step to rewind to, as the timeline names it.");
+                return error_page(&state, &viewer, &error);
+            }
+        },
         _ => {
-            let error = ApiError::bad_request("Choose to resume the run anyway or to cancel it.");
+            let error =
+                ApiError::bad_request("Choose to resume the run anyway, to rewind it, or to cancel it.");
             return error_page(&state, &viewer, &error);
         }
     };

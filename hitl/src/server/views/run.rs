@@ -64,6 +64,10 @@ pub(crate) fn run(
                             button type="submit" name="action" value="resume_anyway" { "Resume on this code anyway" }
                             " "
                             button type="submit" name="action" value="cancel" { "Cancel the run" }
+                            br;
+                            label { "or rewind to step " input type="text" name="to" placeholder="build#0"; }
+                            " "
+                            button type="submit" name="action" value="rewind" { "Rewind (later steps run again)" }
                         }
                     }
                     p.meta { "Or " code { "POST /api/runs/" (run.id) "/decide" } ", or " code { "hitl decide " (run.id) " --resume-anyway --reason …" } "." }

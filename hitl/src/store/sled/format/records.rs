@@ -78,7 +78,7 @@ pub(crate) fn decode_request(request_id: &str, bytes: &[u8]) -> Result<RequestRe
 
 // --- steps and chunks ---------------------------------------------------------------------
 
-pub(super) const KINDS: [StepKind; 10] = [
+pub(super) const KINDS: [StepKind; 11] = [
     StepKind::Task,
     StepKind::Orchestration,
     StepKind::Await,
@@ -89,6 +89,7 @@ pub(super) const KINDS: [StepKind; 10] = [
     StepKind::Feedback,
     StepKind::Notification,
     StepKind::Patch,
+    StepKind::Rewound,
 ];
 pub(super) const HAS_HASH: u8 = 0x10;
 pub(super) const HAS_FINISHED: u8 = 0x20;
