@@ -1046,3 +1046,122 @@ async fn a_rewind_runs_the_later_steps_again_restores_channels_and_cancels_the_o
         DecisionAction::Rewind { to: "build#0".into() }
     );
 }
+
+// --- shapes a check must not mistake for a code change -------------------------------------
+
+#[task]
+async fn flaky(service: String) -> Result<String, String> {
+    ran("flaky", &service);
+    Err(format!("{service} is down"))
+}
+
+/// The escalation pattern: a failed step asks a human whether to go on.
+#[workflow(name = "escalate")]
+async fn escalate_v1(service: String) -> hitl::Result<String> {
+    if let Err(error) = flaky(service.clone()).await {
+        let go_on = ask_keyed(format!("{service}: {error}; continue")).await?;
+        return Ok(format!("escalated: {go_on}"));
+    }
+    Ok("fine".into())
+}
+
+/// The same, with a step added at the end: a compatible change, so the check runs.
+#[workflow(name = "escalate")]
+async fn escalate_v2(service: String) -> hitl::Result<String> {
+    if let Err(error) = flaky(service.clone()).await {
+        let go_on = ask_keyed(format!("{service}: {error}; continue")).await?;
+        let announced = announce(service).await;
+        return Ok(format!("escalated: {go_on}, {announced}"));
+    }
+    Ok("fine".into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_returned_err_before_the_runs_position_does_not_block_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let engine = Engine::builder()
+        .path(&path)
+        .register(escalate_v1)
+        .open()
+        .await
+        .unwrap();
+    let run = engine
+        .start_with_id(escalate_v1, "escalate", ("esc".to_owned(),))
+        .await
+        .unwrap();
+    assert!(matches!(run.settled().await.unwrap(), Outcome::Paused(_)));
+    drop(run);
+    engine.close().await.unwrap();
+
+    let engine = Engine::builder()
+        .path(&path)
+        .register(escalate_v2)
+        .open()
+        .await
+        .unwrap();
+    assert!(engine.check_runs().await.unwrap().all_resumable());
+    answer_keyed(&engine, "escalate", "esc: esc is down; continue").await;
+    assert_eq!(
+        engine.wait("escalate").await.unwrap(),
+        Outcome::Completed(serde_json::json!("escalated: true, announced esc"))
+    );
+}
+
+#[workflow(name = "race", inject_context)]
+async fn race_v1(ctx: &TaskContext, who: String) -> hitl::Result<String> {
+    let first = tokio::select! {
+        answer = ask_keyed(format!("{who}-first")) => answer?,
+        () = ctx.sleep(std::time::Duration::from_secs(86_400)) => false,
+    };
+    let second = ask_keyed(format!("{who}-second")).await?;
+    Ok(format!("{first} {second}"))
+}
+
+/// The same, with a step added at the end.
+#[workflow(name = "race", inject_context)]
+async fn race_v2(ctx: &TaskContext, who: String) -> hitl::Result<String> {
+    let first = tokio::select! {
+        answer = ask_keyed(format!("{who}-first")) => answer?,
+        () = ctx.sleep(std::time::Duration::from_secs(86_400)) => false,
+    };
+    let second = ask_keyed(format!("{who}-second")).await?;
+    let announced = announce(who).await;
+    Ok(format!("{first} {second} {announced}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_losing_timer_of_a_select_does_not_block_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let engine = Engine::builder()
+        .path(&path)
+        .register(race_v1)
+        .open()
+        .await
+        .unwrap();
+    engine
+        .start_with_id(race_v1, "race", ("race".to_owned(),))
+        .await
+        .unwrap();
+    answer_keyed(&engine, "race", "race-first").await;
+    pending_request(&engine, "race", Some("race-second?")).await;
+    engine.close().await.unwrap();
+
+    let engine = Engine::builder()
+        .path(&path)
+        .register(race_v2)
+        .open()
+        .await
+        .unwrap();
+    for _ in 0..8 {
+        // `select!` polls its branches in a random order: check more than once.
+        let report = engine.check_runs().await.unwrap();
+        assert!(report.all_resumable(), "{report}");
+    }
+    answer_keyed(&engine, "race", "race-second").await;
+    assert_eq!(
+        engine.wait("race").await.unwrap(),
+        Outcome::Completed(serde_json::json!("true true announced race"))
+    );
+}

@@ -365,7 +365,8 @@ fn types_fingerprint(item: &FnItem) -> syn::LitInt {
         text.push(',');
     }
     text.push_str("->");
-    text.push_str(&type_text(&item.output));
+    // What is journaled: `T` of a fallible task (its error is never stored), else the output.
+    text.push_str(&type_text(item.ok.as_ref().unwrap_or(&item.output)));
     let hash = fnv(text.bytes());
     let folded = ((hash >> 32) ^ hash) as u32;
     syn::LitInt::new(&format!("{}u32", folded.max(1)), Span::call_site())
@@ -387,7 +388,32 @@ fn type_text(ty: &syn::Type) -> String {
     }
     let mut ty = ty.clone();
     syn::visit_mut::VisitMut::visit_type_mut(&mut LastSegments, &mut ty);
-    quote::ToTokens::to_token_stream(&ty).to_string()
+    // The tokens' text without the printer's spacing, which is not a stable format.
+    fn flatten(tokens: proc_macro2::TokenStream, out: &mut String) {
+        for tree in tokens {
+            match tree {
+                proc_macro2::TokenTree::Group(group) => {
+                    out.push_str(match group.delimiter() {
+                        proc_macro2::Delimiter::Parenthesis => "(",
+                        proc_macro2::Delimiter::Bracket => "[",
+                        proc_macro2::Delimiter::Brace => "{",
+                        proc_macro2::Delimiter::None => "",
+                    });
+                    flatten(group.stream(), out);
+                    out.push(')');
+                }
+                proc_macro2::TokenTree::Ident(ident) => {
+                    out.push_str(&ident.to_string());
+                    out.push(' ');
+                }
+                proc_macro2::TokenTree::Punct(punct) => out.push(punct.as_char()),
+                proc_macro2::TokenTree::Literal(literal) => out.push_str(&literal.to_string()),
+            }
+        }
+    }
+    let mut text = String::new();
+    flatten(quote::ToTokens::to_token_stream(&ty), &mut text);
+    text
 }
 
 fn fnv(bytes: impl IntoIterator<Item = u8>) -> u64 {

@@ -27,7 +27,7 @@ fn deploy_with_approval(
     ::hitl::__private::fallible_orchestration(
         "deploy_with_approval",
         __hitl_input,
-        2695708515u32,
+        788155509u32,
         __hitl_body,
     )
 }

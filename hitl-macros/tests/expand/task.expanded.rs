@@ -7,7 +7,7 @@ fn build_plan(
         let __hitl_ret: Plan = { Plan { service, replicas: 3 } };
         #[allow(unreachable_code)] __hitl_ret
     };
-    ::hitl::__private::activity("build_plan", __hitl_input, 1379291418u32, __hitl_body)
+    ::hitl::__private::activity("build_plan", __hitl_input, 245616688u32, __hitl_body)
 }
 #[track_caller]
 fn deploy_plan(
@@ -29,7 +29,7 @@ fn deploy_plan(
     ::hitl::__private::fallible_activity(
         "deploy",
         __hitl_input,
-        2695708515u32,
+        788155509u32,
         __hitl_body,
     )
 }
@@ -37,10 +37,5 @@ fn deploy_plan(
 fn parse_id(text: &str) -> u64 {
     let __hitl_input = ::hitl::__private::InputHasher::new().arg(&text).finish();
     let __hitl_body = move || -> u64 { text.parse().unwrap_or(0) };
-    ::hitl::__private::sync_activity(
-        "parse_id",
-        __hitl_input,
-        1925520329u32,
-        __hitl_body,
-    )
+    ::hitl::__private::sync_activity("parse_id", __hitl_input, 729121370u32, __hitl_body)
 }

@@ -38,6 +38,9 @@ impl Engine {
     pub async fn history(&self, run_id: &str) -> Result<Vec<HistoryEntry>> {
         self.load_run(run_id).await?;
         let mut steps = self.shared.services.store.load_journal(run_id).await?;
+        // A step that returned `Err` is not in the history: its marker is the check's
+        // bookkeeping (the step runs again, and its output replaces the marker).
+        steps.retain(|(_, step)| step.kind != StepKind::Errored);
         steps.sort_by_key(|(_, step)| step.seq);
         let mut history = Vec::with_capacity(steps.len());
         for (step_id, step) in steps {

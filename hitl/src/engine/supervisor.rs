@@ -285,8 +285,20 @@ impl Shared {
                     Err(error) => Err(error),
                 },
             };
+            let code = super::compat::code_identity(registered.definition);
             let (journal, body) = match loaded {
                 Ok(loaded) => loaded,
+                // New code whose arguments no longer take the stored input: a code change,
+                // so the run is blocked (a deploy can fix it), not failed.
+                Err(error @ Error::InvalidInput { .. }) if resuming && record.code != code => {
+                    let problem = crate::model::compat::Incompatibility::new(
+                        crate::model::compat::IncompatibilityKind::ReplayFailed,
+                        "",
+                        None,
+                        format!("the run's input no longer decodes into the workflow's arguments: {error}"),
+                    );
+                    return self.block(record, vec![problem]).await;
+                }
                 // A run whose records cannot be read, or whose input no longer decodes, cannot be
                 // replayed: it ends failed with the reason, and nothing else is affected.
                 Err(error @ (Error::CorruptRecord { .. } | Error::InvalidInput { .. })) => {
@@ -315,7 +327,6 @@ impl Shared {
             // Before anything of a resumed run replays, its journal is checked against the
             // registered code; a run the code cannot resume is blocked, not replayed.
             // A run last driven by this very code needs no check.
-            let code = super::compat::code_identity(registered.definition);
             if resuming && !journal.is_empty() && record.code != code {
                 let verdict = self.check(&record, registered, journal.clone()).await;
                 if !verdict.compatible() {

@@ -133,7 +133,19 @@ impl Frame {
             return None;
         }
         let id = self.scope.next_id(name);
-        let journaled = self.run.take_journaled(&id);
+        let mut journaled = self.run.take_journaled(&id);
+        // A step that returned `Err` last time runs again. A check cannot know what it will
+        // return now: it stops here, and the scope's later entries cannot be verified.
+        if journaled
+            .as_ref()
+            .is_some_and(|record| record.kind == StepKind::Errored)
+        {
+            if self.run.checking() {
+                self.run.unverifiable_after(self.scope.prefix());
+                return None;
+            }
+            journaled = None;
+        }
         // A replayed step keeps its journaled start; only a step that executes reads the clock.
         let started_at = match &journaled {
             Some(record) => record.started_at,
@@ -151,9 +163,9 @@ impl Frame {
         let journaled = match journaled {
             Some(record) => match step.mismatch(&record) {
                 None => Some(record),
-                // An operator accepted the divergence: the same kind replays as journaled,
-                // another kind runs again.
-                Some(_) if !self.run.holds(&record) => (record.kind == kind).then_some(record),
+                // An operator accepted the divergence: a step that no longer matches its
+                // entry runs again (on its new input, types or kind).
+                Some(_) if !self.run.holds(&record) => None,
                 Some((problem, detail)) => {
                     if self.run.checking() {
                         self.run
@@ -301,8 +313,16 @@ impl Step {
     }
 
     /// Notes that the step returned `Err` (it is not journaled and will run again).
+    ///
+    /// A marker is journaled with the run's next write: a later check then knows this step
+    /// ran (and runs again), instead of taking it for a step added before journaled ones.
     pub(crate) fn note_error(&self) {
         *lock(&self.frame.run.last_error) = Some((self.id.clone(), self.location()));
+        if !self.frame.run.checking() {
+            let mut marker = self.record_for(serde_json::json!({ "kind": self.kind }), true);
+            marker.kind = StepKind::Errored;
+            self.frame.run.buffer_step(self.id.clone(), marker);
+        }
     }
 
     pub(crate) fn record_for(&self, output: Value, finished: bool) -> StepRecord {

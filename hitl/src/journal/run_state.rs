@@ -55,6 +55,12 @@ pub(crate) struct RunState {
     /// New steps a check reached while journaled entries of their scope remained: the new
     /// step, its line, and the ids of those entries.
     new_steps: Mutex<Vec<NewStep>>,
+    /// Scopes (id prefixes) whose remaining entries a check cannot verify: a step of theirs
+    /// that returned `Err` runs again first.
+    unverifiable: Mutex<Vec<String>>,
+    /// The highest sequence number replayed in each scope (by id prefix): a waiting entry
+    /// below it is a branch the run left behind (the loser of a `select!`), not a position.
+    replayed: Mutex<HashMap<String, u64>>,
 }
 
 /// How an execution treats its run's journal.
@@ -65,6 +71,11 @@ pub(crate) enum Mode {
     /// Replay what is journaled and stop every branch where it would execute anything: the
     /// compatibility check before a resume. Nothing is written, no activity runs.
     Check,
+}
+
+/// The scope part of a step id (`a#0/b#1/c#0` → `a#0/b#1/`; empty at the root).
+fn scope_of(step_id: &str) -> &str {
+    step_id.rfind('/').map_or("", |slash| &step_id[..=slash])
 }
 
 /// For a journaled task step: how a renamed task keeps its identity.
@@ -124,6 +135,8 @@ impl RunState {
             accepted_before,
             verdict: Mutex::new(Verdict::default()),
             new_steps: Mutex::new(Vec::new()),
+            unverifiable: Mutex::new(Vec::new()),
+            replayed: Mutex::new(HashMap::new()),
         })
     }
 
@@ -154,11 +167,25 @@ impl RunState {
                 id.starts_with(prefix)
                     && except.is_none_or(|except| !id.starts_with(except))
                     && record.seq >= self.accepted_before
+                    && !self.left_behind(id, record)
             })
             .map(|(id, record)| (record.seq, id.clone()))
             .collect();
         ids.sort();
         ids.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// Notes that the entries under `prefix` left to replay cannot be verified by a check.
+    pub(crate) fn unverifiable_after(&self, prefix: String) {
+        lock(&self.unverifiable).push(prefix);
+    }
+
+    /// Whether a journal entry is a waiting entry the run has moved past in its scope.
+    fn left_behind(&self, step_id: &str, record: &StepRecord) -> bool {
+        record.finished_at.is_none()
+            && lock(&self.replayed)
+                .get(scope_of(step_id))
+                .is_some_and(|replayed| *replayed > record.seq)
     }
 
     /// Notes a new step a check reached before `remaining` journaled entries of its scope.
@@ -173,9 +200,14 @@ impl RunState {
     /// The check's verdict, once the replay has gone as far as it can: every held journal
     /// entry still not replayed is a problem, named after the new step that came first.
     pub(crate) fn verdict(&self) -> Verdict {
+        let unverifiable = lock(&self.unverifiable).clone();
         let remaining: HashMap<String, StepRecord> = lock(&self.replay)
             .iter()
-            .filter(|(_, record)| self.holds(record))
+            .filter(|(id, record)| {
+                self.holds(record)
+                    && !self.left_behind(id, record)
+                    && !unverifiable.iter().any(|prefix| id.starts_with(prefix.as_str()))
+            })
             .map(|(id, record)| (id.clone(), record.clone()))
             .collect();
         let mut verdict = lock(&self.verdict).clone();
@@ -360,7 +392,16 @@ impl RunState {
     }
 
     pub(super) fn take_journaled(&self, step_id: &str) -> Option<StepRecord> {
-        lock(&self.replay).remove(step_id)
+        let record = lock(&self.replay).remove(step_id)?;
+        let mut replayed = lock(&self.replayed);
+        let scope = scope_of(step_id);
+        match replayed.get_mut(scope) {
+            Some(highest) => *highest = (*highest).max(record.seq),
+            None => {
+                replayed.insert(scope.to_owned(), record.seq);
+            }
+        }
+        Some(record)
     }
 
     pub(super) fn next_seq(&self) -> u64 {

@@ -29,6 +29,9 @@ pub enum StepKind {
     Notification,
     /// `ctx.patched(..)`: whether the run takes a patched branch, decided once.
     Patch,
+    /// A step that returned `Err`: a marker, so that a check knows the step ran and may
+    /// run again (its output holds the step's kind); replay runs the step again.
+    Errored,
     /// A step an operator's rewind set aside: kept for history (its output holds the
     /// original kind and output), ignored by replay, so the step runs again.
     Rewound,
@@ -48,6 +51,7 @@ impl StepKind {
             StepKind::Feedback => "feedback",
             StepKind::Notification => "notification",
             StepKind::Patch => "patch",
+            StepKind::Errored => "errored",
             StepKind::Rewound => "rewound",
         }
     }

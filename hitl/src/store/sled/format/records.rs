@@ -78,7 +78,7 @@ pub(crate) fn decode_request(request_id: &str, bytes: &[u8]) -> Result<RequestRe
 
 // --- steps and chunks ---------------------------------------------------------------------
 
-pub(super) const KINDS: [StepKind; 11] = [
+pub(super) const KINDS: [StepKind; 12] = [
     StepKind::Task,
     StepKind::Orchestration,
     StepKind::Await,
@@ -90,6 +90,7 @@ pub(super) const KINDS: [StepKind; 11] = [
     StepKind::Notification,
     StepKind::Patch,
     StepKind::Rewound,
+    StepKind::Errored,
 ];
 pub(super) const HAS_HASH: u8 = 0x10;
 pub(super) const HAS_FINISHED: u8 = 0x20;
