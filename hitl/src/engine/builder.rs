@@ -196,6 +196,9 @@ impl EngineBuilder {
     /// [`Error::UnsupportedFormat`] when the directory cannot be used.
     pub async fn open(self) -> Result<Engine> {
         let registry = Registry::new(&self.registry)?;
+        // Reading the executable for the code identity takes a while once per process: here,
+        // off the runtime's threads, before any run or lease depends on them.
+        let _ = tokio::task::spawn_blocking(super::compat::build_identity).await;
         let options = SledOptions {
             path: self.path.clone(),
             cache_capacity: self.cache_capacity,

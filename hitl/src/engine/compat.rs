@@ -28,26 +28,37 @@ use crate::model::step::StepRecord;
 use crate::store::RequestQuery;
 use crate::workflow::WorkflowFuture;
 
-/// The identity of this build: the executable's size and modification time (a deploy
-/// changes them), or, where those cannot be read, a value of this process alone.
-fn build_identity() -> u64 {
+/// The identity of this build: a hash of the executable's bytes, read once per process
+/// (tens of milliseconds for a large binary) — a rebuild that changes any code changes it,
+/// even when a reproducible build keeps the file's size and time. Where the executable
+/// cannot be read, a value of this process alone (every resume after a restart is checked).
+pub(super) fn build_identity() -> u64 {
     static BUILD: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *BUILD.get_or_init(|| {
-        let metadata = std::env::current_exe().and_then(std::fs::metadata);
-        match metadata
-            .as_ref()
-            .map(|metadata| (metadata.len(), metadata.modified()))
-        {
-            Ok((len, Ok(modified))) => {
-                let since = modified.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-                fnv([len, since.as_secs(), u64::from(since.subsec_nanos())])
-            }
-            _ => fnv([
+        executable_hash().unwrap_or_else(|| {
+            fnv([
                 u64::from(std::process::id()),
                 to_millis(std::time::SystemTime::now()),
-            ]),
-        }
+            ])
+        })
     })
+}
+
+fn executable_hash() -> Option<u64> {
+    use std::hash::Hasher;
+    use std::io::Read;
+    let mut file = std::fs::File::open(std::env::current_exe().ok()?).ok()?;
+    // The same binary hashes the same in every process; another binary (another std
+    // included) may hash anything, which only means a check.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let mut buffer = vec![0; 1 << 20];
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => return Some(hasher.finish()),
+            Ok(read) => hasher.write(&buffer[..read]),
+            Err(_) => return None,
+        }
+    }
 }
 
 fn fnv(words: impl IntoIterator<Item = u64>) -> u64 {

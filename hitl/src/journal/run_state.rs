@@ -181,7 +181,13 @@ impl RunState {
     }
 
     /// Whether a journal entry is a waiting entry the run has moved past in its scope.
+    ///
+    /// A durable timer's waiting entry never holds a run back: a timer the code no longer
+    /// waits on (the loser of a `select!`, or a removed sleep) leaves nothing to undo.
     fn left_behind(&self, step_id: &str, record: &StepRecord) -> bool {
+        if record.finished_at.is_none() && record.kind == crate::model::step::StepKind::Sleep {
+            return true;
+        }
         record.finished_at.is_none()
             && lock(&self.replayed)
                 .get(scope_of(step_id))
