@@ -400,7 +400,12 @@ fn type_text(ty: &syn::Type) -> String {
                         proc_macro2::Delimiter::None => "",
                     });
                     flatten(group.stream(), out);
-                    out.push(')');
+                    out.push_str(match group.delimiter() {
+                        proc_macro2::Delimiter::Parenthesis => ")",
+                        proc_macro2::Delimiter::Bracket => "]",
+                        proc_macro2::Delimiter::Brace => "}",
+                        proc_macro2::Delimiter::None => "",
+                    });
                 }
                 proc_macro2::TokenTree::Ident(ident) => {
                     out.push_str(&ident.to_string());
@@ -427,18 +432,12 @@ fn fnv(bytes: impl IntoIterator<Item = u8>) -> u64 {
 
 /// FNV-1a over `kind name` of every site: stored with each run to detect changed code.
 fn fingerprint(sites: &[SiteEntry]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for site in sites {
-        for byte in site
-            .kind
+    let bytes = sites.iter().flat_map(|site| {
+        site.kind
             .bytes()
             .chain([b' '])
             .chain(site.name.bytes())
             .chain([b'\n'])
-        {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    format!("{hash:016x}")
+    });
+    format!("{:016x}", fnv(bytes))
 }

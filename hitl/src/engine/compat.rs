@@ -20,7 +20,7 @@ use super::{RunStatus, Shared};
 use crate::clock::to_millis;
 use crate::error::{Error, Result};
 use crate::journal::run_state::Mode;
-use crate::journal::{Ambient, Frame, InAmbient, RunHalted, RunState};
+use crate::journal::{Ambient, Frame, InAmbient, InputHasher, RunHalted, RunState};
 use crate::model::compat::{Blocked, Incompatibility, IncompatibilityKind, Verdict};
 use crate::model::request::{OnExpiry, RequestStatus, Resolution};
 use crate::model::run::{Failure, FailureKind, RunRecord};
@@ -36,10 +36,8 @@ pub(super) fn build_identity() -> u64 {
     static BUILD: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *BUILD.get_or_init(|| {
         executable_hash().unwrap_or_else(|| {
-            fnv([
-                u64::from(std::process::id()),
-                to_millis(std::time::SystemTime::now()),
-            ])
+            let now = to_millis(std::time::SystemTime::now());
+            InputHasher::new().arg(&(std::process::id(), now)).finish()
         })
     })
 }
@@ -61,27 +59,18 @@ fn executable_hash() -> Option<u64> {
     }
 }
 
-fn fnv(words: impl IntoIterator<Item = u64>) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for word in words {
-        for byte in word.to_le_bytes() {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    hash
-}
-
 /// The identity of the code a run of `definition` runs on in this process: the build, the
 /// workflow version and its site table. A run last driven by the same code resumes without
 /// a check (nothing can have changed); 53 bits, so that it survives any JSON reader.
 pub(super) fn code_identity(definition: &crate::workflow::WorkflowDefinition) -> u64 {
-    let text = format!(
-        "{}\n{}\n{}\n{}",
-        definition.name, definition.version, definition.fingerprint, definition.file
+    let code = (
+        build_identity(),
+        definition.name,
+        definition.version,
+        definition.fingerprint,
+        definition.file,
     );
-    let words = text.bytes().map(u64::from);
-    (fnv(std::iter::once(build_identity()).chain(words)) & ((1 << 53) - 1)).max(1)
+    (InputHasher::new().arg(&code).finish() & ((1 << 53) - 1)).max(1)
 }
 
 impl Shared {
@@ -104,12 +93,7 @@ impl Shared {
         let body = match (registered.start)(record.input.clone()) {
             Ok(body) => body,
             Err(error) => {
-                state.found(Incompatibility::new(
-                    IncompatibilityKind::ReplayFailed,
-                    "",
-                    None,
-                    format!("the run's input no longer decodes into the workflow's arguments: {error}"),
-                ));
+                state.found(Incompatibility::input_no_longer_decodes(error));
                 return state.verdict();
             }
         };

@@ -112,17 +112,24 @@ impl Engine {
     /// build would leave it waiting forever.
     pub async fn check_runs(&self) -> Result<CheckReport> {
         let mut runs = Vec::new();
+        for record in self.unfinished_runs().await? {
+            runs.push(self.check_run(record).await?);
+        }
+        Ok(CheckReport { runs })
+    }
+
+    /// Every run that has not finished (paused, blocked or running), by id.
+    pub(super) async fn unfinished_runs(&self) -> Result<Vec<RunRecord>> {
+        let mut runs = Vec::new();
         for status in [RunStatus::Paused, RunStatus::Blocked, RunStatus::Running] {
             let query = RunQuery {
                 status: Some(status),
                 ..RunQuery::default()
             };
-            for record in self.shared.services.store.runs(&query).await? {
-                runs.push(self.check_run(record).await?);
-            }
+            runs.extend(self.shared.services.store.runs(&query).await?);
         }
-        runs.sort_by(|a, b| a.run_id.cmp(&b.run_id));
-        Ok(CheckReport { runs })
+        runs.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(runs)
     }
 
     async fn check_run(&self, record: RunRecord) -> Result<RunCheck> {

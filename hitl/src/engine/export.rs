@@ -12,9 +12,9 @@ use super::{CheckReport, Engine, EngineBuilder};
 use crate::clock::to_millis;
 use crate::error::{Error, Result};
 use crate::model::request::RequestRecord;
-use crate::model::run::{RunRecord, RunStatus};
+use crate::model::run::RunRecord;
 use crate::model::step::{StepKind, StepRecord};
-use crate::store::{MemStore, RequestQuery, RunQuery};
+use crate::store::{MemStore, RequestQuery};
 
 /// The `format` of a [`RunExport`].
 pub const EXPORT_FORMAT: &str = "hitl.runs";
@@ -93,43 +93,36 @@ impl Engine {
     pub async fn export_runs(&self, redact: bool) -> Result<RunExport> {
         let store = &self.shared.services.store;
         let mut runs = Vec::new();
-        for status in [RunStatus::Paused, RunStatus::Blocked, RunStatus::Running] {
-            let query = RunQuery {
-                status: Some(status),
-                ..RunQuery::default()
+        for run in self.unfinished_runs().await? {
+            let mut journal = store.load_journal(&run.id).await?;
+            journal.sort_by_key(|(_, step)| step.seq);
+            let query = RequestQuery {
+                run_id: Some(run.id.clone()),
+                ..RequestQuery::default()
             };
-            for run in store.runs(&query).await? {
-                let mut journal = store.load_journal(&run.id).await?;
-                journal.sort_by_key(|(_, step)| step.seq);
-                let query = RequestQuery {
-                    run_id: Some(run.id.clone()),
-                    ..RequestQuery::default()
-                };
-                let mut requests = store.requests(&query).await?;
-                if redact {
-                    for (_, step) in journal
-                        .iter_mut()
-                        .filter(|(_, step)| step.kind == StepKind::Feedback)
-                    {
-                        redact_free_text(&mut step.output["resolution"]);
-                    }
-                    for request in &mut requests {
-                        let mut value = serde_json::to_value(&*request).unwrap_or(Value::Null);
-                        redact_free_text(&mut value["resolution"]);
-                        redact_free_text(&mut value["votes"]);
-                        if let Ok(redacted) = serde_json::from_value(value) {
-                            *request = redacted;
-                        }
+            let mut requests = store.requests(&query).await?;
+            if redact {
+                for (_, step) in journal
+                    .iter_mut()
+                    .filter(|(_, step)| step.kind == StepKind::Feedback)
+                {
+                    redact_free_text(&mut step.output["resolution"]);
+                }
+                for request in &mut requests {
+                    let mut value = serde_json::to_value(&*request).unwrap_or(Value::Null);
+                    redact_free_text(&mut value["resolution"]);
+                    redact_free_text(&mut value["votes"]);
+                    if let Ok(redacted) = serde_json::from_value(value) {
+                        *request = redacted;
                     }
                 }
-                runs.push(ExportedRun {
-                    run,
-                    journal,
-                    requests,
-                });
             }
+            runs.push(ExportedRun {
+                run,
+                journal,
+                requests,
+            });
         }
-        runs.sort_by(|a, b| a.run.id.cmp(&b.run.id));
         Ok(RunExport {
             format: EXPORT_FORMAT.to_owned(),
             version: EXPORT_VERSION,

@@ -44,8 +44,7 @@ impl Engine {
         steps.sort_by_key(|(_, step)| step.seq);
         let mut history = Vec::with_capacity(steps.len());
         for (step_id, step) in steps {
-            let last = step_id.rsplit('/').next().unwrap_or(&step_id);
-            let name = last.rsplit_once('#').map_or(last, |(name, _)| name).to_owned();
+            let name = crate::model::step::name_of(&step_id).to_owned();
             let mut entry = HistoryEntry {
                 name,
                 step_id,

@@ -121,13 +121,20 @@ impl Shared {
             .requests(&RequestQuery::pending(Some(run_id)))
             .await?;
         for request in open {
-            let change = |request: &RequestRecord| Ok(resolve::cancel(request, reason, now));
-            let resolved = self.services.store.resolve_request(&request.id, &change).await?;
-            if let Some(wake) = &resolved.wake {
-                self.services.store.remove_timer(wake).await?;
-            }
-            self.services.wakeups.deliver(&resolved.record);
+            self.cancel_request(&request.id, reason, now).await?;
         }
         Ok(())
+    }
+
+    /// Cancels one request if it is still open, disarming the wake-up the resolution arms
+    /// (the run is not resumed for it). Whether it was open.
+    pub(super) async fn cancel_request(&self, request_id: &str, reason: &str, now: u64) -> Result<bool> {
+        let change = |request: &RequestRecord| Ok(resolve::cancel(request, reason, now));
+        let resolved = self.services.store.resolve_request(request_id, &change).await?;
+        if let Some(wake) = &resolved.wake {
+            self.services.store.remove_timer(wake).await?;
+        }
+        self.services.wakeups.deliver(&resolved.record);
+        Ok(resolved.changed)
     }
 }

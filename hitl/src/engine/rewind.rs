@@ -14,9 +14,8 @@ use super::Shared;
 use crate::clock::to_millis;
 use crate::error::{Error, Result};
 use crate::model::request::RequestStatus;
-use crate::model::resolve;
 use crate::model::run::RunRecord;
-use crate::model::step::{StepKind, StepRecord};
+use crate::model::step::{StepKind, StepRecord, name_of, scope_of};
 
 /// What a rewind set aside, for the decision's log line.
 pub(super) struct Rewound {
@@ -47,11 +46,9 @@ impl Shared {
                 ),
             });
         };
-        let scope = to
-            .rsplit_once('/')
-            .map_or(String::new(), |(scope, _)| format!("{scope}/"));
+        let scope = scope_of(to);
         let (set_aside, kept): (Vec<_>, Vec<_>) = journal.into_iter().partition(|(id, step)| {
-            id.starts_with(&scope) && step.seq > target && step.kind != StepKind::Rewound
+            id.starts_with(scope) && step.seq > target && step.kind != StepKind::Rewound
         });
         let now = to_millis(self.services.clock.now());
         let mut cancelled_requests = 0;
@@ -99,11 +96,8 @@ impl Shared {
             return Ok(false);
         }
         let reason = format!("the run was rewound to step `{to}`");
-        let change =
-            |request: &crate::model::request::RequestRecord| Ok(resolve::cancel(request, &reason, now));
-        let resolved = store.resolve_request(request_id, &change).await?;
-        if let Some(wake) = &resolved.wake {
-            store.remove_timer(wake).await?;
+        if !self.cancel_request(request_id, &reason, now).await? {
+            return Ok(false);
         }
         for mut notification in store.outbox_of(request_id).await? {
             if notification.delivered_at.is_none() && !notification.gave_up {
@@ -117,9 +111,7 @@ impl Shared {
 
 /// The key of a `channel.set:{key}#n` step.
 fn channel_key(step_id: &str) -> Option<&str> {
-    let name = step_id.rsplit('/').next()?;
-    let name = name.rsplit_once('#').map_or(name, |(name, _)| name);
-    name.strip_prefix("channel.set:")
+    name_of(step_id).strip_prefix("channel.set:")
 }
 
 /// The value the last kept `set` of `key` wrote (null: never set).

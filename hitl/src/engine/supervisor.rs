@@ -224,15 +224,10 @@ impl Shared {
         if !record.status.is_resumable() {
             return Ok(true);
         }
-        let registered = match self.registry.code_of(&record) {
-            CodeOf::Registered(registered) => Some(registered),
-            // Claimed like any resume, then blocked with the reason (once per wake-up).
-            CodeOf::VersionMissing(_) => None,
-            CodeOf::NotHere => {
-                tracing::debug!(run_id, workflow = %record.workflow, "cannot resume run here: its workflow is not registered");
-                return Ok(false);
-            }
-        };
+        if !self.registry.knows(&record.workflow) {
+            tracing::debug!(run_id, workflow = %record.workflow, "cannot resume run here: its workflow is not registered");
+            return Ok(false);
+        }
         let (now, until) = self.lease_window();
         // One claim wins: an engine (or a concurrent resume here) that got there first
         // drives the run.
@@ -244,11 +239,14 @@ impl Shared {
         else {
             return Ok(true);
         };
-        let Some(registered) = registered else {
-            if let CodeOf::VersionMissing(problem) = self.registry.code_of(&record) {
+        let registered = match self.registry.code_of(&record) {
+            CodeOf::Registered(registered) => registered,
+            // Claimed like any resume, then blocked with the reason (once per wake-up).
+            CodeOf::VersionMissing(problem) => {
                 self.block(record, vec![problem]).await?;
+                return Ok(true);
             }
-            return Ok(true);
+            CodeOf::NotHere => return Ok(false),
         };
         tracing::info!(run_id, "resuming run");
         self.launch(&mut live, record, registered, None).await?;
@@ -291,12 +289,7 @@ impl Shared {
                 // New code whose arguments no longer take the stored input: a code change,
                 // so the run is blocked (a deploy can fix it), not failed.
                 Err(error @ Error::InvalidInput { .. }) if resuming && record.code != code => {
-                    let problem = crate::model::compat::Incompatibility::new(
-                        crate::model::compat::IncompatibilityKind::ReplayFailed,
-                        "",
-                        None,
-                        format!("the run's input no longer decodes into the workflow's arguments: {error}"),
-                    );
+                    let problem = crate::model::compat::Incompatibility::input_no_longer_decodes(error);
                     return self.block(record, vec![problem]).await;
                 }
                 // A run whose records cannot be read, or whose input no longer decodes, cannot be

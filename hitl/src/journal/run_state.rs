@@ -13,7 +13,7 @@ use super::services::Services;
 use crate::error::{Error, Result};
 use crate::model::compat::{Incompatibility, IncompatibilityKind, Verdict};
 use crate::model::run::{Failure, FailureKind, Stop};
-use crate::model::step::StepRecord;
+use crate::model::step::{StepRecord, name_of, scope_of};
 use crate::util::lock;
 
 /// A run being executed: what every step of it needs.
@@ -73,16 +73,10 @@ pub(crate) enum Mode {
     Check,
 }
 
-/// The scope part of a step id (`a#0/b#1/c#0` → `a#0/b#1/`; empty at the root).
-fn scope_of(step_id: &str) -> &str {
-    step_id.rfind('/').map_or("", |slash| &step_id[..=slash])
-}
-
 /// For a journaled task step: how a renamed task keeps its identity.
 fn rename_hint(step_id: &str, record: &StepRecord) -> String {
     use crate::model::step::StepKind;
-    let name = step_id.rsplit('/').next().unwrap_or(step_id);
-    let name = name.rsplit_once('#').map_or(name, |(name, _)| name);
+    let name = name_of(step_id);
     match record.kind {
         StepKind::Task | StepKind::Orchestration => {
             format!("; if the task was renamed, keep its identity with `#[task(name = \"{name}\")]`")
@@ -166,8 +160,7 @@ impl RunState {
             .filter(|(id, record)| {
                 id.starts_with(prefix)
                     && except.is_none_or(|except| !id.starts_with(except))
-                    && record.seq >= self.accepted_before
-                    && !self.left_behind(id, record)
+                    && self.still_ahead(id, record)
             })
             .map(|(id, record)| (record.seq, id.clone()))
             .collect();
@@ -178,6 +171,12 @@ impl RunState {
     /// Notes that the entries under `prefix` left to replay cannot be verified by a check.
     pub(crate) fn unverifiable_after(&self, prefix: String) {
         lock(&self.unverifiable).push(prefix);
+    }
+
+    /// Whether a journal entry not replayed yet is still ahead of the run: held against the
+    /// code, and not a waiting entry the run has moved past.
+    fn still_ahead(&self, step_id: &str, record: &StepRecord) -> bool {
+        self.holds(record) && !self.left_behind(step_id, record)
     }
 
     /// Whether a journal entry is a waiting entry the run has moved past in its scope.
@@ -210,8 +209,7 @@ impl RunState {
         let remaining: HashMap<String, StepRecord> = lock(&self.replay)
             .iter()
             .filter(|(id, record)| {
-                self.holds(record)
-                    && !self.left_behind(id, record)
+                self.still_ahead(id, record)
                     && !unverifiable.iter().any(|prefix| id.starts_with(prefix.as_str()))
             })
             .map(|(id, record)| (id.clone(), record.clone()))

@@ -61,6 +61,18 @@ impl Incompatibility {
     }
 }
 
+impl Incompatibility {
+    /// The run's stored input no longer decodes into the workflow's arguments.
+    pub(crate) fn input_no_longer_decodes(error: impl std::fmt::Display) -> Self {
+        Incompatibility::new(
+            IncompatibilityKind::ReplayFailed,
+            "",
+            None,
+            format!("the run's input no longer decodes into the workflow's arguments: {error}"),
+        )
+    }
+}
+
 impl std::fmt::Display for Incompatibility {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.detail)

@@ -57,6 +57,18 @@ impl StepKind {
     }
 }
 
+/// The scope part of a step id, with its trailing `/` (`a#0/b#1/c#0` → `a#0/b#1/`; empty
+/// at the root): what the ids of the scope's steps start with.
+pub(crate) fn scope_of(step_id: &str) -> &str {
+    step_id.rfind('/').map_or("", |slash| &step_id[..=slash])
+}
+
+/// The step name of a step id: its last segment without the occurrence (`a#0/b#1` → `b`).
+pub(crate) fn name_of(step_id: &str) -> &str {
+    let last = &step_id[scope_of(step_id).len()..];
+    last.rsplit_once('#').map_or(last, |(name, _)| name)
+}
+
 /// A durable timer: when the engine must act without being asked.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 #[non_exhaustive]
