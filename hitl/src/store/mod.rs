@@ -49,6 +49,7 @@
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
 pub(crate) mod memory;
+pub(crate) mod packed;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub(crate) mod sled;

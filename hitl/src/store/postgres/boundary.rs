@@ -3,15 +3,16 @@
 use serde_json::Value;
 use tokio_postgres::types::Json;
 
+use super::journal::{ChunkRows, append_chunks};
 use super::rows::{
     ADD_TIMER, CLAIM_SET, INSERT_RUN, RUN_COLUMNS, RunParams, SAVE_OUTBOX, big, decode, decoded, limit,
     name_of, outbox_from, outbox_params, request_from, run_from, timer_columns, unbig,
 };
 use super::{PgStore, events};
-use crate::error::Error;
 use crate::store::{
     FlushFuture, OutboxRecord, RequestChange, RequestQuery, RequestRecord, Resolved, RunQuery, RunRecord,
     StepRecord, StorageStats, Store, StoreEvents, StoreFuture, Timer, TimerAction, lost_lease,
+    packed::journal_of,
 };
 
 impl Store for PgStore {
@@ -20,7 +21,7 @@ impl Store for PgStore {
             let inserted = self
                 .execute(
                     &format!("{INSERT_RUN} ON CONFLICT (id) DO NOTHING"),
-                    &RunParams::of(run).as_params(),
+                    &RunParams::of(run)?.as_params(),
                 )
                 .await?;
             if inserted == 1 {
@@ -52,7 +53,7 @@ impl Store for PgStore {
                          lease_until = EXCLUDED.lease_until, record = EXCLUDED.record \
                          WHERE hitl_runs.lease_epoch = EXCLUDED.lease_epoch"
                     ),
-                    &RunParams::of(run).as_params(),
+                    &RunParams::of(run)?.as_params(),
                 )
                 .await?;
             if written == 0 {
@@ -170,24 +171,11 @@ impl Store for PgStore {
         Box::pin(async move {
             let rows = self
                 .query(
-                    "SELECT step_id, record::text FROM hitl_journal WHERE run_id = $1 ORDER BY step_id",
+                    "SELECT steps FROM hitl_journal WHERE run_id = $1 ORDER BY chunk",
                     &[&run_id],
                 )
                 .await?;
-            rows.iter()
-                .map(|row| {
-                    let step_id: String = row.get(0);
-                    match serde_json::from_str(row.get(1)) {
-                        Ok(step) => Ok((step_id, step)),
-                        Err(error) => Err(Error::CorruptRecord {
-                            run_id: run_id.to_owned(),
-                            record: format!("journal entry of step `{step_id}`"),
-                            step: Some(step_id),
-                            detail: error.to_string(),
-                        }),
-                    }
-                })
-                .collect()
+            journal_of(run_id, rows.iter().map(|row| row.get::<_, &[u8]>(0)))
         })
     }
 
@@ -198,20 +186,19 @@ impl Store for PgStore {
         steps: &'a [(String, StepRecord)],
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let ids: Vec<&str> = steps.iter().map(|(id, _)| id.as_str()).collect();
-            let records: Vec<Json<&StepRecord>> = steps.iter().map(|(_, step)| Json(step)).collect();
+            let rows = ChunkRows::of(steps);
             // One statement: the run's row is locked FOR SHARE (a claim waits for it), and the
             // steps are written only while the epoch matches.
             let rows = self
                 .query(
-                    "WITH fence AS (SELECT lease_epoch FROM hitl_runs WHERE id = $1 FOR SHARE), \
-                     allowed AS (SELECT NOT EXISTS (SELECT 1 FROM fence WHERE lease_epoch <> $2) AS ok), \
-                     written AS (INSERT INTO hitl_journal (run_id, step_id, record) \
-                       SELECT $1, s.step_id, s.record FROM unnest($3::text[], $4::jsonb[]) AS s(step_id, record), allowed \
-                       WHERE allowed.ok \
-                       ON CONFLICT (run_id, step_id) DO UPDATE SET record = EXCLUDED.record RETURNING 1) \
-                     SELECT ok FROM allowed",
-                    &[&run_id, &big(epoch), &ids, &records],
+                    concat!(
+                        "WITH fence AS (SELECT lease_epoch FROM hitl_runs WHERE id = $1 FOR SHARE), \
+                         allowed AS (SELECT NOT EXISTS (SELECT 1 FROM fence WHERE lease_epoch <> $2) AS ok), \
+                         written AS (",
+                        append_chunks!("$1", "$3", "$4", ", allowed WHERE allowed.ok"),
+                        " RETURNING 1) SELECT ok FROM allowed",
+                    ),
+                    &[&run_id, &big(epoch), &rows.chunks, &rows.steps],
                 )
                 .await?;
             if !rows.first().is_some_and(|row| row.get::<_, bool>(0)) {
@@ -231,16 +218,20 @@ impl Store for PgStore {
         value: &'a Value,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            let rows = ChunkRows::one(step_id, step);
             let rows = self
                 .query(
-                    "WITH fence AS (SELECT lease_epoch FROM hitl_runs WHERE id = $1 FOR SHARE), \
-                     allowed AS (SELECT NOT EXISTS (SELECT 1 FROM fence WHERE lease_epoch <> $2) AS ok), \
-                     step AS (INSERT INTO hitl_journal (run_id, step_id, record) SELECT $1, $3, $4 FROM allowed \
-                       WHERE allowed.ok ON CONFLICT (run_id, step_id) DO UPDATE SET record = EXCLUDED.record RETURNING 1), \
-                     channel AS (INSERT INTO hitl_channels (run_id, key, value) SELECT $1, $5, $6 FROM allowed \
-                       WHERE allowed.ok ON CONFLICT (run_id, key) DO UPDATE SET value = EXCLUDED.value RETURNING 1) \
-                     SELECT ok FROM allowed",
-                    &[&run_id, &big(epoch), &step_id, &Json(step), &key, value],
+                    concat!(
+                        "WITH fence AS (SELECT lease_epoch FROM hitl_runs WHERE id = $1 FOR SHARE), \
+                         allowed AS (SELECT NOT EXISTS (SELECT 1 FROM fence WHERE lease_epoch <> $2) AS ok), \
+                         step AS (",
+                        append_chunks!("$1", "$3", "$4", ", allowed WHERE allowed.ok"),
+                        " RETURNING 1), \
+                         channel AS (INSERT INTO hitl_channels (run_id, key, value) SELECT $1, $5, $6 FROM allowed \
+                           WHERE allowed.ok ON CONFLICT (run_id, key) DO UPDATE SET value = EXCLUDED.value RETURNING 1) \
+                         SELECT ok FROM allowed",
+                    ),
+                    &[&run_id, &big(epoch), &rows.chunks, &rows.steps, &key, value],
                 )
                 .await?;
             if !rows.first().is_some_and(|row| row.get::<_, bool>(0)) {
@@ -324,7 +315,7 @@ impl Store for PgStore {
         Box::pin(async move {
             let rows = self
                 .query(
-                    "SELECT id, record::text FROM hitl_requests WHERE id = $1",
+                    "SELECT id, record FROM hitl_requests WHERE id = $1",
                     &[&request_id],
                 )
                 .await?;
@@ -344,7 +335,7 @@ impl Store for PgStore {
         Box::pin(async move {
             let rows = self
                 .query(
-                    "SELECT id, record::text FROM hitl_requests WHERE ($1::text IS NULL OR status = $1) \
+                    "SELECT id, record FROM hitl_requests WHERE ($1::text IS NULL OR status = $1) \
                      AND ($2::text IS NULL OR run_id = $2) AND ($3::text IS NULL OR workflow = $3) \
                      ORDER BY created_at, id LIMIT $4",
                     &[

@@ -13,9 +13,11 @@ use std::collections::BTreeSet;
 
 use tokio_postgres::types::Json;
 
+use super::journal::{ChunkRows, insert_chunks};
 use super::rows::{INSERT_RUN, RunParams, big, name_of, timer_columns};
 use super::{PgStore, events, pg_error};
 use crate::error::{Error, Result};
+use crate::store::packed::encode_request;
 use crate::store::{RequestQuery, RunQuery, Store, StoreError, StoreErrorKind, Timer};
 
 /// What [`PgStore::import_from`] copied.
@@ -69,25 +71,25 @@ impl PgStore {
             let Some(last) = page.last() else { break };
             after = Some(last.id.clone());
             for run in &page {
-                let journal = source.load_journal(&run.id).await?;
+                let mut journal = source.load_journal(&run.id).await?;
+                // In the order the steps were written, as a store appends them.
+                journal.sort_by_key(|(_, step)| step.seq);
                 let channels = source.channels_of(&run.id).await?;
                 let mut client = self.client().await?;
                 let transaction = client.transaction().await.map_err(pg_error)?;
                 transaction
                     .execute(
                         &format!("{INSERT_RUN} ON CONFLICT (id) DO NOTHING"),
-                        &RunParams::of(run).as_params(),
+                        &RunParams::of(run)?.as_params(),
                     )
                     .await
                     .map_err(pg_error)?;
-                let ids: Vec<&str> = journal.iter().map(|(id, _)| id.as_str()).collect();
-                let steps: Vec<Json<_>> = journal.iter().map(|(_, step)| Json(step)).collect();
+                let rows = ChunkRows::of(&journal);
+                // Written with the run in one transaction: a stored chunk is a copied one.
                 transaction
                     .execute(
-                        "INSERT INTO hitl_journal (run_id, step_id, record) \
-                         SELECT $1, s.step_id, s.record FROM unnest($2::text[], $3::jsonb[]) AS s(step_id, record) \
-                         ON CONFLICT DO NOTHING",
-                        &[&run.id, &ids, &steps],
+                        concat!(insert_chunks!("$1", "$2", "$3", ""), " ON CONFLICT DO NOTHING"),
+                        &[&run.id, &rows.chunks, &rows.steps],
                     )
                     .await
                     .map_err(pg_error)?;
@@ -124,7 +126,7 @@ impl PgStore {
                     &request.workflow,
                     &name_of(&request.status),
                     &big(request.created_at),
-                    &Json(&request),
+                    &encode_request(&request)?,
                 ],
             )
             .await?;

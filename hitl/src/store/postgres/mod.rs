@@ -22,6 +22,7 @@
 mod boundary;
 mod events;
 mod import;
+mod journal;
 mod rows;
 pub mod schema;
 mod url;
@@ -29,7 +30,7 @@ mod url;
 use std::str::FromStr;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::types::{Json, ToSql};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Config, NoTls, Row};
 
 pub use import::ImportReport;
@@ -41,6 +42,8 @@ use super::{
     Timer, lost_lease,
 };
 use crate::error::{Error, Result};
+use crate::store::packed::encode_request;
+use journal::{ChunkRows, append_chunks};
 use rows::{
     RESOLVE_AND_WAKE, RUN_COLUMNS, add_timer_in, big, name_of, request_from, run_from, save_outbox_in,
     timer_columns, unbig,
@@ -284,14 +287,12 @@ impl PgStore {
             return Err(lost_lease(&request.run_id, epoch));
         }
         let journal = transaction
-            .prepare_cached(
-                "INSERT INTO hitl_journal (run_id, step_id, record) VALUES ($1, $2, $3) \
-                 ON CONFLICT (run_id, step_id) DO UPDATE SET record = EXCLUDED.record",
-            )
+            .prepare_cached(append_chunks!("$1", "$2", "$3", ""))
             .await
             .map_err(pg_error)?;
+        let rows = ChunkRows::one(&request.step_id, step);
         transaction
-            .execute(&journal, &[&request.run_id, &request.step_id, &Json(step)])
+            .execute(&journal, &[&request.run_id, &rows.chunks, &rows.steps])
             .await
             .map_err(pg_error)?;
         let insert_request = transaction
@@ -311,7 +312,7 @@ impl PgStore {
                     &request.workflow,
                     &name_of(&request.status),
                     &big(request.created_at),
-                    &Json(request),
+                    &encode_request(request)?,
                 ],
             )
             .await
@@ -335,26 +336,29 @@ impl PgStore {
         step: &StepRecord,
         request: &RequestRecord,
     ) -> Result<()> {
+        let journal = ChunkRows::one(&request.step_id, step);
         let rows = self
             .query(
-                "WITH fence AS (SELECT lease_epoch FROM hitl_runs WHERE id = $1 FOR SHARE), \
-                 allowed AS (SELECT NOT EXISTS (SELECT 1 FROM fence WHERE lease_epoch <> $2) AS ok), \
-                 step AS (INSERT INTO hitl_journal (run_id, step_id, record) SELECT $1, $3, $4 FROM allowed \
-                   WHERE allowed.ok ON CONFLICT (run_id, step_id) DO UPDATE SET record = EXCLUDED.record), \
-                 request AS (INSERT INTO hitl_requests (id, run_id, workflow, status, created_at, record) \
-                   SELECT $5, $1, $6, $7, $8, $9 FROM allowed WHERE allowed.ok \
-                   ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, record = EXCLUDED.record) \
-                 SELECT ok FROM allowed",
+                concat!(
+                    "WITH fence AS (SELECT lease_epoch FROM hitl_runs WHERE id = $1 FOR SHARE), \
+                     allowed AS (SELECT NOT EXISTS (SELECT 1 FROM fence WHERE lease_epoch <> $2) AS ok), \
+                     step AS (",
+                    append_chunks!("$1", "$3", "$4", ", allowed WHERE allowed.ok"),
+                    "), request AS (INSERT INTO hitl_requests (id, run_id, workflow, status, created_at, record) \
+                       SELECT $5, $1, $6, $7, $8, $9 FROM allowed WHERE allowed.ok \
+                       ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, record = EXCLUDED.record) \
+                     SELECT ok FROM allowed",
+                ),
                 &[
                     &request.run_id,
                     &big(epoch),
-                    &request.step_id,
-                    &Json(step),
+                    &journal.chunks,
+                    &journal.steps,
                     &request.id,
                     &request.workflow,
                     &name_of(&request.status),
                     &big(request.created_at),
-                    &Json(request),
+                    &encode_request(request)?,
                 ],
             )
             .await?;
@@ -368,7 +372,7 @@ impl PgStore {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(pg_error)?;
         let select = transaction
-            .prepare_cached("SELECT id, record::text FROM hitl_requests WHERE id = $1 FOR UPDATE")
+            .prepare_cached("SELECT id, record FROM hitl_requests WHERE id = $1 FOR UPDATE")
             .await
             .map_err(pg_error)?;
         let row = transaction
@@ -388,7 +392,7 @@ impl PgStore {
             });
         };
         let wake = Timer::wake_after(&current, &updated);
-        let (status, record) = (name_of(&updated.status), Json(&updated));
+        let (status, record) = (name_of(&updated.status), encode_request(&updated)?);
         if let Some(wake) = &wake {
             // One statement, one round trip: the update, the stored wake-up, the announcement.
             let resolve = transaction

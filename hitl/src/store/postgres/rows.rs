@@ -9,6 +9,7 @@ use tokio_postgres::types::{Json, ToSql};
 
 use super::{events, pg_error};
 use crate::error::{Error, Result};
+use crate::store::packed::{decode_request, decode_run, encode_run};
 use crate::store::{OutboxRecord, RequestRecord, RunRecord, Timer, TimerAction};
 
 /// A `u64` time or count as PostgreSQL's `BIGINT` (saturating: `u64::MAX` means "no bound").
@@ -46,14 +47,14 @@ pub(super) fn decode<T: DeserializeOwned>(key: &str, text: &str) -> Result<T> {
     })
 }
 
-/// The columns a run is read back from: its JSON, then what the columns say of it.
-pub(super) const RUN_COLUMNS: &str = "id, record::text, status, owner, lease_until, lease_epoch, updated_at";
+/// The columns a run is read back from: its packed record, then what the columns say of it.
+pub(super) const RUN_COLUMNS: &str = "id, record, status, owner, lease_until, lease_epoch, updated_at";
 
 /// A run as stored: the record, with status and lease as its columns hold them.
 pub(super) fn run_from(row: &Row) -> Result<RunRecord> {
     let id: String = row.get(0);
     let key = format!("runs/{id}");
-    let mut run: RunRecord = decode(&key, row.get(1))?;
+    let mut run = decode_run(&id, row.get(1))?;
     run.status = parse_name(&key, row.get(2))?;
     run.owner = row.get(3);
     run.lease_until = row.get::<_, Option<i64>>(4).map(unbig);
@@ -75,9 +76,9 @@ pub(super) fn decoded<T>(rows: &[Row], what: &str, decode: impl Fn(&Row) -> Resu
         .collect()
 }
 
+/// A request from its id and packed record (`SELECT id, record`).
 pub(super) fn request_from(row: &Row) -> Result<RequestRecord> {
-    let id: String = row.get(0);
-    decode(&format!("requests/{id}"), row.get(1))
+    decode_request(row.get(0), row.get(1))
 }
 
 pub(super) fn outbox_from(row: &Row) -> Result<OutboxRecord> {
@@ -148,20 +149,20 @@ pub(super) struct RunParams<'a> {
     updated_at: i64,
     lease_until: Option<i64>,
     lease_epoch: i64,
-    record: Json<&'a RunRecord>,
+    record: Vec<u8>,
 }
 
 impl<'a> RunParams<'a> {
-    pub(super) fn of(run: &'a RunRecord) -> Self {
-        RunParams {
+    pub(super) fn of(run: &'a RunRecord) -> Result<Self> {
+        Ok(RunParams {
             run,
             status: name_of(&run.status),
             created_at: big(run.created_at),
             updated_at: big(run.updated_at),
             lease_until: run.lease_until.map(big),
             lease_epoch: big(run.lease_epoch),
-            record: Json(run),
-        }
+            record: encode_run(run)?,
+        })
     }
 
     pub(super) fn as_params(&self) -> [&(dyn ToSql + Sync); 9] {

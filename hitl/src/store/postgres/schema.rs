@@ -22,16 +22,34 @@ pub(super) struct Migration {
     /// Older code keeps working on a schema with this change applied.
     pub(super) additive: bool,
     pub(super) sql: &'static str,
+    /// Rows to rewrite in Rust after `sql`, in the same transaction.
+    pub(super) then: Option<Rewrite>,
+}
+
+/// A rewrite of stored rows that SQL alone cannot do (the packed encodings are hitl's).
+#[derive(Clone, Copy)]
+pub(super) enum Rewrite {
+    /// Schema 1's journal rows into chunk rows ([`super::journal::convert_v1`]).
+    JournalIntoChunks,
+}
+
+impl Rewrite {
+    async fn run(self, transaction: &tokio_postgres::Transaction<'_>) -> Result<()> {
+        match self {
+            Rewrite::JournalIntoChunks => super::journal::convert_v1(transaction).await,
+        }
+    }
 }
 
 /// Every migration this build knows, oldest first.
-pub(super) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "runs, journal, channels, definitions, requests, outbox, timers, meta",
-    additive: true,
-    // Ids sort byte-wise (`COLLATE "C"`), as the `Store` contract's paging needs. Columns
-    // hold what queries filter on and the lease; `record` holds the whole record as JSON.
-    sql: r#"
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "runs, journal, channels, definitions, requests, outbox, timers, meta",
+        additive: true,
+        // Ids sort byte-wise (`COLLATE "C"`), as the `Store` contract's paging needs. Columns
+        // hold what queries filter on and the lease; `record` holds the whole record as JSON.
+        sql: r#"
 CREATE TABLE hitl_runs (
     id TEXT COLLATE "C" PRIMARY KEY,
     workflow TEXT NOT NULL,
@@ -93,7 +111,31 @@ CREATE TABLE hitl_meta (
     value BYTEA NOT NULL
 );
 "#,
-}];
+        then: None,
+    },
+    Migration {
+        version: 2,
+        description: "packed records: the journal as chunk rows of packed steps, runs and requests as BYTEA",
+        // Older workers read and write the old columns.
+        additive: false,
+        // The new journal table takes the old one's name; `then` moves the rows and drops the
+        // old. Run and request records keep their JSON, as bytes (which read as JSON: a packed
+        // record starts with a byte JSON never does); they are packed when next written.
+        sql: r#"
+ALTER TABLE hitl_runs ALTER COLUMN record TYPE BYTEA USING convert_to(record::text, 'UTF8');
+ALTER TABLE hitl_requests ALTER COLUMN record TYPE BYTEA USING convert_to(record::text, 'UTF8');
+ALTER TABLE hitl_journal RENAME TO hitl_journal_v1;
+ALTER INDEX hitl_journal_pkey RENAME TO hitl_journal_v1_pkey;
+CREATE TABLE hitl_journal (
+    run_id TEXT COLLATE "C" NOT NULL,
+    chunk INT NOT NULL,
+    steps BYTEA NOT NULL,
+    PRIMARY KEY (run_id, chunk)
+);
+"#,
+        then: Some(Rewrite::JournalIntoChunks),
+    },
+];
 
 /// The schema version this build writes.
 pub fn current_version() -> i32 {
@@ -170,6 +212,9 @@ async fn migrate_locked(client: &mut Client) -> Result<MigrationReport> {
         }
         let transaction = client.transaction().await.map_err(pg_error)?;
         transaction.batch_execute(migration.sql).await.map_err(pg_error)?;
+        if let Some(rewrite) = migration.then {
+            rewrite.run(&transaction).await?;
+        }
         transaction
             .execute(
                 "INSERT INTO hitl_migrations (version, description, additive) VALUES ($1, $2, $3)",

@@ -230,31 +230,13 @@ impl SledStore {
     }
 
     fn load_journal(&self, run_id: &str) -> Result<Vec<(String, StepRecord)>> {
-        let corrupt = |step: Option<String>, detail: String| Error::CorruptRecord {
-            run_id: run_id.to_owned(),
-            record: match &step {
-                Some(step_id) => format!("journal entry of step `{step_id}`"),
-                None => "journal chunk".to_owned(),
-            },
-            step,
-            detail,
-        };
-        let mut steps: std::collections::BTreeMap<String, StepRecord> = Default::default();
-        for entry in self.journal.scan_prefix(format::id_key(run_id)) {
-            let (_, chunk) = entry.storage()?;
-            let entries = format::Chunk::entries(&chunk)
-                .ok_or_else(|| corrupt(None, "the chunk's framing does not decode".to_owned()))?;
-            for (step_id, step) in entries {
-                let step = step.map_err(|detail| corrupt(Some(step_id.clone()), detail))?;
-                match steps.get(&step_id) {
-                    Some(stored) if stored.seq > step.seq => {}
-                    _ => {
-                        steps.insert(step_id, step);
-                    }
-                }
-            }
-        }
-        Ok(steps.into_iter().collect())
+        let chunks = self
+            .journal
+            .scan_prefix(format::id_key(run_id))
+            .values()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .storage()?;
+        format::journal_of(run_id, chunks.iter().map(|chunk| &chunk[..]))
     }
 
     /// The write fence: `run_id` must still be held at `epoch`. sled is one process and the
@@ -270,22 +252,9 @@ impl SledStore {
         }
     }
 
-    /// Groups steps by the journal chunk they go to, in order.
-    fn by_chunk(steps: &[(String, StepRecord)]) -> Vec<(u32, Vec<(&str, &StepRecord)>)> {
-        let mut chunks: Vec<(u32, Vec<(&str, &StepRecord)>)> = Vec::new();
-        for (step_id, step) in steps {
-            let chunk = format::chunk_of(step);
-            match chunks.iter_mut().find(|(number, _)| *number == chunk) {
-                Some((_, entries)) => entries.push((step_id, step)),
-                None => chunks.push((chunk, vec![(step_id.as_str(), step)])),
-            }
-        }
-        chunks
-    }
-
     fn append_steps(&self, run_id: &str, epoch: u64, steps: &[(String, StepRecord)]) -> Result<()> {
         self.fence(run_id, epoch)?;
-        let chunks = Self::by_chunk(steps);
+        let chunks = format::by_chunk(steps);
         if let [(chunk, entries)] = chunks.as_slice() {
             // The common case: one compare-and-swap on one chunk, no transaction.
             let key = format::chunk_key(run_id, *chunk);

@@ -1,25 +1,18 @@
-//! Format 2 of the sled database: its trees, keys and compact value encoding.
+//! The compact encoding of hitl's records, shared by the sled and PostgreSQL backends.
 //!
-//! The records are the same as everywhere else ([`RunRecord`], [`StepRecord`],
-//! [`RequestRecord`], …) and every one of them can be shown as its usual JSON
-//! (`hitl --db DIR dump`); only their bytes on disk are smaller than JSON. sled's cost on disk
-//! follows the number of keys and writes more than the bytes (a leaf page splits at 16 items
-//! and is rewritten whole after 10 deltas), so a paused run of ten steps is five keys:
-//!
-//! | tree         | key                                      | value                                    |
-//! |--------------|------------------------------------------|------------------------------------------|
-//! | `runs.2`     | run id (its text, so keys sort in id order) | [`encode_run`]: epoch, packed record   |
-//! | `journal.2`  | [`id_key`] of the run, chunk (u32 BE)    | [`Chunk`]: about 8 steps (`seq / 8`)     |
-//! | `requests.2` | [`id_key`] of the request                | [`encode_request`]: packed record        |
-//! | `pending.2`  | [`id_key`] of the run, of the request    | (empty): the unanswered requests         |
-//!
-//! `channels`, `definitions`, `outbox`, `timers` and `meta` are kept from format 1 (JSON).
+//! The records are the same as everywhere else ([`RunRecord`](crate::model::run::RunRecord),
+//! [`StepRecord`](crate::model::step::StepRecord), [`RequestRecord`](crate::model::request::RequestRecord))
+//! and every one of them can be shown as its usual JSON (`hitl --db DIR dump`); only their
+//! stored bytes are smaller than JSON.
 //!
 //! **Packed values** ([`pack`]) are JSON values in a binary form: a tag byte per value,
 //! integers as varints, object keys from a fixed dictionary of hitl's field names
-//! ([`KEYS`]), strings that are UUIDs or lowercase hex as their bytes. Every record
-//! value starts with [`PACKED`], so a JSON value (`{`) copied unchanged by the migration (a
+//! (`KEYS`), strings that are UUIDs or lowercase hex as their bytes. Every record
+//! value starts with [`PACKED`], so a JSON value (`{`) copied unchanged by a migration (a
 //! record that was already damaged) is still told apart, and read as JSON.
+//!
+//! **Journal chunks** ([`Chunk`]) hold about [`CHUNK_STEPS`] steps of one run each, positional
+//! and with field names left out.
 //!
 //! The dictionaries may only grow at their end: an index, once written, keeps its meaning.
 
@@ -27,22 +20,12 @@ mod pack;
 mod records;
 
 pub(crate) use records::{
-    Chunk, chunk_of, decode_request, decode_run, encode_request, encode_run, run_epoch,
+    Chunk, by_chunk, chunk_of, decode_request, decode_run, encode_request, encode_run, journal_of, run_epoch,
 };
 
 use serde::de::Error as _;
 
 use crate::error::Error;
-
-/// The on-disk format sled databases are written in (`hitl.json`'s `version`).
-pub(crate) const VERSION: u32 = 2;
-
-/// Tree names of format 2 (format 1's `runs`, `journal`, `requests`, `pending` are migrated
-/// into them; the other trees are shared by both formats).
-pub(crate) const RUNS: &str = "runs.2";
-pub(crate) const JOURNAL: &str = "journal.2";
-pub(crate) const REQUESTS: &str = "requests.2";
-pub(crate) const PENDING: &str = "pending.2";
 
 /// Steps per journal chunk: a step with sequence number `seq` goes to chunk `seq / 8` (measured
 /// in the fan-out: 8 gave 2.7 KB per paused run, 4 gave 2.9, 16 and 32 gave 3.1–3.2, one key
@@ -167,36 +150,6 @@ pub(crate) fn read_id(reader: &mut Reader<'_>) -> Option<String> {
     }
 }
 
-/// The journal key of chunk `chunk` of a run.
-pub(crate) fn chunk_key(run_id: &str, chunk: u32) -> Vec<u8> {
-    let mut key = id_key(run_id);
-    key.extend_from_slice(&chunk.to_be_bytes());
-    key
-}
-
-/// The pending-index key of a request.
-pub(crate) fn pending_key(run_id: &str, request_id: &str) -> Vec<u8> {
-    let mut key = id_key(run_id);
-    push_id(&mut key, request_id);
-    key
-}
-
-/// The run and request ids of a pending-index key.
-pub(crate) fn read_pending_key(key: &[u8]) -> Option<(String, String)> {
-    let mut reader = Reader::new(key);
-    let run = read_id(&mut reader)?;
-    let request = read_id(&mut reader)?;
-    reader.done().then_some((run, request))
-}
-
-/// The run id of a journal chunk key, and the chunk's number.
-pub(crate) fn read_chunk_key(key: &[u8]) -> Option<(String, u32)> {
-    let mut reader = Reader::new(key);
-    let run = read_id(&mut reader)?;
-    let chunk = u32::from_be_bytes(reader.take(4)?.try_into().ok()?);
-    reader.done().then_some((run, chunk))
-}
-
 /// The 16 bytes of `text` if it is a UUID written the way `Uuid::to_string` writes it.
 pub(super) fn canonical_uuid(text: &str) -> Option<[u8; 16]> {
     if text.len() != 36 {
@@ -233,20 +186,6 @@ mod tests {
             unpack_all(&out[..out.len() - 1]),
             None,
             "a truncated value is refused"
-        );
-    }
-
-    #[test]
-    fn ids_as_keys_are_prefix_free_and_read_back() {
-        for id in ["7f9c2ba4-e88f-4a1e-9bdc-7e1fa6c1a9b2", "run-1", "", "x\0y"] {
-            let key = pending_key(id, "req");
-            assert_eq!(read_pending_key(&key), Some((id.to_owned(), "req".to_owned())));
-            assert_eq!(read_chunk_key(&chunk_key(id, 7)), Some((id.to_owned(), 7)));
-        }
-        assert_eq!(id_key("7f9c2ba4-e88f-4a1e-9bdc-7e1fa6c1a9b2").len(), 17);
-        assert!(
-            !chunk_key("ab", 0).starts_with(&id_key("a")),
-            "no run's keys start another's"
         );
     }
 
@@ -291,5 +230,39 @@ mod tests {
         let entries = Chunk::entries(&raw).unwrap();
         assert_eq!(entries[3].0, "bad#0");
         assert!(entries[3].1.is_err());
+    }
+
+    #[test]
+    fn concatenable_chunks_append_by_concatenation() {
+        let step = |seq: u64, output| StepRecord {
+            version: 1,
+            kind: StepKind::Task,
+            seq,
+            line: 7,
+            input_hash: 0x0123_4567_89ab_cdef,
+            started_at: 1_796_131_647_164 + seq,
+            finished_at: Some(1_796_131_647_170 + seq),
+            output,
+            types: 0x1234_5678,
+        };
+        let (a, b, c) = (step(0, json!(1)), step(1, json!("two")), step(2, json!([3])));
+        let mut chunk = Chunk::concatenable(&[("trivial#0", &a)]);
+        chunk.extend_from_slice(&Chunk::concatenable(&[("trivial#1", &b), ("trivial#2", &c)])[1..]);
+        chunk.extend_from_slice(&Chunk::concatenable_raw("bad#0", b"{not json")[1..]);
+        let entries = Chunk::entries(&chunk).unwrap();
+        assert_eq!(entries.len(), 4);
+        for ((id, read), (expected_id, expected)) in
+            entries
+                .iter()
+                .zip([("trivial#0", &a), ("trivial#1", &b), ("trivial#2", &c)])
+        {
+            assert_eq!((id.as_str(), read.as_ref().unwrap()), (expected_id, expected));
+        }
+        assert_eq!(entries[3].0, "bad#0");
+        assert!(entries[3].1.is_err(), "raw bytes stay as they were");
+        assert!(
+            Chunk::concatenable(&[("trivial#0", &a)]).len() < 40,
+            "a small task step packs into a few dozen bytes"
+        );
     }
 }

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::pack::{from_map, pack, to_value, unpack, unpack_all};
 use super::{CHUNK_STEPS, PACKED, Reader, decode_error, put_varint, unzigzag, zigzag};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::request::RequestRecord;
 use crate::model::run::RunRecord;
 use crate::model::step::{StepKind, StepRecord};
@@ -218,19 +218,36 @@ impl Chunk {
         let mut previous = last_id.into_bytes();
         let mut record = Vec::with_capacity(32);
         for (id, step) in steps {
-            let id = id.as_bytes();
-            let shared = previous.iter().zip(id).take_while(|(a, b)| a == b).count();
-            put_varint(&mut out, shared as u64);
-            put_varint(&mut out, (id.len() - shared) as u64);
-            out.extend_from_slice(&id[shared..]);
             record.clear();
             encode_step(&mut record, base, step);
-            put_varint(&mut out, record.len() as u64);
-            out.extend_from_slice(&record);
+            put_entry(&mut out, &previous, id, &record);
             previous.clear();
-            previous.extend_from_slice(id);
+            previous.extend_from_slice(id.as_bytes());
         }
         Some(out)
+    }
+
+    /// `steps` as a chunk whose base is 0 and whose entries share no id prefix. Chunks of this
+    /// kind append by concatenation: the entries of one (all after its first byte, the base)
+    /// can follow another's, so a database appends on its side (`steps || substring(new
+    /// FROM 2)`) without reading the chunk first.
+    pub(crate) fn concatenable(steps: &[(&str, &StepRecord)]) -> Vec<u8> {
+        let mut out = vec![0];
+        let mut record = Vec::with_capacity(32);
+        for (id, step) in steps {
+            record.clear();
+            encode_step(&mut record, 0, step);
+            put_entry(&mut out, &[], id, &record);
+        }
+        out
+    }
+
+    /// A [`concatenable`](Chunk::concatenable) chunk of one step kept as stored before
+    /// (bytes that did not decode as a step).
+    pub(crate) fn concatenable_raw(id: &str, bytes: &[u8]) -> Vec<u8> {
+        let mut out = vec![0];
+        put_entry(&mut out, &[], id, bytes);
+        out
     }
 
     /// Appends a step kept as it was stored by format 1 (bytes that did not decode).
@@ -239,16 +256,7 @@ impl Chunk {
         let mut out = if chunk.is_empty() { vec![0] } else { chunk.to_vec() };
         let entries = Chunk::entries(&out)?;
         let previous = entries.last().map(|(id, _)| id.as_bytes()).unwrap_or_default();
-        let shared = previous
-            .iter()
-            .zip(id.as_bytes())
-            .take_while(|(a, b)| a == b)
-            .count();
-        put_varint(&mut out, shared as u64);
-        put_varint(&mut out, (id.len() - shared) as u64);
-        out.extend_from_slice(&id.as_bytes()[shared..]);
-        put_varint(&mut out, bytes.len() as u64);
-        out.extend_from_slice(bytes);
+        put_entry(&mut out, previous, id, bytes);
         Some(out)
     }
 
@@ -272,6 +280,62 @@ impl Chunk {
         }
         Some(entries)
     }
+}
+
+/// One chunk entry: the id as the suffix it does not share with `previous`, then the record.
+fn put_entry(out: &mut Vec<u8>, previous: &[u8], id: &str, record: &[u8]) {
+    let id = id.as_bytes();
+    let shared = previous.iter().zip(id).take_while(|(a, b)| a == b).count();
+    put_varint(out, shared as u64);
+    put_varint(out, (id.len() - shared) as u64);
+    out.extend_from_slice(&id[shared..]);
+    put_varint(out, record.len() as u64);
+    out.extend_from_slice(record);
+}
+
+/// Groups steps by the journal chunk they go to, in order.
+pub(crate) fn by_chunk(steps: &[(String, StepRecord)]) -> Vec<(u32, Vec<(&str, &StepRecord)>)> {
+    let mut chunks: Vec<(u32, Vec<(&str, &StepRecord)>)> = Vec::new();
+    for (step_id, step) in steps {
+        let chunk = chunk_of(step);
+        match chunks.iter_mut().find(|(number, _)| *number == chunk) {
+            Some((_, entries)) => entries.push((step_id, step)),
+            None => chunks.push((chunk, vec![(step_id.as_str(), step)])),
+        }
+    }
+    chunks
+}
+
+/// A run's journal from its chunks: every step id once, in step-id order. Of two entries for
+/// one step id the higher `seq` wins, and of equal ones the later.
+pub(crate) fn journal_of<'a>(
+    run_id: &str,
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Vec<(String, StepRecord)>> {
+    let corrupt = |step: Option<String>, detail: String| Error::CorruptRecord {
+        run_id: run_id.to_owned(),
+        record: match &step {
+            Some(step_id) => format!("journal entry of step `{step_id}`"),
+            None => "journal chunk".to_owned(),
+        },
+        step,
+        detail,
+    };
+    let mut steps: std::collections::BTreeMap<String, StepRecord> = Default::default();
+    for chunk in chunks {
+        let entries = Chunk::entries(chunk)
+            .ok_or_else(|| corrupt(None, "the chunk's framing does not decode".to_owned()))?;
+        for (step_id, step) in entries {
+            let step = step.map_err(|detail| corrupt(Some(step_id.clone()), detail))?;
+            match steps.get(&step_id) {
+                Some(stored) if stored.seq > step.seq => {}
+                _ => {
+                    steps.insert(step_id, step);
+                }
+            }
+        }
+    }
+    Ok(steps.into_iter().collect())
 }
 
 /// The chunk a step belongs to.
