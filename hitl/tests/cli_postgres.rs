@@ -174,3 +174,62 @@ async fn postgres_migrate_store_moves_a_paused_application_which_then_resumes() 
     }
     worker.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_dump_shows_the_packed_records_as_json_lines_while_the_worker_runs() {
+    let Some(server) = postgres_common::server_url("postgres_dump_shows_the_packed_records") else {
+        return;
+    };
+    let url = postgres_common::fresh_database(&server).await;
+    let worker = Engine::builder()
+        .postgres(url.clone())
+        .register(deploy)
+        .open()
+        .await
+        .unwrap();
+    let run = worker
+        .start_with_id(deploy, "deploy-api", ("api".into(),))
+        .await
+        .unwrap();
+    let request = paused(&run).await;
+
+    let ran = hitl(["--database-url", &url, "dump"]);
+    ran.exits(0);
+    let lines: Vec<serde_json::Value> = ran
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is one JSON value"))
+        .collect();
+    assert_eq!(
+        lines[0],
+        serde_json::json!({ "format": "hitl-postgres", "schema": hitl::store::postgres::schema::current_version() })
+    );
+    let of = |tree: &str| -> Vec<&serde_json::Value> {
+        lines.iter().filter(|line| line["tree"] == tree).collect()
+    };
+    let runs = of("runs");
+    assert_eq!(runs.len(), 1, "{lines:?}");
+    assert_eq!(runs[0]["record"]["id"], "deploy-api");
+    assert_eq!(
+        runs[0]["record"]["input"],
+        serde_json::json!({ "service": "api" })
+    );
+    let requests = of("requests");
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0]["record"]["id"], request.id.as_str());
+    assert_eq!(requests[0]["record"]["prompt"], "Deploy api to production?");
+    let journal = of("journal");
+    assert!(
+        journal
+            .iter()
+            .any(|line| line["record"]["k"] == "feedback" && line["run_id"] == "deploy-api"),
+        "the waiting feedback step is in the journal: {journal:?}"
+    );
+    assert!(lines.iter().all(|line| line.get("error").is_none()), "{lines:?}");
+    assert!(
+        !ran.stdout.contains("secret"),
+        "the link secret is not shown: {}",
+        ran.stdout
+    );
+    worker.close().await.unwrap();
+}

@@ -90,7 +90,7 @@ pub(crate) enum Command {
         run: String,
     },
     /// Print every stored record as JSON lines (runs, journals, requests, pending, outbox,
-    /// timers, channels, definitions); only with --db.
+    /// timers, channels, definitions); with --db or --database-url.
     Dump,
     /// Create or upgrade hitl's tables in the database of --database-url (workers do it at
     /// start too; this is for a deploy step that migrates first).

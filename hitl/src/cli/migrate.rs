@@ -30,7 +30,7 @@ pub(crate) fn migrate_store(from: &Path, to: &str, json: bool) -> Result<String,
 }
 
 #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -15,6 +15,7 @@
 mod args;
 mod backend;
 mod direct;
+mod dump;
 mod error;
 mod http;
 mod migrate;
@@ -71,7 +72,7 @@ fn run(cli: &Cli, matches: &clap::ArgMatches) -> Result<String, CliError> {
     }
     let mode = cli.mode(matches).map_err(CliError::usage)?;
     match &cli.command {
-        Command::Dump => return dump(&mode),
+        Command::Dump => return dump::dump(&mode),
         Command::Migrate => return migrate::migrate(&mode, cli.json),
         _ => {}
     }
@@ -209,27 +210,6 @@ async fn execute(cli: &Cli, backend: &Backend, responder: Option<&str>) -> Resul
             show(&cancelled, &render::cancelled)
         }
     })
-}
-
-/// `hitl --db DIR dump`: every record as JSON lines, streamed to stdout.
-fn dump(mode: &Mode) -> Result<String, CliError> {
-    let Mode::Database { dir } = mode else {
-        return Err(CliError::usage(
-            "`dump` reads a database directory: use `hitl --db DIR dump` while the application is stopped",
-        ));
-    };
-    if !dir.join("hitl.json").is_file() {
-        return Err(CliError::unreachable(format!(
-            "cannot dump `{}`: it is not a hitl database (no `hitl.json`)",
-            dir.display()
-        )));
-    }
-    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-    hitl::store::dump_sled(dir, &mut stdout).map_err(|error| direct::open_error(dir, &error))?;
-    stdout
-        .flush()
-        .map_err(|error| CliError::new(Exit::Failure, format!("cannot write the dump: {error}")))?;
-    Ok(String::new())
 }
 
 /// The answer the flags give, shaped by the request's kind: one `--select` answers a

@@ -231,6 +231,7 @@ impl Chunk {
     /// kind append by concatenation: the entries of one (all after its first byte, the base)
     /// can follow another's, so a database appends on its side (`steps || substring(new
     /// FROM 2)`) without reading the chunk first.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn concatenable(steps: &[(&str, &StepRecord)]) -> Vec<u8> {
         let mut out = vec![0];
         let mut record = Vec::with_capacity(32);
@@ -244,6 +245,7 @@ impl Chunk {
 
     /// A [`concatenable`](Chunk::concatenable) chunk of one step kept as stored before
     /// (bytes that did not decode as a step).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn concatenable_raw(id: &str, bytes: &[u8]) -> Vec<u8> {
         let mut out = vec![0];
         put_entry(&mut out, &[], id, bytes);

@@ -20,6 +20,7 @@
 //! store in, `url` redacts.
 
 mod boundary;
+mod dump;
 mod events;
 mod import;
 mod journal;
