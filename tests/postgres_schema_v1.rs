@@ -180,3 +180,71 @@ async fn postgres_a_damaged_schema_1_journal_row_is_kept_and_reported() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_migration_2_converts_long_journals_and_many_runs_page_by_page() {
+    let Some(server) = server_url("postgres_migration_2_converts_long_journals_and_many_runs") else {
+        return;
+    };
+    let url = schema_1_database(&server).await;
+    // 1,200 more runs of one step (more than two of the migration's pages of 500 runs), a run
+    // of 20 steps (three chunks), a run whose only entry is JSON that is not an object, and a
+    // run whose id is empty (it sorts before every other).
+    sql(
+        &url,
+        r#"INSERT INTO hitl_journal (run_id, step_id, record)
+           SELECT 'many-' || lpad(n::text, 4, '0'), 'only#0',
+                  jsonb_build_object('v', 1, 'k', 'task', 'q', 0, 'l', 7, 's', 1000 + n, 'e', 1001 + n, 'o', n)
+           FROM generate_series(1, 1200) AS n;
+           INSERT INTO hitl_journal (run_id, step_id, record)
+           SELECT 'long', 'step#' || lpad(n::text, 2, '0'),
+                  jsonb_build_object('v', 1, 'k', 'task', 'q', n, 'l', 9, 'i', 12345, 's', 2000 + n, 'e', 2002 + n,
+                                     'o', jsonb_build_object('n', n))
+           FROM generate_series(0, 19) AS n;
+           INSERT INTO hitl_journal (run_id, step_id, record) VALUES ('odd', 'x#0', '"just a string"');
+           INSERT INTO hitl_journal (run_id, step_id, record)
+           VALUES ('', 'empty#0', '{"v": 1, "k": "task", "q": 0, "l": 3, "s": 5, "e": 6, "o": "first page"}');"#,
+    )
+    .await;
+
+    let refused = PgStore::connect_current(&url).await.unwrap_err();
+    assert!(refused.to_string().contains("migrate it first"), "{refused}");
+    assert_eq!(
+        sql(&url, "SELECT max(version) FROM hitl_migrations").await,
+        [[Some("1".to_owned())]],
+        "a tool that only looks migrates nothing"
+    );
+
+    let store = PgStore::connect(&url).await.unwrap();
+    assert_eq!(
+        sql(&url, "SELECT count(*) FROM hitl_journal WHERE run_id = 'long'").await,
+        [[Some("3".to_owned())]],
+        "20 steps are three chunks of 8"
+    );
+    let long = store.load_journal("long").await.unwrap();
+    assert_eq!(long.len(), 20);
+    for (n, (step_id, step)) in long.iter().enumerate() {
+        assert_eq!(step_id, &format!("step#{n:02}"));
+        assert_eq!((step.seq, step.line, step.input_hash), (n as u64, 9, 12345));
+        assert_eq!(
+            (step.started_at, step.finished_at),
+            (2000 + n as u64, Some(2002 + n as u64))
+        );
+        assert_eq!(step.output, serde_json::json!({ "n": n }));
+    }
+    for n in [1, 500, 501, 1000, 1200] {
+        let journal = store.load_journal(&format!("many-{n:04}")).await.unwrap();
+        assert_eq!(journal.len(), 1, "run many-{n:04}");
+        assert_eq!(journal[0].1.output, serde_json::json!(n));
+    }
+    assert_eq!(
+        sql(&url, "SELECT count(DISTINCT run_id) FROM hitl_journal").await,
+        [[Some((RUNS.len() + 1_200 + 3).to_string())]],
+        "every run's journal was moved"
+    );
+    let empty = store.load_journal("").await.unwrap();
+    assert_eq!(empty.len(), 1);
+    assert_eq!(empty[0].1.output, serde_json::json!("first page"));
+    let odd = store.load_journal("odd").await.unwrap_err();
+    assert!(matches!(odd, Error::CorruptRecord { .. }), "{odd}");
+}

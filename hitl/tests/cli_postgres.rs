@@ -232,4 +232,31 @@ async fn postgres_dump_shows_the_packed_records_as_json_lines_while_the_worker_r
         ran.stdout
     );
     worker.close().await.unwrap();
+
+    // A claim writes the columns only: the dump shows a run as its columns hold it.
+    postgres_common::sql(
+        &url,
+        "UPDATE hitl_runs SET status = 'running', owner = 'worker-b', lease_epoch = 41 WHERE id = 'deploy-api'",
+    )
+    .await;
+    let ran = hitl(["--database-url", &url, "dump"]);
+    ran.exits(0);
+    let run: serde_json::Value = ran
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|line| line["tree"] == "runs")
+        .expect("the run is dumped");
+    assert_eq!(
+        (
+            &run["record"]["status"],
+            &run["record"]["owner"],
+            &run["record"]["lease_epoch"]
+        ),
+        (
+            &serde_json::json!("running"),
+            &serde_json::json!("worker-b"),
+            &serde_json::json!(41)
+        )
+    );
 }

@@ -36,7 +36,7 @@ pub(crate) fn dump(mode: &Mode) -> Result<String, CliError> {
 #[cfg(feature = "postgres")]
 fn postgres(url: &str, out: &mut dyn std::io::Write) -> Result<(), CliError> {
     super::migrate::runtime()?.block_on(async {
-        let store = hitl::store::PgStore::connect(url)
+        let store = hitl::store::PgStore::connect_current(url)
             .await
             .map_err(|error| CliError::of(&error))?;
         store.dump(out).await.map_err(|error| CliError::of(&error))?;

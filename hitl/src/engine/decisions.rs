@@ -12,7 +12,12 @@ use crate::error::{Error, Result};
 use crate::model::compat::{Decision, DecisionAction, Incompatibility, IncompatibilityKind};
 use crate::model::run::{RunRecord, RunStatus};
 use crate::model::step::{Timer, TimerAction};
-use crate::store::RunQuery;
+use crate::store::{RunQuery, StoreErrorKind};
+
+/// How often [`Engine::decide`] reads a blocked run again when a worker re-checks it at the
+/// same moment, and how long it waits for that check between two reads.
+const DECIDE_ATTEMPTS: u32 = 50;
+const RECHECK_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl Engine {
     /// Settles a blocked run as an operator: resume it on the registered code anyway (the
@@ -36,48 +41,68 @@ impl Engine {
         by: &str,
         reason: impl Into<String>,
     ) -> Result<()> {
-        let mut record = self.load_run(run_id).await?;
-        let Some(blocked) = record
-            .blocked
-            .clone()
-            .filter(|_| record.status == RunStatus::Blocked)
-        else {
-            return Err(Error::RunNotBlocked {
-                run_id: record.id,
-                status: record.status,
-            });
-        };
-        if action != DecisionAction::Cancel
-            && let CodeOf::VersionMissing(problem) = self.shared.registry.code_of(&record)
-        {
-            return Err(Error::InvalidRequest {
-                detail: format!("cannot resume run `{run_id}` ({action}): {problem}"),
-            });
-        }
         let reason = reason.into();
-        if let DecisionAction::Rewind { to } = &action {
-            let rewound = self.shared.rewind(&record, to).await?;
-            tracing::warn!(
-                run_id,
-                to,
-                steps = rewound.steps,
-                cancelled_requests = rewound.cancelled_requests,
-                "run rewound: the steps after it run again, activities included"
-            );
+        let mut rewound = false;
+        // A worker may re-check the blocked run at the same moment (a wake-up stored by the
+        // answer that blocked it claims it, checks it, and blocks it again): its claim moves
+        // the lease epoch, and this save is fenced by it. Read the run again and retry.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let mut record = self.load_run(run_id).await?;
+            let blocked = match record.blocked.clone() {
+                Some(blocked) if record.status == RunStatus::Blocked => blocked,
+                // Being re-checked by a worker: it stays blocked or resumes in a moment.
+                Some(_) if record.status == RunStatus::Running && attempts < DECIDE_ATTEMPTS => {
+                    tokio::time::sleep(RECHECK_PAUSE).await;
+                    continue;
+                }
+                _ => {
+                    return Err(Error::RunNotBlocked {
+                        run_id: record.id,
+                        status: record.status,
+                    });
+                }
+            };
+            if action != DecisionAction::Cancel
+                && let CodeOf::VersionMissing(problem) = self.shared.registry.code_of(&record)
+            {
+                return Err(Error::InvalidRequest {
+                    detail: format!("cannot resume run `{run_id}` ({action}): {problem}"),
+                });
+            }
+            if let DecisionAction::Rewind { to } = &action
+                && !rewound
+            {
+                let rewind = self.shared.rewind(&record, to).await?;
+                rewound = true;
+                tracing::warn!(
+                    run_id,
+                    to,
+                    steps = rewind.steps,
+                    cancelled_requests = rewind.cancelled_requests,
+                    "run rewound: the steps after it run again, activities included"
+                );
+            }
+            record.decisions.push(Decision {
+                action: action.clone(),
+                by: by.to_owned(),
+                reason: reason.clone(),
+                at: to_millis(self.shared.services.clock.now()),
+                blocked: blocked.reason,
+            });
+            if action == DecisionAction::ResumeAnyway {
+                let journal = self.shared.services.store.load_journal(run_id).await?;
+                record.accepted_before = journal.iter().map(|(_, step)| step.seq + 1).max().unwrap_or(0);
+            }
+            match self.shared.services.store.save_run(&record).await {
+                Ok(()) => break,
+                Err(Error::Storage(error))
+                    if error.kind() == StoreErrorKind::Conflict && attempts < DECIDE_ATTEMPTS => {}
+                Err(error) => return Err(error),
+            }
         }
         tracing::warn!(run_id, %action, by, %reason, "operator decision on a blocked run");
-        record.decisions.push(Decision {
-            action: action.clone(),
-            by: by.to_owned(),
-            reason: reason.clone(),
-            at: to_millis(self.shared.services.clock.now()),
-            blocked: blocked.reason,
-        });
-        if action == DecisionAction::ResumeAnyway {
-            let journal = self.shared.services.store.load_journal(run_id).await?;
-            record.accepted_before = journal.iter().map(|(_, step)| step.seq + 1).max().unwrap_or(0);
-        }
-        self.shared.services.store.save_run(&record).await?;
         self.shared.services.store.flush().await?;
         match action {
             DecisionAction::ResumeAnyway | DecisionAction::Rewind { .. } => {

@@ -2,8 +2,8 @@
 //!
 //! The records are the same as everywhere else ([`RunRecord`](crate::model::run::RunRecord),
 //! [`StepRecord`](crate::model::step::StepRecord), [`RequestRecord`](crate::model::request::RequestRecord))
-//! and every one of them can be shown as its usual JSON (`hitl --db DIR dump`); only their
-//! stored bytes are smaller than JSON.
+//! and every one of them can be shown as its usual JSON (`hitl --db DIR dump`,
+//! `hitl --database-url URL dump`); only their stored bytes are smaller than JSON.
 //!
 //! **Packed values** ([`pack`]) are JSON values in a binary form: a tag byte per value,
 //! integers as varints, object keys from a fixed dictionary of hitl's field names
@@ -186,6 +186,18 @@ mod tests {
             unpack_all(&out[..out.len() - 1]),
             None,
             "a truncated value is refused"
+        );
+        let mut deep = [0x09u8, 1].repeat(10_000);
+        deep.push(0x00);
+        assert_eq!(
+            unpack_all(&deep),
+            None,
+            "nesting past the limit is refused, not recursed"
+        );
+        assert_eq!(
+            unpack_all(&[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]),
+            None,
+            "a huge length in damaged bytes is refused, not allocated"
         );
     }
 

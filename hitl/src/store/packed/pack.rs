@@ -226,8 +226,19 @@ pub(super) fn nibble(hex: u8) -> u8 {
     }
 }
 
+/// How deeply packed arrays and objects may nest (as serde_json's limit): damaged bytes must
+/// not recurse the stack away.
+const MAX_DEPTH: usize = 128;
+
 /// Reads one packed value (`None`: the bytes are not one).
 pub(crate) fn unpack(reader: &mut Reader<'_>) -> Option<Value> {
+    unpack_nested(reader, 0)
+}
+
+fn unpack_nested(reader: &mut Reader<'_>, depth: usize) -> Option<Value> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
     let tag = reader.byte()?;
     Some(match tag {
         NULL => Value::Null,
@@ -245,8 +256,9 @@ pub(crate) fn unpack(reader: &mut Reader<'_>) -> Option<Value> {
         UUID => Value::String(uuid::Uuid::from_slice(reader.take(16)?).ok()?.to_string()),
         HEX => {
             let len = reader.len()?;
-            let mut text = String::with_capacity(len * 2);
-            for byte in reader.take(len)? {
+            let bytes = reader.take(len)?;
+            let mut text = String::with_capacity(bytes.len() * 2);
+            for byte in bytes {
                 text.push_str(&format!("{byte:02x}"));
             }
             Value::String(text)
@@ -255,7 +267,7 @@ pub(crate) fn unpack(reader: &mut Reader<'_>) -> Option<Value> {
             let len = reader.len()?;
             let mut items = Vec::with_capacity(len.min(1024));
             for _ in 0..len {
-                items.push(unpack(reader)?);
+                items.push(unpack_nested(reader, depth + 1)?);
             }
             Value::Array(items)
         }
@@ -270,7 +282,7 @@ pub(crate) fn unpack(reader: &mut Reader<'_>) -> Option<Value> {
                     }
                     index => (*KEYS.get(index - 1)?).to_owned(),
                 };
-                map.insert(key, unpack(reader)?);
+                map.insert(key, unpack_nested(reader, depth + 1)?);
             }
             Value::Object(map)
         }

@@ -1,4 +1,5 @@
-//! Records in format 2: runs, requests, and steps in journal chunks.
+//! Packed records: runs, requests, and steps in journal chunks (sled's format 2, PostgreSQL's
+//! schema 2).
 
 use serde_json::Value;
 
@@ -185,6 +186,9 @@ pub(super) fn decode_step(base: u64, bytes: &[u8]) -> std::result::Result<StepRe
 /// relative to), then entries `varint(shared) varint(len) id-suffix varint(len) step`, where
 /// `shared` is how many leading bytes the step id shares with the previous entry's.
 /// A later entry for the same step id replaces an earlier one (a higher `seq` wins).
+/// sled writes chunks with [`append`](Chunk::append) (base: the first step's start, shared id
+/// prefixes); PostgreSQL with [`concatenable`](Chunk::concatenable) (base 0, nothing shared),
+/// which is the same framing and reads the same way.
 pub(crate) struct Chunk;
 
 /// One entry read from a chunk: the step id and its record (or why it does not decode).
@@ -341,6 +345,8 @@ pub(crate) fn journal_of<'a>(
 }
 
 /// The chunk a step belongs to.
+/// Capped at `i32::MAX` (17 billion steps), so that every backend can store the number as a
+/// signed 32-bit integer; a run past it keeps appending to its last chunk.
 pub(crate) fn chunk_of(step: &StepRecord) -> u32 {
-    u32::try_from(step.seq / CHUNK_STEPS).unwrap_or(u32::MAX)
+    (step.seq / CHUNK_STEPS).min(i32::MAX as u64) as u32
 }

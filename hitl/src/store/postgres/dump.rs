@@ -6,11 +6,11 @@ use std::io::Write;
 use serde_json::{Value, json};
 use tokio_postgres::Row;
 
-use super::rows::{decode, unbig};
-use super::{PgStore, pg_error, schema};
+use super::rows::{RUN_COLUMNS, decode, run_from, unbig};
+use super::{PgStore, pg_error};
 use crate::error::{Error, Result};
 use crate::model::outbox::OutboxRecord;
-use crate::store::packed::{Chunk, decode_request, decode_run};
+use crate::store::packed::{Chunk, decode_request};
 
 /// Rows read per query: the dump holds at most one page in memory.
 const PAGE: usize = 1_000;
@@ -25,8 +25,9 @@ impl PgStore {
     /// not decode is a line with `"error"` instead, and the dump goes on. The link secret is
     /// not shown.
     ///
-    /// It reads while workers run, a page of rows at a time, so a dump of a busy database is
-    /// not one snapshot.
+    /// It reads while workers run: one read-only snapshot (`REPEATABLE READ`), streamed through
+    /// cursors a page of rows at a time. A run's status, owner and lease are shown as its
+    /// columns hold them, as every read of the store does.
     pub async fn dump(&self, out: &mut dyn Write) -> Result<u64> {
         let mut client = self.client().await?;
         // One snapshot for the whole dump, read while the workers go on.
@@ -38,13 +39,14 @@ impl PgStore {
             .await
             .map_err(pg_error)?;
         let mut dump = Dump { out, lines: 0 };
-        dump.line(json!({ "format": "hitl-postgres", "schema": schema::current_version() }))?;
+        dump.line(json!({ "format": "hitl-postgres", "schema": self.schema_version().await? }))?;
         each_row(
             &transaction,
-            "SELECT id, record FROM hitl_runs ORDER BY id",
+            &format!("SELECT {RUN_COLUMNS} FROM hitl_runs ORDER BY id"),
             |row| {
                 let run_id: &str = row.get(0);
-                let decoded = decode_run(run_id, row.get(1)).map(|run| to_json(&run));
+                // With status and lease as the columns hold them (a claim writes only those).
+                let decoded = run_from(row).map(|run| to_json(&run));
                 let (field, value) = shown(decoded);
                 dump.line(json!({ "tree": "runs", "run_id": run_id, field: value }))
             },

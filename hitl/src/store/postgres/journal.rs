@@ -1,20 +1,23 @@
 //! A run's journal in PostgreSQL: one row per chunk of about 8 steps (`seq / 8`), its steps
 //! packed as in sled's format 2 ([`Chunk`]), appended on the server.
 //!
-//! One row per step cost about 365 bytes (tuple header, the run id again, the step id, a JSONB
-//! record with its field names, an index entry) for some 35 bytes of packed step. A chunk row
+//! One row per step cost about 365 bytes with its index entry (tuple header, the run id
+//! again, the step id, a JSONB record with its field names) for some 35 bytes of packed step. A chunk row
 //! holds up to 8 steps with the run id once and one index entry. A step is appended without
 //! reading the chunk: the client sends a [`Chunk::concatenable`] chunk and the `ON CONFLICT`
 //! branch concatenates its entries to the stored ones (`steps || substring(new FROM 2)`).
 //! Each append makes a new version of the row; the index is untouched, so the update is HOT
-//! and the page's dead versions are pruned as it fills.
+//! and the page's dead versions are pruned as it fills. A step with a large output (past the
+//! 2 KB TOAST threshold) makes the chunk's next appends rewrite that output too: up to 8
+//! times the bytes of one row per step, for the steps of that chunk.
 
 use tokio_postgres::Transaction;
 
 use super::pg_error;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::step::StepRecord;
 use crate::store::packed::{Chunk, by_chunk, chunk_of};
+use crate::store::{StoreError, StoreErrorKind};
 
 /// The `INSERT … SELECT` of journal chunks for run `$run` from the arrays `$chunks` (`int[]`)
 /// and `$steps` (`bytea[]`, concatenable chunks) — see [`ChunkRows`]; `$from` names more
@@ -72,7 +75,7 @@ impl ChunkRows {
     }
 }
 
-/// Chunk numbers are `seq / 8`; past `i32::MAX` (17 billion steps) they stay in the last one.
+/// Chunk numbers are `seq / 8`, capped at `i32::MAX` by [`chunk_of`].
 fn number(chunk: u32) -> i32 {
     i32::try_from(chunk).unwrap_or(i32::MAX)
 }
@@ -83,17 +86,19 @@ fn number(chunk: u32) -> i32 {
 /// reading the journal reports it as before.
 pub(super) async fn convert_v1(transaction: &Transaction<'_>) -> Result<()> {
     const PAGE: i64 = 500;
-    let mut after = String::new();
+    let mut after: Option<String> = None;
+    let mut converted: i64 = 0;
     loop {
         let runs = transaction
             .query(
-                "SELECT DISTINCT run_id FROM hitl_journal_v1 WHERE run_id > $1 ORDER BY run_id LIMIT $2",
+                "SELECT DISTINCT run_id FROM hitl_journal_v1 WHERE ($1::text IS NULL OR run_id > $1) \
+                 ORDER BY run_id LIMIT $2",
                 &[&after, &PAGE],
             )
             .await
             .map_err(pg_error)?;
         let Some(last) = runs.last() else { break };
-        after = last.get(0);
+        after = Some(last.get(0));
         let ids: Vec<String> = runs.iter().map(|row| row.get(0)).collect();
         let rows = transaction
             .query(
@@ -103,17 +108,19 @@ pub(super) async fn convert_v1(transaction: &Transaction<'_>) -> Result<()> {
             )
             .await
             .map_err(pg_error)?;
+        converted += rows.len() as i64;
         let mut run_ids = Vec::new();
         let mut chunks = Vec::new();
         let mut steps = Vec::new();
-        for run_id in &ids {
+        for of_run in rows.chunk_by(|a, b| a.get::<_, &str>(0) == b.get::<_, &str>(0)) {
+            let run_id: &str = of_run[0].get(0);
             let mut decoded = Vec::new();
             let mut raw = Vec::new();
-            for row in rows.iter().filter(|row| row.get::<_, &str>(0) == run_id) {
+            for row in of_run {
                 let (step_id, text): (String, &str) = (row.get(1), row.get(2));
                 match serde_json::from_str::<StepRecord>(text) {
                     Ok(step) => decoded.push((step_id, step)),
-                    Err(_) => raw.push(Chunk::concatenable_raw(&step_id, text.as_bytes())),
+                    Err(_) => raw.push(Chunk::concatenable_raw(&step_id, kept_as_json(text).as_bytes())),
                 }
             }
             // In the order the steps were written; undecodable entries in chunk 0, last.
@@ -132,7 +139,7 @@ pub(super) async fn convert_v1(transaction: &Transaction<'_>) -> Result<()> {
                     of_run.steps[zero].extend_from_slice(&entry[1..]);
                 }
             }
-            run_ids.extend(std::iter::repeat_n(run_id.clone(), of_run.chunks.len()));
+            run_ids.extend(std::iter::repeat_n(run_id.to_owned(), of_run.chunks.len()));
             chunks.extend(of_run.chunks);
             steps.extend(of_run.steps);
         }
@@ -145,8 +152,35 @@ pub(super) async fn convert_v1(transaction: &Transaction<'_>) -> Result<()> {
             .await
             .map_err(pg_error)?;
     }
+    // Every row was read before the old table goes.
+    let total: i64 = transaction
+        .query_one("SELECT count(*) FROM hitl_journal_v1", &[])
+        .await
+        .map_err(pg_error)?
+        .get(0);
+    if total != converted {
+        return Err(Error::Storage(StoreError::new(
+            StoreErrorKind::Unavailable,
+            format!(
+                "migration 2 read {converted} of the {total} journal rows; nothing was changed \
+                 (the migration's transaction is rolled back): report this with the database's \
+                 `hitl_journal` table"
+            ),
+        )));
+    }
     transaction
         .batch_execute("DROP TABLE hitl_journal_v1")
         .await
         .map_err(pg_error)
+}
+
+/// A schema-1 entry that is not a step, kept as JSON that reads as an object (so that the
+/// packed-step decoder, which takes anything not starting with `{` for a packed step, never
+/// takes it for one): objects as they are, any other value inside `{"not_a_step": …}`.
+fn kept_as_json(text: &str) -> String {
+    if text.trim_start().starts_with('{') {
+        text.to_owned()
+    } else {
+        format!("{{\"not_a_step\": {text}}}")
+    }
 }

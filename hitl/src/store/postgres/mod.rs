@@ -11,13 +11,14 @@
 //! (`events`). Writes are durable when they commit, so [`Store::flush`](crate::store::Store::flush) has nothing to do.
 //!
 //! Tables are created by versioned migrations ([`schema`]) at connect; the records are
-//! stored as JSONB beside the columns the queries filter on, and the columns are what the
-//! store trusts for status and leases.
+//! stored beside the columns the queries filter on — runs, requests and journal chunks packed
+//! (`crate::store::packed`), the rest as JSONB — and the columns are what the store trusts
+//! for status and leases.
 //!
 //! One concept per file: this one connects (pool, URL, errors) and holds the operations
 //! that are transactions of several statements; `boundary` is the [`Store`](crate::store::Store) impl, `rows`
-//! maps records to rows, `events` listens, [`schema`] migrates, `import` copies a sled
-//! store in, `url` redacts.
+//! maps records to rows, `journal` appends chunks, `events` listens, [`schema`] migrates,
+//! `import` copies a sled store in, `dump` shows every record, `url` redacts.
 
 mod boundary;
 mod dump;
@@ -118,6 +119,46 @@ impl PgStore {
         let store = PgStore::connect_unmigrated(url, max_connections)?;
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Connects to a database whose schema is already this build's (or newer by additive
+    /// migrations only), migrating nothing: for tools that look at a database without changing
+    /// it, such as `hitl --database-url URL dump`.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](PgStore::connect); and [`Error::Storage`] when the database holds no hitl
+    /// schema, or an older one (run [`migrate`](PgStore::migrate) or `hitl migrate` first).
+    pub async fn connect_current(url: &str) -> Result<PgStore> {
+        let store = PgStore::connect_unmigrated(url, 2)?;
+        let version = store.schema_version().await?;
+        let current = schema::current_version();
+        if version < current {
+            return Err(Error::Storage(StoreError::new(
+                StoreErrorKind::Unavailable,
+                format!(
+                    "the database `{}` has hitl schema version {version}, older than this build's \
+                     {current}: migrate it first (`hitl --database-url URL migrate`, once the workers \
+                     of the older hitl are stopped)",
+                    store.redacted_url
+                ),
+            )));
+        }
+        Ok(store)
+    }
+
+    /// The database's hitl schema version (0 when it has none).
+    pub(super) async fn schema_version(&self) -> Result<i32> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT CASE WHEN to_regclass('hitl_migrations') IS NULL THEN 0 \
+                 ELSE (SELECT COALESCE(MAX(version), 0) FROM hitl_migrations) END",
+                &[],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(row.get(0))
     }
 
     fn connect_unmigrated(url: &str, max_connections: usize) -> Result<PgStore> {
