@@ -489,6 +489,7 @@ async fn main() {
     }
     let fanout_resume_all_s = start.elapsed().as_secs_f64();
     engine.close().await.unwrap();
+    let fanout_rss_one_arena = one_arena_rss(options.quick);
 
     let pause_ms_n1000 = pause_flush.as_secs_f64() * 1e3;
     let durable_step_ratio = durable_step_us / floor_flush_us;
@@ -515,6 +516,7 @@ async fn main() {
         "fanout_disk_bytes_per_run": round(fanout_disk_bytes_per_run, 1),
         "fanout_logical_bytes_per_run": round(fanout_logical_bytes_per_run, 1),
         "fanout_rss_bytes_per_run": round(fanout_rss_bytes_per_run, 1),
+        "fanout_rss_one_arena_bytes_per_run": fanout_rss_one_arena.map(|rss| round(rss, 1)),
         "fanout_resume_all_s": round(fanout_resume_all_s, 3),
         "floor_rss_bytes_per_run": round(floor_rss_bytes_per_run, 1),
         "floor_disk_bytes_per_run": round(floor_disk_bytes_per_run, 1),
@@ -600,6 +602,12 @@ async fn main() {
             Some(("≤ 512", fanout_rss_bytes_per_run <= 512.0)),
         ),
         (
+            "fanout_rss_one_arena_bytes_per_run",
+            fanout_rss_one_arena.unwrap_or(f64::NAN),
+            "the same in a child process with MALLOC_ARENA_MAX=1 (diagnostic)",
+            None,
+        ),
+        (
             "fanout_resume_all_s",
             fanout_resume_all_s,
             "answer + resume all",
@@ -635,6 +643,35 @@ async fn main() {
     if options.json {
         println!("{report}");
     }
+}
+
+/// Set in the child of [`one_arena_rss`], which must not start one of its own.
+const ONE_ARENA_CHILD: &str = "HITL_BENCH_ONE_ARENA_CHILD";
+
+/// The fan-out's RSS growth per paused run once more, in a child process (`--only fanout`)
+/// whose glibc malloc keeps one arena (`MALLOC_ARENA_MAX=1`). A diagnostic beside
+/// `fanout_rss_bytes_per_run`, not its replacement: with glibc's default of one arena per
+/// thread that allocates, memory a thread frees stays in its arena, and most of the default
+/// figure is that, not what the engine and sled keep (BENCHMARKS.md, "RSS per paused run").
+/// `None` in that child, and when the child fails.
+fn one_arena_rss(quick: bool) -> Option<f64> {
+    if std::env::var_os(ONE_ARENA_CHILD).is_some() {
+        return None;
+    }
+    progress("fan-out again in a child process with MALLOC_ARENA_MAX=1 (diagnostic)");
+    let mut command = std::process::Command::new(std::env::current_exe().ok()?);
+    command
+        .args(["--only", "fanout", "--json"])
+        .env("MALLOC_ARENA_MAX", "1")
+        .env(ONE_ARENA_CHILD, "1")
+        .stderr(std::process::Stdio::null());
+    if quick {
+        command.arg("--quick");
+    }
+    let output = command.output().ok()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last()?).ok()?;
+    report["fanout_rss_bytes_per_run"].as_f64()
 }
 
 /// `--store postgres --database-url URL [--quick] [--json]`: the PostgreSQL benchmark's

@@ -188,7 +188,7 @@ async fn postgres_migration_2_converts_long_journals_and_many_runs_page_by_page(
     };
     let url = schema_1_database(&server).await;
     // 1,200 more runs of one step (more than two of the migration's pages of 500 runs), a run
-    // of 20 steps (three chunks), a run whose only entry is JSON that is not an object, and a
+    // of 20 steps (two chunks), a run whose only entry is JSON that is not an object, and a
     // run whose id is empty (it sorts before every other).
     sql(
         &url,
@@ -218,8 +218,8 @@ async fn postgres_migration_2_converts_long_journals_and_many_runs_page_by_page(
     let store = PgStore::connect(&url).await.unwrap();
     assert_eq!(
         sql(&url, "SELECT count(*) FROM hitl_journal WHERE run_id = 'long'").await,
-        [[Some("3".to_owned())]],
-        "20 steps are three chunks of 8"
+        [[Some("2".to_owned())]],
+        "20 steps are two chunks of 16"
     );
     let long = store.load_journal("long").await.unwrap();
     assert_eq!(long.len(), 20);

@@ -522,7 +522,7 @@ async fn unknown_ids_exit_1() {
     hitl(["--db", &db, "show", "no-such-request"])
         .exits(1)
         .complains(&[
-            "no request has an id that is or starts with `no-such-request`",
+            "no request has an id that is, starts with or ends with `no-such-request`",
             "`hitl pending`",
         ]);
     hitl([
@@ -538,7 +538,7 @@ async fn unknown_ids_exit_1() {
     hitl(["--db", &db, "history", "no-such-run"])
         .exits(1)
         .complains(&[
-            "no run has an id that is or starts with `no-such-run`",
+            "no run has an id that is, starts with or ends with `no-such-run`",
             "`hitl runs`",
         ]);
     hitl(["--db", &db, "cancel", "no-such-run"]).exits(1);
@@ -758,7 +758,9 @@ async fn ids_can_be_shortened_to_a_unique_prefix_offline() {
     .await;
     stop(engine, &dir).await;
     let db = db(&dir);
-    let short = &api.id[..8];
+    // hitl's ids start with the time (UUID v7): the two requests' first characters are the
+    // same, and their last ones tell them apart.
+    let short = &api.id[api.id.len() - 8..];
 
     hitl(["--db", &db, "show", short]).exits(0).prints(&[
         &format!("Request   {}", api.id),
@@ -779,7 +781,7 @@ async fn ids_can_be_shortened_to_a_unique_prefix_offline() {
     speaks_cli(&ambiguous);
     hitl(["--db", &db, "history", "dep"])
         .exits(1)
-        .complains(&["at least its first 4 characters"]);
+        .complains(&["at least its first or last 4 characters"]);
     let unknown = hitl(["--db", &db, "show", "zzzz-nothing"]);
     unknown.exits(1).complains(&["`hitl pending`"]);
     speaks_cli(&unknown);

@@ -387,11 +387,11 @@ async fn bad_credentials_and_unknown_ids_exit_1_and_a_stopped_server_exits_4() {
     app.hitl_as("alice", &["show", "no-such-request"])
         .await
         .exits(1)
-        .complains(&["no request has an id that is or starts with `no-such-request`"]);
+        .complains(&["no request has an id that is, starts with or ends with `no-such-request`"]);
     app.hitl_as("alice", &["history", "no-such-run"])
         .await
         .exits(1)
-        .complains(&["no run has an id that is or starts with `no-such-run`"]);
+        .complains(&["no run has an id that is, starts with or ends with `no-such-run`"]);
     app.hitl_as("alice", &["cancel", "no-such-run"]).await.exits(1);
     assert_eq!(
         app.engine.request(&request.id).await.unwrap().status,
@@ -546,7 +546,8 @@ async fn ids_can_be_shortened_to_a_unique_prefix_over_http() {
             .unwrap(),
     )
     .await;
-    let short = &api.id[..6];
+    // hitl's ids start with the time (UUID v7): the end of one tells it apart.
+    let short = &api.id[api.id.len() - 6..];
 
     app.hitl_as("alice", &["show", short]).await.exits(0).prints(&[
         &format!("Request   {}", api.id),
@@ -564,7 +565,7 @@ async fn ids_can_be_shortened_to_a_unique_prefix_over_http() {
         .hitl_as("alice", &["respond", "zzzz-nothing", "--approve"])
         .await;
     unknown.exits(1).complains(&[
-        "no request has an id that is or starts with `zzzz-nothing`",
+        "no request has an id that is, starts with or ends with `zzzz-nothing`",
         "`hitl pending`",
     ]);
     for ran in [&ambiguous, &unknown] {

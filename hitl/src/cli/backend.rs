@@ -186,9 +186,12 @@ impl Backend {
         }
     }
 
-    /// The whole id of the request or run that `id` names: the id itself if one has it,
-    /// else the one id that starts with `id` (at least [`MIN_PREFIX`] characters). No match,
-    /// or several, is an error (exit 1) that says what to do; several are listed.
+    /// The whole id of the request or run that `id` names: the id itself if one has it, else
+    /// the one id that starts with `id`, else the one that ends with it (at least
+    /// [`MIN_PREFIX`] characters). hitl's own ids are UUID v7, whose first characters are the
+    /// time they were made: ids made in the same minute share them, and their last ones
+    /// tell them apart. No match, or several, is an error (exit 1) that says what to do;
+    /// several are listed.
     pub(crate) async fn resolve(&self, kind: Kind, id: &str) -> Result<String, CliError> {
         let exact = match kind {
             Kind::Request => self.request(id).await,
@@ -204,7 +207,8 @@ impl Backend {
             return Err(CliError::new(
                 Exit::Failure,
                 format!(
-                    "no {noun} has the id `{id}`; give the whole id or at least its first {MIN_PREFIX} characters ({})",
+                    "no {noun} has the id `{id}`; give the whole id or at least its first or last \
+                     {MIN_PREFIX} characters ({})",
                     kind.listing()
                 ),
             ));
@@ -214,29 +218,42 @@ impl Backend {
             (Kind::Request, Backend::Database(db)) => db.requests().await?,
             (Kind::Run, _) => self.runs(None).await?,
         };
-        let mut matches: Vec<String> = all
+        let ids: Vec<&str> = all
             .as_array()
             .map(Vec::as_slice)
             .unwrap_or_default()
             .iter()
             .filter_map(|object| object["id"].as_str())
-            .filter(|candidate| candidate.starts_with(id))
-            .map(str::to_owned)
             .collect();
-        matches.sort();
+        let matching = |matches: fn(&str, &str) -> bool| -> Vec<String> {
+            let mut found: Vec<String> = ids
+                .iter()
+                .filter(|candidate| matches(candidate, id))
+                .map(|candidate| (*candidate).to_owned())
+                .collect();
+            found.sort();
+            found
+        };
+        let starting = matching(|candidate, id| candidate.starts_with(id));
+        let (matches, place) = if starting.is_empty() {
+            (matching(|candidate, id| candidate.ends_with(id)), "end")
+        } else {
+            (starting, "start")
+        };
         match matches.as_slice() {
             [only] => Ok(only.clone()),
             [] => Err(CliError::new(
                 Exit::Failure,
                 format!(
-                    "no {noun} has an id that is or starts with `{id}`; {}",
+                    "no {noun} has an id that is, starts with or ends with `{id}`; {}",
                     kind.listing()
                 ),
             )),
             many => Err(CliError::new(
                 Exit::Failure,
                 format!(
-                    "`{id}` is the start of {} {noun} ids; give more of it: {}",
+                    "`{id}` is the {place} of {} {noun} ids; give more of it, or the id's last \
+                     characters: {}",
                     many.len(),
                     many.join(", ")
                 ),

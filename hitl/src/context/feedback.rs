@@ -126,7 +126,7 @@ async fn create(step: &Step, spec: &RequestSpec) -> Option<String> {
     let run = step.run();
     let services = &run.services;
     let now = to_millis(services.clock.now());
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = crate::util::fresh_id();
     let expires_at = spec.expires_after_ms.map(|after| now + after);
     let record = RequestRecord {
         v: FORMAT_VERSION,

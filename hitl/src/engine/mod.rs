@@ -188,8 +188,7 @@ impl Engine {
     ///
     /// [`Error::UnknownWorkflow`] if the workflow was not registered; storage errors.
     pub async fn start<W: Workflow>(&self, workflow: W, input: W::Input) -> Result<Run<W::Output>> {
-        self.start_with_id(workflow, uuid::Uuid::new_v4().to_string(), input)
-            .await
+        self.start_with_id(workflow, crate::util::fresh_id(), input).await
     }
 
     /// Starts a run with a caller-chosen id. Starting an id that exists with the same workflow
@@ -224,7 +223,7 @@ impl Engine {
     /// [`Error::UnknownWorkflow`] listing the registered names; [`Error::InvalidInput`]
     /// naming the offending field.
     pub async fn start_json(&self, workflow: &str, input: Value) -> Result<Run> {
-        self.start_json_with_id(workflow, uuid::Uuid::new_v4().to_string(), input)
+        self.start_json_with_id(workflow, crate::util::fresh_id(), input)
             .await
     }
 

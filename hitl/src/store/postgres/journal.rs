@@ -1,14 +1,14 @@
-//! A run's journal in PostgreSQL: one row per chunk of about 8 steps (`seq / 8`), its steps
+//! A run's journal in PostgreSQL: one row per chunk of about 16 steps (`seq / 16`), its steps
 //! packed as in sled's format 2 ([`Chunk`]), appended on the server.
 //!
 //! One row per step cost about 365 bytes with its index entry (tuple header, the run id
 //! again, the step id, a JSONB record with its field names) for some 35 bytes of packed step. A chunk row
-//! holds up to 8 steps with the run id once and one index entry. A step is appended without
+//! holds up to 16 steps with the run id once and one index entry. A step is appended without
 //! reading the chunk: the client sends a [`Chunk::concatenable`] chunk and the `ON CONFLICT`
 //! branch concatenates its entries to the stored ones (`steps || substring(new FROM 2)`).
 //! Each append makes a new version of the row; the index is untouched, so the update is HOT
 //! and the page's dead versions are pruned as it fills. A step with a large output (past the
-//! 2 KB TOAST threshold) makes the chunk's next appends rewrite that output too: up to 8
+//! 2 KB TOAST threshold) makes the chunk's next appends rewrite that output too: up to 16
 //! times the bytes of one row per step, for the steps of that chunk.
 
 use tokio_postgres::Transaction;
@@ -75,7 +75,7 @@ impl ChunkRows {
     }
 }
 
-/// Chunk numbers are `seq / 8`, capped at `i32::MAX` by [`chunk_of`].
+/// Chunk numbers are `seq / 16`, capped at `i32::MAX` by [`chunk_of`].
 fn number(chunk: u32) -> i32 {
     i32::try_from(chunk).unwrap_or(i32::MAX)
 }

@@ -8,7 +8,7 @@
 //! | tree         | key                                      | value                                    |
 //! |--------------|------------------------------------------|------------------------------------------|
 //! | `runs.2`     | run id (its text, so keys sort in id order) | [`encode_run`]: epoch, packed record   |
-//! | `journal.2`  | [`id_key`] of the run, chunk (u32 BE)    | [`Chunk`]: about 8 steps (`seq / 8`)     |
+//! | `journal.2`  | [`id_key`] of the run, chunk (u32 BE)    | [`Chunk`]: about 16 steps (`seq / 16`)   |
 //! | `requests.2` | [`id_key`] of the request                | [`encode_request`]: packed record        |
 //! | `pending.2`  | [`id_key`] of the run, of the request    | (empty): the unanswered requests         |
 //!
