@@ -5,6 +5,7 @@
 //! export URL=$(.ci/start-postgres)
 //! cargo run --release --example bench -- --store postgres --database-url "$URL"          # 10,000 paused runs
 //! cargo run --release --example bench -- --store postgres --database-url "$URL" --quick  # 2,000
+//! HITL_BENCH_DIAGNOSE=1 cargo run …   # also: where each fan-out's bytes are (pgstattuple)
 //! ```
 //!
 //! Each phase uses a fresh database created on the server of the URL and dropped after it.
@@ -392,7 +393,52 @@ async fn storage(client: &tokio_postgres::Client) -> i64 {
         .map(|row| format!("{} {} KiB", row.get::<_, String>(0), row.get::<_, i64>(1) / 1024))
         .collect();
     progress(format!("storage after VACUUM: {}", sizes.join(", ")));
+    if std::env::var_os("HITL_BENCH_DIAGNOSE").is_some() {
+        diagnose_storage(client).await;
+    }
     rows.iter().map(|row| row.get::<_, i64>(1)).sum()
+}
+
+/// With `HITL_BENCH_DIAGNOSE` set: where the bytes are — each table's and index's size, live
+/// tuple bytes and free space (`pgstattuple`, from PostgreSQL's contrib), and each table's
+/// inserts, updates and HOT updates so far.
+async fn diagnose_storage(client: &tokio_postgres::Client) {
+    client
+        .batch_execute("CREATE EXTENSION IF NOT EXISTS pgstattuple")
+        .await
+        .expect("pgstattuple (PostgreSQL contrib) is installed");
+    let relations = client
+        .query(
+            "SELECT c.relname::text, pg_relation_size(c.oid), s.tuple_count, s.tuple_len, s.free_space \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, LATERAL pgstattuple(c.oid) s \
+             WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i') AND c.relname LIKE 'hitl\\_%' \
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    for row in relations {
+        let (name, size, tuples, live, free): (String, i64, i64, i64, i64) =
+            (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+        progress(format!(
+            "  {name}: {size} B, {tuples} live tuples of {live} B, {free} B free"
+        ));
+    }
+    let writes = client
+        .query(
+            "SELECT relname::text, n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables \
+             WHERE relname LIKE 'hitl\\_%' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    for row in writes {
+        let (name, inserts, updates, hot): (String, i64, i64, i64) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        progress(format!(
+            "  {name}: {inserts} inserts, {updates} updates ({hot} HOT)"
+        ));
+    }
 }
 
 /// `runs` paused runs started by `workers` worker processes (a share each, 500 at a time,
