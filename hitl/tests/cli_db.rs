@@ -859,11 +859,7 @@ async fn dump_shows_every_stored_record_as_json_lines() {
 
     let ran = hitl(["--db", &db, "dump"]);
     ran.exits(0);
-    let lines: Vec<serde_json::Value> = ran
-        .stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("each line is one JSON value"))
-        .collect();
+    let lines = ran.json_lines();
     assert_eq!(lines[0], json!({ "format": "hitl", "version": 2 }));
     let of = |tree: &str| -> Vec<&serde_json::Value> {
         lines.iter().filter(|line| line["tree"] == json!(tree)).collect()

@@ -9,14 +9,10 @@ mod postgres_common;
 use cli_support::{PATIENCE, deploy, hitl, paused};
 use hitl::prelude::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_cli_answers_while_the_worker_runs_and_the_run_resumes_at_once() {
-    let Some(server) = postgres_common::server_url("postgres_cli_answers_while_the_worker_runs") else {
-        return;
-    };
-    let url = postgres_common::fresh_database(&server).await;
+/// A worker engine on `url` and its run `deploy-api`, paused on its approval.
+async fn worker_with_a_paused_deploy(url: &str) -> (Engine, hitl::Run<String>, hitl::Request) {
     let worker = Engine::builder()
-        .postgres(url.clone())
+        .postgres(url)
         .register(deploy)
         .open()
         .await
@@ -26,6 +22,16 @@ async fn postgres_cli_answers_while_the_worker_runs_and_the_run_resumes_at_once(
         .await
         .unwrap();
     let request = paused(&run).await;
+    (worker, run, request)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_cli_answers_while_the_worker_runs_and_the_run_resumes_at_once() {
+    let Some(server) = postgres_common::server_url("postgres_cli_answers_while_the_worker_runs") else {
+        return;
+    };
+    let url = postgres_common::fresh_database(&server).await;
+    let (worker, run, request) = worker_with_a_paused_deploy(&url).await;
 
     hitl(["--database-url", &url, "pending"]).exits(0).prints(&[
         &request.id,
@@ -181,25 +187,11 @@ async fn postgres_dump_shows_the_packed_records_as_json_lines_while_the_worker_r
         return;
     };
     let url = postgres_common::fresh_database(&server).await;
-    let worker = Engine::builder()
-        .postgres(url.clone())
-        .register(deploy)
-        .open()
-        .await
-        .unwrap();
-    let run = worker
-        .start_with_id(deploy, "deploy-api", ("api".into(),))
-        .await
-        .unwrap();
-    let request = paused(&run).await;
+    let (worker, _run, request) = worker_with_a_paused_deploy(&url).await;
 
     let ran = hitl(["--database-url", &url, "dump"]);
     ran.exits(0);
-    let lines: Vec<serde_json::Value> = ran
-        .stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("each line is one JSON value"))
-        .collect();
+    let lines = ran.json_lines();
     assert_eq!(
         lines[0],
         serde_json::json!({ "format": "hitl-postgres", "schema": hitl::store::postgres::schema::current_version() })
@@ -241,10 +233,9 @@ async fn postgres_dump_shows_the_packed_records_as_json_lines_while_the_worker_r
     .await;
     let ran = hitl(["--database-url", &url, "dump"]);
     ran.exits(0);
-    let run: serde_json::Value = ran
-        .stdout
-        .lines()
-        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+    let run = ran
+        .json_lines()
+        .into_iter()
         .find(|line| line["tree"] == "runs")
         .expect("the run is dumped");
     assert_eq!(

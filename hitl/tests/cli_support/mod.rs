@@ -62,6 +62,14 @@ where
 }
 
 impl Ran {
+    /// Its stdout as JSON lines (what `dump` prints), each line one value; panics otherwise.
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("each line is one JSON value"))
+            .collect()
+    }
+
     /// Asserts the exit code, showing everything the binary printed if it differs.
     #[track_caller]
     pub fn exits(&self, code: i32) -> &Self {
