@@ -109,12 +109,15 @@ impl RunState {
             id,
             workflow,
             // Steps a rewind set aside run again.
-            replay: Mutex::new(
-                journal
-                    .into_iter()
-                    .filter(|(_, step)| step.kind != crate::model::step::StepKind::Rewound)
-                    .collect(),
-            ),
+            replay: Mutex::new({
+                let mut replay = HashMap::with_capacity(journal.len());
+                replay.extend(
+                    journal
+                        .into_iter()
+                        .filter(|(_, step)| step.kind != crate::model::step::StepKind::Rewound),
+                );
+                replay
+            }),
             next_seq: AtomicU64::new(next_seq),
             stop: watch::channel(None).0,
             last_error: Mutex::new(None),

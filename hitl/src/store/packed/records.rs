@@ -327,21 +327,27 @@ pub(crate) fn journal_of<'a>(
         step,
         detail,
     };
-    let mut steps: std::collections::BTreeMap<String, StepRecord> = Default::default();
+    let mut steps: Vec<(String, StepRecord)> = Vec::new();
     for chunk in chunks {
         let entries = Chunk::entries(chunk)
             .ok_or_else(|| corrupt(None, "the chunk's framing does not decode".to_owned()))?;
         for (step_id, step) in entries {
             let step = step.map_err(|detail| corrupt(Some(step_id.clone()), detail))?;
-            match steps.get(&step_id) {
-                Some(stored) if stored.seq > step.seq => {}
-                _ => {
-                    steps.insert(step_id, step);
-                }
-            }
+            steps.push((step_id, step));
         }
     }
-    Ok(steps.into_iter().collect())
+    // Step-id order, and of one id the highest `seq` last; the sort is stable, so of equal
+    // ones the later stays last. A sorted vector, not a map: replaying a long journal spent
+    // a third of its time inserting into one.
+    steps.sort_by(|(a, x), (b, y)| a.cmp(b).then(x.seq.cmp(&y.seq)));
+    let mut journal: Vec<(String, StepRecord)> = Vec::with_capacity(steps.len());
+    for (step_id, step) in steps {
+        match journal.last_mut() {
+            Some((last, kept)) if *last == step_id => *kept = step,
+            _ => journal.push((step_id, step)),
+        }
+    }
+    Ok(journal)
 }
 
 /// The chunk a step belongs to.
