@@ -8,10 +8,10 @@ use super::direct::Database;
 use super::error::{CliError, Exit};
 use super::http::Http;
 
-/// The shortest id prefix a command accepts in place of a whole id.
+/// The shortest start or end of an id a command accepts in place of the whole id.
 pub(crate) const MIN_PREFIX: usize = 4;
 
-/// What kind of object an id names, for resolving prefixes and for messages.
+/// What kind of object an id names, for resolving shortened ids and for messages.
 #[derive(Clone, Copy)]
 pub(crate) enum Kind {
     Request,

@@ -118,7 +118,7 @@ impl Database {
         json(self.engine.pending(&filter).await.map_err(fail)?)
     }
 
-    /// Every request, whatever its status (to resolve an id prefix).
+    /// Every request, whatever its status (to resolve a shortened id).
     pub(crate) async fn requests(&self) -> Result<Value, CliError> {
         json(
             self.engine
