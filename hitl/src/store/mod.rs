@@ -48,6 +48,7 @@
 
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
+pub(crate) mod dump;
 pub(crate) mod memory;
 pub(crate) mod packed;
 #[cfg(feature = "postgres")]

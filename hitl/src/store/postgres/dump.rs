@@ -8,9 +8,10 @@ use tokio_postgres::Row;
 
 use super::rows::{RUN_COLUMNS, decode, run_from, unbig};
 use super::{PgStore, pg_error};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::outbox::OutboxRecord;
-use crate::store::packed::{Chunk, decode_request};
+use crate::store::dump::{DumpLines, shown};
+use crate::store::packed::decode_request;
 
 /// Rows read per query: the dump holds at most one page in memory.
 const PAGE: usize = 1_000;
@@ -38,7 +39,7 @@ impl PgStore {
             .start()
             .await
             .map_err(pg_error)?;
-        let mut dump = Dump { out, lines: 0 };
+        let mut dump = DumpLines::new(out, "the dump's output");
         dump.line(json!({ "format": "hitl-postgres", "schema": self.schema_version().await? }))?;
         each_row(
             &transaction,
@@ -46,8 +47,7 @@ impl PgStore {
             |row| {
                 let run_id: &str = row.get(0);
                 // With status and lease as the columns hold them (a claim writes only those).
-                let decoded = run_from(row).map(|run| to_json(&run));
-                let (field, value) = shown(decoded);
+                let (field, value) = shown(run_from(row));
                 dump.line(json!({ "tree": "runs", "run_id": run_id, field: value }))
             },
         )
@@ -57,19 +57,7 @@ impl PgStore {
             "SELECT run_id, chunk, steps FROM hitl_journal ORDER BY run_id, chunk",
             |row| {
                 let (run_id, number): (&str, i32) = (row.get(0), row.get(1));
-                let Some(entries) = Chunk::entries(row.get(2)) else {
-                    return dump.line(json!({ "tree": "journal", "run_id": run_id, "chunk": number,
-                                             "error": "the chunk's framing does not decode" }));
-                };
-                for (step_id, step) in entries {
-                    let (field, value) = match step {
-                        Ok(step) => ("record", to_json(&step)),
-                        Err(error) => ("error", Value::from(error)),
-                    };
-                    dump.line(json!({ "tree": "journal", "run_id": run_id, "chunk": number,
-                                      "step_id": step_id, field: value }))?;
-                }
-                Ok(())
+                dump.chunk(run_id, number, row.get(2))
             },
         )
         .await?;
@@ -78,8 +66,7 @@ impl PgStore {
             "SELECT id, record FROM hitl_requests ORDER BY id",
             |row| {
                 let request_id: &str = row.get(0);
-                let decoded = decode_request(request_id, row.get(1)).map(|request| to_json(&request));
-                let (field, value) = shown(decoded);
+                let (field, value) = shown(decode_request(request_id, row.get(1)));
                 dump.line(json!({ "tree": "requests", "request_id": request_id, field: value }))
             },
         )
@@ -90,7 +77,7 @@ impl PgStore {
             |row| {
                 let id: &str = row.get(0);
                 let decoded = decode::<OutboxRecord>(&format!("outbox/{id}"), row.get(1));
-                let (field, value) = shown(decoded.map(|record| to_json(&record)));
+                let (field, value) = shown(decoded);
                 dump.line(json!({ "tree": "outbox", "id": id, field: value }))
             },
         )
@@ -162,35 +149,4 @@ async fn each_row(
         .batch_execute("CLOSE hitl_dump")
         .await
         .map_err(pg_error)
-}
-
-struct Dump<'a> {
-    out: &'a mut dyn Write,
-    lines: u64,
-}
-
-impl Dump<'_> {
-    fn line(&mut self, value: Value) -> Result<()> {
-        let io = |source| Error::Io {
-            path: "the dump's output".into(),
-            source,
-        };
-        serde_json::to_writer(&mut *self.out, &value)
-            .map_err(std::io::Error::from)
-            .map_err(io)?;
-        self.out.write_all(b"\n").map_err(io)?;
-        self.lines += 1;
-        Ok(())
-    }
-}
-
-fn shown(result: Result<Value>) -> (&'static str, Value) {
-    match result {
-        Ok(record) => ("record", record),
-        Err(error) => ("error", Value::from(error.to_string())),
-    }
-}
-
-fn to_json<T: serde::Serialize>(record: &T) -> Value {
-    serde_json::to_value(record).unwrap_or_else(|error| Value::from(error.to_string()))
 }

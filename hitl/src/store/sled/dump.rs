@@ -7,10 +7,11 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::{SledOptions, SledResult, SledStore, format};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::outbox::OutboxRecord;
 use crate::model::step::TimerAction;
 use crate::store::Timer;
+use crate::store::dump::{DumpLines, shown};
 
 /// Writes every record of the hitl database in `dir` to `out` as JSON lines, and returns how
 /// many lines it wrote.
@@ -44,80 +45,50 @@ pub fn dump_sled(dir: &Path, out: &mut dyn Write) -> Result<u64> {
         cache_capacity: 64 << 20,
         flush_every_ms: None,
     })?;
-    let mut lines = 0u64;
-    let mut line = |value: Value| -> Result<()> {
-        let io = |source| Error::Io {
-            path: dir.to_owned(),
-            source,
-        };
-        serde_json::to_writer(&mut *out, &value)
-            .map_err(std::io::Error::from)
-            .map_err(io)?;
-        out.write_all(b"\n").map_err(io)?;
-        lines += 1;
-        Ok(())
-    };
-    let shown = |result: Result<Value>| match result {
-        Ok(record) => ("record", record),
-        Err(error) => ("error", Value::from(error.to_string())),
-    };
-
-    line(json!({ "format": "hitl", "version": format::VERSION }))?;
+    let mut dump = DumpLines::new(out, dir);
+    dump.line(json!({ "format": "hitl", "version": format::VERSION }))?;
     for entry in store.runs.iter() {
         let (key, bytes) = entry.storage()?;
         let run_id = String::from_utf8_lossy(&key).into_owned();
-        let (field, value) = shown(format::decode_run(&run_id, &bytes).map(|run| to_json(&run)));
-        line(json!({ "tree": "runs", "run_id": run_id, field: value }))?;
+        let (field, value) = shown(format::decode_run(&run_id, &bytes));
+        dump.line(json!({ "tree": "runs", "run_id": run_id, field: value }))?;
     }
     for entry in store.journal.iter() {
         let (key, chunk) = entry.storage()?;
         let Some((run_id, number)) = format::read_chunk_key(&key) else {
-            line(json!({ "tree": "journal", "key": format::shown_key(&key), "error": "not a chunk key" }))?;
-            continue;
-        };
-        let Some(entries) = format::Chunk::entries(&chunk) else {
-            line(json!({ "tree": "journal", "run_id": run_id, "chunk": number,
-                         "error": "the chunk's framing does not decode" }))?;
-            continue;
-        };
-        for (step_id, step) in entries {
-            let (field, value) = match step {
-                Ok(step) => ("record", to_json(&step)),
-                Err(error) => ("error", Value::from(error)),
-            };
-            line(
-                json!({ "tree": "journal", "run_id": run_id, "chunk": number, "step_id": step_id, field: value }),
+            dump.line(
+                json!({ "tree": "journal", "key": format::shown_key(&key), "error": "not a chunk key" }),
             )?;
-        }
+            continue;
+        };
+        dump.chunk(&run_id, number, &chunk)?;
     }
     for entry in store.requests.iter() {
         let (key, bytes) = entry.storage()?;
         let Some(request_id) = format::read_id(&mut format::Reader::new(&key)) else {
-            line(
+            dump.line(
                 json!({ "tree": "requests", "key": format::shown_key(&key), "error": "not a request key" }),
             )?;
             continue;
         };
-        let (field, value) =
-            shown(format::decode_request(&request_id, &bytes).map(|request| to_json(&request)));
-        line(json!({ "tree": "requests", "request_id": request_id, field: value }))?;
+        let (field, value) = shown(format::decode_request(&request_id, &bytes));
+        dump.line(json!({ "tree": "requests", "request_id": request_id, field: value }))?;
     }
     for entry in store.pending.iter() {
         let (key, _) = entry.storage()?;
         match format::read_pending_key(&key) {
             Some((run_id, request_id)) => {
-                line(json!({ "tree": "pending", "run_id": run_id, "request_id": request_id }))?
+                dump.line(json!({ "tree": "pending", "run_id": run_id, "request_id": request_id }))?
             }
-            None => line(
+            None => dump.line(
                 json!({ "tree": "pending", "key": format::shown_key(&key), "error": "not a pending key" }),
             )?,
         }
     }
     for entry in store.outbox.iter() {
         let (key, bytes) = entry.storage()?;
-        let (field, value) =
-            shown(crate::store::decode::<OutboxRecord>(&key, &bytes).map(|record| to_json(&record)));
-        line(json!({ "tree": "outbox", "id": format::shown_key(&key), field: value }))?;
+        let (field, value) = shown(crate::store::decode::<OutboxRecord>(&key, &bytes));
+        dump.line(json!({ "tree": "outbox", "id": format::shown_key(&key), field: value }))?;
     }
     for entry in store.timers.iter() {
         let (key, _) = entry.storage()?;
@@ -127,11 +98,11 @@ pub fn dump_sled(dir: &Path, out: &mut dyn Write) -> Result<u64> {
                     TimerAction::Expire(id) => ("expire", id),
                     TimerAction::Wake(id) => ("wake", id),
                 };
-                line(json!({ "tree": "timers", "deadline": deadline, "action": action, "id": id }))?
+                dump.line(json!({ "tree": "timers", "deadline": deadline, "action": action, "id": id }))?
             }
-            None => {
-                line(json!({ "tree": "timers", "key": format::shown_key(&key), "error": "not a timer key" }))?
-            }
+            None => dump.line(
+                json!({ "tree": "timers", "key": format::shown_key(&key), "error": "not a timer key" }),
+            )?,
         }
     }
     for (tree, name, first, second) in [
@@ -142,7 +113,7 @@ pub fn dump_sled(dir: &Path, out: &mut dyn Write) -> Result<u64> {
             let (key, bytes) = entry.storage()?;
             let split = key.iter().position(|byte| *byte == 0).unwrap_or(key.len());
             let (field, value) = shown(crate::store::decode::<Value>(&key, &bytes));
-            line(json!({
+            dump.line(json!({
                 "tree": name,
                 first: String::from_utf8_lossy(&key[..split]),
                 second: String::from_utf8_lossy(key.get(split + 1..).unwrap_or_default()),
@@ -152,11 +123,7 @@ pub fn dump_sled(dir: &Path, out: &mut dyn Write) -> Result<u64> {
     }
     for entry in store.meta.iter() {
         let (key, _) = entry.storage()?;
-        line(json!({ "tree": "meta", "key": format::shown_key(&key), "record": "(not shown)" }))?;
+        dump.line(json!({ "tree": "meta", "key": format::shown_key(&key), "record": "(not shown)" }))?;
     }
-    Ok(lines)
-}
-
-fn to_json<T: serde::Serialize>(record: &T) -> Value {
-    serde_json::to_value(record).unwrap_or(Value::Null)
+    Ok(dump.lines)
 }
