@@ -149,16 +149,7 @@ impl PgStore {
 
     /// The database's hitl schema version (0 when it has none).
     pub(super) async fn schema_version(&self) -> Result<i32> {
-        let client = self.client().await?;
-        let row = client
-            .query_one(
-                "SELECT CASE WHEN to_regclass('hitl_migrations') IS NULL THEN 0 \
-                 ELSE (SELECT COALESCE(MAX(version), 0) FROM hitl_migrations) END",
-                &[],
-            )
-            .await
-            .map_err(pg_error)?;
-        Ok(row.get(0))
+        schema::stored_version(&*self.client().await?).await
     }
 
     fn connect_unmigrated(url: &str, max_connections: usize) -> Result<PgStore> {
@@ -202,7 +193,7 @@ impl PgStore {
     /// Whether the database answers and its schema is current: a worker's readiness.
     async fn ready_async(&self) -> Result<()> {
         let client = self.client().await?;
-        if schema::is_current(&client).await? {
+        if schema::stored_version(&client).await? >= schema::current_version() {
             Ok(())
         } else {
             Err(Error::Storage(StoreError::new(

@@ -248,11 +248,15 @@ async fn migrate_locked(client: &mut Client) -> Result<MigrationReport> {
     })
 }
 
-/// Whether the schema is at least this build's version (for readiness checks).
-pub(super) async fn is_current(client: &Client) -> Result<bool> {
+/// The database's hitl schema version: its newest applied migration, 0 when it has none.
+pub(super) async fn stored_version(client: &Client) -> Result<i32> {
     let row = client
-        .query_one("SELECT COALESCE(MAX(version), 0) FROM hitl_migrations", &[])
+        .query_one(
+            "SELECT CASE WHEN to_regclass('hitl_migrations') IS NULL THEN 0 \
+             ELSE (SELECT COALESCE(MAX(version), 0) FROM hitl_migrations) END",
+            &[],
+        )
         .await
         .map_err(pg_error)?;
-    Ok(row.get::<_, i32>(0) >= current_version())
+    Ok(row.get(0))
 }
