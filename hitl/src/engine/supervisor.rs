@@ -362,6 +362,9 @@ impl Shared {
         body: WorkflowFuture,
     ) {
         tracing::debug!("run executing");
+        // What follows the body (`pause`, `finish`) is boxed: this future is what every
+        // running run holds in memory, and it is as large as its largest await (in a release
+        // build, 9.5 KB with them inline, 2.2 KB boxed).
         let ending = RunBody::new(Arc::clone(&state), body).await;
         let lost = matches!(&ending, Ending::Stopped(Stop::LostLease))
             || (matches!(ending, Ending::Paused) && matches!(state.stop_reason(), Some(Stop::LostLease)));
@@ -370,7 +373,7 @@ impl Shared {
             return;
         }
         match ending {
-            Ending::Paused => match self.pause(record.clone(), &state).await {
+            Ending::Paused => match Box::pin(self.pause(record.clone(), &state)).await {
                 Ok(None) => return,
                 Ok(Some(Stop::LostLease)) => {
                     self.forget_lost(&record.id, state.epoch).await;
@@ -410,7 +413,7 @@ impl Shared {
         let run_id = record.id.clone();
         // Steps that sync code journaled since the last write are written before the end.
         let result = match state.write_buffered().await {
-            Ok(()) => self.finish(record).await,
+            Ok(()) => Box::pin(self.finish(record)).await,
             Err(error) => Err(error),
         };
         if let Err(error) = result {
@@ -472,7 +475,7 @@ impl Shared {
             if answered {
                 tracing::debug!(run_id = %record.id, "answered while pausing; driving the run again");
                 if let CodeOf::Registered(registered) = self.registry.code_of(&record) {
-                    self.launch(&mut live, record, registered, None).await?;
+                    Box::pin(self.launch(&mut live, record, registered, None)).await?;
                     drop(live);
                     for timer in wakes {
                         self.services.timers.arm(timer);
@@ -498,7 +501,7 @@ impl Shared {
         if self.services.store.shared() {
             for request_id in state.requests() {
                 if self.load_request(&request_id).await?.status != RequestStatus::Pending {
-                    self.resume_if_paused(&record.id).await?;
+                    Box::pin(self.resume_if_paused(&record.id)).await?;
                     break;
                 }
             }
@@ -525,5 +528,41 @@ impl Shared {
         self.services.store.flush().await?;
         self.publish(&record.id, record.status);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemStore;
+    use crate::store::contract::records;
+
+    /// A running run holds its driver future in memory for as long as it runs, so the
+    /// future's size is memory per running run. What follows the body (`pause`, `finish`)
+    /// stays boxed: inline, they made it 5 KB in a test build (9.5 KB in a release build,
+    /// 2.2 KB boxed).
+    #[tokio::test]
+    async fn the_driver_future_of_a_running_run_stays_small() {
+        let engine = Engine::builder().store(MemStore::new()).open().await.unwrap();
+        let shared = Arc::clone(&engine.shared);
+        let record = records::run("r", "w", RunStatus::Running, 0);
+        let state = RunState::new(
+            Arc::clone(&shared.services),
+            "r".to_owned(),
+            "w",
+            0,
+            Vec::new(),
+            Mode::Drive,
+            0,
+        );
+        let body: WorkflowFuture = Box::pin(std::future::pending());
+        let driver = Arc::clone(&shared).drive_run(record, state, body);
+        let size = std::mem::size_of_val(&driver);
+        assert!(
+            size <= 3072,
+            "the driver future of a running run takes {size} bytes"
+        );
+        drop(driver);
+        engine.close().await.unwrap();
     }
 }

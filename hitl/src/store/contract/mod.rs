@@ -15,7 +15,7 @@
 
 mod delivery;
 mod leases;
-mod records;
+pub(crate) mod records;
 
 pub use delivery::{check_due_notifications, check_due_timers, check_notification_claims};
 pub use leases::{check_leases_are_exclusive_and_fence, check_release_lets_another_worker_claim};

@@ -9,7 +9,7 @@ use crate::model::run::RunStatus;
 use crate::model::step::StepKind;
 use crate::store::{OutboxRecord, RequestRecord, RunRecord, StepRecord};
 
-pub(super) fn run(id: &str, workflow: &str, status: RunStatus, created_at: u64) -> RunRecord {
+pub(crate) fn run(id: &str, workflow: &str, status: RunStatus, created_at: u64) -> RunRecord {
     RunRecord {
         v: 1,
         id: id.to_owned(),
