@@ -21,6 +21,8 @@ use hitl::prelude::*;
 use hitl::{PendingFilter, Request};
 use serde_json::json;
 
+#[path = "bench/memory.rs"]
+mod memory;
 #[path = "bench/postgres.rs"]
 mod postgres;
 // The tests' PostgreSQL helpers (`connect`, `with_database`), for the PostgreSQL part.
@@ -102,27 +104,6 @@ fn filesystem_of(path: &Path) -> String {
         .map_or_else(|| "unknown".to_owned(), |(_, kind)| kind)
 }
 
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
-}
-
-/// RSS once the runs just paused have let go: the median of 9 readings 20 ms apart (a
-/// reading taken while the last batch's tasks are still being dropped counts them).
-async fn settled_rss() -> u64 {
-    let mut readings = Vec::new();
-    for _ in 0..9 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        readings.push(rss_bytes());
-    }
-    readings.sort_unstable();
-    readings[readings.len() / 2]
-}
-
 async fn open(path: &Path, durability: Durability) -> Engine {
     Engine::builder()
         .path(path)
@@ -132,10 +113,6 @@ async fn open(path: &Path, durability: Durability) -> Engine {
         .await
         .expect("open the benchmark database")
 }
-
-/// The fan-out's sled cache: fixed and small enough to be full before the first RSS reading,
-/// so that RSS growth measures what paused runs hold, not a cache still filling up.
-const FANOUT_CACHE_BYTES: u64 = 4 * 1024 * 1024;
 
 async fn paused(run: &hitl::Run<u32>) -> Vec<Request> {
     match run.settled().await.expect("settle") {
@@ -176,43 +153,6 @@ fn storage_floor(dir: &Path) -> (f64, f64, f64) {
     }
     let get_us = micros(start.elapsed()) / f64::from(inserted);
     (flush_us, insert_us, get_us)
-}
-
-/// RSS growth per run when sled alone stores what a paused W1 run stores (13 keys, ~2.2 KB),
-/// with the fan-out's cache: the part of `fanout_rss_bytes_per_run` that is sled's own. Also
-/// sled's bytes on disk per run for the same data: the floor of `fanout_disk_bytes_per_run`.
-fn sled_floor(dir: &Path, runs: u32) -> (f64, f64) {
-    let db = sled::Config::new()
-        .path(dir)
-        .cache_capacity(FANOUT_CACHE_BYTES)
-        .flush_every_ms(Some(500))
-        .open()
-        .unwrap();
-    let journal = db.open_tree("journal").unwrap();
-    let requests = db.open_tree("requests").unwrap();
-    let store_run = |run: u32| {
-        let id = format!("{:08x}-0000-4000-8000-{:012x}", run, run);
-        for step in 0..11 {
-            journal
-                .insert(format!("{id}\0trivial#{step}"), vec![b'x'; 95])
-                .unwrap();
-        }
-        requests.insert(id.as_bytes(), vec![b'r'; 600]).unwrap();
-        db.insert(id.as_bytes(), vec![b'u'; 380]).unwrap();
-    };
-    let half = runs / 2;
-    for run in 0..half {
-        store_run(run);
-    }
-    db.flush().unwrap();
-    let rss_half = rss_bytes();
-    for run in half..runs {
-        store_run(run);
-    }
-    db.flush().unwrap();
-    let rss = rss_bytes().saturating_sub(rss_half) as f64 / f64::from(runs - half);
-    let disk = db.size_on_disk().unwrap() as f64 / f64::from(runs);
-    (rss, disk)
 }
 
 /// Time to durable pause for N steps, in one durability mode.
@@ -386,6 +326,9 @@ async fn main() {
     std::fs::create_dir_all(&base).unwrap();
     let scratch = tempfile::tempdir_in(&base).unwrap();
     let dir = scratch.path();
+    if memory::child_main(dir).await {
+        return;
+    }
     let filesystem = filesystem_of(dir);
     let fanout_runs: u32 = if options.quick { 2_000 } else { 10_000 };
 
@@ -414,57 +357,28 @@ async fn main() {
         latencies(dir).await
     };
 
-    progress("memory and disk floor: sled alone, same keys and bytes per run");
-    let (floor_rss_bytes_per_run, floor_disk_bytes_per_run) =
-        sled_floor(&dir.join("sled-floor"), fanout_runs);
-
     progress(format!("fan-out: {fanout_runs} paused runs of N = 10"));
-    let fan_dir = dir.join("fanout");
     let engine = Engine::builder()
-        .path(&fan_dir)
-        .cache_capacity(FANOUT_CACHE_BYTES)
+        .path(dir.join("fanout"))
+        .cache_capacity(memory::FANOUT_CACHE_BYTES)
         .register(w1)
         .open()
         .await
         .unwrap();
-    let rss_start = rss_bytes();
-    let start = Instant::now();
-    let half = fanout_runs / 2;
-    let mut rss_half = 0;
-    // Only a count: the runs' ids are not kept, so the growth is what the engine and sled hold.
-    let mut paused_runs = 0u32;
-    for batch_start in (0..fanout_runs).step_by(500) {
-        let batch: Vec<_> = (batch_start..(batch_start + 500).min(fanout_runs))
-            .map(|_| {
-                let engine = engine.clone();
-                tokio::spawn(async move {
-                    let run = engine.start(w1, (10,)).await.unwrap();
-                    paused(&run).await;
-                })
-            })
-            .collect();
-        for task in batch {
-            task.await.unwrap();
-            paused_runs += 1;
-        }
-        if paused_runs == half {
-            rss_half = settled_rss().await;
-        }
-    }
-    let fanout_create_s = start.elapsed().as_secs_f64();
-    let rss_all = settled_rss().await;
+    let growth = memory::fan_out(&engine, fanout_runs).await;
+    let fanout_create_s = growth.create_s;
     engine.flush().await.unwrap();
     let stats = engine.storage_stats().await.unwrap();
     let fanout_disk_bytes_per_run =
         stats.on_disk.expect("sled knows its size") as f64 / f64::from(fanout_runs);
     let fanout_logical_bytes_per_run =
         stats.logical.expect("sled knows its size") as f64 / f64::from(fanout_runs);
-    let fanout_rss_bytes_per_run = rss_all.saturating_sub(rss_half) as f64 / f64::from(fanout_runs - half);
+    let fanout_rss_in_process_bytes_per_run = growth.bytes_per_run(fanout_runs);
     progress(format!(
         "RSS: start {} MiB, half {} MiB, all {} MiB",
-        rss_start >> 20,
-        rss_half >> 20,
-        rss_all >> 20
+        growth.rss_start >> 20,
+        growth.rss_half >> 20,
+        growth.rss_all >> 20
     ));
 
     progress("fan-out: answer all and resume all to completion");
@@ -489,7 +403,21 @@ async fn main() {
     }
     let fanout_resume_all_s = start.elapsed().as_secs_f64();
     engine.close().await.unwrap();
-    let fanout_rss_one_arena = one_arena_rss(options.quick);
+
+    progress("memory: the fan-out again in a process of its own, by default and with one malloc arena");
+    let fanout_rss_bytes_per_run =
+        memory::in_child("fanout", fanout_runs, &[]).map_or(f64::NAN, |figures| figures.rss_bytes_per_run);
+    let fanout_rss_one_arena_bytes_per_run =
+        memory::in_child("fanout", fanout_runs, &[("MALLOC_ARENA_MAX", "1")])
+            .map_or(f64::NAN, |figures| figures.rss_bytes_per_run);
+    progress("memory and disk floor: sled alone, making a paused run's writes, in a process of its own");
+    let sled_alone = memory::in_child("sled", fanout_runs, &[]);
+    let floor_rss_bytes_per_run = sled_alone
+        .as_ref()
+        .map_or(f64::NAN, |figures| figures.rss_bytes_per_run);
+    let floor_disk_bytes_per_run = sled_alone
+        .and_then(|figures| figures.disk_bytes_per_run)
+        .unwrap_or(f64::NAN);
 
     let pause_ms_n1000 = pause_flush.as_secs_f64() * 1e3;
     let durable_step_ratio = durable_step_us / floor_flush_us;
@@ -516,7 +444,8 @@ async fn main() {
         "fanout_disk_bytes_per_run": round(fanout_disk_bytes_per_run, 1),
         "fanout_logical_bytes_per_run": round(fanout_logical_bytes_per_run, 1),
         "fanout_rss_bytes_per_run": round(fanout_rss_bytes_per_run, 1),
-        "fanout_rss_one_arena_bytes_per_run": fanout_rss_one_arena.map(|rss| round(rss, 1)),
+        "fanout_rss_in_process_bytes_per_run": round(fanout_rss_in_process_bytes_per_run, 1),
+        "fanout_rss_one_arena_bytes_per_run": round(fanout_rss_one_arena_bytes_per_run, 1),
         "fanout_resume_all_s": round(fanout_resume_all_s, 3),
         "floor_rss_bytes_per_run": round(floor_rss_bytes_per_run, 1),
         "floor_disk_bytes_per_run": round(floor_disk_bytes_per_run, 1),
@@ -598,13 +527,19 @@ async fn main() {
         (
             "fanout_rss_bytes_per_run",
             fanout_rss_bytes_per_run,
-            "RSS growth per paused run",
+            "RSS growth per paused run, in a process of its own",
             Some(("≤ 512", fanout_rss_bytes_per_run <= 512.0)),
         ),
         (
+            "fanout_rss_in_process_bytes_per_run",
+            fanout_rss_in_process_bytes_per_run,
+            "the same, after the other measurements, in this process (diagnostic)",
+            None,
+        ),
+        (
             "fanout_rss_one_arena_bytes_per_run",
-            fanout_rss_one_arena.unwrap_or(f64::NAN),
-            "the same in a child process with MALLOC_ARENA_MAX=1 (diagnostic)",
+            fanout_rss_one_arena_bytes_per_run,
+            "the same with MALLOC_ARENA_MAX=1 (diagnostic)",
             None,
         ),
         (
@@ -619,13 +554,13 @@ async fn main() {
         (
             "floor_rss_bytes_per_run",
             floor_rss_bytes_per_run,
-            "RSS growth, sled alone, same data",
+            "RSS growth, sled alone, a paused run's writes",
             None,
         ),
         (
             "floor_disk_bytes_per_run",
             floor_disk_bytes_per_run,
-            "sled alone on disk, same data",
+            "sled alone on disk, a paused run's writes",
             None,
         ),
     ];
@@ -643,35 +578,6 @@ async fn main() {
     if options.json {
         println!("{report}");
     }
-}
-
-/// Set in the child of [`one_arena_rss`], which must not start one of its own.
-const ONE_ARENA_CHILD: &str = "HITL_BENCH_ONE_ARENA_CHILD";
-
-/// The fan-out's RSS growth per paused run once more, in a child process (`--only fanout`)
-/// whose glibc malloc keeps one arena (`MALLOC_ARENA_MAX=1`). A diagnostic beside
-/// `fanout_rss_bytes_per_run`, not its replacement: with glibc's default of one arena per
-/// thread that allocates, memory a thread frees stays in its arena, and most of the default
-/// figure is that, not what the engine and sled keep (BENCHMARKS.md, "RSS per paused run").
-/// `None` in that child, and when the child fails.
-fn one_arena_rss(quick: bool) -> Option<f64> {
-    if std::env::var_os(ONE_ARENA_CHILD).is_some() {
-        return None;
-    }
-    progress("fan-out again in a child process with MALLOC_ARENA_MAX=1 (diagnostic)");
-    let mut command = std::process::Command::new(std::env::current_exe().ok()?);
-    command
-        .args(["--only", "fanout", "--json"])
-        .env("MALLOC_ARENA_MAX", "1")
-        .env(ONE_ARENA_CHILD, "1")
-        .stderr(std::process::Stdio::null());
-    if quick {
-        command.arg("--quick");
-    }
-    let output = command.output().ok()?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let report: serde_json::Value = serde_json::from_str(stdout.lines().last()?).ok()?;
-    report["fanout_rss_bytes_per_run"].as_f64()
 }
 
 /// `--store postgres --database-url URL [--quick] [--json]`: the PostgreSQL benchmark's

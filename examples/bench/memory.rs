@@ -1,0 +1,266 @@
+//! The fan-out's memory figures, each measured in a process of its own.
+//!
+//! RSS counts the pages a process has touched, and glibc's malloc keeps the memory a process
+//! frees for reuse. A figure measured after other parts of the benchmark would count growth
+//! that landed in memory those parts freed as no growth at all, so each figure below comes
+//! from a child process (this binary again, told what to measure by [`CHILD`]) that does only
+//! that one thing:
+//!
+//! - `fanout`: the engine's fan-out of paused runs (`fanout_rss_bytes_per_run`, the target
+//!   figure; again with `MALLOC_ARENA_MAX=1` for `fanout_rss_one_arena_bytes_per_run`);
+//! - `sled`: sled alone, making the writes a paused run makes (`floor_rss_bytes_per_run`,
+//!   `floor_disk_bytes_per_run`).
+
+use std::path::Path;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use hitl::prelude::*;
+use serde_json::json;
+
+use super::{paused, progress, w1};
+
+/// The fan-out's sled cache: fixed and small enough to be full before the first RSS reading,
+/// so that RSS growth measures what paused runs hold, not a cache still filling up.
+pub(crate) const FANOUT_CACHE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Runs started at once in a fan-out (the benchmark's concurrency).
+const FANOUT_BATCH: u32 = 500;
+
+/// Names the measurement a child process makes (`fanout` or `sled`).
+const CHILD: &str = "HITL_BENCH_MEMORY_CHILD";
+
+pub(crate) fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// RSS once the runs just paused have let go: the median of 9 readings 20 ms apart (a
+/// reading taken while the last batch's tasks are still being dropped counts them). It
+/// blocks: the fan-out calls it between batches, when no run is in flight.
+fn settled_rss() -> u64 {
+    let mut readings = Vec::new();
+    for _ in 0..9 {
+        std::thread::sleep(Duration::from_millis(20));
+        readings.push(rss_bytes());
+    }
+    readings.sort_unstable();
+    readings[readings.len() / 2]
+}
+
+/// RSS growth per run from the middle of a fan-out to its end, and how long it took.
+pub(crate) struct Growth {
+    pub(crate) rss_start: u64,
+    pub(crate) rss_half: u64,
+    pub(crate) rss_all: u64,
+    pub(crate) create_s: f64,
+}
+
+impl Growth {
+    pub(crate) fn bytes_per_run(&self, runs: u32) -> f64 {
+        self.rss_all.saturating_sub(self.rss_half) as f64 / f64::from(runs - runs / 2)
+    }
+}
+
+/// Starts `runs` W1 runs, [`FANOUT_BATCH`] at a time, each until it pauses for its approval,
+/// reading RSS when half of them are paused and when all are.
+pub(crate) async fn fan_out(engine: &Engine, runs: u32) -> Growth {
+    let rss_start = rss_bytes();
+    let start = Instant::now();
+    let mut rss_half = 0;
+    // Only a count: the runs' ids are not kept, so the growth is what the engine and sled hold.
+    let mut paused_runs = 0u32;
+    for batch_start in (0..runs).step_by(FANOUT_BATCH as usize) {
+        let batch: Vec<_> = (batch_start..(batch_start + FANOUT_BATCH).min(runs))
+            .map(|_| {
+                let engine = engine.clone();
+                tokio::spawn(async move {
+                    let run = engine.start(w1, (10,)).await.unwrap();
+                    paused(&run).await;
+                })
+            })
+            .collect();
+        for task in batch {
+            task.await.unwrap();
+            paused_runs += 1;
+        }
+        if paused_runs == runs / 2 {
+            rss_half = settled_rss();
+        }
+    }
+    let create_s = start.elapsed().as_secs_f64();
+    let rss_all = settled_rss();
+    Growth {
+        rss_start,
+        rss_half,
+        rss_all,
+        create_s,
+    }
+}
+
+/// The figures of one child process: RSS growth per paused run, and for `sled`, its size on
+/// disk per run.
+pub(crate) struct ChildFigures {
+    pub(crate) rss_bytes_per_run: f64,
+    pub(crate) disk_bytes_per_run: Option<f64>,
+}
+
+/// Runs this binary again as a `child` (`fanout` or `sled`) with `env` added, and reads the
+/// JSON line it prints. `None` (with a message) when the child fails.
+pub(crate) fn in_child(child: &str, runs: u32, env: &[(&str, &str)]) -> Option<ChildFigures> {
+    let mut command = std::process::Command::new(std::env::current_exe().ok()?);
+    command
+        .env(CHILD, child)
+        .env("HITL_BENCH_MEMORY_RUNS", runs.to_string())
+        .envs(env.iter().copied())
+        .stderr(std::process::Stdio::inherit());
+    let output = command.output().ok()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let figures: Option<serde_json::Value> = stdout
+        .lines()
+        .last()
+        .and_then(|line| serde_json::from_str(line).ok());
+    let Some(figures) = figures.filter(|_| output.status.success()) else {
+        progress(format!(
+            "the `{child}` child failed ({}): {stdout}",
+            output.status
+        ));
+        return None;
+    };
+    Some(ChildFigures {
+        rss_bytes_per_run: figures["rss_bytes_per_run"].as_f64()?,
+        disk_bytes_per_run: figures["disk_bytes_per_run"].as_f64(),
+    })
+}
+
+/// In a child process: makes the measurement [`CHILD`] names, prints it as one JSON line,
+/// and returns `true`. `false` in the benchmark's own process.
+pub(crate) async fn child_main(dir: &Path) -> bool {
+    let Ok(child) = std::env::var(CHILD) else {
+        return false;
+    };
+    let runs: u32 = std::env::var("HITL_BENCH_MEMORY_RUNS")
+        .ok()
+        .and_then(|runs| runs.parse().ok())
+        .expect("HITL_BENCH_MEMORY_RUNS");
+    let figures = match child.as_str() {
+        "fanout" => {
+            let engine = Engine::builder()
+                .path(dir.join("fanout"))
+                .cache_capacity(FANOUT_CACHE_BYTES)
+                .register(w1)
+                .open()
+                .await
+                .unwrap();
+            let growth = fan_out(&engine, runs).await;
+            engine.close().await.unwrap();
+            json!({ "rss_bytes_per_run": growth.bytes_per_run(runs) })
+        }
+        "sled" => {
+            let (rss, disk) = sled_alone(&dir.join("sled-alone"), runs);
+            json!({ "rss_bytes_per_run": rss, "disk_bytes_per_run": disk })
+        }
+        other => panic!("unknown memory child `{other}`"),
+    };
+    println!("{figures}");
+    true
+}
+
+/// What a paused W1 run (N = 10) stores in format 2, read from a fan-out's database: the
+/// run record (36-byte key, 54-byte value), written when the run starts and when it pauses;
+/// its journal chunk (21-byte key), written once per step, 11 times, growing by about 26 bytes
+/// a step to 289; its request (17 + 93 bytes) and its pending-index entry (34 + 0 bytes).
+const RUN_KEY: usize = 36;
+const RUN_VALUE: usize = 54;
+const CHUNK_KEY: usize = 21;
+const CHUNK_STEPS: usize = 11;
+const CHUNK_FIRST: usize = 29;
+const CHUNK_STEP: usize = 26;
+const REQUEST: (usize, usize) = (17, 93);
+const PENDING_KEY: usize = 34;
+
+/// sled alone, making the writes of [`RUN_KEY`]…[`PENDING_KEY`] for `runs` runs the way the
+/// fan-out makes them: two threads (the runtime's two workers), each with 250 runs in flight
+/// a step at a time and one flush per step (group commit), with the fan-out's cache. Returns
+/// RSS growth per run from half the runs to all of them, and bytes on disk per run: the floor
+/// of `fanout_rss_bytes_per_run` and `fanout_disk_bytes_per_run`.
+fn sled_alone(dir: &Path, runs: u32) -> (f64, f64) {
+    const THREADS: u32 = 2;
+    let db = sled::Config::new()
+        .path(dir)
+        .cache_capacity(FANOUT_CACHE_BYTES)
+        .flush_every_ms(Some(500))
+        .open()
+        .unwrap();
+    let tree = |name: &str| db.open_tree(name).unwrap();
+    let (runs_tree, journal, requests, pending) = (
+        tree("runs.2"),
+        tree("journal.2"),
+        tree("requests.2"),
+        tree("pending.2"),
+    );
+    // Keys that grow with the run number, as time-ordered ids do.
+    let key = |run: u32, len: usize, tag: u8| {
+        let mut key = vec![tag; len];
+        key[..4].copy_from_slice(&run.to_be_bytes());
+        key
+    };
+    let batches = runs.div_ceil(FANOUT_BATCH);
+    let half_batch = batches / 2;
+    // Both threads and the measuring one meet after the batch that completes half the runs.
+    let at_half = Barrier::new(THREADS as usize + 1);
+    let measured = Barrier::new(THREADS as usize + 1);
+    let rss_half = std::thread::scope(|scope| {
+        for thread in 0..THREADS {
+            let (runs_tree, journal, requests, pending, db) =
+                (&runs_tree, &journal, &requests, &pending, &db);
+            let (at_half, measured) = (&at_half, &measured);
+            scope.spawn(move || {
+                for batch in 0..batches {
+                    let first = batch * FANOUT_BATCH + thread * FANOUT_BATCH / THREADS;
+                    let last = (first + FANOUT_BATCH / THREADS).min(runs);
+                    for run in first..last {
+                        runs_tree
+                            .insert(key(run, RUN_KEY, b'r'), vec![0; RUN_VALUE])
+                            .unwrap();
+                    }
+                    for step in 0..CHUNK_STEPS {
+                        for run in first..last {
+                            let chunk = vec![0; CHUNK_FIRST + step * CHUNK_STEP];
+                            journal.insert(key(run, CHUNK_KEY, b'j'), chunk).unwrap();
+                        }
+                        db.flush().unwrap();
+                    }
+                    for run in first..last {
+                        requests
+                            .insert(key(run, REQUEST.0, b'q'), vec![0; REQUEST.1])
+                            .unwrap();
+                        pending.insert(key(run, PENDING_KEY, b'p'), vec![]).unwrap();
+                        runs_tree
+                            .insert(key(run, RUN_KEY, b'r'), vec![1; RUN_VALUE])
+                            .unwrap();
+                    }
+                    db.flush().unwrap();
+                    if batch + 1 == half_batch {
+                        at_half.wait();
+                        measured.wait();
+                    }
+                }
+            });
+        }
+        at_half.wait();
+        let rss_half = settled_rss();
+        measured.wait();
+        rss_half
+    });
+    let rss_all = settled_rss();
+    let half_runs = (half_batch * FANOUT_BATCH).min(runs);
+    let rss = rss_all.saturating_sub(rss_half) as f64 / f64::from(runs - half_runs);
+    db.flush().unwrap();
+    let disk = db.size_on_disk().unwrap() as f64 / f64::from(runs);
+    (rss, disk)
+}
