@@ -448,6 +448,7 @@ async fn main() {
         "fanout_rss_one_arena_bytes_per_run": round(fanout_rss_one_arena_bytes_per_run, 1),
         "fanout_resume_all_s": round(fanout_resume_all_s, 3),
         "floor_rss_bytes_per_run": round(floor_rss_bytes_per_run, 1),
+        "fanout_rss_floor_ratio": round(fanout_rss_bytes_per_run / floor_rss_bytes_per_run, 3),
         "floor_disk_bytes_per_run": round(floor_disk_bytes_per_run, 1),
     });
 
@@ -555,6 +556,12 @@ async fn main() {
             "floor_rss_bytes_per_run",
             floor_rss_bytes_per_run,
             "RSS growth, sled alone, a paused run's writes",
+            None,
+        ),
+        (
+            "fanout_rss_floor_ratio",
+            fanout_rss_bytes_per_run / floor_rss_bytes_per_run,
+            "fanout_rss_bytes_per_run / floor_rss_bytes_per_run (diagnostic)",
             None,
         ),
         (
