@@ -24,8 +24,9 @@ use super::{paused, progress, w1};
 /// so that RSS growth measures what paused runs hold, not a cache still filling up.
 pub(crate) const FANOUT_CACHE_BYTES: u64 = 4 * 1024 * 1024;
 
-/// Runs started at once in a fan-out (the benchmark's concurrency).
-const FANOUT_BATCH: u32 = 500;
+/// Runs started at once in a fan-out (the benchmark's concurrency), on sled and on each
+/// PostgreSQL worker.
+pub(crate) const FANOUT_BATCH: u32 = 500;
 
 /// Names the measurement a child process makes (`fanout` or `sled`).
 const CHILD: &str = "HITL_BENCH_MEMORY_CHILD";

@@ -27,13 +27,12 @@ use hitl::prelude::*;
 use serde_json::json;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
+use super::memory::FANOUT_BATCH;
 use super::postgres_common::{connect, with_database};
 use super::{REPORT_RESUMED, RESUMED_AT, micros, paused, percentile, progress, round, w1};
 
 /// The environment variable a worker process finds its database in.
 const WORKER_DB: &str = "HITL_BENCH_PG_WORKER_DB";
-/// How many runs a worker starts at once in the fan-out (as the sled fan-out does).
-const START_BATCH: u32 = 500;
 /// The operator engine's pool: small, the server is shared with the workers.
 const OPERATOR_CONNECTIONS: usize = 16;
 /// How many answers the benchmark has in flight at once in the fan-out.
@@ -734,8 +733,8 @@ pub async fn worker() {
         match words.as_slice() {
             ["start", count, n] => {
                 let (count, n): (u32, u32) = (count.parse().unwrap(), n.parse().unwrap());
-                for batch_start in (0..count).step_by(START_BATCH as usize) {
-                    let batch: Vec<_> = (batch_start..(batch_start + START_BATCH).min(count))
+                for batch_start in (0..count).step_by(FANOUT_BATCH as usize) {
+                    let batch: Vec<_> = (batch_start..(batch_start + FANOUT_BATCH).min(count))
                         .map(|_| {
                             let engine = engine.clone();
                             tokio::spawn(async move {
