@@ -30,6 +30,17 @@ pub(crate) const FANOUT_BATCH: u32 = 500;
 
 /// Names the measurement a child process makes (`fanout` or `sled`).
 const CHILD: &str = "HITL_BENCH_MEMORY_CHILD";
+/// How many runs the child's fan-out makes.
+const CHILD_RUNS: &str = "HITL_BENCH_MEMORY_RUNS";
+
+/// RSS is read when half the runs are paused, which must be the end of a batch.
+fn check_halves(runs: u32) {
+    assert!(
+        runs > 0 && runs.is_multiple_of(2 * FANOUT_BATCH),
+        "a fan-out measuring memory makes a multiple of {} runs, not {runs}",
+        2 * FANOUT_BATCH
+    );
+}
 
 pub(crate) fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -70,6 +81,7 @@ impl Growth {
 /// Starts `runs` W1 runs, [`FANOUT_BATCH`] at a time, each until it pauses for its approval,
 /// reading RSS when half of them are paused and when all are.
 pub(crate) async fn fan_out(engine: &Engine, runs: u32) -> Growth {
+    check_halves(runs);
     let rss_start = rss_bytes();
     let start = Instant::now();
     let mut rss_half = 0;
@@ -116,7 +128,9 @@ pub(crate) fn in_child(child: &str, runs: u32, env: &[(&str, &str)]) -> Option<C
     let mut command = std::process::Command::new(std::env::current_exe().ok()?);
     command
         .env(CHILD, child)
-        .env("HITL_BENCH_MEMORY_RUNS", runs.to_string())
+        .env(CHILD_RUNS, runs.to_string())
+        // The default figure is glibc's default, whatever the benchmark was started with.
+        .env_remove("MALLOC_ARENA_MAX")
         .envs(env.iter().copied())
         .stderr(std::process::Stdio::inherit());
     let output = command.output().ok()?;
@@ -132,8 +146,14 @@ pub(crate) fn in_child(child: &str, runs: u32, env: &[(&str, &str)]) -> Option<C
         ));
         return None;
     };
+    let Some(rss_bytes_per_run) = figures["rss_bytes_per_run"].as_f64() else {
+        progress(format!(
+            "the `{child}` child printed no `rss_bytes_per_run`: {figures}"
+        ));
+        return None;
+    };
     Some(ChildFigures {
-        rss_bytes_per_run: figures["rss_bytes_per_run"].as_f64()?,
+        rss_bytes_per_run,
         disk_bytes_per_run: figures["disk_bytes_per_run"].as_f64(),
     })
 }
@@ -144,10 +164,17 @@ pub(crate) async fn child_main(dir: &Path) -> bool {
     let Ok(child) = std::env::var(CHILD) else {
         return false;
     };
-    let runs: u32 = std::env::var("HITL_BENCH_MEMORY_RUNS")
+    let runs: u32 = std::env::var(CHILD_RUNS)
         .ok()
         .and_then(|runs| runs.parse().ok())
-        .expect("HITL_BENCH_MEMORY_RUNS");
+        .expect(CHILD_RUNS);
+    // A panic on any thread ends the child (a thread that never reaches the half-way barrier
+    // would leave the others waiting), and the parent reports the failure.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        std::process::exit(101);
+    }));
     let figures = match child.as_str() {
         "fanout" => {
             let engine = Engine::builder()
@@ -185,12 +212,13 @@ const REQUEST: (usize, usize) = (17, 93);
 const PENDING_KEY: usize = 34;
 
 /// sled alone, making the writes of [`RUN_KEY`]…[`PENDING_KEY`] for `runs` runs the way the
-/// fan-out makes them: two threads (the runtime's two workers), each with 250 runs in flight
-/// a step at a time and one flush per step (group commit), with the fan-out's cache. Returns
+/// fan-out makes them: one thread per core (the runtime's workers), sharing each batch's runs
+/// a step at a time, one flush per step (group commit), with the fan-out's cache. Returns
 /// RSS growth per run from half the runs to all of them, and bytes on disk per run: the floor
 /// of `fanout_rss_bytes_per_run` and `fanout_disk_bytes_per_run`.
 fn sled_alone(dir: &Path, runs: u32) -> (f64, f64) {
-    const THREADS: u32 = 2;
+    check_halves(runs);
+    let threads = std::thread::available_parallelism().map_or(2, |cores| cores.get() as u32);
     let db = sled::Config::new()
         .path(dir)
         .cache_capacity(FANOUT_CACHE_BYTES)
@@ -210,20 +238,21 @@ fn sled_alone(dir: &Path, runs: u32) -> (f64, f64) {
         key[..4].copy_from_slice(&run.to_be_bytes());
         key
     };
-    let batches = runs.div_ceil(FANOUT_BATCH);
+    let batches = runs / FANOUT_BATCH;
     let half_batch = batches / 2;
     // Both threads and the measuring one meet after the batch that completes half the runs.
-    let at_half = Barrier::new(THREADS as usize + 1);
-    let measured = Barrier::new(THREADS as usize + 1);
+    let at_half = Barrier::new(threads as usize + 1);
+    let measured = Barrier::new(threads as usize + 1);
     let rss_half = std::thread::scope(|scope| {
-        for thread in 0..THREADS {
+        for thread in 0..threads {
             let (runs_tree, journal, requests, pending, db) =
                 (&runs_tree, &journal, &requests, &pending, &db);
             let (at_half, measured) = (&at_half, &measured);
             scope.spawn(move || {
                 for batch in 0..batches {
-                    let first = batch * FANOUT_BATCH + thread * FANOUT_BATCH / THREADS;
-                    let last = (first + FANOUT_BATCH / THREADS).min(runs);
+                    let batch_first = batch * FANOUT_BATCH;
+                    let first = batch_first + thread * FANOUT_BATCH / threads;
+                    let last = batch_first + (thread + 1) * FANOUT_BATCH / threads;
                     for run in first..last {
                         runs_tree
                             .insert(key(run, RUN_KEY, b'r'), vec![0; RUN_VALUE])
@@ -259,8 +288,7 @@ fn sled_alone(dir: &Path, runs: u32) -> (f64, f64) {
         rss_half
     });
     let rss_all = settled_rss();
-    let half_runs = (half_batch * FANOUT_BATCH).min(runs);
-    let rss = rss_all.saturating_sub(rss_half) as f64 / f64::from(runs - half_runs);
+    let rss = rss_all.saturating_sub(rss_half) as f64 / f64::from(runs - runs / 2);
     db.flush().unwrap();
     let disk = db.size_on_disk().unwrap() as f64 / f64::from(runs);
     (rss, disk)
