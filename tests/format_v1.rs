@@ -10,62 +10,21 @@
 //! due until the test moves the clock past its deadline.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hitl::feedback::FeedbackKind;
 use hitl::prelude::*;
 use hitl::run::{StepKind, StepStatus};
-use hitl::{FailureKind, PendingFilter, RequestStatus};
+use hitl::{FailureKind, RequestStatus};
 use hitl_workspace::format_v1::{self, run_ids};
 use hitl_workspace::{WatchedClock, patiently};
 use serde_json::Value;
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format_v1");
-
-/// The fixture's database, unpacked into a fresh temporary directory, and its manifest.
-struct Fixture {
-    _dir: tempfile::TempDir,
-    db: PathBuf,
-    manifest: Value,
-}
+mod format_v1_fixture;
+use format_v1_fixture::{Fixture, pending_by_run};
 
 impl Fixture {
-    fn unpack() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("db");
-        std::fs::create_dir(&db).unwrap();
-        let status = Command::new("tar")
-            .arg("-xzf")
-            .arg(Path::new(FIXTURE).join("db.tar.gz"))
-            .arg("-C")
-            .arg(&db)
-            .status()
-            .expect("the system's `tar` unpacks the fixture");
-        assert!(status.success(), "tar failed: {status}");
-        let manifest = std::fs::read(Path::new(FIXTURE).join("manifest.json")).unwrap();
-        Fixture {
-            _dir: dir,
-            db,
-            manifest: serde_json::from_slice(&manifest).unwrap(),
-        }
-    }
-
-    fn request(&self, run_id: &str) -> String {
-        self.manifest["requests"][run_id]
-            .as_str()
-            .unwrap_or_else(|| panic!("the manifest names the request of {run_id}"))
-            .to_owned()
-    }
-
-    fn time(&self, field: &str) -> SystemTime {
-        let millis = self.manifest[field]
-            .as_u64()
-            .unwrap_or_else(|| panic!("manifest `{field}`"));
-        UNIX_EPOCH + Duration::from_millis(millis)
-    }
-
     async fn open(&self, clock: &WatchedClock) -> Engine {
         format_v1::register(Engine::builder().path(&self.db).clock(clock.clone()))
             .open()
@@ -196,13 +155,7 @@ async fn a_format_1_database_opens_and_every_run_in_it_continues() {
     }
 
     // The open requests are listed, as they were asked.
-    let pending: BTreeMap<String, hitl::Request> = engine
-        .pending(&PendingFilter::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|request| (request.run_id.clone(), request))
-        .collect();
+    let pending = pending_by_run(&engine).await;
     assert_eq!(
         pending.keys().map(String::as_str).collect::<Vec<_>>(),
         [

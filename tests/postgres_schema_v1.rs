@@ -6,23 +6,21 @@
 //! as the last build of schema 1 copied them (`hitl migrate-store`), so the sled fixture,
 //! opened beside it, says what every journal must hold.
 
+mod format_v1_fixture;
 mod postgres_common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, UNIX_EPOCH};
 
+use format_v1_fixture::{Fixture, pending_by_run};
+use hitl::Error;
 use hitl::clock::ManualClock;
 use hitl::prelude::*;
 use hitl::store::{PgStore, Store};
-use hitl::{Error, PendingFilter};
 use hitl_workspace::format_v1::{self, run_ids};
 use hitl_workspace::patiently;
 use postgres_common::{connect, fresh_database, server_url, sql};
 
 const DUMP: &str = include_str!("fixtures/postgres_schema_v1/dump.sql");
-const SLED_FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format_v1/db.tar.gz");
 
 const RUNS: [&str; 7] = [
     run_ids::PAUSED_APPROVAL,
@@ -47,16 +45,8 @@ async fn schema_1_database(server: &str) -> String {
 
 /// Every journal of the sled fixture, as the current sled store reads it.
 async fn sled_journals() -> BTreeMap<String, Vec<(String, hitl::store::StepRecord)>> {
-    let dir = tempfile::tempdir().unwrap();
-    let status = Command::new("tar")
-        .arg("-xzf")
-        .arg(SLED_FIXTURE)
-        .arg("-C")
-        .arg(dir.path())
-        .status()
-        .expect("the system's `tar` unpacks the fixture");
-    assert!(status.success(), "tar failed: {status}");
-    let store = hitl::store::open_sled(Path::new(dir.path())).expect("the sled fixture opens");
+    let fixture = Fixture::unpack();
+    let store = hitl::store::open_sled(&fixture.db).expect("the sled fixture opens");
     let mut journals = BTreeMap::new();
     for run in RUNS {
         journals.insert(run.to_owned(), store.load_journal(run).await.unwrap());
@@ -103,9 +93,7 @@ async fn postgres_a_schema_1_database_migrates_and_its_runs_continue() {
 
     // The paused runs continue from where they stood: only the steps after the waits run.
     // The clock stands where the fixture was closed, so the sleeping run keeps sleeping.
-    let manifest: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/format_v1/manifest.json")).unwrap();
-    let closed_at = UNIX_EPOCH + Duration::from_millis(manifest["clock_at_close_ms"].as_u64().unwrap());
+    let closed_at = Fixture::unpack().time("clock_at_close_ms");
     let engine = format_v1::register(
         Engine::builder()
             .postgres(&url)
@@ -114,13 +102,7 @@ async fn postgres_a_schema_1_database_migrates_and_its_runs_continue() {
     .open()
     .await
     .expect("the engine opens the migrated database");
-    let pending: BTreeMap<String, hitl::Request> = engine
-        .pending(&PendingFilter::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|request| (request.run_id.clone(), request))
-        .collect();
+    let pending = pending_by_run(&engine).await;
     engine
         .respond(
             &pending[run_ids::PAUSED_APPROVAL].id,
