@@ -250,4 +250,25 @@ async fn postgres_dump_shows_the_packed_records_as_json_lines_while_the_worker_r
             &serde_json::json!(41)
         )
     );
+
+    // Timers read as the sled dump shows them; a kind hitl does not write, as stored.
+    postgres_common::sql(
+        &url,
+        "INSERT INTO hitl_timers (deadline, kind, target) VALUES (123, 'w', 'deploy-api'), (124, 'x', 'odd')",
+    )
+    .await;
+    let ran = hitl(["--database-url", &url, "dump"]);
+    ran.exits(0);
+    let timers: Vec<serde_json::Value> = ran
+        .json_lines()
+        .into_iter()
+        .filter(|line| line["tree"] == "timers")
+        .collect();
+    assert_eq!(
+        timers,
+        [
+            serde_json::json!({ "tree": "timers", "deadline": 123, "action": "wake", "id": "deploy-api" }),
+            serde_json::json!({ "tree": "timers", "deadline": 124, "action": "x", "id": "odd" }),
+        ]
+    );
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
+use crate::model::step::{Timer, TimerAction};
 use crate::store::packed::Chunk;
 
 /// Writes JSON lines to `out` and counts them; a write error names `path`.
@@ -37,6 +38,15 @@ impl<'a> DumpLines<'a> {
         self.out.write_all(b"\n").map_err(io)?;
         self.lines += 1;
         Ok(())
+    }
+
+    /// The line of one durable timer.
+    pub(crate) fn timer(&mut self, timer: &Timer) -> Result<()> {
+        let (action, id) = match &timer.action {
+            TimerAction::Expire(id) => ("expire", id),
+            TimerAction::Wake(id) => ("wake", id),
+        };
+        self.line(json!({ "tree": "timers", "deadline": timer.deadline, "action": action, "id": id }))
     }
 
     /// The lines of one journal chunk of `run_id`: a step each, or one line saying that the

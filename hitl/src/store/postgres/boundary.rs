@@ -6,13 +6,12 @@ use tokio_postgres::types::Json;
 use super::journal::{ChunkRows, append_chunks};
 use super::rows::{
     ADD_TIMER, CLAIM_SET, INSERT_RUN, RUN_COLUMNS, RunParams, SAVE_OUTBOX, big, decode, decoded, limit,
-    name_of, outbox_from, outbox_params, request_from, run_from, timer_columns, unbig,
+    name_of, outbox_from, outbox_params, request_from, run_from, timer_columns, timer_from, unbig,
 };
 use super::{PgStore, events};
 use crate::store::{
     FlushFuture, OutboxRecord, RequestChange, RequestQuery, RequestRecord, Resolved, RunQuery, RunRecord,
-    StepRecord, StorageStats, Store, StoreEvents, StoreFuture, Timer, TimerAction, lost_lease,
-    packed::journal_of,
+    StepRecord, StorageStats, Store, StoreEvents, StoreFuture, Timer, lost_lease, packed::journal_of,
 };
 
 impl Store for PgStore {
@@ -439,19 +438,12 @@ impl Store for PgStore {
             Ok(rows
                 .iter()
                 .filter_map(|row| {
-                    let target: String = row.get(2);
-                    let action = match row.get::<_, &str>(1) {
-                        "e" => TimerAction::Expire(target),
-                        "w" => TimerAction::Wake(target),
-                        other => {
-                            tracing::error!(kind = other, "skipping a timer of an unknown kind");
-                            return None;
-                        }
-                    };
-                    Some(Timer {
-                        deadline: unbig(row.get(0)),
-                        action,
-                    })
+                    let timer = timer_from(row);
+                    if timer.is_none() {
+                        let kind: &str = row.get(1);
+                        tracing::error!(kind, "skipping a timer of an unknown kind");
+                    }
+                    timer
                 })
                 .collect())
         })

@@ -6,7 +6,7 @@ use std::io::Write;
 use serde_json::{Value, json};
 use tokio_postgres::Row;
 
-use super::rows::{RUN_COLUMNS, decode, run_from, unbig};
+use super::rows::{RUN_COLUMNS, decode, run_from, timer_from, unbig};
 use super::{PgStore, pg_error};
 use crate::error::Result;
 use crate::model::outbox::OutboxRecord;
@@ -85,16 +85,11 @@ impl PgStore {
         each_row(
             &transaction,
             "SELECT deadline, kind, target FROM hitl_timers ORDER BY deadline, kind, target",
-            |row| {
-                let action = match row.get::<_, &str>(1) {
-                    "e" => "expire",
-                    "w" => "wake",
-                    other => other,
-                };
-                dump.line(
-                    json!({ "tree": "timers", "deadline": unbig(row.get(0)), "action": action,
-                                  "id": row.get::<_, &str>(2) }),
-                )
+            |row| match timer_from(row) {
+                Some(timer) => dump.timer(&timer),
+                // A kind hitl does not write, shown as stored.
+                None => dump.line(json!({ "tree": "timers", "deadline": unbig(row.get(0)),
+                                          "action": row.get::<_, &str>(1), "id": row.get::<_, &str>(2) })),
             },
         )
         .await?;

@@ -94,6 +94,21 @@ pub(super) fn timer_columns(timer: &Timer) -> (i64, &'static str, &str) {
     (big(timer.deadline), kind, target)
 }
 
+/// The timer of a `deadline, kind, target` row of `hitl_timers` (what [`timer_columns`]
+/// wrote); `None` for a kind it does not write.
+pub(super) fn timer_from(row: &Row) -> Option<Timer> {
+    let target: String = row.get(2);
+    let action = match row.get::<_, &str>(1) {
+        "e" => TimerAction::Expire(target),
+        "w" => TimerAction::Wake(target),
+        _ => return None,
+    };
+    Some(Timer {
+        deadline: unbig(row.get(0)),
+        action,
+    })
+}
+
 pub(super) async fn save_outbox_in(
     transaction: &deadpool_postgres::Transaction<'_>,
     record: &OutboxRecord,

@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use super::{SledOptions, SledResult, SledStore, format};
 use crate::error::Result;
 use crate::model::outbox::OutboxRecord;
-use crate::model::step::TimerAction;
 use crate::store::Timer;
 use crate::store::dump::{DumpLines, shown};
 
@@ -93,13 +92,7 @@ pub fn dump_sled(dir: &Path, out: &mut dyn Write) -> Result<u64> {
     for entry in store.timers.iter() {
         let (key, _) = entry.storage()?;
         match Timer::from_key(&key) {
-            Some(Timer { deadline, action, .. }) => {
-                let (action, id) = match action {
-                    TimerAction::Expire(id) => ("expire", id),
-                    TimerAction::Wake(id) => ("wake", id),
-                };
-                dump.line(json!({ "tree": "timers", "deadline": deadline, "action": action, "id": id }))?
-            }
+            Some(timer) => dump.timer(&timer)?,
             None => dump.line(
                 json!({ "tree": "timers", "key": format::shown_key(&key), "error": "not a timer key" }),
             )?,
