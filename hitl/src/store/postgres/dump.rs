@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use tokio_postgres::Row;
 
 use super::rows::{RUN_COLUMNS, decode, run_from, timer_from, unbig};
+use super::schema::stored_version;
 use super::{PgStore, pg_error};
 use crate::error::Result;
 use crate::model::outbox::OutboxRecord;
@@ -40,7 +41,8 @@ impl PgStore {
             .await
             .map_err(pg_error)?;
         let mut dump = DumpLines::new(out, "the dump's output");
-        dump.line(json!({ "format": "hitl-postgres", "schema": self.schema_version().await? }))?;
+        let schema = stored_version(&transaction).await?;
+        dump.line(json!({ "format": "hitl-postgres", "schema": schema }))?;
         each_row(
             &transaction,
             &format!("SELECT {RUN_COLUMNS} FROM hitl_runs ORDER BY id"),

@@ -149,7 +149,7 @@ impl PgStore {
 
     /// The database's hitl schema version (0 when it has none).
     pub(super) async fn schema_version(&self) -> Result<i32> {
-        schema::stored_version(&*self.client().await?).await
+        schema::stored_version(&self.client().await?).await
     }
 
     fn connect_unmigrated(url: &str, max_connections: usize) -> Result<PgStore> {

@@ -249,7 +249,7 @@ async fn migrate_locked(client: &mut Client) -> Result<MigrationReport> {
 }
 
 /// The database's hitl schema version: its newest applied migration, 0 when it has none.
-pub(super) async fn stored_version(client: &Client) -> Result<i32> {
+pub(super) async fn stored_version(client: &impl deadpool_postgres::GenericClient) -> Result<i32> {
     let row = client
         .query_one(
             "SELECT CASE WHEN to_regclass('hitl_migrations') IS NULL THEN 0 \
