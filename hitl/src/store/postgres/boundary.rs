@@ -3,7 +3,7 @@
 use serde_json::Value;
 use tokio_postgres::types::Json;
 
-use super::journal::{ChunkRows, append_chunks};
+use super::journal::{ChunkRows, fenced_append};
 use super::rows::{
     ADD_TIMER, CLAIM_SET, INSERT_RUN, RUN_COLUMNS, RunParams, SAVE_OUTBOX, big, decode, decoded, limit,
     name_of, outbox_from, outbox_params, request_from, run_from, timer_columns, timer_from, unbig,
@@ -190,13 +190,7 @@ impl Store for PgStore {
             // steps are written only while the epoch matches.
             let rows = self
                 .query(
-                    concat!(
-                        "WITH fence AS (SELECT lease_epoch FROM hitl_runs WHERE id = $1 FOR SHARE), \
-                         allowed AS (SELECT NOT EXISTS (SELECT 1 FROM fence WHERE lease_epoch <> $2) AS ok), \
-                         written AS (",
-                        append_chunks!("$1", "$3", "$4", ", allowed WHERE allowed.ok"),
-                        " RETURNING 1) SELECT ok FROM allowed",
-                    ),
+                    concat!(fenced_append!("written"), " RETURNING 1) SELECT ok FROM allowed"),
                     &[&run_id, &big(epoch), &rows.chunks, &rows.steps],
                 )
                 .await?;
@@ -221,10 +215,7 @@ impl Store for PgStore {
             let rows = self
                 .query(
                     concat!(
-                        "WITH fence AS (SELECT lease_epoch FROM hitl_runs WHERE id = $1 FOR SHARE), \
-                         allowed AS (SELECT NOT EXISTS (SELECT 1 FROM fence WHERE lease_epoch <> $2) AS ok), \
-                         step AS (",
-                        append_chunks!("$1", "$3", "$4", ", allowed WHERE allowed.ok"),
+                        fenced_append!("step"),
                         " RETURNING 1), \
                          channel AS (INSERT INTO hitl_channels (run_id, key, value) SELECT $1, $5, $6 FROM allowed \
                            WHERE allowed.ok ON CONFLICT (run_id, key) DO UPDATE SET value = EXCLUDED.value RETURNING 1) \

@@ -52,6 +52,24 @@ macro_rules! append_chunks {
 }
 pub(super) use append_chunks;
 
+/// The start of a statement that appends steps to run `$1` only while its lease epoch is
+/// `$2`: `fence` locks the run's row `FOR SHARE` (a claim waits for it), `allowed` is one row
+/// whose `ok` says whether the epoch matches (or the run has no row), and the CTE named
+/// `$name` appends the chunks `$3` and `$4` ([`ChunkRows`]) when it does. Follow it with the
+/// end of that CTE, any others, and `SELECT ok FROM allowed`.
+macro_rules! fenced_append {
+    ($name:literal) => {
+        concat!(
+            "WITH fence AS (SELECT lease_epoch FROM hitl_runs WHERE id = $1 FOR SHARE), \
+             allowed AS (SELECT NOT EXISTS (SELECT 1 FROM fence WHERE lease_epoch <> $2) AS ok), ",
+            $name,
+            " AS (",
+            $crate::store::postgres::journal::append_chunks!("$1", "$3", "$4", ", allowed WHERE allowed.ok")
+        )
+    };
+}
+pub(super) use fenced_append;
+
 /// Steps as the parameters of [`insert_chunks`]: a chunk number and a concatenable chunk each.
 pub(super) struct ChunkRows {
     pub(super) chunks: Vec<i32>,

@@ -45,7 +45,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::store::packed::encode_request;
-use journal::{ChunkRows, append_chunks};
+use journal::{ChunkRows, append_chunks, fenced_append};
 use rows::{
     RESOLVE_AND_WAKE, RUN_COLUMNS, add_timer_in, big, name_of, request_from, run_from, save_outbox_in,
     timer_columns, unbig,
@@ -373,10 +373,7 @@ impl PgStore {
         let rows = self
             .query(
                 concat!(
-                    "WITH fence AS (SELECT lease_epoch FROM hitl_runs WHERE id = $1 FOR SHARE), \
-                     allowed AS (SELECT NOT EXISTS (SELECT 1 FROM fence WHERE lease_epoch <> $2) AS ok), \
-                     step AS (",
-                    append_chunks!("$1", "$3", "$4", ", allowed WHERE allowed.ok"),
+                    fenced_append!("step"),
                     "), request AS (INSERT INTO hitl_requests (id, run_id, workflow, status, created_at, record) \
                        SELECT $5, $1, $6, $7, $8, $9 FROM allowed WHERE allowed.ok \
                        ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, record = EXCLUDED.record) \
