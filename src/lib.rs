@@ -83,6 +83,17 @@ pub async fn pending_request(engine: &Engine, run_id: &str, prompt: Option<&str>
     .await
 }
 
+/// The one request `run` pauses on; panics if it settles otherwise, on more than one request,
+/// or not within [`PATIENCE`].
+pub async fn paused_on_one<T: serde::de::DeserializeOwned + std::fmt::Debug>(run: &hitl::Run<T>) -> Request {
+    let outcome = patiently("the run pauses", run.settled()).await.unwrap();
+    let hitl::Outcome::Paused(mut requests) = outcome else {
+        panic!("expected a pause, got {outcome:?}")
+    };
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    requests.remove(0)
+}
+
 /// A [`ManualClock`] that keeps the deadline of every `sleep_until` since the last
 /// [`advance`](WatchedClock::advance): the engine's timer task and durable sleeps sleep until
 /// their deadline, so a test sees when the engine has looked at a deadline and gone (back) to

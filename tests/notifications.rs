@@ -19,7 +19,7 @@ use hitl::notify::Attempt;
 use hitl::prelude::*;
 use hitl::run::StepStatus;
 use hitl::{HistoryEntry, StepKind};
-use hitl_workspace::{PATIENCE, eventually};
+use hitl_workspace::{PATIENCE, eventually, paused_on_one};
 use serde_json::Value;
 
 /// The path of the announcements [`caught_up`] sends; [`Receiver::deliveries`] leaves them out.
@@ -292,18 +292,6 @@ async fn open_at(path: &Path) -> Engine {
     }
 }
 
-async fn paused_request(run: &hitl::Run<String>) -> hitl::Request {
-    let outcome = tokio::time::timeout(PATIENCE, run.settled())
-        .await
-        .expect("the run never paused")
-        .unwrap();
-    let Outcome::Paused(mut requests) = outcome else {
-        panic!("expected a pause, got {outcome:?}")
-    };
-    assert_eq!(requests.len(), 1, "{requests:#?}");
-    requests.remove(0)
-}
-
 async fn completes(run: &hitl::Run<String>) -> String {
     let outcome = tokio::time::timeout(PATIENCE, run.wait())
         .await
@@ -352,7 +340,7 @@ async fn a_request_is_announced_once_across_pause_resume_and_completion() {
         .start(keep_deployment, (vec![Notify::webhook(receiver.url("/hook"))],))
         .await
         .unwrap();
-    let request = paused_request(&run).await;
+    let request = paused_on_one(&run).await;
     let deliveries = receiver.wait_for(1).await;
     assert_webhook_delivery(&deliveries[0], &request);
     notification_when(&engine, run.id(), "the delivery is recorded", |entry| {
@@ -388,7 +376,7 @@ async fn a_request_is_announced_once_across_a_restart_while_paused() {
         .await
         .unwrap();
     let run_id = run.id().to_owned();
-    let request = paused_request(&run).await;
+    let request = paused_on_one(&run).await;
     notification_when(&engine, &run_id, "the delivery is recorded", |entry| {
         entry.status == StepStatus::Completed
     })
@@ -430,7 +418,7 @@ async fn a_delivery_cut_off_by_a_restart_is_resent_with_the_same_idempotency_key
         .await
         .unwrap();
     let run_id = run.id().to_owned();
-    let request = paused_request(&run).await;
+    let request = paused_on_one(&run).await;
     receiver.wait_for(1).await;
     // The process stops between sending and recording the attempt.
     drop(run);
@@ -482,7 +470,7 @@ async fn a_receiver_failing_twice_gets_one_delivery_after_backing_off() {
         .start(keep_deployment, (vec![Notify::webhook(receiver.url("/hook"))],))
         .await
         .unwrap();
-    let request = paused_request(&run).await;
+    let request = paused_on_one(&run).await;
     let started = Instant::now();
     let entry = notification_when(&engine, run.id(), "the third attempt delivers", |entry| {
         entry.status == StepStatus::Completed
@@ -552,7 +540,7 @@ async fn a_dead_receiver_never_blocks_the_request() {
         .start(keep_deployment, (vec![Notify::webhook(&url)],))
         .await
         .unwrap();
-    let request = paused_request(&run).await;
+    let request = paused_on_one(&run).await;
     let entry = notification_when(&engine, run.id(), "two attempts failed", |entry| {
         attempts(entry).len() >= 2
     })
@@ -617,7 +605,7 @@ async fn a_slack_message_is_block_kit_with_a_button_to_the_request() {
         .start(keep_deployment, (vec![slack, webhook],))
         .await
         .unwrap();
-    let request = paused_request(&run).await;
+    let request = paused_on_one(&run).await;
     let deliveries = receiver.wait_for(2).await;
     let link = format!("https://hitl.example.com/requests/{}", request.id);
 
@@ -695,7 +683,7 @@ async fn without_a_base_url_a_slack_message_has_no_button() {
         .start(keep_deployment, (vec![Notify::slack(receiver.url("/slack"))],))
         .await
         .unwrap();
-    let request = paused_request(&run).await;
+    let request = paused_on_one(&run).await;
     let body = &receiver.wait_for(1).await[0].body;
     assert_eq!(
         blocks_of(body, "header")[0]["text"]["text"],
@@ -766,7 +754,7 @@ async fn the_slack_button_sends_people_to_sign_in_and_a_shared_link_is_only_ther
         .start(ask_the_channel, (vec![plain, shared],))
         .await
         .unwrap();
-    let request = paused_request(&run).await;
+    let request = paused_on_one(&run).await;
     let deliveries = receiver.wait_for(2).await;
     let body_of = |path: &str| {
         &deliveries

@@ -50,29 +50,31 @@ pub(crate) fn notification_links(
     request: &Request,
     notify: &Notify,
 ) -> Vec<SignedLink> {
+    if request.responders.is_empty() {
+        vec![signed_link(base_url, secret, request, notify.channel())]
+    } else {
+        request
+            .responders
+            .iter()
+            .map(|responder| signed_link(base_url, secret, request, responder))
+            .collect()
+    }
+}
+
+/// A signed link that opens `request`'s form and answers as `responder`, expiring with the
+/// request's deadline (or [`DEFAULT_LINK_TTL`] after it was made).
+pub(crate) fn signed_link(base_url: &str, secret: &[u8], request: &Request, responder: &str) -> SignedLink {
     let expires = request
         .expires_at
         .unwrap_or(request.created_at + DEFAULT_LINK_TTL);
     let expires_secs = unix_seconds(expires);
-    let channel = match notify {
-        Notify::Webhook { .. } => "webhook",
-        Notify::Slack { .. } => "slack",
-    };
-    let responders = if request.responders.is_empty() {
-        vec![channel.to_owned()]
-    } else {
-        request.responders.clone()
-    };
-    responders
-        .into_iter()
-        .map(|responder| SignedLink {
-            url: format!(
-                "{base_url}{}",
-                link_path(secret, &request.id, &responder, expires_secs)
-            ),
-            responder,
-            expires_at: humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(expires_secs))
-                .to_string(),
-        })
-        .collect()
+    SignedLink {
+        url: format!(
+            "{base_url}{}",
+            link_path(secret, &request.id, responder, expires_secs)
+        ),
+        responder: responder.to_owned(),
+        expires_at: humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(expires_secs))
+            .to_string(),
+    }
 }

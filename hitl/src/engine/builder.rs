@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::journal::timers::Timers;
 use crate::journal::wakeups::Wakeups;
 use crate::model::step::TimerAction;
-use crate::notify::Notifier;
+use crate::notify::{Notifier, Smtp};
 use crate::store::{SledStore, Store, sled::SledOptions};
 use crate::util::lock;
 use crate::workflow::Workflow;
@@ -45,6 +45,7 @@ pub struct EngineBuilder {
     cache_capacity: u64,
     flush_every: Option<Duration>,
     base_url: Option<String>,
+    smtp: Option<Smtp>,
     store: Option<Box<dyn Store>>,
     #[cfg(feature = "postgres")]
     postgres_url: Option<String>,
@@ -69,6 +70,8 @@ impl std::fmt::Debug for EngineBuilder {
             .field("clock", &self.clock)
             .field("cache_capacity", &self.cache_capacity)
             .field("flush_every", &self.flush_every)
+            .field("base_url", &self.base_url)
+            .field("smtp", &self.smtp)
             .finish()
     }
 }
@@ -83,6 +86,7 @@ impl Default for EngineBuilder {
             cache_capacity: 64 * 1024 * 1024,
             flush_every: Some(Duration::from_millis(500)),
             base_url: None,
+            smtp: None,
             store: None,
             #[cfg(feature = "postgres")]
             postgres_url: None,
@@ -186,6 +190,32 @@ impl EngineBuilder {
         self
     }
 
+    /// The SMTP relay that sends e-mail notifications ([`Notify::email`]). Without one, an
+    /// e-mail notification is recorded as failed (in the request's history) and not retried.
+    ///
+    /// [`Notify::email`]: crate::notify::Notify::email
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use hitl::notify::Smtp;
+    /// use hitl::prelude::*;
+    ///
+    /// # async fn open() -> hitl::Result<()> {
+    /// let engine = Engine::builder()
+    ///     .path("approvals.db")
+    ///     .base_url("https://hitl.example.com")
+    ///     .smtp(Smtp::relay("127.0.0.1:25").from("approvals@example.com"))
+    ///     .open()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn smtp(mut self, relay: Smtp) -> Self {
+        self.smtp = Some(relay);
+        self
+    }
+
     /// Opens the database, recovers runs left `Running` by a process that died, and drives
     /// them again.
     ///
@@ -257,7 +287,7 @@ impl EngineBuilder {
                 link_secret,
                 drives_runs: self.background,
                 statuses: Mutex::new(HashMap::new()),
-                notifier: Arc::new(Notifier::new(self.base_url, outbox, self.lease)),
+                notifier: Arc::new(Notifier::new(self.base_url, self.smtp, outbox, self.lease)),
                 background: Mutex::new(Vec::new()),
                 closed: AtomicBool::new(false),
                 lease: self.lease,

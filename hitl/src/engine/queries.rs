@@ -2,6 +2,7 @@
 
 use crate::clock::from_millis;
 use crate::error::{Error, Result};
+use crate::model::outbox::Notify;
 use crate::model::request::{RequestRecord, RequestStatus};
 use crate::model::run::RunRecord;
 use crate::model::step::StepKind;
@@ -89,11 +90,20 @@ impl Engine {
                                 line: step.line,
                                 started_at: from_millis(request.created_at),
                                 finished_at: notification.delivered_at.map(from_millis),
-                                output: serde_json::json!({
-                                    "idempotency_id": notification.id,
-                                    "url": notification.notify.url(),
-                                    "attempts": notification.attempts,
-                                }),
+                                output: match &notification.notify {
+                                    Notify::Email { to, .. } => serde_json::json!({
+                                        "idempotency_id": notification.id,
+                                        "channel": "email",
+                                        "to": to,
+                                        "attempts": notification.attempts,
+                                    }),
+                                    notify => serde_json::json!({
+                                        "idempotency_id": notification.id,
+                                        "channel": notify.channel(),
+                                        "url": notify.url(),
+                                        "attempts": notification.attempts,
+                                    }),
+                                },
                             }),
                     );
                 }

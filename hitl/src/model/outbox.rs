@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// Where to send a notification when a request is made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "channel", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Notify {
     /// POST the request as JSON to a URL.
     Webhook {
@@ -23,6 +24,18 @@ pub enum Notify {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         signed_link_as: Option<String>,
     },
+    /// Send a plain-text e-mail to one person through the engine's SMTP relay
+    /// ([`EngineBuilder::smtp`](crate::EngineBuilder::smtp)).
+    Email {
+        /// The recipient's address.
+        to: String,
+        /// The subject (and the first line of the text).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        /// Who the e-mail's signed link answers as; the address when unset.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        responder: Option<String>,
+    },
 }
 
 impl Notify {
@@ -40,6 +53,41 @@ impl Notify {
             message: None,
             signed_link_as: None,
         }
+    }
+
+    /// An e-mail to one person (`to`), sent through the engine's SMTP relay
+    /// ([`EngineBuilder::smtp`](crate::EngineBuilder::smtp)). It holds the prompt, the
+    /// details, and, with a `base_url`, a signed link that opens the request's form and
+    /// answers as this recipient: the address itself, or the name given with
+    /// [`Notify::responder`]. An inbox belongs to one person, so unlike a Slack channel the
+    /// link may carry their identity. If the request names its `.responders([...])` and the
+    /// recipient is not among them, the e-mail links only to the request's page, where they
+    /// sign in. Send one `Notify::email` per person.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hitl::prelude::*;
+    ///
+    /// let ask = Feedback::approval("Ship it?")
+    ///     .responders(["alice"])
+    ///     .notify(Notify::email("alice@example.com").responder("alice").message("Ship 1.4?"));
+    /// ```
+    pub fn email(to: impl Into<String>) -> Self {
+        Notify::Email {
+            to: to.into(),
+            message: None,
+            responder: None,
+        }
+    }
+
+    /// The responder an e-mail's signed link answers as (by default, the address). No
+    /// effect on a webhook or a Slack message.
+    pub fn responder(mut self, name: impl Into<String>) -> Self {
+        if let Notify::Email { responder, .. } = &mut self {
+            *responder = Some(name.into());
+        }
+        self
     }
 
     /// **Shared identity, opt-in.** Adds to a Slack message a button with a signed link that
@@ -63,18 +111,28 @@ impl Notify {
         self
     }
 
-    /// A headline for a Slack message.
+    /// A headline for a Slack message, or the subject of an e-mail. No effect on a webhook.
     pub fn message(mut self, text: impl Into<String>) -> Self {
-        if let Notify::Slack { message, .. } = &mut self {
+        if let Notify::Slack { message, .. } | Notify::Email { message, .. } = &mut self {
             *message = Some(text.into());
         }
         self
     }
 
-    /// The receiver's URL.
-    pub fn url(&self) -> &str {
+    /// The receiver's URL: `None` for an e-mail.
+    pub fn url(&self) -> Option<&str> {
         match self {
-            Notify::Webhook { url } | Notify::Slack { url, .. } => url,
+            Notify::Webhook { url } | Notify::Slack { url, .. } => Some(url),
+            Notify::Email { .. } => None,
+        }
+    }
+
+    /// The channel's name: `webhook`, `slack` or `email` (as stored, and in history).
+    pub fn channel(&self) -> &'static str {
+        match self {
+            Notify::Webhook { .. } => "webhook",
+            Notify::Slack { .. } => "slack",
+            Notify::Email { .. } => "email",
         }
     }
 }
@@ -84,7 +142,8 @@ impl Notify {
 pub struct Attempt {
     /// When, in ms since the epoch.
     pub at: u64,
-    /// The HTTP status, if the receiver answered.
+    /// The receiver's status code, if it answered: the HTTP status, or for an e-mail the
+    /// SMTP server's last reply code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     /// What went wrong, if anything.

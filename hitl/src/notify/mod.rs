@@ -11,18 +11,25 @@
 //! A Slack message is seen by everyone in its channel, so it carries no identity: its
 //! "Answer" button opens the request's page, where each person signs in with their own
 //! credentials. Only [`Notify::signed_link_as`] adds a signed link that answers as one
-//! shared responder, for whoever clicks it.
+//! shared responder, for whoever clicks it. An e-mail ([`Notify::email`]) goes to one
+//! person, so its link answers as that person; it is handed to the engine's SMTP relay
+//! ([`Smtp`]), and a relay's 5xx refusal ends the retries at once.
 
+mod email;
 mod mrkdwn;
 mod slack;
+mod smtp;
 
 use crate::journal::services::Services;
+use crate::links::signed_link;
 use crate::model::outbox::OutboxRecord;
 use crate::model::request::RequestStatus;
 use crate::model::view::Request;
-use slack::{shared_link, slack_message};
+use email::{Letter, email_message, is_sendable_address};
+use slack::slack_message;
 
 pub use crate::model::outbox::{Attempt, Notify};
+pub use smtp::Smtp;
 
 /// How many due notifications one round claims.
 const CLAIM_BATCH: usize = 100;
@@ -35,6 +42,7 @@ pub(crate) struct Notifier {
     wake: std::sync::Arc<tokio::sync::Notify>,
     base_url: Option<String>,
     client: reqwest::Client,
+    smtp: Option<Smtp>,
     /// How long a claimed notification is this sender's before another may retry it.
     claim_for_ms: u64,
 }
@@ -42,12 +50,14 @@ pub(crate) struct Notifier {
 impl Notifier {
     pub(crate) fn new(
         base_url: Option<String>,
+        smtp: Option<Smtp>,
         wake: std::sync::Arc<tokio::sync::Notify>,
         claim_for: std::time::Duration,
     ) -> Self {
         Notifier {
             wake,
             base_url,
+            smtp,
             claim_for_ms: claim_for.as_millis() as u64,
             client: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(10))
@@ -114,40 +124,22 @@ impl Notifier {
             if secret.is_none() && self.base_url.is_some() {
                 secret = Some(crate::links::secret(services.store.as_ref()).await?);
             }
-            let body = self.payload(&record, &request.view(), secret.as_deref());
-            let result = self
-                .client
-                .post(record.notify.url())
-                .header("content-type", "application/json")
-                .header("idempotency-key", &record.id)
-                .body(body.to_string())
-                .send()
+            let (attempt, permanent) = self
+                .attempt(&record, &request.view(), secret.as_deref(), now)
                 .await;
-            let attempt = match result {
-                Ok(response) if response.status().is_success() => Attempt {
-                    at: now,
-                    status: Some(response.status().as_u16()),
-                    error: None,
-                },
-                Ok(response) => Attempt {
-                    at: now,
-                    status: Some(response.status().as_u16()),
-                    error: Some(format!("the receiver answered {}", response.status())),
-                },
-                Err(error) => Attempt {
-                    at: now,
-                    status: None,
-                    error: Some(error.without_url().to_string()),
-                },
-            };
             let delivered = attempt.error.is_none();
             tracing::debug!(notification = %record.id, delivered, "notification attempt");
             record.attempts.push(attempt);
             if delivered {
                 record.delivered_at = Some(now);
-            } else if record.attempts.len() >= MAX_ATTEMPTS {
+            } else if permanent || record.attempts.len() >= MAX_ATTEMPTS {
                 record.gave_up = true;
-                tracing::warn!(notification = %record.id, "giving up on a notification after {MAX_ATTEMPTS} attempts");
+                tracing::warn!(
+                    notification = %record.id,
+                    attempts = record.attempts.len(),
+                    error = record.attempts.last().and_then(|attempt| attempt.error.as_deref()),
+                    "giving up on a notification"
+                );
             } else {
                 // 0.5 s, 1 s, 2 s, … up to 5 minutes.
                 let backoff = (500u64 << (record.attempts.len() - 1).min(10)).min(300_000);
@@ -168,14 +160,125 @@ impl Notifier {
             .map(|record| record.next_attempt_at))
     }
 
+    /// One delivery attempt, and whether its failure is one that retrying cannot mend.
+    async fn attempt(
+        &self,
+        record: &OutboxRecord,
+        request: &Request,
+        secret: Option<&[u8]>,
+        now: u64,
+    ) -> (Attempt, bool) {
+        let failed = |status, error: String, permanent| {
+            (
+                Attempt {
+                    at: now,
+                    status,
+                    error: Some(error),
+                },
+                permanent,
+            )
+        };
+        if let Notify::Email {
+            to,
+            message,
+            responder,
+        } = &record.notify
+        {
+            let Some(smtp) = &self.smtp else {
+                let error = "this engine has no SMTP relay for e-mail: set one with EngineBuilder::smtp";
+                return failed(None, error.to_owned(), true);
+            };
+            if !is_sendable_address(to) {
+                return failed(
+                    None,
+                    format!("{to:?} is not an e-mail address hitl can send to"),
+                    true,
+                );
+            }
+            // The link answers as the recipient, if the request lets them answer.
+            let responder = responder.as_deref().unwrap_or(to);
+            let may_answer =
+                request.responders.is_empty() || request.responders.iter().any(|name| name == responder);
+            let personal = match (&self.base_url, secret) {
+                (Some(base), Some(secret)) if may_answer => {
+                    Some(signed_link(base, secret, request, responder))
+                }
+                _ => None,
+            };
+            let page = self.page_link(request);
+            let letter = Letter {
+                from: &smtp.from,
+                to,
+                subject: message.as_deref(),
+                page: page.as_deref(),
+                personal: personal.as_ref(),
+                sent_at: now / 1000,
+            };
+            let message = email_message(record, request, &letter);
+            return match smtp::send(smtp, to, &message).await {
+                Ok(code) => (
+                    Attempt {
+                        at: now,
+                        status: Some(code),
+                        error: None,
+                    },
+                    false,
+                ),
+                Err(failure) => {
+                    let permanent = failure.is_permanent();
+                    failed(failure.code, failure.error, permanent)
+                }
+            };
+        }
+        let Some(url) = record.notify.url() else {
+            return failed(
+                None,
+                format!("a {} notification has no URL", record.notify.channel()),
+                true,
+            );
+        };
+        let body = self.payload(record, request, secret);
+        let result = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("idempotency-key", &record.id)
+            .body(body.to_string())
+            .send()
+            .await;
+        match result {
+            Ok(response) if response.status().is_success() => (
+                Attempt {
+                    at: now,
+                    status: Some(response.status().as_u16()),
+                    error: None,
+                },
+                false,
+            ),
+            Ok(response) => {
+                let status = response.status();
+                failed(
+                    Some(status.as_u16()),
+                    format!("the receiver answered {status}"),
+                    false,
+                )
+            }
+            Err(error) => failed(None, error.without_url().to_string(), false),
+        }
+    }
+
+    /// The request's page, where a person signs in to answer: `{base_url}/requests/{id}`.
+    fn page_link(&self, request: &Request) -> Option<String> {
+        self.base_url
+            .as_ref()
+            .map(|base| format!("{base}/requests/{}", crate::sign::percent_encode(&request.id)))
+    }
+
     /// The JSON body of a delivery. With a `base_url`, `link` opens the request's page (after
     /// signing in) and `links` are signed links that open just this request's form, one per
     /// responder they vouch for (see [`crate::links`]).
     fn payload(&self, record: &OutboxRecord, request: &Request, secret: Option<&[u8]>) -> serde_json::Value {
-        let link = self
-            .base_url
-            .as_ref()
-            .map(|base| format!("{base}/requests/{}", crate::sign::percent_encode(&request.id)));
+        let link = self.page_link(request);
         let links = match (&self.base_url, secret, &record.notify) {
             (Some(base), Some(secret), Notify::Webhook { .. }) => {
                 crate::links::notification_links(base, secret, request, &record.notify)
@@ -197,7 +300,7 @@ impl Notifier {
             } => {
                 let shared = match (&self.base_url, secret, signed_link_as) {
                     (Some(base), Some(secret), Some(responder)) => {
-                        Some(shared_link(base, secret, request, responder))
+                        Some(signed_link(base, secret, request, responder))
                     }
                     _ => None,
                 };
@@ -209,6 +312,8 @@ impl Notifier {
                     shared.as_ref(),
                 )
             }
+            // An e-mail is not posted: `attempt` sends it over SMTP.
+            Notify::Email { .. } => serde_json::Value::Null,
         }
     }
 }

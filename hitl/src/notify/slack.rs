@@ -49,28 +49,3 @@ pub(super) fn slack_message(
         "metadata": {"event_type": "hitl_feedback_requested", "event_payload": {"idempotency_id": record.id}},
     })
 }
-
-/// The opt-in shared link of [`Notify::signed_link_as`]: signed for `responder`, expiring
-/// with the request's deadline (or a week after it was made), like a webhook's links.
-pub(super) fn shared_link(
-    base: &str,
-    secret: &[u8],
-    request: &Request,
-    responder: &str,
-) -> crate::links::SignedLink {
-    let expires = request
-        .expires_at
-        .unwrap_or(request.created_at + crate::links::DEFAULT_LINK_TTL);
-    let expires = crate::sign::unix_seconds(expires);
-    crate::links::SignedLink {
-        url: format!(
-            "{base}{}",
-            crate::sign::link_path(secret, &request.id, responder, expires)
-        ),
-        responder: responder.to_owned(),
-        expires_at: humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(expires),
-        )
-        .to_string(),
-    }
-}
