@@ -1,13 +1,16 @@
 //! E-mail notifications: a request's e-mail reaches its one recipient through a real SMTP
-//! server, with a link that answers as them; a 5xx refusal ends the retries, a 4xx is retried,
-//! a bad address is never sent, and none of it blocks the request.
+//! server, with a link that answers as them; over STARTTLS or TLS with a password, never
+//! falling back to plain text; a 5xx refusal ends the retries, a 4xx is retried, a bad address
+//! is never sent, and none of it blocks the request.
 //!
-//! The server is Python's `smtpd` on 127.0.0.1 ([`Sink`], `tests/smtp_sink.py`), a child
-//! process killed when the test ends. It parses each message with Python's `email` package,
-//! so subjects, headers and the base64 body are read by an implementation that is not hitl's,
-//! and prints it as a JSON line that the test waits for.
+//! The server is `tests/smtp_sink.py` on 127.0.0.1 ([`Sink`]), a child process killed when the
+//! test ends. Python's `ssl` does its TLS (with a CA and a certificate `openssl` makes for the
+//! test) and Python's `email` parses each message, so subjects, headers and the base64 body
+//! are read by an implementation that is not hitl's. It prints each event as a JSON line, and
+//! the test waits for those lines.
 
 use std::process::Stdio;
+use std::time::Duration;
 
 use hitl::notify::{Attempt, Smtp};
 use hitl::prelude::*;
@@ -37,18 +40,48 @@ async fn ship(ctx: &TaskContext, notify: Vec<Notify>) -> hitl::Result<String> {
     ))
 }
 
-/// The SMTP server: a child process, and the JSON lines it prints.
+/// The SMTP server (`tests/smtp_sink.py`): a child process, and the events it prints.
 struct Sink {
     port: u16,
-    lines: mpsc::UnboundedReceiver<Value>,
+    events: mpsc::UnboundedReceiver<Value>,
+    stdin: tokio::process::ChildStdin,
     _child: tokio::process::Child,
 }
 
 impl Sink {
+    /// Plain SMTP, no STARTTLS, no AUTH.
     async fn start() -> Sink {
+        Sink::spawn(&[]).await
+    }
+
+    /// TLS in `mode` (`starttls` or `tls`) with the certificate of `certificates`, and AUTH
+    /// for the user `hitl` whose password is `s3cret`.
+    async fn with_tls(mode: &str, certificates: &Certificates) -> Sink {
+        let (cert, key) = (
+            certificates.cert.to_str().unwrap(),
+            certificates.key.to_str().unwrap(),
+        );
+        Sink::spawn(&[
+            "--mode",
+            mode,
+            "--cert",
+            cert,
+            "--key",
+            key,
+            "--user",
+            "hitl",
+            "--password",
+            "s3cret",
+        ])
+        .await
+    }
+
+    async fn spawn(args: &[&str]) -> Sink {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_sink.py");
         let mut child = tokio::process::Command::new("python3")
             .arg(script)
+            .args(args)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -58,23 +91,24 @@ impl Sink {
             .await
             .expect("the SMTP sink never said it was listening")
             .unwrap()
-            .expect("the SMTP sink ended before listening: it needs python3 with smtpd (3.11 or older)");
+            .expect("the SMTP sink ended before listening");
         let port = first
             .strip_prefix("listening ")
             .and_then(|port| port.parse().ok())
             .unwrap_or_else(|| panic!("the SMTP sink said {first:?}"));
-        let (send, lines) = mpsc::unbounded_channel();
+        let (send, events) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Ok(Some(line)) = stdout.next_line().await {
-                let value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
-                if send.send(value).is_err() {
+                let event = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+                if send.send(event).is_err() {
                     return;
                 }
             }
         });
         Sink {
             port,
-            lines,
+            events,
+            stdin: child.stdin.take().unwrap(),
             _child: child,
         }
     }
@@ -83,12 +117,125 @@ impl Sink {
         Smtp::relay(format!("127.0.0.1:{}", self.port)).from(SENDER)
     }
 
-    /// The next thing the sink printed: a message, or a refusal.
+    /// The next event the sink prints: an `RCPT`, a refused sign-in, or a message.
     async fn next(&mut self) -> Value {
-        tokio::time::timeout(PATIENCE, self.lines.recv())
+        tokio::time::timeout(PATIENCE, self.events.recv())
             .await
-            .expect("the SMTP sink got nothing more")
+            .expect("the SMTP sink printed nothing more")
             .expect("the SMTP sink ended")
+    }
+
+    /// The next message, past the `RCPT`s that came before it.
+    async fn next_message(&mut self) -> Value {
+        loop {
+            let event = self.next().await;
+            if event.get("text").is_some() {
+                return event;
+            }
+            assert_eq!(event["reply"], 250, "a refusal before the message: {event:#}");
+        }
+    }
+
+    /// Every event not yet read: the sink prints a mark after all it has done, and this reads
+    /// up to it.
+    async fn drain(&mut self) -> Vec<Value> {
+        use tokio::io::AsyncWriteExt;
+        self.stdin.write_all(b"mark\n").await.unwrap();
+        self.stdin.flush().await.unwrap();
+        let mut events = Vec::new();
+        loop {
+            let event = self.next().await;
+            if event["mark"] == true {
+                return events;
+            }
+            events.push(event);
+        }
+    }
+}
+
+/// A test CA, and a certificate for 127.0.0.1 that it signed, made with `openssl`.
+struct Certificates {
+    _dir: tempfile::TempDir,
+    ca_pem: String,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+}
+
+fn certificates() -> Certificates {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let openssl = |args: &[&str]| {
+        let output = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("openssl makes the test certificates");
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let rsa = ["-newkey", "rsa:2048", "-nodes"];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &rsa,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=hitl test CA",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &rsa,
+            &[
+                "-keyout",
+                "key.pem",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        path("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    Certificates {
+        ca_pem: std::fs::read_to_string(path("ca.pem")).unwrap(),
+        cert: path("cert.pem"),
+        key: path("key.pem"),
+        _dir: dir,
     }
 }
 
@@ -159,7 +306,7 @@ async fn an_email_carries_the_request_and_a_link_that_answers_as_its_recipient()
     let run = engine.start(ship, (vec![alice, carol],)).await.unwrap();
     let request = paused_on_one(&run).await;
     let page = format!("{base}/requests/{}", request.id);
-    let (first, second) = (sink.next().await, sink.next().await);
+    let (first, second) = (sink.next_message().await, sink.next_message().await);
     let message_to = |address: &str| {
         [&first, &second]
             .into_iter()
@@ -247,9 +394,10 @@ async fn a_refusal_ends_the_retries_a_busy_relay_is_retried_and_a_bad_address_is
     let run = engine.start(ship, (notify,)).await.unwrap();
     let request = paused_on_one(&run).await;
 
-    assert_eq!(sink.next().await["refused"], 550);
-    assert_eq!(sink.next().await["refused"], 451);
-    let delivered = sink.next().await;
+    let refusal = |address: &str, reply: u16| serde_json::json!({"rcpt": address, "reply": reply});
+    assert_eq!(sink.next().await, refusal("refuse@example.com", 550));
+    assert_eq!(sink.next().await, refusal("busy@example.com", 451));
+    let delivered = sink.next_message().await;
     assert_eq!(
         delivered["rcpt_tos"],
         serde_json::json!(["busy@example.com"]),
@@ -297,36 +445,228 @@ async fn a_refusal_ends_the_retries_a_busy_relay_is_retried_and_a_bad_address_is
             .contains("is not an e-mail address"),
         "{bad:?}"
     );
-    assert!(
-        sink.lines.try_recv().is_err(),
-        "the bad address reached the relay, or something was sent twice"
+    assert_eq!(
+        sink.drain().await,
+        Vec::<Value>::new(),
+        "the bad address never reached the server, and nothing was sent twice"
     );
     answer_and_complete(&engine, &run, &request).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_a_relay_an_email_is_recorded_as_failed_and_the_run_goes_on() {
+async fn without_a_relay_an_email_waits_for_one_and_the_run_goes_on() {
+    // On a shared store another worker may have the relay: this engine does not give up on
+    // the e-mail, it says why it waits and leaves it for later.
     let engine = Engine::temporary().register(ship).open().await.unwrap();
     let run = engine
         .start(ship, (vec![Notify::email("alice@example.com")],))
         .await
         .unwrap();
     let request = paused_on_one(&run).await;
-    let entries = settled_notifications(&engine, run.id(), 1).await;
-    assert_eq!(entries[0].status, StepStatus::Failed);
-    let attempts = attempts(&entries[0]);
-    assert_eq!(
-        attempts.len(),
-        1,
-        "missing configuration is not retried: {attempts:?}"
-    );
+    let attempt = first_attempt(&engine, run.id()).await;
     assert!(
-        attempts[0]
-            .error
-            .as_deref()
-            .unwrap()
-            .contains("EngineBuilder::smtp"),
-        "the error says what to set: {attempts:?}"
+        attempt.error.as_deref().unwrap().contains("EngineBuilder::smtp"),
+        "the reason says what to set: {attempt:?}"
     );
+    let history = engine.history(run.id()).await.unwrap();
+    let entry = history
+        .iter()
+        .find(|entry| entry.kind == StepKind::Notification)
+        .unwrap();
+    assert_eq!(entry.status, StepStatus::Waiting, "{entry:#?}");
+    assert_eq!(entry.output["url"], "mailto:alice@example.com");
     answer_and_complete(&engine, &run, &request).await;
+}
+
+// --- TLS and passwords --------------------------------------------------------------------------
+
+/// The one notification of `run_id` once it has at least one attempt.
+async fn first_attempt(engine: &Engine, run_id: &str) -> Attempt {
+    eventually("the e-mail's first attempt is recorded", async || {
+        let history = engine.history(run_id).await.unwrap();
+        let entry = history
+            .iter()
+            .find(|entry| entry.kind == StepKind::Notification)?;
+        attempts(entry).into_iter().next()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_and_a_password_deliver_over_tls() {
+    let certificates = certificates();
+    let mut sink = Sink::with_tls("starttls", &certificates).await;
+    let relay = sink
+        .relay()
+        .starttls()
+        .credentials("hitl", "s3cret")
+        .root_certificates_pem(&certificates.ca_pem)
+        .unwrap();
+    let engine = Engine::temporary()
+        .smtp(relay)
+        .register(ship)
+        .open()
+        .await
+        .unwrap();
+    let run = engine
+        .start(ship, (vec![Notify::email("bob@example.com").responder("bob")],))
+        .await
+        .unwrap();
+    let request = paused_on_one(&run).await;
+    let message = sink.next_message().await;
+    assert_eq!(message["tls"], true, "{message:#}");
+    assert_eq!(message["user"], "hitl", "{message:#}");
+    assert_eq!(message["rcpt_tos"], serde_json::json!(["bob@example.com"]));
+    assert_eq!(message["subject"], "Feedback needed: Ship release 1.4?");
+    let entries = settled_notifications(&engine, run.id(), 1).await;
+    assert_eq!(entries[0].status, StepStatus::Completed);
+    assert_eq!(attempts(&entries[0])[0].status, Some(250));
+    answer_and_complete(&engine, &run, &request).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implicit_tls_checks_the_certificate_and_a_wrong_password_is_not_retried() {
+    let certificates = certificates();
+    let mut sink = Sink::with_tls("tls", &certificates).await;
+    let notify = || vec![Notify::email("bob@example.com")];
+
+    // Without the test CA, the server's certificate is not trusted: nothing is sent.
+    let untrusting = Engine::temporary()
+        .smtp(sink.relay().tls().credentials("hitl", "s3cret"))
+        .register(ship)
+        .open()
+        .await
+        .unwrap();
+    let run = untrusting.start(ship, (notify(),)).await.unwrap();
+    paused_on_one(&run).await;
+    let attempt = first_attempt(&untrusting, run.id()).await;
+    let error = attempt.error.unwrap_or_default();
+    assert!(error.contains("TLS") && error.contains("certificate"), "{error}");
+    assert_eq!(
+        sink.drain().await,
+        Vec::<Value>::new(),
+        "nothing reached an untrusted server"
+    );
+
+    // A wrong password: the server's 535 ends the retries.
+    let wrong_password = Engine::temporary()
+        .smtp(
+            sink.relay()
+                .tls()
+                .credentials("hitl", "guess")
+                .root_certificates_pem(&certificates.ca_pem)
+                .unwrap(),
+        )
+        .register(ship)
+        .open()
+        .await
+        .unwrap();
+    let run = wrong_password.start(ship, (notify(),)).await.unwrap();
+    paused_on_one(&run).await;
+    assert_eq!(sink.next().await["auth_failed"], "hitl");
+    let entries = settled_notifications(&wrong_password, run.id(), 1).await;
+    assert_eq!(entries[0].status, StepStatus::Failed);
+    let failed = attempts(&entries[0]);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].status, Some(535));
+    let error = failed[0].error.as_deref().unwrap();
+    assert!(
+        error.contains("`AUTH`") && !error.contains("guess"),
+        "the password is not echoed: {error}"
+    );
+
+    // With the CA and the password: delivered over TLS.
+    let trusting = Engine::temporary()
+        .smtp(
+            sink.relay()
+                .tls()
+                .credentials("hitl", "s3cret")
+                .root_certificates_pem(&certificates.ca_pem)
+                .unwrap(),
+        )
+        .register(ship)
+        .open()
+        .await
+        .unwrap();
+    let run = trusting.start(ship, (notify(),)).await.unwrap();
+    let request = paused_on_one(&run).await;
+    let message = sink.next_message().await;
+    assert_eq!(
+        (message["tls"].clone(), message["user"].clone()),
+        (true.into(), "hitl".into()),
+        "{message:#}"
+    );
+    answer_and_complete(&trusting, &run, &request).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_from_before_esmtp_that_never_says_goodbye_gets_the_message_once() {
+    let mut sink = Sink::spawn(&["--refuse-ehlo", "--silent-quit"]).await;
+    // A goodbye that never comes must not turn the delivery into a failure and a resend.
+    let relay = sink.relay().timeout(Duration::from_secs(5));
+    let engine = Engine::temporary()
+        .smtp(relay)
+        .register(ship)
+        .open()
+        .await
+        .unwrap();
+    let run = engine
+        .start(ship, (vec![Notify::email("bob@example.com")],))
+        .await
+        .unwrap();
+    let request = paused_on_one(&run).await;
+    let message = sink.next_message().await;
+    let helo = message["helo"].as_str().unwrap();
+    assert_eq!(
+        helo, "[127.0.0.1]",
+        "HELO, with the address literal of the local end"
+    );
+    let entries = settled_notifications(&engine, run.id(), 1).await;
+    assert_eq!(entries[0].status, StepStatus::Completed);
+    let statuses: Vec<_> = attempts(&entries[0])
+        .iter()
+        .map(|attempt| attempt.status)
+        .collect();
+    assert_eq!(statuses, [Some(250)]);
+    assert_eq!(sink.drain().await, Vec::<Value>::new(), "sent once");
+    answer_and_complete(&engine, &run, &request).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hitl_sends_no_password_in_plain_text_and_never_falls_back_from_starttls() {
+    // The plain sink offers neither STARTTLS nor AUTH.
+    let mut sink = Sink::start().await;
+    for (smtp, expected) in [
+        (
+            sink.relay().credentials("hitl", "s3cret"),
+            "does not send an SMTP password without TLS",
+        ),
+        (sink.relay().starttls(), "does not offer STARTTLS"),
+    ] {
+        let engine = Engine::temporary()
+            .smtp(smtp)
+            .register(ship)
+            .open()
+            .await
+            .unwrap();
+        let run = engine
+            .start(ship, (vec![Notify::email("bob@example.com")],))
+            .await
+            .unwrap();
+        let request = paused_on_one(&run).await;
+        let entries = settled_notifications(&engine, run.id(), 1).await;
+        assert_eq!(entries[0].status, StepStatus::Failed);
+        let failed = attempts(&entries[0]);
+        assert_eq!(failed.len(), 1, "refusals are not retried: {failed:?}");
+        assert!(
+            failed[0].error.as_deref().unwrap().contains(expected),
+            "{failed:?}"
+        );
+        assert_eq!(
+            sink.drain().await,
+            Vec::<Value>::new(),
+            "nothing went out in plain text"
+        );
+        answer_and_complete(&engine, &run, &request).await;
+    }
 }

@@ -17,7 +17,21 @@ async fn waits(ctx: &TaskContext) -> hitl::Result<bool> {
 
 /// Every record of the `runs` tree, read with sled itself.
 fn stored_runs(dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let db = sled::open(dir).expect("the database opens with sled");
+    // A closed engine has let go of the database, but sled's own writer threads may hold its
+    // file lock a moment longer (hitl's open waits that out the same way).
+    let deadline = std::time::Instant::now() + hitl_workspace::PATIENCE;
+    let db = loop {
+        match sled::open(dir) {
+            Ok(db) => break db,
+            Err(error)
+                if error.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(error) => panic!("the database does not open with sled: {error}"),
+        }
+    };
     // Format 2 keeps runs in `runs.2` (the sled backend's tree names are its own business;
     // this test looks under it only to prove that nothing was written).
     let runs = db.open_tree("runs.2").unwrap();

@@ -190,8 +190,10 @@ impl EngineBuilder {
         self
     }
 
-    /// The SMTP relay that sends e-mail notifications ([`Notify::email`]). Without one, an
-    /// e-mail notification is recorded as failed (in the request's history) and not retried.
+    /// The SMTP server that sends e-mail notifications ([`Notify::email`]): a relay beside
+    /// the engine, or a provider over TLS ([`Smtp`]). Without one, an engine leaves e-mails
+    /// waiting, and says why in the request's history: on a shared store, a worker that has a
+    /// server sends them.
     ///
     /// [`Notify::email`]: crate::notify::Notify::email
     ///

@@ -95,6 +95,8 @@ impl Engine {
                                         "idempotency_id": notification.id,
                                         "channel": "email",
                                         "to": to,
+                                        // What the CLI and the run page show for every channel.
+                                        "url": format!("mailto:{to}"),
                                         "attempts": notification.attempts,
                                     }),
                                     notify => serde_json::json!({

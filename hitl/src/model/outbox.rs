@@ -24,7 +24,7 @@ pub enum Notify {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         signed_link_as: Option<String>,
     },
-    /// Send a plain-text e-mail to one person through the engine's SMTP relay
+    /// Send a plain-text e-mail to one person through the engine's SMTP server
     /// ([`EngineBuilder::smtp`](crate::EngineBuilder::smtp)).
     Email {
         /// The recipient's address.
@@ -55,7 +55,7 @@ impl Notify {
         }
     }
 
-    /// An e-mail to one person (`to`), sent through the engine's SMTP relay
+    /// An e-mail to one person (`to`), sent through the engine's SMTP server
     /// ([`EngineBuilder::smtp`](crate::EngineBuilder::smtp)). It holds the prompt, the
     /// details, and, with a `base_url`, a signed link that opens the request's form and
     /// answers as this recipient: the address itself, or the name given with
@@ -81,8 +81,9 @@ impl Notify {
         }
     }
 
-    /// The responder an e-mail's signed link answers as (by default, the address). No
-    /// effect on a webhook or a Slack message.
+    /// The responder an e-mail's signed link answers as (by default, the address). It is the
+    /// e-mail's counterpart of [`Notify::signed_link_as`], which does this for a whole Slack
+    /// channel; no effect on a webhook or a Slack message.
     pub fn responder(mut self, name: impl Into<String>) -> Self {
         if let Notify::Email { responder, .. } = &mut self {
             *responder = Some(name.into());
@@ -95,7 +96,7 @@ impl Notify {
     /// the channel clicks it, so the record names `responder`, not the person. Use it only
     /// where everyone in the channel may answer and a shared name is acceptable; the
     /// request's `.responders([...])`, if any, must include `responder`. No effect on a
-    /// webhook.
+    /// webhook or an e-mail (whose link answers as its recipient: [`Notify::responder`]).
     ///
     /// # Examples
     ///

@@ -20,8 +20,9 @@ pub(super) struct Letter<'a> {
     pub(super) sent_at: u64,
 }
 
-/// Whether `address` can go into `RCPT TO:<…>` and a `To:` header as it is: one `@` with
-/// text on both sides, and nothing that would end the address or start another line.
+/// Whether `address` can go into `RCPT TO:<…>` and a `To:` header as it is: ASCII (hitl
+/// does not speak SMTPUTF8), one `@` with text on both sides, and nothing that would end
+/// the address or start another line.
 pub(super) fn is_sendable_address(address: &str) -> bool {
     let Some((local, domain)) = address.split_once('@') else {
         return false;
@@ -31,7 +32,7 @@ pub(super) fn is_sendable_address(address: &str) -> bool {
         && !domain.contains('@')
         && address
             .chars()
-            .all(|c| !c.is_whitespace() && !c.is_control() && !"<>,;\"()[]\\".contains(c))
+            .all(|c| c.is_ascii_graphic() && !"<>,;\"()[]\\".contains(c))
 }
 
 /// The message: headers and a base64 text body, lines ending in CRLF. The same record gives
@@ -68,7 +69,13 @@ pub(super) fn email_message(record: &OutboxRecord, request: &Request, letter: &L
             request.workflow, request.run_id, request.id
         ),
     ]);
-    let body = BASE64.encode(text.join("\r\n").as_bytes());
+    // One line ending throughout (RFC 2046), whatever the prompt and details use.
+    let text = text
+        .join("\n")
+        .replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .replace('\n', "\r\n");
+    let body = BASE64.encode(text.as_bytes());
 
     let mut message = String::new();
     let mut header = |name: &str, value: &str| {
@@ -96,6 +103,9 @@ pub(super) fn email_message(record: &OutboxRecord, request: &Request, letter: &L
     message
 }
 
+/// The longest subject sent as it is: with `Subject: `, well inside a 78-character line.
+const PLAIN_SUBJECT: usize = 60;
+
 /// `text` with line breaks turned into spaces: no value can start a header of its own.
 fn one_line(text: &str) -> String {
     text.split(['\r', '\n'])
@@ -104,16 +114,21 @@ fn one_line(text: &str) -> String {
         .join(" ")
 }
 
-/// A header value as RFC 2047 encoded words when it is not plain printable ASCII, folded so
-/// that no line grows past 78 characters and no character is split.
+/// A `Subject:` value: as it is when it is short printable ASCII, else RFC 2047 encoded
+/// words of at most 39 bytes each (52 base64 characters, 64 with the word's frame), one per
+/// line, so that no line of the header, `Subject: ` included, passes 76 characters (RFC 2047
+/// §2) and no character is split.
 fn encoded_words(value: &str) -> String {
-    if value.bytes().all(|byte| (0x20..0x7f).contains(&byte)) && !value.contains("=?") {
+    if value.len() <= PLAIN_SUBJECT
+        && value.bytes().all(|byte| (0x20..0x7f).contains(&byte))
+        && !value.contains("=?")
+    {
         return value.to_owned();
     }
     let mut words = Vec::new();
     let mut piece = String::new();
     for c in value.chars() {
-        if piece.len() + c.len_utf8() > 45 {
+        if piece.len() + c.len_utf8() > 39 {
             words.push(format!("=?utf-8?b?{}?=", BASE64.encode(piece.as_bytes())));
             piece.clear();
         }
@@ -182,20 +197,25 @@ mod tests {
     #[test]
     fn a_subject_that_is_not_ascii_is_encoded_and_folded_without_splitting_a_character() {
         assert_eq!(encoded_words("Ship it?"), "Ship it?");
-        let subject = "Déployer la version 1.4 en production ? Réponse attendue avant vendredi";
-        let encoded = encoded_words(subject);
-        assert!(encoded.lines().all(|line| line.len() <= 78), "{encoded}");
-        let decoded: String = encoded
-            .split("\r\n ")
-            .map(|word| {
-                let inner = word
-                    .strip_prefix("=?utf-8?b?")
-                    .and_then(|w| w.strip_suffix("?="))
-                    .unwrap();
-                String::from_utf8(BASE64.decode(inner).unwrap()).unwrap()
-            })
-            .collect();
-        assert_eq!(decoded, subject);
+        for subject in [
+            "Déployer la version 1.4 en production ? Réponse attendue avant vendredi",
+            &"A long plain subject, ".repeat(40),
+        ] {
+            let header = format!("Subject: {}", encoded_words(subject));
+            assert!(header.lines().all(|line| line.len() <= 76), "{header}");
+            let encoded = header.strip_prefix("Subject: ").unwrap();
+            let decoded: String = encoded
+                .split("\r\n ")
+                .map(|word| {
+                    let inner = word
+                        .strip_prefix("=?utf-8?b?")
+                        .and_then(|w| w.strip_suffix("?="))
+                        .unwrap();
+                    String::from_utf8(BASE64.decode(inner).unwrap()).unwrap()
+                })
+                .collect();
+            assert_eq!(decoded, subject);
+        }
     }
 
     #[test]
@@ -211,6 +231,7 @@ mod tests {
             "alice@example.com>,<eve@example.com",
             "Alice <alice@example.com>",
             "a@b@c",
+            "zoë@example.com",
         ] {
             assert!(!is_sendable_address(bad), "{bad:?}");
         }

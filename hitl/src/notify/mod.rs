@@ -12,8 +12,9 @@
 //! "Answer" button opens the request's page, where each person signs in with their own
 //! credentials. Only [`Notify::signed_link_as`] adds a signed link that answers as one
 //! shared responder, for whoever clicks it. An e-mail ([`Notify::email`]) goes to one
-//! person, so its link answers as that person; it is handed to the engine's SMTP relay
-//! ([`Smtp`]), and a relay's 5xx refusal ends the retries at once.
+//! person, so its link answers as that person. It is handed to the engine's SMTP server
+//! ([`Smtp`]: a relay, or a provider over TLS); a 5xx refusal ends its retries at once, other
+//! failures are retried for a day, and an engine without a server leaves it waiting.
 
 mod email;
 mod mrkdwn;
@@ -34,8 +35,21 @@ pub use smtp::Smtp;
 /// How many due notifications one round claims.
 const CLAIM_BATCH: usize = 100;
 
-/// The most delivery attempts per notification.
+/// The most delivery attempts per webhook or Slack notification.
 const MAX_ATTEMPTS: usize = 8;
+
+/// How long an e-mail is retried after its first attempt: mail relays restart and queue, and
+/// SMTP's own custom is to keep trying for days (RFC 5321 §4.5.4.1); one day, at most every
+/// five minutes, while its request is open.
+const EMAIL_RETRY_FOR_MS: u64 = 24 * 3600 * 1000;
+
+/// Why an e-mail waits on an engine without an SMTP relay.
+const NO_RELAY: &str =
+    "this engine has no SMTP relay for e-mail (EngineBuilder::smtp): it waits for one that has";
+
+/// How often an engine without a relay looks at an e-mail again (one with a relay, on a
+/// shared store, may have sent it meanwhile).
+const RELAY_RECHECK_MS: u64 = 5 * 60 * 1000;
 
 /// The background sender of the outbox.
 pub(crate) struct Notifier {
@@ -121,6 +135,11 @@ impl Notifier {
                 services.store.save_outbox(&record).await?;
                 continue;
             }
+            if matches!(record.notify, Notify::Email { .. }) && self.smtp.is_none() {
+                wait_for_a_relay(&mut record, now);
+                services.store.save_outbox(&record).await?;
+                continue;
+            }
             if secret.is_none() && self.base_url.is_some() {
                 secret = Some(crate::links::secret(services.store.as_ref()).await?);
             }
@@ -132,7 +151,7 @@ impl Notifier {
             record.attempts.push(attempt);
             if delivered {
                 record.delivered_at = Some(now);
-            } else if permanent || record.attempts.len() >= MAX_ATTEMPTS {
+            } else if permanent || out_of_retries(&record) {
                 record.gave_up = true;
                 tracing::warn!(
                     notification = %record.id,
@@ -185,9 +204,16 @@ impl Notifier {
         } = &record.notify
         {
             let Some(smtp) = &self.smtp else {
-                let error = "this engine has no SMTP relay for e-mail: set one with EngineBuilder::smtp";
-                return failed(None, error.to_owned(), true);
+                // `deliver_due` keeps such e-mails waiting for a relay, and never gets here.
+                return failed(None, NO_RELAY.to_owned(), false);
             };
+            if !is_sendable_address(&smtp.from) {
+                let error = format!(
+                    "the Smtp's sender {:?} is not an e-mail address hitl can send from",
+                    smtp.from
+                );
+                return failed(None, error, true);
+            }
             if !is_sendable_address(to) {
                 return failed(
                     None,
@@ -316,4 +342,34 @@ impl Notifier {
             Notify::Email { .. } => serde_json::Value::Null,
         }
     }
+}
+
+/// Whether a failed notification has had its last try: eight attempts for a webhook or a Slack
+/// message, [`EMAIL_RETRY_FOR_MS`] after the first one for an e-mail.
+fn out_of_retries(record: &OutboxRecord) -> bool {
+    match &record.notify {
+        Notify::Email { .. } => match (record.attempts.first(), record.attempts.last()) {
+            (Some(first), Some(last)) => last.at.saturating_sub(first.at) >= EMAIL_RETRY_FOR_MS,
+            _ => false,
+        },
+        _ => record.attempts.len() >= MAX_ATTEMPTS,
+    }
+}
+
+/// Keeps an e-mail waiting on an engine without a relay: the reason is recorded once, and it
+/// is looked at again in [`RELAY_RECHECK_MS`]. Once its request is answered or closed, the
+/// next look gives it up.
+fn wait_for_a_relay(record: &mut OutboxRecord, now: u64) {
+    let last_error = record
+        .attempts
+        .last()
+        .and_then(|attempt| attempt.error.as_deref());
+    if last_error != Some(NO_RELAY) {
+        record.attempts.push(Attempt {
+            at: now,
+            status: None,
+            error: Some(NO_RELAY.to_owned()),
+        });
+    }
+    record.next_attempt_at = now + RELAY_RECHECK_MS;
 }

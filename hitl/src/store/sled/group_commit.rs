@@ -5,8 +5,12 @@
 //! flush may have begun before the writer's write, so the writer waits for the *next* one,
 //! which starts (on a blocking thread) as soon as the current one ends. Every writer that arrives while a flush runs shares that next flush, so N concurrent
 //! runs pay for about two flushes, not N.
+//!
+//! The blocking thread holds the database while it runs, so a store that is dropped waits for
+//! it ([`GroupCommit::wait_for_flushers`]): the database is closed, its clean-close record
+//! written and its lock released only once no thread of it is left.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use tokio::sync::watch;
 
@@ -19,6 +23,32 @@ pub(crate) struct GroupCommit {
     state: Mutex<State>,
     /// Number of completed flushes, and the error of the last one if it failed.
     completed: watch::Sender<(u64, Option<Arc<sled::Error>>)>,
+    /// The blocking threads running flushes (one at most).
+    flushers: Arc<Flushers>,
+}
+
+#[derive(Default)]
+struct Flushers {
+    running: Mutex<usize>,
+    idle: Condvar,
+}
+
+/// One running flusher thread; counted out when dropped (also if the runtime drops the
+/// thread's task without running it).
+struct Flusher(Arc<Flushers>);
+
+impl Flusher {
+    fn start(flushers: &Arc<Flushers>) -> Self {
+        *crate::util::lock(&flushers.running) += 1;
+        Flusher(Arc::clone(flushers))
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        *crate::util::lock(&self.0.running) -= 1;
+        self.0.idle.notify_all();
+    }
 }
 
 #[derive(Default)]
@@ -35,6 +65,7 @@ impl GroupCommit {
             db,
             state: Mutex::new(State::default()),
             completed: watch::channel((0, None)).0,
+            flushers: Arc::default(),
         })
     }
 
@@ -77,7 +108,25 @@ impl GroupCommit {
     fn flush_once(self: &Arc<Self>) {
         if self.flush_and_continue() {
             let this = Arc::clone(self);
-            tokio::task::spawn_blocking(move || while this.flush_and_continue() {});
+            let flusher = Flusher::start(&self.flushers);
+            tokio::task::spawn_blocking(move || {
+                while this.flush_and_continue() {}
+                // The database goes before the thread is counted out.
+                drop(this);
+                drop(flusher);
+            });
+        }
+    }
+
+    /// Blocks until no flusher thread holds the database (at most one flush).
+    pub(crate) fn wait_for_flushers(&self) {
+        let mut running = crate::util::lock(&self.flushers.running);
+        while *running > 0 {
+            running = self
+                .flushers
+                .idle
+                .wait(running)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
     }
 
@@ -98,5 +147,29 @@ impl GroupCommit {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         crate::util::lock(&self.state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flusher_thread_lets_go_of_the_database_before_it_is_counted_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let group = GroupCommit::new(sled::open(dir.path()).unwrap());
+        for round in 0..50 {
+            // Concurrent flushes: all but the first wait for the next one, on a blocking thread.
+            let flushes: Vec<_> = (0..8).map(|_| tokio::spawn(group.flush())).collect();
+            for flush in flushes {
+                flush.await.unwrap().unwrap();
+            }
+            group.wait_for_flushers();
+            assert_eq!(
+                Arc::strong_count(&group),
+                1,
+                "round {round}: a flusher thread still holds the database"
+            );
+        }
     }
 }

@@ -71,6 +71,14 @@ pub(crate) struct SledStore {
     _open: Option<OpenPath>,
 }
 
+impl Drop for SledStore {
+    /// Before the handles, the clean-close record and the lock go: waits for a group-commit
+    /// thread that still holds the database, so that the directory is closed when the store is.
+    fn drop(&mut self) {
+        self.group_commit.wait_for_flushers();
+    }
+}
+
 /// The operations, synchronous (sled is); the [`Store`] impl below wraps each in a ready
 /// future. Values are in format 2 (`format`).
 impl SledStore {
