@@ -239,6 +239,20 @@ fn certificates() -> Certificates {
     }
 }
 
+/// An engine that sends through `smtp`, and a run of [`ship`] that e-mails `notify`, paused
+/// on its request.
+async fn ship_through(smtp: Smtp, notify: Vec<Notify>) -> (Engine, hitl::Run<String>, hitl::Request) {
+    let engine = Engine::temporary()
+        .smtp(smtp)
+        .register(ship)
+        .open()
+        .await
+        .unwrap();
+    let run = engine.start(ship, (notify,)).await.unwrap();
+    let request = paused_on_one(&run).await;
+    (engine, run, request)
+}
+
 async fn answer_and_complete(engine: &Engine, run: &hitl::Run<String>, request: &hitl::Request) {
     engine
         .respond(&request.id, Response::approve(), Responder::new("bob"))
@@ -502,17 +516,8 @@ async fn starttls_and_a_password_deliver_over_tls() {
         .credentials("hitl", "s3cret")
         .root_certificates_pem(&certificates.ca_pem)
         .unwrap();
-    let engine = Engine::temporary()
-        .smtp(relay)
-        .register(ship)
-        .open()
-        .await
-        .unwrap();
-    let run = engine
-        .start(ship, (vec![Notify::email("bob@example.com").responder("bob")],))
-        .await
-        .unwrap();
-    let request = paused_on_one(&run).await;
+    let notify = vec![Notify::email("bob@example.com").responder("bob")];
+    let (engine, run, request) = ship_through(relay, notify).await;
     let message = sink.next_message().await;
     assert_eq!(message["tls"], true, "{message:#}");
     assert_eq!(message["user"], "hitl", "{message:#}");
@@ -530,13 +535,24 @@ async fn implicit_tls_checks_the_certificate_and_a_wrong_password_is_not_retried
     let mut sink = Sink::with_tls("tls", &certificates).await;
     let notify = || vec![Notify::email("bob@example.com")];
 
+    // An engine whose SMTP server is the sink over implicit TLS, signing in with `password`,
+    // trusting the test CA or not.
+    let sink_relay = sink.relay();
+    let engine = async |password: &str, trust_the_test_ca: bool| {
+        let mut relay = sink_relay.clone().tls().credentials("hitl", password);
+        if trust_the_test_ca {
+            relay = relay.root_certificates_pem(&certificates.ca_pem).unwrap();
+        }
+        Engine::temporary()
+            .smtp(relay)
+            .register(ship)
+            .open()
+            .await
+            .unwrap()
+    };
+
     // Without the test CA, the server's certificate is not trusted: nothing is sent.
-    let untrusting = Engine::temporary()
-        .smtp(sink.relay().tls().credentials("hitl", "s3cret"))
-        .register(ship)
-        .open()
-        .await
-        .unwrap();
+    let untrusting = engine("s3cret", false).await;
     let run = untrusting.start(ship, (notify(),)).await.unwrap();
     paused_on_one(&run).await;
     let attempt = first_attempt(&untrusting, run.id()).await;
@@ -549,18 +565,7 @@ async fn implicit_tls_checks_the_certificate_and_a_wrong_password_is_not_retried
     );
 
     // A wrong password: the server's 535 ends the retries.
-    let wrong_password = Engine::temporary()
-        .smtp(
-            sink.relay()
-                .tls()
-                .credentials("hitl", "guess")
-                .root_certificates_pem(&certificates.ca_pem)
-                .unwrap(),
-        )
-        .register(ship)
-        .open()
-        .await
-        .unwrap();
+    let wrong_password = engine("guess", true).await;
     let run = wrong_password.start(ship, (notify(),)).await.unwrap();
     paused_on_one(&run).await;
     assert_eq!(sink.next().await["auth_failed"], "hitl");
@@ -576,18 +581,7 @@ async fn implicit_tls_checks_the_certificate_and_a_wrong_password_is_not_retried
     );
 
     // With the CA and the password: delivered over TLS.
-    let trusting = Engine::temporary()
-        .smtp(
-            sink.relay()
-                .tls()
-                .credentials("hitl", "s3cret")
-                .root_certificates_pem(&certificates.ca_pem)
-                .unwrap(),
-        )
-        .register(ship)
-        .open()
-        .await
-        .unwrap();
+    let trusting = engine("s3cret", true).await;
     let run = trusting.start(ship, (notify(),)).await.unwrap();
     let request = paused_on_one(&run).await;
     let message = sink.next_message().await;
@@ -604,17 +598,7 @@ async fn a_server_from_before_esmtp_that_never_says_goodbye_gets_the_message_onc
     let mut sink = Sink::spawn(&["--refuse-ehlo", "--silent-quit"]).await;
     // A goodbye that never comes must not turn the delivery into a failure and a resend.
     let relay = sink.relay().timeout(Duration::from_secs(5));
-    let engine = Engine::temporary()
-        .smtp(relay)
-        .register(ship)
-        .open()
-        .await
-        .unwrap();
-    let run = engine
-        .start(ship, (vec![Notify::email("bob@example.com")],))
-        .await
-        .unwrap();
-    let request = paused_on_one(&run).await;
+    let (engine, run, request) = ship_through(relay, vec![Notify::email("bob@example.com")]).await;
     let message = sink.next_message().await;
     let helo = message["helo"].as_str().unwrap();
     assert_eq!(
@@ -643,17 +627,7 @@ async fn hitl_sends_no_password_in_plain_text_and_never_falls_back_from_starttls
         ),
         (sink.relay().starttls(), "does not offer STARTTLS"),
     ] {
-        let engine = Engine::temporary()
-            .smtp(smtp)
-            .register(ship)
-            .open()
-            .await
-            .unwrap();
-        let run = engine
-            .start(ship, (vec![Notify::email("bob@example.com")],))
-            .await
-            .unwrap();
-        let request = paused_on_one(&run).await;
+        let (engine, run, request) = ship_through(smtp, vec![Notify::email("bob@example.com")]).await;
         let entries = settled_notifications(&engine, run.id(), 1).await;
         assert_eq!(entries[0].status, StepStatus::Failed);
         let failed = attempts(&entries[0]);
