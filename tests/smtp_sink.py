@@ -15,7 +15,8 @@ sends is checked by implementations that are not hitl's; the SMTP dialogue is th
   answers QUIT.
 
 It prints `listening PORT`, then one JSON line per event: `{"rcpt", "reply"}` for each RCPT,
-`{"auth_failed": user}`, and for a message `{"tls", "user", "helo", "mail_from", "rcpt_tos",
+`{"auth_failed": user}`, `{"in_plain_text": "AUTH"}` for an AUTH (or, in the TLS modes, a
+MAIL) before TLS, and for a message `{"tls", "user", "helo", "mail_from", "rcpt_tos",
 "headers", "subject", "text"}`. A line `mark` on its standard input is printed back as
 `{"mark": true}` after everything that happened before it.
 """
@@ -68,6 +69,8 @@ async def main():
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             verb = line.split(" ", 1)[0].split(":", 1)[0].upper()
             argument = line.split(":", 1)[1].strip().strip("<>") if ":" in line else ""
+            if not state["tls"] and (verb == "AUTH" or (verb == "MAIL" and options.mode != "plain")):
+                say({"in_plain_text": verb})
             if verb == "EHLO" and options.refuse_ehlo:
                 await send("502 5.5.1 say HELO")
             elif verb in ("EHLO", "HELO"):

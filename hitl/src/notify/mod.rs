@@ -348,23 +348,27 @@ impl Notifier {
 /// message, [`EMAIL_RETRY_FOR_MS`] after the first one for an e-mail.
 fn out_of_retries(record: &OutboxRecord) -> bool {
     match &record.notify {
-        Notify::Email { .. } => match (record.attempts.first(), record.attempts.last()) {
-            (Some(first), Some(last)) => last.at.saturating_sub(first.at) >= EMAIL_RETRY_FOR_MS,
-            _ => false,
-        },
+        Notify::Email { .. } => {
+            // The day counts from the first real try, not from a wait for a relay.
+            let mut tried = record
+                .attempts
+                .iter()
+                .filter(|attempt| attempt.error.as_deref() != Some(NO_RELAY));
+            match (tried.next(), record.attempts.last()) {
+                (Some(first), Some(last)) => last.at.saturating_sub(first.at) >= EMAIL_RETRY_FOR_MS,
+                _ => false,
+            }
+        }
         _ => record.attempts.len() >= MAX_ATTEMPTS,
     }
 }
 
-/// Keeps an e-mail waiting on an engine without a relay: the reason is recorded once, and it
-/// is looked at again in [`RELAY_RECHECK_MS`]. Once its request is answered or closed, the
-/// next look gives it up.
+/// Keeps an e-mail waiting on an engine without a relay: the reason is recorded if nothing
+/// has been tried yet, and the e-mail is looked at again in [`RELAY_RECHECK_MS`] (by any
+/// engine: on a shared store, one with a relay may take it first). Once its request is
+/// answered or closed, the next look gives it up.
 fn wait_for_a_relay(record: &mut OutboxRecord, now: u64) {
-    let last_error = record
-        .attempts
-        .last()
-        .and_then(|attempt| attempt.error.as_deref());
-    if last_error != Some(NO_RELAY) {
+    if record.attempts.is_empty() {
         record.attempts.push(Attempt {
             at: now,
             status: None,

@@ -102,8 +102,7 @@ impl Smtp {
         self
     }
 
-    /// Also trust the certificates in `pem` (a private CA, or a server's own certificate),
-    /// besides the Mozilla roots.
+    /// Also trust the certificates in `pem` (a private CA's), besides the Mozilla roots.
     ///
     /// # Errors
     ///
@@ -119,6 +118,13 @@ impl Smtp {
             })?;
         if certificates.is_empty() {
             return Err(invalid("the PEM text holds no certificate".to_owned()));
+        }
+        // Refused now rather than skipped at the first delivery.
+        let mut check = rustls::RootCertStore::empty();
+        for certificate in &certificates {
+            check.add(certificate.clone()).map_err(|error| {
+                invalid(format!("a certificate in the PEM text cannot be a root: {error}"))
+            })?;
         }
         self.extra_roots.extend(certificates);
         Ok(self)
@@ -138,7 +144,8 @@ impl Smtp {
         self
     }
 
-    /// How long one delivery (connect to `QUIT`) may take before it counts as failed.
+    /// How long one delivery (from connecting to the server's answer to the message) may take
+    /// before it counts as failed.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -254,7 +261,7 @@ const QUIT_WAIT: Duration = Duration::from_secs(1);
 /// Everything up to the server's answer to the message; returns it and the connection.
 async fn exchange(smtp: &Smtp, to: &str, message: &str) -> Result<(u16, Connection), Failure> {
     if let Some(helo) = &smtp.helo
-        && (helo.is_empty() || helo.chars().any(|c| c.is_whitespace() || c.is_control()))
+        && (helo.is_empty() || !helo.chars().all(|c| c.is_ascii_graphic()))
     {
         let error = format!("the Smtp's EHLO name {helo:?} is not a host name");
         return Err(Failure::refused_by_hitl(error));
@@ -287,7 +294,9 @@ async fn exchange(smtp: &Smtp, to: &str, message: &str) -> Result<(u16, Connecti
             .iter()
             .any(|extension| extension.eq_ignore_ascii_case("STARTTLS"))
         {
-            return Err(Failure::refused_by_hitl(format!(
+            // Retried (a server being reconfigured, or an attacker stripping the offer, may
+            // not last), but never in plain text.
+            return Err(Failure::transient(format!(
                 "the SMTP server {} does not offer STARTTLS, and hitl does not fall back to plain text",
                 smtp.relay
             )));

@@ -17,6 +17,9 @@ use tokio::sync::watch;
 use super::FlushFuture;
 use crate::error::Error;
 
+/// How long a dropped store waits for a flush in progress.
+const FLUSHER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Coordinates flushes of one sled database.
 pub(crate) struct GroupCommit {
     db: sled::Db,
@@ -42,6 +45,13 @@ impl Flusher {
         *crate::util::lock(&flushers.running) += 1;
         Flusher(Arc::clone(flushers))
     }
+}
+
+/// What the blocking thread holds. Fields drop in order, so the database goes before the
+/// thread is counted out, also when the runtime drops the task without running it.
+struct FlusherThread {
+    group: Arc<GroupCommit>,
+    _counted: Flusher,
 }
 
 impl Drop for Flusher {
@@ -107,26 +117,33 @@ impl GroupCommit {
     /// Runs the flush that was started, then hands further flushes to a blocking thread.
     fn flush_once(self: &Arc<Self>) {
         if self.flush_and_continue() {
-            let this = Arc::clone(self);
-            let flusher = Flusher::start(&self.flushers);
-            tokio::task::spawn_blocking(move || {
-                while this.flush_and_continue() {}
-                // The database goes before the thread is counted out.
-                drop(this);
-                drop(flusher);
-            });
+            let thread = FlusherThread {
+                group: Arc::clone(self),
+                _counted: Flusher::start(&self.flushers),
+            };
+            tokio::task::spawn_blocking(move || while thread.group.flush_and_continue() {});
         }
     }
 
-    /// Blocks until no flusher thread holds the database (at most one flush).
+    /// Blocks until no flusher thread holds the database (at most one flush), or for
+    /// [`FLUSHER_WAIT`] if a flush hangs (a stuck disk): then the database closes when that
+    /// thread lets go.
     pub(crate) fn wait_for_flushers(&self) {
+        let deadline = std::time::Instant::now() + FLUSHER_WAIT;
         let mut running = crate::util::lock(&self.flushers.running);
         while *running > 0 {
+            let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else {
+                tracing::warn!(
+                    "a sled flush is still running after {FLUSHER_WAIT:?}; closing without waiting for it"
+                );
+                return;
+            };
             running = self
                 .flushers
                 .idle
-                .wait(running)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                .wait_timeout(running, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
         }
     }
 
