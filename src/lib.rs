@@ -94,6 +94,22 @@ pub async fn paused_on_one<T: serde::de::DeserializeOwned + std::fmt::Debug>(run
     requests.remove(0)
 }
 
+/// The notification entries of a run's history, one per notification of its requests.
+pub async fn notifications(engine: &Engine, run_id: &str) -> Vec<hitl::HistoryEntry> {
+    engine
+        .history(run_id)
+        .await
+        .expect("the run's history")
+        .into_iter()
+        .filter(|entry| entry.kind == hitl::StepKind::Notification)
+        .collect()
+}
+
+/// The delivery attempts a notification entry records.
+pub fn attempts(entry: &hitl::HistoryEntry) -> Vec<hitl::notify::Attempt> {
+    serde_json::from_value(entry.output["attempts"].clone()).expect("a notification's attempts")
+}
+
 /// A [`ManualClock`] that keeps the deadline of every `sleep_until` since the last
 /// [`advance`](WatchedClock::advance): the engine's timer task and durable sleeps sleep until
 /// their deadline, so a test sees when the engine has looked at a deadline and gone (back) to

@@ -15,8 +15,8 @@ use std::time::Duration;
 use hitl::notify::{Attempt, Smtp};
 use hitl::prelude::*;
 use hitl::run::StepStatus;
-use hitl::{HistoryEntry, StepKind};
-use hitl_workspace::{PATIENCE, eventually, paused_on_one};
+use hitl::HistoryEntry;
+use hitl_workspace::{PATIENCE, attempts, eventually, notifications, paused_on_one};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
@@ -270,22 +270,12 @@ async fn settled_notifications(engine: &Engine, run_id: &str, count: usize) -> V
     eventually(
         format!("{count} notifications delivered or given up"),
         async || {
-            let entries: Vec<HistoryEntry> = engine
-                .history(run_id)
-                .await
-                .unwrap()
-                .into_iter()
-                .filter(|entry| entry.kind == StepKind::Notification)
-                .collect();
+            let entries = notifications(engine, run_id).await;
             (entries.len() == count && entries.iter().all(|entry| entry.status != StepStatus::Waiting))
                 .then_some(entries)
         },
     )
     .await
-}
-
-fn attempts(entry: &HistoryEntry) -> Vec<Attempt> {
-    serde_json::from_value(entry.output["attempts"].clone()).unwrap()
 }
 
 fn entry_to<'a>(entries: &'a [HistoryEntry], address: &str) -> &'a HistoryEntry {
@@ -482,11 +472,7 @@ async fn without_a_relay_an_email_waits_for_one_and_the_run_goes_on() {
         attempt.error.as_deref().unwrap().contains("EngineBuilder::smtp"),
         "the reason says what to set: {attempt:?}"
     );
-    let history = engine.history(run.id()).await.unwrap();
-    let entry = history
-        .iter()
-        .find(|entry| entry.kind == StepKind::Notification)
-        .unwrap();
+    let entry = &notifications(&engine, run.id()).await[0];
     assert_eq!(entry.status, StepStatus::Waiting, "{entry:#?}");
     assert_eq!(entry.output["url"], "mailto:alice@example.com");
     answer_and_complete(&engine, &run, &request).await;
@@ -497,11 +483,8 @@ async fn without_a_relay_an_email_waits_for_one_and_the_run_goes_on() {
 /// The one notification of `run_id` once it has at least one attempt.
 async fn first_attempt(engine: &Engine, run_id: &str) -> Attempt {
     eventually("the e-mail's first attempt is recorded", async || {
-        let history = engine.history(run_id).await.unwrap();
-        let entry = history
-            .iter()
-            .find(|entry| entry.kind == StepKind::Notification)?;
-        attempts(entry).into_iter().next()
+        let entry = notifications(engine, run_id).await.into_iter().next()?;
+        attempts(&entry).into_iter().next()
     })
     .await
 }
@@ -644,11 +627,7 @@ async fn hitl_sends_no_password_in_plain_text_and_never_falls_back_from_starttls
             assert_eq!(entries[0].status, StepStatus::Failed);
             assert_eq!(attempts(&entries[0]).len(), 1, "not retried");
         } else {
-            let history = engine.history(run.id()).await.unwrap();
-            let entry = history
-                .iter()
-                .find(|entry| entry.kind == StepKind::Notification)
-                .unwrap();
+            let entry = &notifications(&engine, run.id()).await[0];
             assert_eq!(
                 entry.status,
                 StepStatus::Waiting,

@@ -15,11 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hitl::notify::Attempt;
 use hitl::prelude::*;
 use hitl::run::StepStatus;
 use hitl::{HistoryEntry, StepKind};
-use hitl_workspace::{PATIENCE, eventually, paused_on_one};
+use hitl_workspace::{PATIENCE, attempts, eventually, notifications, paused_on_one};
 use serde_json::Value;
 
 /// The path of the announcements [`caught_up`] sends; [`Receiver::deliveries`] leaves them out.
@@ -237,21 +236,6 @@ async fn caught_up(engine: &Engine, receiver: &Receiver) {
         })
         .await;
     }
-}
-
-/// The notification entries of a run's history.
-async fn notifications(engine: &Engine, run_id: &str) -> Vec<HistoryEntry> {
-    engine
-        .history(run_id)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|entry| entry.kind == StepKind::Notification)
-        .collect()
-}
-
-fn attempts(entry: &HistoryEntry) -> Vec<Attempt> {
-    serde_json::from_value(entry.output["attempts"].clone()).unwrap()
 }
 
 /// Waits until the run's only notification satisfies `done`; returns it.

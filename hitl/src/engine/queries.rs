@@ -90,22 +90,7 @@ impl Engine {
                                 line: step.line,
                                 started_at: from_millis(request.created_at),
                                 finished_at: notification.delivered_at.map(from_millis),
-                                output: match &notification.notify {
-                                    Notify::Email { to, .. } => serde_json::json!({
-                                        "idempotency_id": notification.id,
-                                        "channel": "email",
-                                        "to": to,
-                                        // What the CLI and the run page show for every channel.
-                                        "url": format!("mailto:{to}"),
-                                        "attempts": notification.attempts,
-                                    }),
-                                    notify => serde_json::json!({
-                                        "idempotency_id": notification.id,
-                                        "channel": notify.channel(),
-                                        "url": notify.url(),
-                                        "attempts": notification.attempts,
-                                    }),
-                                },
+                                output: notification_output(&notification),
                             }),
                     );
                 }
@@ -237,4 +222,22 @@ impl super::Shared {
                 .collect(),
         })
     }
+}
+
+/// A notification's history output: its idempotency id, channel, attempts, and where it
+/// goes: `url` for every channel (what the CLI and the run page show; `mailto:` for an
+/// e-mail), and an e-mail's `to`.
+fn notification_output(notification: &crate::model::outbox::OutboxRecord) -> serde_json::Value {
+    let notify = &notification.notify;
+    let mut output = serde_json::json!({
+        "idempotency_id": notification.id,
+        "channel": notify.channel(),
+        "url": notify.url(),
+        "attempts": notification.attempts,
+    });
+    if let Notify::Email { to, .. } = notify {
+        output["to"] = to.as_str().into();
+        output["url"] = format!("mailto:{to}").into();
+    }
+    output
 }

@@ -125,17 +125,18 @@ fn encoded_words(value: &str) -> String {
     {
         return value.to_owned();
     }
+    let word = |piece: &str| format!("=?utf-8?b?{}?=", BASE64.encode(piece.as_bytes()));
     let mut words = Vec::new();
     let mut piece = String::new();
     for c in value.chars() {
         if piece.len() + c.len_utf8() > 39 {
-            words.push(format!("=?utf-8?b?{}?=", BASE64.encode(piece.as_bytes())));
+            words.push(word(&piece));
             piece.clear();
         }
         piece.push(c);
     }
     if !piece.is_empty() {
-        words.push(format!("=?utf-8?b?{}?=", BASE64.encode(piece.as_bytes())));
+        words.push(word(&piece));
     }
     words.join("\r\n ")
 }

@@ -26,7 +26,7 @@ use crate::links::signed_link;
 use crate::model::outbox::OutboxRecord;
 use crate::model::request::RequestStatus;
 use crate::model::view::Request;
-use email::{Letter, email_message, is_sendable_address};
+use email::{Letter, email_message};
 use slack::slack_message;
 
 pub use crate::model::outbox::{Attempt, Notify};
@@ -135,17 +135,21 @@ impl Notifier {
                 services.store.save_outbox(&record).await?;
                 continue;
             }
-            if matches!(record.notify, Notify::Email { .. }) && self.smtp.is_none() {
-                wait_for_a_relay(&mut record, now);
-                services.store.save_outbox(&record).await?;
-                continue;
-            }
             if secret.is_none() && self.base_url.is_some() {
                 secret = Some(crate::links::secret(services.store.as_ref()).await?);
             }
-            let (attempt, permanent) = self
-                .attempt(&record, &request.view(), secret.as_deref(), now)
-                .await;
+            let request = request.view();
+            let (attempt, permanent) = match (&record.notify, &self.smtp) {
+                (Notify::Email { .. }, None) => {
+                    wait_for_a_relay(&mut record, now);
+                    services.store.save_outbox(&record).await?;
+                    continue;
+                }
+                (Notify::Email { .. }, Some(smtp)) => {
+                    self.email(smtp, &record, &request, secret.as_deref(), now).await
+                }
+                _ => self.post(&record, &request, secret.as_deref(), now).await,
+            };
             let delivered = attempt.error.is_none();
             tracing::debug!(notification = %record.id, delivered, "notification attempt");
             record.attempts.push(attempt);
@@ -179,85 +183,67 @@ impl Notifier {
             .map(|record| record.next_attempt_at))
     }
 
-    /// One delivery attempt, and whether its failure is one that retrying cannot mend.
-    async fn attempt(
+    /// Sends an e-mail notification through `smtp`: one attempt, and whether its failure is
+    /// one that retrying cannot mend.
+    async fn email(
+        &self,
+        smtp: &Smtp,
+        record: &OutboxRecord,
+        request: &Request,
+        secret: Option<&[u8]>,
+        now: u64,
+    ) -> (Attempt, bool) {
+        let Notify::Email {
+            to,
+            message,
+            responder,
+        } = &record.notify
+        else {
+            return failed(
+                now,
+                None,
+                format!("a {} notification is not an e-mail", record.notify.channel()),
+                true,
+            );
+        };
+        // The link answers as the recipient, if the request lets them answer.
+        let responder = responder.as_deref().unwrap_or(to);
+        let may_answer =
+            request.responders.is_empty() || request.responders.iter().any(|name| name == responder);
+        let personal = match (&self.base_url, secret) {
+            (Some(base), Some(secret)) if may_answer => Some(signed_link(base, secret, request, responder)),
+            _ => None,
+        };
+        let page = self.page_link(request);
+        let letter = Letter {
+            from: &smtp.from,
+            to,
+            subject: message.as_deref(),
+            page: page.as_deref(),
+            personal: personal.as_ref(),
+            sent_at: now / 1000,
+        };
+        match smtp::send(smtp, to, &email_message(record, request, &letter)).await {
+            Ok(code) => (sent(now, code), false),
+            Err(failure) => {
+                let permanent = failure.is_permanent();
+                failed(now, failure.code, failure.error, permanent)
+            }
+        }
+    }
+
+    /// Posts a webhook or Slack notification: one attempt, and whether its failure is one
+    /// that retrying cannot mend.
+    async fn post(
         &self,
         record: &OutboxRecord,
         request: &Request,
         secret: Option<&[u8]>,
         now: u64,
     ) -> (Attempt, bool) {
-        let failed = |status, error: String, permanent| {
-            (
-                Attempt {
-                    at: now,
-                    status,
-                    error: Some(error),
-                },
-                permanent,
-            )
-        };
-        if let Notify::Email {
-            to,
-            message,
-            responder,
-        } = &record.notify
-        {
-            let Some(smtp) = &self.smtp else {
-                // `deliver_due` keeps such e-mails waiting for a relay, and never gets here.
-                return failed(None, NO_RELAY.to_owned(), false);
-            };
-            if !is_sendable_address(&smtp.from) {
-                let error = format!(
-                    "the Smtp's sender {:?} is not an e-mail address hitl can send from",
-                    smtp.from
-                );
-                return failed(None, error, true);
-            }
-            if !is_sendable_address(to) {
-                return failed(
-                    None,
-                    format!("{to:?} is not an e-mail address hitl can send to"),
-                    true,
-                );
-            }
-            // The link answers as the recipient, if the request lets them answer.
-            let responder = responder.as_deref().unwrap_or(to);
-            let may_answer =
-                request.responders.is_empty() || request.responders.iter().any(|name| name == responder);
-            let personal = match (&self.base_url, secret) {
-                (Some(base), Some(secret)) if may_answer => {
-                    Some(signed_link(base, secret, request, responder))
-                }
-                _ => None,
-            };
-            let page = self.page_link(request);
-            let letter = Letter {
-                from: &smtp.from,
-                to,
-                subject: message.as_deref(),
-                page: page.as_deref(),
-                personal: personal.as_ref(),
-                sent_at: now / 1000,
-            };
-            let message = email_message(record, request, &letter);
-            return match smtp::send(smtp, to, &message).await {
-                Ok(code) => (
-                    Attempt {
-                        at: now,
-                        status: Some(code),
-                        error: None,
-                    },
-                    false,
-                ),
-                Err(failure) => {
-                    let permanent = failure.is_permanent();
-                    failed(failure.code, failure.error, permanent)
-                }
-            };
-        }
         let Some(url) = record.notify.url() else {
             return failed(
+                now,
                 None,
                 format!("a {} notification has no URL", record.notify.channel()),
                 true,
@@ -273,23 +259,17 @@ impl Notifier {
             .send()
             .await;
         match result {
-            Ok(response) if response.status().is_success() => (
-                Attempt {
-                    at: now,
-                    status: Some(response.status().as_u16()),
-                    error: None,
-                },
-                false,
-            ),
+            Ok(response) if response.status().is_success() => (sent(now, response.status().as_u16()), false),
             Ok(response) => {
                 let status = response.status();
                 failed(
+                    now,
                     Some(status.as_u16()),
                     format!("the receiver answered {status}"),
                     false,
                 )
             }
-            Err(error) => failed(None, error.without_url().to_string(), false),
+            Err(error) => failed(now, None, error.without_url().to_string(), false),
         }
     }
 
@@ -338,10 +318,31 @@ impl Notifier {
                     shared.as_ref(),
                 )
             }
-            // An e-mail is not posted: `attempt` sends it over SMTP.
+            // An e-mail is not posted: `email` sends it over SMTP.
             Notify::Email { .. } => serde_json::Value::Null,
         }
     }
+}
+
+/// A delivered attempt, with the receiver's status code.
+fn sent(at: u64, status: u16) -> Attempt {
+    Attempt {
+        at,
+        status: Some(status),
+        error: None,
+    }
+}
+
+/// A failed attempt, and whether retrying cannot mend it.
+fn failed(at: u64, status: Option<u16>, error: String, permanent: bool) -> (Attempt, bool) {
+    (
+        Attempt {
+            at,
+            status,
+            error: Some(error),
+        },
+        permanent,
+    )
 }
 
 /// Whether a failed notification has had its last try: eight attempts for a webhook or a Slack

@@ -15,6 +15,8 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+use super::email::is_sendable_address;
+
 /// The SMTP server e-mail notifications go through ([`EngineBuilder::smtp`]).
 ///
 /// [`EngineBuilder::smtp`]: crate::EngineBuilder::smtp
@@ -151,6 +153,30 @@ impl Smtp {
         self
     }
 
+    /// What in this configuration hitl will not send with: a sender that is not an address,
+    /// an `EHLO` name that is not one word of ASCII, a password without TLS.
+    fn check(&self) -> Result<(), Failure> {
+        if !is_sendable_address(&self.from) {
+            return Err(Failure::refused_by_hitl(format!(
+                "the Smtp's sender {:?} is not an e-mail address hitl can send from",
+                self.from
+            )));
+        }
+        if let Some(helo) = &self.helo
+            && (helo.is_empty() || !helo.chars().all(|c| c.is_ascii_graphic()))
+        {
+            let error = format!("the Smtp's EHLO name {helo:?} is not a host name");
+            return Err(Failure::refused_by_hitl(error));
+        }
+        if self.credentials.is_some() && self.security == Security::Plain {
+            return Err(Failure::refused_by_hitl(
+                "hitl does not send an SMTP password without TLS: add .starttls() or .tls() to the Smtp"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The host part of `relay`, which the server's certificate must name.
     fn server_name(&self) -> Result<ServerName<'static>, Failure> {
         let host = match self.relay.strip_prefix('[') {
@@ -237,8 +263,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 type Connection = BufReader<Box<dyn Stream>>;
 
 /// Sends `message` (headers and body, lines ending in CRLF) to `to`; returns the server's
-/// reply code to the end of the data.
+/// reply code to the end of the data. What hitl will not send (a bad address, an `Smtp` that
+/// would put a password in plain text) is refused before connecting.
 pub(super) async fn send(smtp: &Smtp, to: &str, message: &str) -> Result<u16, Failure> {
+    smtp.check()?;
+    if !is_sendable_address(to) {
+        return Err(Failure::refused_by_hitl(format!(
+            "{to:?} is not an e-mail address hitl can send to"
+        )));
+    }
     match tokio::time::timeout(smtp.timeout, exchange(smtp, to, message)).await {
         Ok(Ok((accepted, mut connection))) => {
             // The message is taken. The goodbye gets a moment of its own: a server slow to
@@ -260,18 +293,6 @@ const QUIT_WAIT: Duration = Duration::from_secs(1);
 
 /// Everything up to the server's answer to the message; returns it and the connection.
 async fn exchange(smtp: &Smtp, to: &str, message: &str) -> Result<(u16, Connection), Failure> {
-    if let Some(helo) = &smtp.helo
-        && (helo.is_empty() || !helo.chars().all(|c| c.is_ascii_graphic()))
-    {
-        let error = format!("the Smtp's EHLO name {helo:?} is not a host name");
-        return Err(Failure::refused_by_hitl(error));
-    }
-    if smtp.credentials.is_some() && smtp.security == Security::Plain {
-        return Err(Failure::refused_by_hitl(
-            "hitl does not send an SMTP password without TLS: add .starttls() or .tls() to the Smtp"
-                .to_owned(),
-        ));
-    }
     let tcp = TcpStream::connect(&smtp.relay).await.map_err(|error| {
         Failure::transient(format!(
             "cannot connect to the SMTP server {}: {error}",
