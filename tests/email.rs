@@ -12,10 +12,10 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use hitl::HistoryEntry;
 use hitl::notify::{Attempt, Smtp};
 use hitl::prelude::*;
 use hitl::run::StepStatus;
-use hitl::HistoryEntry;
 use hitl_workspace::{PATIENCE, attempts, eventually, notifications, paused_on_one};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
