@@ -63,6 +63,7 @@ fn outer_signature(item: &FnItem, output: TokenStream) -> TokenStream {
 ///     return ::hitl::__private::probe_type::<Ret>().no_context("name");
 /// };
 /// let ctx: &TaskContext = &__hitl_context;
+/// #[allow(clippy::diverging_sub_expression)]              // a body may be `todo!()`
 /// let __hitl_ret: Ret = { user body };
 /// #[allow(unreachable_code)] __hitl_ret                  // a body may end in `loop { return … }`
 /// ```
@@ -71,8 +72,11 @@ fn pinned_body(item: &FnItem, name: &str) -> TokenStream {
     let block: &Block = &item.block;
     let context = context_binding(item, name);
     let ret = format_ident!("__hitl_ret", span = Span::mixed_site());
+    // A body that diverges (`todo!()`, `unreachable!(..)`) is the user's choice, not a
+    // sub-expression clippy should flag inside the binding.
     quote! {
         #context
+        #[allow(clippy::diverging_sub_expression)]
         let #ret: #output = #block;
         #[allow(unreachable_code)]
         #ret

@@ -63,6 +63,7 @@ use proc_macro2::TokenStream as TokenStream2;
 /// fn deploy(plan: Plan) -> impl Future<Output = Result<DeploymentId, DeployError>> + SelfJournaling {
 ///     let __hitl_input = ::hitl::__private::InputHasher::new().arg(&plan).finish();
 ///     let __hitl_body = async move {
+///         #[allow(clippy::diverging_sub_expression)]
 ///         let __hitl_ret: Result<DeploymentId, DeployError> = { body };
 ///         #[allow(unreachable_code)] __hitl_ret
 ///     };

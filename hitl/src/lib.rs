@@ -66,6 +66,9 @@
 //! * [`workflow`](mod@workflow) — the [`Workflow`] trait `#[workflow]` implements.
 //! * [`notify`] — where a request's notifications go.
 //! * [`clock`] — the engine's time source, replaceable in tests.
+//! * [`testing`] — [`testing::TestEngine`], for testing workflows: in memory, on a manual
+//!   clock, with mocks, recorded notifications and restarts.
+//! * [`store`] — the [`store::Store`] trait, its in-memory backend and its contract tests.
 //! * [`error`] — the one [`Error`] type.
 //! * `server` (feature `server`) — the HTTP JSON API, HTML inbox and forms, signed links.
 //!
@@ -78,11 +81,12 @@
 //! | layer | modules | what it is |
 //! |---|---|---|
 //! | surfaces | `server/`, `cli/` | HTTP API, pages, the `hitl` CLI — the public API only, plus `sign` |
+//! | test kit | `testing/` | [`testing::TestEngine`]: an engine on [`store::MemStore`] and a manual clock, restarts, mocks, recorded notifications |
 //! | façade | `lib.rs`, `__private`, `run`, `error` | this table of contents; `__private` only re-exports for the macros and holds their autoref dispatch |
 //! | engine | `engine/` | builder, supervisor (run lifecycle), requests, queries, status board, driver, background loops |
 //! | delivery | `notify/`, `links` | the outbox sender, Slack/webhook payloads, signed notification links |
 //! | orchestration | `context/`, `workflow` | [`TaskContext`] and its feedback step; the [`Workflow`] trait and its glue |
-//! | journal | `journal/` | the step state machine: ambient, frames and steps, the executor, codecs, wake-ups — *never* the engine |
+//! | journal | `journal/` | the step state machine: ambient, frames and steps, the executor, codecs, wake-ups, the test kit's hooks — *never* the engine |
 //! | storage, vocabulary | `store/`, `feedback/` | the `Store` boundary and its sled backend (*never* the journal, engine, feedback or notify); the public feedback builder and answers |
 //! | model | `model/` | the records and the pure rules (`resolve`, `validate`), `Error` — *never* anything above `clock`, `time_format`, `util` |
 //! | base | `clock`, `util`, `sign`, `time_format`, `failpoint` | primitives |
@@ -119,6 +123,9 @@ pub mod notify;
 // The engine, and the run handles it gives out.
 pub mod engine;
 pub mod run;
+
+// Testing workflows: the engine on memory, a manual clock, mocks and recorded notifications.
+pub mod testing;
 
 // Surfaces.
 #[cfg(feature = "server")]

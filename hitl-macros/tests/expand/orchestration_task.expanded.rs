@@ -13,6 +13,7 @@ fn deploy_with_approval(
                 .no_context("deploy_with_approval");
         };
         let ctx: &TaskContext = &__hitl_context;
+        #[allow(clippy::diverging_sub_expression)]
         let __hitl_ret: Result<DeploymentId, DeployError> = {
             let __hitl_step = deploy(plan.clone());
             let __hitl_kind = ::hitl::__private::probe(&__hitl_step).kind();

@@ -4,6 +4,7 @@ fn build_plan(
 ) -> impl ::core::future::Future<Output = Plan> + ::hitl::__private::SelfJournaling {
     let __hitl_input = ::hitl::__private::InputHasher::new().arg(&service).finish();
     let __hitl_body = async move {
+        #[allow(clippy::diverging_sub_expression)]
         let __hitl_ret: Plan = { Plan { service, replicas: 3 } };
         #[allow(unreachable_code)] __hitl_ret
     };
@@ -19,6 +20,7 @@ fn deploy_plan(
     let __hitl_attempt = move || {
         let plan = ::core::clone::Clone::clone(&plan);
         async move {
+            #[allow(clippy::diverging_sub_expression)]
             let __hitl_ret: Result<DeploymentId, DeployError> = {
                 client().deploy(&plan).await
             };

@@ -32,7 +32,8 @@ pub(super) async fn timer_loop(shared: Weak<Shared>) {
             }
         }
         let Some(shared) = shared.upgrade() else { return };
-        shared.services.timers.disarm(&timer);
+        let services = Arc::clone(&shared.services);
+        let _firing = services.timers.firing(&timer);
         shared.fire(&timer).await;
     }
 }

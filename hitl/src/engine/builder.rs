@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock, to_millis};
 use crate::error::{Error, Result};
+use crate::journal::hooks::StepHooks;
 use crate::journal::timers::Timers;
 use crate::journal::wakeups::Wakeups;
 use crate::model::step::TimerAction;
-use crate::notify::{Notifier, Smtp};
+use crate::notify::{Capture, Notifier, Smtp};
 use crate::store::{SledStore, Store, sled::SledOptions};
 use crate::util::lock;
 use crate::workflow::Workflow;
@@ -52,6 +53,9 @@ pub struct EngineBuilder {
     background: bool,
     lease: Duration,
     max_concurrent_runs: usize,
+    /// Set by `hitl::testing` only.
+    hooks: Option<Arc<dyn StepHooks>>,
+    capture: Option<Arc<Capture>>,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -93,6 +97,8 @@ impl Default for EngineBuilder {
             background: true,
             lease: super::DEFAULT_LEASE,
             max_concurrent_runs: super::DEFAULT_MAX_CONCURRENT_RUNS,
+            hooks: None,
+            capture: None,
         }
     }
 }
@@ -218,6 +224,14 @@ impl EngineBuilder {
         self
     }
 
+    /// An engine under `hitl::testing`: it tells `hooks` of every activity it executes, and
+    /// records its notifications in `capture` instead of sending them.
+    pub(crate) fn under_test(mut self, hooks: Arc<dyn StepHooks>, capture: Arc<Capture>) -> Self {
+        self.hooks = Some(hooks);
+        self.capture = Some(capture);
+        self
+    }
+
     /// Opens the database, recovers runs left `Running` by a process that died, and drives
     /// them again.
     ///
@@ -282,6 +296,7 @@ impl EngineBuilder {
                     wakeups: Wakeups::default(),
                     timers: Timers::default(),
                     outbox: Arc::clone(&outbox),
+                    hooks: self.hooks,
                 }),
                 registry,
                 owner: format!("{}:{}", std::process::id(), uuid::Uuid::new_v4()),
@@ -289,7 +304,13 @@ impl EngineBuilder {
                 link_secret,
                 drives_runs: self.background,
                 statuses: Mutex::new(HashMap::new()),
-                notifier: Arc::new(Notifier::new(self.base_url, self.smtp, outbox, self.lease)),
+                notifier: Arc::new(Notifier::new(
+                    self.base_url,
+                    self.smtp,
+                    outbox,
+                    self.lease,
+                    self.capture,
+                )),
                 background: Mutex::new(Vec::new()),
                 closed: AtomicBool::new(false),
                 lease: self.lease,

@@ -42,6 +42,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::clock::to_millis;
 use crate::error::{Error, Result};
 use crate::journal::RunState;
 use crate::journal::services::Services;
@@ -251,6 +252,12 @@ impl Engine {
         Ok(Run::new(self.clone(), record.id))
     }
 
+    /// A handle to run `run_id` on this engine, unchecked (`hitl::testing` rebinds handles
+    /// it has already seen).
+    pub(crate) fn handle<T: serde::de::DeserializeOwned>(&self, run_id: &str) -> Run<T> {
+        Run::new(self.clone(), run_id.to_owned())
+    }
+
     /// Waits until the run completes, fails or is cancelled; its output as JSON.
     pub async fn wait(&self, run_id: &str) -> Result<Outcome<Value>> {
         Run::<Value>::new(self.clone(), run_id.to_owned()).wait().await
@@ -331,6 +338,9 @@ impl Engine {
         for task in background {
             let _ = task.await;
         }
+        // Whoever still waits on a run through a handle of this engine learns it is closed
+        // (`Error::Closed`) instead of waiting for news that no longer comes.
+        lock(&self.shared.statuses).clear();
         let flushed = self.shared.services.store.flush().await;
         drop(self);
         flushed
@@ -356,6 +366,19 @@ impl Engine {
         let mut runs: Vec<String> = self.shared.live.lock().await.keys().cloned().collect();
         runs.sort();
         runs
+    }
+
+    /// Waits until every durable timer due at the engine clock's time has fired: its
+    /// request expired, its run resumed (`hitl::testing`, after it moves the clock).
+    pub(crate) async fn timers_caught_up(&self) {
+        let now = to_millis(self.shared.services.clock.now());
+        self.shared.services.timers.caught_up(now).await;
+    }
+
+    /// Waits until every notification due has been delivered, given up, or (under
+    /// `hitl::testing`) recorded.
+    pub(crate) async fn notifications_caught_up(&self) -> Result<()> {
+        self.shared.notifier.caught_up(&self.shared.services).await
     }
 
     /// Whether the engine's store can serve now (reachable, schema current): what a load

@@ -1,5 +1,7 @@
 //! The status board: who waits for which run to reach which status.
 
+use std::sync::atomic::Ordering;
+
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
@@ -39,6 +41,10 @@ impl Engine {
         let shared_store = self.shared.services.store.shared();
         let waited = if done(record.status) {
             Ok(())
+        } else if self.shared.closed.load(Ordering::SeqCst) {
+            // `close` sets the flag before it drops the senders: a waiter that subscribed
+            // after that finds it here, one that subscribed before is woken below.
+            Err(Error::Closed)
         } else if record.status == RunStatus::Running
             && !shared_store
             && !self.shared.live.lock().await.contains_key(run_id)

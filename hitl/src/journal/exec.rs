@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use serde_json::Value;
 use tracing::Instrument;
 
 pub use serde;
@@ -165,6 +166,18 @@ pub(crate) async fn run_step_with<F: Future>(
     if let Some(record) = journaled {
         return replay_output(&step, record, codecs).await;
     }
+    if kind == StepKind::Task
+        && let Some(mocked) = executing(&step, name)
+    {
+        return match mocked_output(&step, name, mocked, codecs.decode) {
+            Some(output) => {
+                let _busy = step.run().busy();
+                journal_output(&step, &output, codecs).await;
+                output
+            }
+            None => halt().await,
+        };
+    }
     let ambient = match kind {
         StepKind::Orchestration => Ambient::Orchestration(frame.child_of(&step)),
         _ => Ambient::Activity(step.idempotency_key()),
@@ -176,6 +189,33 @@ pub(crate) async fn run_step_with<F: Future>(
     let output = InAmbient::new(ambient, body).instrument(span).await;
     journal_output(&step, &output, codecs).await;
     output
+}
+
+/// Tells the test kit, if there is one, that the activity executes instead of replaying;
+/// returns the output its mock gives instead of the body.
+fn executing(step: &Step, task: &str) -> Option<Value> {
+    let run = step.run();
+    run.services.hooks.as_ref()?.executing(task, &run.id, &step.id)
+}
+
+/// A mock's output decoded as the task's; `None` (the run failed) when it does not decode.
+fn mocked_output<O>(
+    step: &Step,
+    task: &str,
+    value: Value,
+    decode: fn(Value) -> serde_json::Result<O>,
+) -> Option<O> {
+    match decode(value) {
+        Ok(output) => Some(output),
+        Err(source) => {
+            let error = Error::Decode {
+                key: format!("the output the mock of task `{task}` returned"),
+                source,
+            };
+            step.run().fail(&error, Some(step));
+            None
+        }
+    }
 }
 
 async fn replay_output<O>(step: &Step, record: StepRecord, codecs: Codecs<O>) -> O {
@@ -285,7 +325,13 @@ fn run_sync_step<C: Codec<R>, R>(
             }
         };
     }
-    let output = with_ambient(Ambient::Activity(step.idempotency_key()), body);
+    let output = match executing(&step, name) {
+        Some(mocked) => match mocked_output(&step, name, mocked, C::decode) {
+            Some(output) => output,
+            None => halt_sync(),
+        },
+        None => with_ambient(Ambient::Activity(step.idempotency_key()), body),
+    };
     match C::encode(&output) {
         None => step.note_error(),
         Some(Ok(value)) => step.complete_sync(value),

@@ -6,6 +6,7 @@
 //! * `run_state` — one executing run: replay map, stop signal, pause counters.
 //! * `exec` — the step executor the macros' generated code calls through `__private`.
 //! * `codec` — what may be journaled, and how.
+//! * `hooks` — what a test kit sees of executing activities, and the mocks it gives them.
 //! * `wakeups` — resolved requests handed to the steps waiting on them.
 //! * `timers` — the in-memory queue of durable timers (the loop is the engine's).
 //! * `services` — the store, clock and signals a run's steps use.
@@ -14,6 +15,7 @@ pub(crate) mod ambient;
 pub(crate) mod codec;
 pub(crate) mod exec;
 pub(crate) mod frame;
+pub(crate) mod hooks;
 pub(crate) mod run_state;
 pub(crate) mod services;
 pub(crate) mod timers;

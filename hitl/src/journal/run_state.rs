@@ -339,11 +339,16 @@ impl RunState {
 
     /// Notes a durable sleep in progress until `deadline` (ms).
     pub(crate) fn sleeping(&self, step_id: &str, deadline: Option<u64>) {
-        let mut sleeps = lock(&self.sleeps);
-        match deadline {
-            Some(deadline) => sleeps.insert(step_id.to_owned(), deadline),
-            None => sleeps.remove(step_id),
-        };
+        {
+            let mut sleeps = lock(&self.sleeps);
+            match deadline {
+                Some(deadline) => sleeps.insert(step_id.to_owned(), deadline),
+                None => sleeps.remove(step_id),
+            };
+        }
+        if let Some(hooks) = &self.services.hooks {
+            hooks.sleeping(&self.id, step_id, deadline);
+        }
     }
 
     /// Deadlines of the durable sleeps in progress.

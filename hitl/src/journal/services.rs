@@ -1,10 +1,11 @@
 //! What a run's steps need from below the engine: the store, the clock, the durability
-//! mode, the wake-ups of waiting feedback steps, the timer queue and the outbox signal. The
+//! mode, the wake-ups of waiting feedback steps, the timer queue and the outbox signal (and, under a test kit, its hooks). The
 //! engine builds one `Services` and hands it to every run, so the journal never reaches up
 //! into the engine.
 
 use std::sync::Arc;
 
+use super::hooks::StepHooks;
 use super::timers::Timers;
 use super::wakeups::Wakeups;
 use crate::clock::Clock;
@@ -20,4 +21,6 @@ pub(crate) struct Services {
     pub(crate) timers: Timers,
     /// Told when the outbox has something new to deliver.
     pub(crate) outbox: Arc<tokio::sync::Notify>,
+    /// A test kit's view of executing activities (`hitl::testing`); `None` otherwise.
+    pub(crate) hooks: Option<Arc<dyn StepHooks>>,
 }

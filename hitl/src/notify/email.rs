@@ -39,6 +39,39 @@ pub(super) fn is_sendable_address(address: &str) -> bool {
 /// the same `Message-ID` and `X-Hitl-Idempotency-Id`, so a resend after a crash can be
 /// recognised.
 pub(super) fn email_message(record: &OutboxRecord, request: &Request, letter: &Letter<'_>) -> String {
+    let (subject, text) = email_text(request, letter);
+    // One line ending throughout (RFC 2046), whatever the prompt and details use.
+    let text = text.replace('\n', "\r\n");
+    let body = BASE64.encode(text.as_bytes());
+
+    let mut message = String::new();
+    let mut header = |name: &str, value: &str| {
+        message.push_str(name);
+        message.push_str(": ");
+        message.push_str(value);
+        message.push_str("\r\n");
+    };
+    header("From", &one_line(letter.from));
+    header("To", &one_line(letter.to));
+    header("Subject", &encoded_words(&one_line(&subject)));
+    header("Date", &rfc5322_date(letter.sent_at));
+    header("Message-ID", &format!("<{}@hitl>", message_id_part(&record.id)));
+    header("X-Hitl-Idempotency-Id", &one_line(&record.id));
+    header("X-Hitl-Request-Id", &one_line(&request.id));
+    header("MIME-Version", "1.0");
+    header("Content-Type", "text/plain; charset=utf-8");
+    header("Content-Transfer-Encoding", "base64");
+    message.push_str("\r\n");
+    for line in body.as_bytes().chunks(76) {
+        // Base64 is ASCII, so every chunk is text.
+        message.push_str(std::str::from_utf8(line).unwrap_or_default());
+        message.push_str("\r\n");
+    }
+    message
+}
+
+/// The subject and the plain text of the e-mail of `request`, lines ending in `\n`.
+pub(super) fn email_text(request: &Request, letter: &Letter<'_>) -> (String, String) {
     let subject = match letter.subject {
         Some(subject) => subject.to_owned(),
         None => format!("Feedback needed: {}", request.prompt),
@@ -69,38 +102,7 @@ pub(super) fn email_message(record: &OutboxRecord, request: &Request, letter: &L
             request.workflow, request.run_id, request.id
         ),
     ]);
-    // One line ending throughout (RFC 2046), whatever the prompt and details use.
-    let text = text
-        .join("\n")
-        .replace("\r\n", "\n")
-        .replace('\r', "\n")
-        .replace('\n', "\r\n");
-    let body = BASE64.encode(text.as_bytes());
-
-    let mut message = String::new();
-    let mut header = |name: &str, value: &str| {
-        message.push_str(name);
-        message.push_str(": ");
-        message.push_str(value);
-        message.push_str("\r\n");
-    };
-    header("From", &one_line(letter.from));
-    header("To", &one_line(letter.to));
-    header("Subject", &encoded_words(&one_line(&subject)));
-    header("Date", &rfc5322_date(letter.sent_at));
-    header("Message-ID", &format!("<{}@hitl>", message_id_part(&record.id)));
-    header("X-Hitl-Idempotency-Id", &one_line(&record.id));
-    header("X-Hitl-Request-Id", &one_line(&request.id));
-    header("MIME-Version", "1.0");
-    header("Content-Type", "text/plain; charset=utf-8");
-    header("Content-Transfer-Encoding", "base64");
-    message.push_str("\r\n");
-    for line in body.as_bytes().chunks(76) {
-        // Base64 is ASCII, so every chunk is text.
-        message.push_str(std::str::from_utf8(line).unwrap_or_default());
-        message.push_str("\r\n");
-    }
-    message
+    (subject, text.join("\n").replace("\r\n", "\n").replace('\r', "\n"))
 }
 
 /// The longest subject sent as it is: with `Subject: `, well inside a 78-character line.

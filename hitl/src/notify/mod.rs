@@ -16,20 +16,26 @@
 //! ([`Smtp`]: a relay, or a provider over TLS); a 5xx refusal ends its retries at once, other
 //! failures are retried for a day, and an engine without a server leaves it waiting.
 
+mod capture;
 mod email;
 mod mrkdwn;
 mod slack;
 mod smtp;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::journal::services::Services;
-use crate::links::signed_link;
+use crate::links::{SignedLink, signed_link};
 use crate::model::outbox::OutboxRecord;
 use crate::model::request::RequestStatus;
 use crate::model::view::Request;
-use email::{Letter, email_message};
+use email::{Letter, email_message, email_text};
 use slack::slack_message;
 
 pub use crate::model::outbox::{Attempt, Notify};
+pub(crate) use capture::Capture;
+pub use capture::SentNotification;
 pub use smtp::Smtp;
 
 /// How many due notifications one round claims.
@@ -59,6 +65,12 @@ pub(crate) struct Notifier {
     smtp: Option<Smtp>,
     /// How long a claimed notification is this sender's before another may retry it.
     claim_for_ms: u64,
+    /// Under `hitl::testing`: notifications are recorded here instead of being sent.
+    capture: Option<Arc<Capture>>,
+    /// Whether a round of deliveries is under way, and a signal at the end of each: what
+    /// [`Notifier::caught_up`] waits on.
+    delivering: AtomicBool,
+    round_done: tokio::sync::Notify,
 }
 
 impl Notifier {
@@ -67,12 +79,16 @@ impl Notifier {
         smtp: Option<Smtp>,
         wake: std::sync::Arc<tokio::sync::Notify>,
         claim_for: std::time::Duration,
+        capture: Option<Arc<Capture>>,
     ) -> Self {
         Notifier {
             wake,
             base_url,
             smtp,
             claim_for_ms: claim_for.as_millis() as u64,
+            capture,
+            delivering: AtomicBool::new(false),
+            round_done: tokio::sync::Notify::new(),
             client: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(10))
                 .build()
@@ -90,6 +106,7 @@ impl Notifier {
                 let Some(services) = services.upgrade() else {
                     return;
                 };
+                self.delivering.store(true, Ordering::SeqCst);
                 let next_due = match self.deliver_due(&services).await {
                     Ok(next_due) => next_due,
                     Err(error) => {
@@ -97,6 +114,8 @@ impl Notifier {
                         Some(crate::clock::to_millis(services.clock.now()) + 1_000)
                     }
                 };
+                self.delivering.store(false, Ordering::SeqCst);
+                self.round_done.notify_waiters();
                 next_due.map(|due| (due, services.clock.clone()))
             };
             match next_due {
@@ -108,6 +127,25 @@ impl Notifier {
                 }
                 None => woken.await,
             }
+        }
+    }
+
+    /// Waits until no notification is due at the clock's time and no round of deliveries is
+    /// under way: everything due has been sent (or, under a test kit, recorded). What
+    /// `hitl::testing` waits on; it needs the engine's sender to be running.
+    pub(crate) async fn caught_up(&self, services: &Services) -> crate::Result<()> {
+        loop {
+            let mut done = std::pin::pin!(self.round_done.notified());
+            done.as_mut().enable();
+            let now = crate::clock::to_millis(services.clock.now());
+            // The store first: a round sets `delivering` before it claims (and so hides) what
+            // it sends.
+            if services.store.due_notifications(now, 1).await?.is_empty()
+                && !self.delivering.load(Ordering::SeqCst)
+            {
+                return Ok(());
+            }
+            done.await;
         }
     }
 
@@ -139,13 +177,17 @@ impl Notifier {
                 secret = Some(crate::links::secret(services.store.as_ref()).await?);
             }
             let request = request.view();
-            let (attempt, permanent) = match (&record.notify, &self.smtp) {
-                (Notify::Email { .. }, None) => {
+            let (attempt, permanent) = match (&record.notify, &self.smtp, &self.capture) {
+                (_, _, Some(capture)) => {
+                    capture.record(self.captured(&record, &request, secret.as_deref(), now));
+                    (sent(now, 200), false)
+                }
+                (Notify::Email { .. }, None, None) => {
                     wait_for_a_relay(&mut record, now);
                     services.store.save_outbox(&record).await?;
                     continue;
                 }
-                (Notify::Email { .. }, Some(smtp)) => {
+                (Notify::Email { .. }, Some(smtp), None) => {
                     self.email(smtp, &record, &request, secret.as_deref(), now).await
                 }
                 _ => self.post(&record, &request, secret.as_deref(), now).await,
@@ -206,15 +248,7 @@ impl Notifier {
                 true,
             );
         };
-        // The link answers as the recipient, if the request lets them answer.
-        let responder = responder.as_deref().unwrap_or(to);
-        let may_answer =
-            request.responders.is_empty() || request.responders.iter().any(|name| name == responder);
-        let personal = match (&self.base_url, secret) {
-            (Some(base), Some(secret)) if may_answer => Some(signed_link(base, secret, request, responder)),
-            _ => None,
-        };
-        let page = self.page_link(request);
+        let (page, personal) = self.email_links(to, responder.as_deref(), request, secret);
         let letter = Letter {
             from: &smtp.from,
             to,
@@ -229,6 +263,71 @@ impl Notifier {
                 let permanent = failure.is_permanent();
                 failed(now, failure.code, failure.error, permanent)
             }
+        }
+    }
+
+    /// The links of an e-mail to `to`: the request's page, and a link that answers as the
+    /// recipient (or the `responder` it names) if the request lets them answer.
+    fn email_links(
+        &self,
+        to: &str,
+        responder: Option<&str>,
+        request: &Request,
+        secret: Option<&[u8]>,
+    ) -> (Option<String>, Option<SignedLink>) {
+        let responder = responder.unwrap_or(to);
+        let may_answer =
+            request.responders.is_empty() || request.responders.iter().any(|name| name == responder);
+        let personal = match (&self.base_url, secret) {
+            (Some(base), Some(secret)) if may_answer => Some(signed_link(base, secret, request, responder)),
+            _ => None,
+        };
+        (self.page_link(request), personal)
+    }
+
+    /// What a notification would send, recorded instead of sent (`hitl::testing`).
+    fn captured(
+        &self,
+        record: &OutboxRecord,
+        request: &Request,
+        secret: Option<&[u8]>,
+        now: u64,
+    ) -> SentNotification {
+        let (to, body) = match &record.notify {
+            Notify::Email {
+                to,
+                message,
+                responder,
+            } => {
+                let from = self
+                    .smtp
+                    .as_ref()
+                    .map_or("hitl@localhost", |smtp| smtp.from.as_str());
+                let (page, personal) = self.email_links(to, responder.as_deref(), request, secret);
+                let letter = Letter {
+                    from,
+                    to,
+                    subject: message.as_deref(),
+                    page: page.as_deref(),
+                    personal: personal.as_ref(),
+                    sent_at: now / 1000,
+                };
+                let (subject, text) = email_text(request, &letter);
+                let body = serde_json::json!({ "from": from, "subject": subject, "text": text });
+                (to.clone(), body)
+            }
+            notify => (
+                notify.url().unwrap_or_default().to_owned(),
+                self.payload(record, request, secret),
+            ),
+        };
+        SentNotification {
+            channel: record.notify.channel(),
+            to,
+            request_id: request.id.clone(),
+            run_id: request.run_id.clone(),
+            idempotency_id: record.id.clone(),
+            body,
         }
     }
 

@@ -6,7 +6,7 @@
 //! nothing to do.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
@@ -33,9 +33,13 @@ use crate::util::lock;
 /// assert_eq!(engine.start(noop, ()).await?.wait().await?, Outcome::Completed(1));
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Default)]
+///
+/// Clones share their records: an engine opened on a clone after another engine on the
+/// same records has closed finds everything it stored, which is how `hitl::testing`
+/// restarts. Like a sled directory, the records serve one engine at a time.
+#[derive(Debug, Default, Clone)]
 pub struct MemStore {
-    data: Mutex<Data>,
+    data: Arc<Mutex<Data>>,
 }
 
 #[derive(Debug, Default)]
