@@ -54,6 +54,15 @@ struct FlusherThread {
     _counted: Flusher,
 }
 
+impl FlusherThread {
+    /// Flushes while writers want more, then lets go of the database and is counted out.
+    /// It takes `self` whole: a closure naming only `thread.group` would capture just that
+    /// field (disjoint captures, edition 2021), and the count would drop at the spawn.
+    fn run(self) {
+        while self.group.flush_and_continue() {}
+    }
+}
+
 impl Drop for Flusher {
     fn drop(&mut self) {
         *crate::util::lock(&self.0.running) -= 1;
@@ -121,7 +130,7 @@ impl GroupCommit {
                 group: Arc::clone(self),
                 _counted: Flusher::start(&self.flushers),
             };
-            tokio::task::spawn_blocking(move || while thread.group.flush_and_continue() {});
+            tokio::task::spawn_blocking(move || thread.run());
         }
     }
 
