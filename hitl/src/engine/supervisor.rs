@@ -275,6 +275,12 @@ impl Shared {
             if live.contains_key(&record.id) {
                 return Ok(()); // already driven by this engine
             }
+            // `close` sets the flag before it takes the live table: a run launched after that
+            // would be driven by nobody's driver list, beside the next engine's. It stays as
+            // stored, `Running`, and the next engine (or another worker) recovers it.
+            if self.closed.load(Ordering::SeqCst) {
+                return Ok(());
+            }
             let resuming = new_body.is_none();
             let loaded = match new_body {
                 Some(body) => Ok((Vec::new(), body)),

@@ -38,8 +38,11 @@ pub(crate) use capture::Capture;
 pub use capture::SentNotification;
 pub use smtp::Smtp;
 
-/// How many due notifications one round claims.
+/// The most due notifications one round claims.
 const CLAIM_BATCH: usize = 100;
+
+/// How long a webhook or Slack post may take before it counts as failed.
+const POST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The most delivery attempts per webhook or Slack notification.
 const MAX_ATTEMPTS: usize = 8;
@@ -81,16 +84,19 @@ impl Notifier {
         claim_for: std::time::Duration,
         capture: Option<Arc<Capture>>,
     ) -> Self {
+        let attempt = attempt_bound(smtp.as_ref());
         Notifier {
             wake,
             base_url,
             smtp,
-            claim_for_ms: claim_for.as_millis() as u64,
+            // A claim outlasts one attempt at its longest, so that a slow receiver never
+            // lets it lapse mid-send (and another worker send it too).
+            claim_for_ms: claim_for.max(attempt).as_millis() as u64,
             capture,
             delivering: AtomicBool::new(false),
             round_done: tokio::sync::Notify::new(),
             client: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(10))
+                .timeout(POST_TIMEOUT)
                 .build()
                 .unwrap_or_default(),
         }
@@ -130,6 +136,15 @@ impl Notifier {
         }
     }
 
+    /// How many notifications a round claims: as many as it can send one after the other
+    /// within the claim even if each takes its whole timeout, so that no claim lapses while
+    /// its notification waits its turn and another worker sends it too.
+    fn claim_batch(&self) -> usize {
+        let attempt = attempt_bound(self.smtp.as_ref()).as_millis() as u64;
+        let fits = self.claim_for_ms / attempt.max(1);
+        (fits as usize).clamp(1, CLAIM_BATCH)
+    }
+
     /// Waits until no notification is due at the clock's time and no round of deliveries is
     /// under way: everything due has been sent (or, under a test kit, recorded). What
     /// `hitl::testing` waits on; it needs the engine's sender to be running.
@@ -157,9 +172,9 @@ impl Notifier {
         let claimed_at = crate::clock::to_millis(services.clock.now());
         let due = services
             .store
-            .claim_notifications(claimed_at, claimed_at + self.claim_for_ms, CLAIM_BATCH)
+            .claim_notifications(claimed_at, claimed_at + self.claim_for_ms, self.claim_batch())
             .await?;
-        let more = due.len() == CLAIM_BATCH;
+        let more = due.len() == self.claim_batch();
         for mut record in due {
             let now = crate::clock::to_millis(services.clock.now());
             let Some(request) = services.store.load_request(&record.request_id).await? else {
@@ -423,6 +438,13 @@ impl Notifier {
     }
 }
 
+/// The longest one delivery attempt takes: the slower transport's timeout, and a second
+/// for the reads and writes around it.
+fn attempt_bound(smtp: Option<&Smtp>) -> std::time::Duration {
+    let email = smtp.map_or(std::time::Duration::ZERO, |smtp| smtp.timeout + smtp::QUIT_WAIT);
+    POST_TIMEOUT.max(email) + std::time::Duration::from_secs(1)
+}
+
 /// A delivered attempt, with the receiver's status code.
 fn sent(at: u64, status: u16) -> Attempt {
     Attempt {
@@ -476,4 +498,40 @@ fn wait_for_a_relay(record: &mut OutboxRecord, now: u64) {
         });
     }
     record.next_attempt_at = now + RELAY_RECHECK_MS;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::{Notifier, Smtp};
+
+    fn notifier(claim_for: Duration, smtp: Option<Smtp>) -> Notifier {
+        Notifier::new(None, smtp, Arc::default(), claim_for, None)
+    }
+
+    #[test]
+    fn a_round_claims_what_it_can_send_within_the_claim_at_the_slowest() {
+        // 30 s (the default lease) holds two posts of at most 11 s each.
+        assert_eq!(notifier(Duration::from_secs(30), None).claim_batch(), 2);
+        assert_eq!(notifier(Duration::from_secs(600), None).claim_batch(), 54);
+        assert_eq!(
+            notifier(Duration::from_secs(3_600), None).claim_batch(),
+            super::CLAIM_BATCH
+        );
+        // An e-mail may take its SMTP timeout and the QUIT wait.
+        let slow_relay = Smtp::relay("127.0.0.1:25").timeout(Duration::from_secs(60));
+        assert_eq!(
+            notifier(Duration::from_secs(600), Some(slow_relay)).claim_batch(),
+            9
+        );
+    }
+
+    #[test]
+    fn a_claim_outlasts_one_attempt_however_short_the_lease() {
+        let notifier = notifier(Duration::from_secs(1), None);
+        assert_eq!(notifier.claim_for_ms, 11_000);
+        assert_eq!(notifier.claim_batch(), 1);
+    }
 }

@@ -39,7 +39,7 @@ pub struct Smtp {
     pub(crate) relay: String,
     pub(crate) from: String,
     helo: Option<String>,
-    timeout: Duration,
+    pub(crate) timeout: Duration,
     security: Security,
     credentials: Option<(String, String)>,
     extra_roots: Vec<CertificateDer<'static>>,
@@ -289,7 +289,7 @@ pub(super) async fn send(smtp: &Smtp, to: &str, message: &str) -> Result<u16, Fa
 }
 
 /// How long hitl waits for the answer to `QUIT` once the message is taken.
-const QUIT_WAIT: Duration = Duration::from_secs(1);
+pub(crate) const QUIT_WAIT: Duration = Duration::from_secs(1);
 
 /// Everything up to the server's answer to the message; returns it and the connection.
 async fn exchange(smtp: &Smtp, to: &str, message: &str) -> Result<(u16, Connection), Failure> {
