@@ -196,6 +196,33 @@ async fn a_task_not_written_yet_runs_as_its_mock() {
     assert_eq!(t.executions("audit"), 1);
 }
 
+#[workflow(inject_context)]
+async fn charged(ctx: &TaskContext, cents: u64) -> u64 {
+    ctx.step("charge", async move {
+        unreachable!("the test mocks the card network: {cents}")
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_named_step_is_mocked_and_counted_by_its_name() {
+    let t = TestEngine::builder()
+        .register(charged)
+        .mock("charge", |call| json!(call.number * 100))
+        .open()
+        .await
+        .unwrap();
+    let first = t.engine().start(charged, (250,)).await.unwrap();
+    let second = t.engine().start(charged, (250,)).await.unwrap();
+    let mut outputs = [
+        first.wait().await.unwrap().completed().unwrap(),
+        second.wait().await.unwrap().completed().unwrap(),
+    ];
+    outputs.sort_unstable();
+    assert_eq!(outputs, [100, 200]);
+    assert_eq!(t.executions("charge"), 2);
+}
+
 // ---------------------------------------------------------------------------------------
 // Notifications, recorded
 // ---------------------------------------------------------------------------------------

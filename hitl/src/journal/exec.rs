@@ -166,7 +166,7 @@ pub(crate) async fn run_step_with<F: Future>(
     if let Some(record) = journaled {
         return replay_output(&step, record, codecs).await;
     }
-    if kind == StepKind::Task
+    if matches!(kind, StepKind::Task | StepKind::Named)
         && let Some(mocked) = executing(&step, name)
     {
         return match mocked_output(&step, name, mocked, codecs.decode) {

@@ -184,8 +184,8 @@ impl TestEngineBuilder {
         self
     }
 
-    /// Replaces the activity named `task` (a plain `#[task]`'s registered name: its fn name
-    /// or its `#[task(name = "…")]`): wherever a run would execute it, `output` is called
+    /// Replaces the activity named `task` (a plain `#[task]`'s registered name, its fn name
+    /// or its `#[task(name = "…")]`; or the name of a `ctx.step(name, …)`): wherever a run would execute it, `output` is called
     /// instead of its body, and what it returns is decoded as the task's output (for a task
     /// returning `Result`, as its `Ok` value) and journaled like a real one, so that a
     /// replay finds it. An output that does not decode fails the run with
@@ -421,7 +421,8 @@ impl TestEngine {
         Ok(())
     }
 
-    /// How many times the activity named `task` executed instead of replaying, across
+    /// How many times the activity named `task` (a plain `#[task]`, or a `ctx.step`)
+    /// executed instead of replaying, across
     /// restarts: its body ran (or its mock was called), whether it then returned, failed or
     /// was stopped by a restart. A `#[task(retries = n)]` counts once for all its attempts.
     pub fn executions(&self, task: &str) -> u64 {
