@@ -385,6 +385,54 @@ async fn a_deadline_passes_on_the_test_clock_and_the_run_goes_on_to_its_next_que
 }
 
 // ---------------------------------------------------------------------------------------
+// Redeploys
+// ---------------------------------------------------------------------------------------
+
+#[workflow(name = "onboard", inject_context)]
+async fn onboard_v1(ctx: &TaskContext) -> hitl::Result<String> {
+    ctx.request_feedback(Feedback::approval("Create the account?"))
+        .await?;
+    Ok("v1".to_owned())
+}
+
+#[workflow(name = "onboard", version = 2, inject_context)]
+async fn onboard_v2(ctx: &TaskContext) -> hitl::Result<String> {
+    ctx.request_feedback(Feedback::approval("Create the account, with a trial?"))
+        .await?;
+    Ok("v2".to_owned())
+}
+
+#[tokio::test]
+async fn a_redeploy_that_drops_the_version_a_run_waits_on_blocks_it_until_one_brings_it_back() {
+    let mut t = TestEngine::builder().register(onboard_v1).open().await.unwrap();
+    let run = t.engine().start(onboard_v1, ()).await.unwrap();
+    let ask = t.next_request(&run).await;
+
+    t.redeploy(|engine| engine.register(onboard_v2)).await.unwrap();
+    t.answer(&ask, Response::approve(), "alice").await.unwrap();
+    let Outcome::Blocked(blocked) = t.run(&run).settled().await.unwrap() else {
+        panic!("version 1 is gone: the run cannot resume")
+    };
+    assert_eq!(
+        blocked.problems[0].kind,
+        hitl::run::IncompatibilityKind::VersionNotRegistered
+    );
+
+    t.redeploy(|engine| engine.register(onboard_v1).register(onboard_v2))
+        .await
+        .unwrap();
+    assert_eq!(
+        t.run(&run).wait().await.unwrap(),
+        Outcome::Completed("v1".to_owned())
+    );
+    let new = t.engine().start(onboard_v2, ()).await.unwrap();
+    assert_eq!(
+        t.next_request(&new).await.prompt,
+        "Create the account, with a trial?"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
 // The helpers say what went wrong
 // ---------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@
 //!
 //! - its records are in memory ([`MemStore`]), and survive [`TestEngine::restart`], which
 //!   stops every run where it stands — as a crash or a redeploy would — and opens a new
-//!   engine on the same records;
+//!   engine on the same records ([`TestEngine::redeploy`] opens it on other code);
 //! - its clock ([`ManualClock`]) starts at a fixed instant and moves only when
 //!   [`TestEngine::advance`] moves it, expiring requests and waking sleeping runs whose
 //!   time has come, so that a day-long deadline is tested in microseconds;
@@ -111,20 +111,30 @@ pub struct TestEngineBuilder {
     mocks: HashMap<String, Mock>,
 }
 
-/// What every engine the kit opens (the first, and each after a restart) is made with.
+/// What every engine the kit opens (the first, and each after a restart) is made with: its
+/// settings, and the code it registers (which [`TestEngine::redeploy`] replaces).
 #[derive(Clone, Default)]
 struct Setup {
-    steps: Vec<Arc<dyn Fn(EngineBuilder) -> EngineBuilder + Send + Sync>>,
+    settings: Vec<BuilderStep>,
+    code: Vec<BuilderStep>,
 }
+
+type BuilderStep = Arc<dyn Fn(EngineBuilder) -> EngineBuilder + Send + Sync>;
 
 impl Setup {
     fn then(mut self, step: impl Fn(EngineBuilder) -> EngineBuilder + Send + Sync + 'static) -> Self {
-        self.steps.push(Arc::new(step));
+        self.settings.push(Arc::new(step));
+        self
+    }
+
+    fn register(mut self, step: impl Fn(EngineBuilder) -> EngineBuilder + Send + Sync + 'static) -> Self {
+        self.code.push(Arc::new(step));
         self
     }
 
     fn apply(&self, builder: EngineBuilder) -> EngineBuilder {
-        self.steps.iter().fold(builder, |builder, step| step(builder))
+        let steps = self.settings.iter().chain(&self.code);
+        steps.fold(builder, |builder, step| step(builder))
     }
 }
 
@@ -148,7 +158,7 @@ pub struct MockCall<'a> {
 impl TestEngineBuilder {
     /// Registers a workflow, as [`EngineBuilder::register`] does.
     pub fn register<W: Workflow>(mut self, workflow: W) -> Self {
-        self.setup = self.setup.then(move |builder| builder.register(workflow));
+        self.setup = self.setup.register(move |builder| builder.register(workflow));
         self
     }
 
@@ -419,6 +429,37 @@ impl TestEngine {
         lock(&self.activities.sleeps).clear();
         self.engine = Some(self.open_engine().await?);
         Ok(())
+    }
+
+    /// [`restart`](Self::restart) on other code: the new engine registers what `deploy`
+    /// registers, instead of the workflows given so far (its other settings stay). What a
+    /// redeploy does to runs that wait: `deploy` may keep an old version beside a new one
+    /// (`#[workflow(version = n)]`), patch one, or drop what runs still need, which blocks
+    /// them when they resume ([`RunStatus::Blocked`](crate::RunStatus::Blocked)) until a
+    /// later redeploy can resume them.
+    ///
+    /// ```
+    /// # use hitl::prelude::*;
+    /// # use hitl::testing::TestEngine;
+    /// # #[workflow(name = "release")] async fn release_v1() -> u8 { 1 }
+    /// # #[workflow(name = "release", version = 2)] async fn release_v2() -> u8 { 2 }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> hitl::Result<()> {
+    /// let mut t = TestEngine::builder().register(release_v1).open().await?;
+    /// t.redeploy(|engine| engine.register(release_v1).register(release_v2)).await?;
+    /// assert_eq!(t.engine().start(release_v2, ()).await?.wait().await?, Outcome::Completed(2));
+    /// # t.close().await }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// What closing or opening an engine returns, such as
+    /// [`Error::DuplicateWorkflow`](crate::Error::DuplicateWorkflow).
+    pub async fn redeploy(
+        &mut self,
+        deploy: impl Fn(EngineBuilder) -> EngineBuilder + Send + Sync + 'static,
+    ) -> Result<()> {
+        self.setup.code = vec![Arc::new(deploy)];
+        self.restart().await
     }
 
     /// How many times the activity named `task` (a plain `#[task]`, or a `ctx.step`)
