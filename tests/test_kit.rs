@@ -340,6 +340,45 @@ async fn next_sleep_after_a_sleep_ended_waits_for_the_next_one() {
 }
 
 #[workflow(inject_context)]
+async fn nudging(ctx: &TaskContext) -> hitl::Result<String> {
+    let (nudged, answer) = tokio::join!(
+        async {
+            ctx.sleep(HOUR).await;
+            remind(0).await
+        },
+        async {
+            ctx.request_feedback(Feedback::approval("Approve the budget?"))
+                .await
+        }
+    );
+    Ok(format!("{nudged}; approved: {}", answer?.approved()))
+}
+
+#[tokio::test]
+async fn a_run_paused_on_a_human_beside_a_sleep_wakes_when_the_clock_passes_the_sleep() {
+    let t = TestEngine::builder().register(nudging).open().await.unwrap();
+    let run = t.engine().start(nudging, ()).await.unwrap();
+    let ask = t.next_request(&run).await;
+    assert_eq!(t.executions("remind"), 0);
+
+    // The pause turned the sleep into a wake-up timer; moving past it resumes the run, which
+    // reminds and pauses again on the same question.
+    t.advance(HOUR).await;
+    let Outcome::Paused(requests) = run.settled().await.unwrap() else {
+        panic!("the run waits for the answer again")
+    };
+    assert_eq!(requests[0].id, ask.id);
+    assert_eq!(t.executions("remind"), 1);
+
+    t.answer(&ask, Response::approve(), "alice").await.unwrap();
+    assert_eq!(
+        run.wait().await.unwrap(),
+        Outcome::Completed("reminded at 0; approved: true".to_owned())
+    );
+    assert_eq!(t.executions("remind"), 1);
+}
+
+#[workflow(inject_context)]
 async fn escalating(ctx: &TaskContext) -> hitl::Result<String> {
     let first = Feedback::approval("Approve the refund?")
         .expires_after(HOUR)

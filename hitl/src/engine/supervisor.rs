@@ -497,10 +497,12 @@ impl Shared {
         }
         self.services.store.flush().await?;
         tracing::info!(run_id = %record.id, "run paused");
-        self.publish(&record.id, RunStatus::Paused);
+        // Armed before the pause is announced: whoever sees the run paused (a test kit that
+        // then moves the clock) finds its wake-ups on the schedule.
         for timer in wakes {
             self.services.timers.arm(timer);
         }
+        self.publish(&record.id, RunStatus::Paused);
         // Another process may have answered between the check above and the pause being
         // stored, found the run still running, and left it to us. Looking again now that the
         // pause is stored closes that window: whoever looks second sees the other's write.
