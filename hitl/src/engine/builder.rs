@@ -316,6 +316,7 @@ impl EngineBuilder {
                 lease: self.lease,
                 max_concurrent_runs: self.max_concurrent_runs,
                 lease_offset: AtomicI64::new(0),
+                drivers: Arc::default(),
             }),
         };
         if !self.background {

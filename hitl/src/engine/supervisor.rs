@@ -348,8 +348,16 @@ impl Shared {
                 tracing::info_span!("hitl.run", run_id = %record.id, workflow = registered.definition.name);
             let shared = Arc::clone(self);
             let run_state = Arc::clone(&state);
-            let driver =
-                tokio::spawn(async move { shared.drive_run(record, run_state, body).await }.instrument(span));
+            let alive = self.drivers.enter();
+            let driver = tokio::spawn(
+                async move {
+                    // Declared first, dropped last: after the engine handle and the run.
+                    let _alive = alive;
+                    let (shared, record, run_state, body) = (shared, record, run_state, body);
+                    shared.drive_run(record, run_state, body).await;
+                }
+                .instrument(span),
+            );
             live.insert(
                 state.id.clone(),
                 LiveRun {
