@@ -48,9 +48,16 @@ const POST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 const MAX_ATTEMPTS: usize = 8;
 
 /// How long an e-mail is retried after its first attempt: mail relays restart and queue, and
-/// SMTP's own custom is to keep trying for days (RFC 5321 §4.5.4.1); one day, at most every
-/// five minutes, while its request is open.
+/// SMTP's own custom is to keep trying for days (RFC 5321 §4.5.4.1); one day, while its
+/// request is open.
 const EMAIL_RETRY_FOR_MS: u64 = 24 * 3600 * 1000;
+
+/// The longest wait between two tries of a webhook or Slack post.
+const POST_BACKOFF_CAP_MS: u64 = 5 * 60 * 1000;
+
+/// The longest wait between two tries of an e-mail: RFC 5321 §4.5.4.1 asks for at least 30
+/// minutes once a message has failed, and a day of tries stays near 60, not near 300.
+const EMAIL_BACKOFF_CAP_MS: u64 = 30 * 60 * 1000;
 
 /// Why an e-mail waits on an engine without an SMTP relay.
 const NO_RELAY: &str =
@@ -221,9 +228,7 @@ impl Notifier {
                     "giving up on a notification"
                 );
             } else {
-                // 0.5 s, 1 s, 2 s, … up to 5 minutes.
-                let backoff = (500u64 << (record.attempts.len() - 1).min(10)).min(300_000);
-                record.next_attempt_at = now + backoff;
+                record.next_attempt_at = now + backoff_ms(&record.notify, record.attempts.len());
             }
             services.store.save_outbox(&record).await?;
         }
@@ -445,6 +450,16 @@ fn attempt_bound(smtp: Option<&Smtp>) -> std::time::Duration {
     POST_TIMEOUT.max(email) + std::time::Duration::from_secs(1)
 }
 
+/// How long to wait after the `failures`-th failed try (1 for the first): 0.5 s, doubling,
+/// up to 5 minutes for a post and 30 minutes for an e-mail.
+fn backoff_ms(notify: &Notify, failures: usize) -> u64 {
+    let cap = match notify {
+        Notify::Email { .. } => EMAIL_BACKOFF_CAP_MS,
+        _ => POST_BACKOFF_CAP_MS,
+    };
+    (500u64 << failures.saturating_sub(1).min(16)).min(cap)
+}
+
 /// A delivered attempt, with the receiver's status code.
 fn sent(at: u64, status: u16) -> Attempt {
     Attempt {
@@ -505,7 +520,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use super::{Notifier, Smtp};
+    use super::{Notifier, Notify, Smtp};
 
     fn notifier(claim_for: Duration, smtp: Option<Smtp>) -> Notifier {
         Notifier::new(None, smtp, Arc::default(), claim_for, None)
@@ -526,6 +541,25 @@ mod tests {
             notifier(Duration::from_secs(600), Some(slow_relay)).claim_batch(),
             9
         );
+    }
+
+    #[test]
+    fn retries_back_off_from_half_a_second_to_five_minutes_for_a_post_and_thirty_for_an_email() {
+        let post = Notify::webhook("https://hooks.example.com/hitl");
+        let email = Notify::email("alice@example.com");
+        let waits = |notify: &Notify| (1..=14).map(|n| super::backoff_ms(notify, n)).collect::<Vec<_>>();
+        assert_eq!(waits(&post)[..4], [500, 1_000, 2_000, 4_000]);
+        assert_eq!(*waits(&post).last().unwrap(), 5 * 60 * 1000);
+        assert_eq!(waits(&email)[..4], [500, 1_000, 2_000, 4_000]);
+        assert_eq!(*waits(&email).last().unwrap(), 30 * 60 * 1000);
+        assert_eq!(super::backoff_ms(&email, 1_000), 30 * 60 * 1000);
+        // A day of e-mail tries, from the first failure.
+        let (mut elapsed, mut tries) = (0, 1);
+        while elapsed < 24 * 3600 * 1000 {
+            elapsed += super::backoff_ms(&email, tries);
+            tries += 1;
+        }
+        assert!((55..=65).contains(&tries), "{tries} tries in a day");
     }
 
     #[test]
