@@ -63,7 +63,7 @@ fn outer_signature(item: &FnItem, output: TokenStream) -> TokenStream {
 ///     return ::hitl::__private::probe_type::<Ret>().no_context("name");
 /// };
 /// let ctx: &TaskContext = &__hitl_context;
-/// #[allow(clippy::diverging_sub_expression)]              // a body may be `todo!()`
+/// #[allow(clippy::diverging_sub_expression)]              // a body may be a bare panic
 /// let __hitl_ret: Ret = { user body };
 /// #[allow(unreachable_code)] __hitl_ret                  // a body may end in `loop { return … }`
 /// ```
@@ -72,8 +72,8 @@ fn pinned_body(item: &FnItem, name: &str) -> TokenStream {
     let block: &Block = &item.block;
     let context = context_binding(item, name);
     let ret = format_ident!("__hitl_ret", span = Span::mixed_site());
-    // A body that diverges (`todo!()`, `unreachable!(..)`) is the user's choice, not a
-    // sub-expression clippy should flag inside the binding.
+    // A body that diverges (a panic macro standing in for code not written yet) is the
+    // user's choice, not a sub-expression clippy should flag inside the binding.
     quote! {
         #context
         #[allow(clippy::diverging_sub_expression)]

@@ -8,9 +8,9 @@ use serde_json::Value;
 /// Called by the step executor; implemented by `hitl::testing`.
 pub(crate) trait StepHooks: Send + Sync + 'static {
     /// The activity `task` (a plain `#[task]`, or a `ctx.step` by its name) of run `run_id`
-    /// is about to execute as step `step_id` (it has no
-    /// journaled output to replay). `Some(output)` replaces its body: the output is decoded
-    /// as the task's return value (its `Ok` value, for a fallible task) and journaled.
+    /// is about to execute as step `step_id` (it has no journaled output to replay).
+    /// `Some(output)` replaces its body: the output is decoded as the task's return value
+    /// (its `Ok` value, for a fallible task) and journaled.
     fn executing(&self, task: &str, run_id: &str, step_id: &str) -> Option<Value>;
 
     /// Run `run_id` began (`Some(deadline)`, ms) or ended (`None`) the durable sleep of step

@@ -1,7 +1,7 @@
 //! What a run's steps need from below the engine: the store, the clock, the durability
-//! mode, the wake-ups of waiting feedback steps, the timer queue and the outbox signal (and, under a test kit, its hooks). The
-//! engine builds one `Services` and hands it to every run, so the journal never reaches up
-//! into the engine.
+//! mode, the wake-ups of waiting feedback steps, the timer queue, the outbox signal and,
+//! under a test kit, its hooks. The engine builds one `Services` and hands it to every run,
+//! so the journal never reaches up into the engine.
 
 use std::sync::Arc;
 
