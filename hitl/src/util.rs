@@ -25,3 +25,51 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 pub(crate) fn fresh_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
+
+/// Work in progress that somebody may wait out: how many pieces are under way, and a signal
+/// each time one ends.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    count: Mutex<usize>,
+    ended: tokio::sync::Notify,
+}
+
+impl InFlight {
+    /// Counts a piece of work in until the guard drops.
+    pub(crate) fn enter(self: &std::sync::Arc<Self>) -> InFlightGuard {
+        *lock(&self.count) += 1;
+        InFlightGuard(std::sync::Arc::clone(self))
+    }
+
+    pub(crate) fn is_idle(&self) -> bool {
+        *lock(&self.count) == 0
+    }
+
+    /// Resolves when a piece of work ends after this call (enable it before looking).
+    pub(crate) fn ended(&self) -> tokio::sync::futures::Notified<'_> {
+        self.ended.notified()
+    }
+
+    /// Waits until no piece of work is under way.
+    pub(crate) async fn all_ended(&self) {
+        loop {
+            let mut ended = std::pin::pin!(self.ended());
+            ended.as_mut().enable();
+            if self.is_idle() {
+                return;
+            }
+            ended.await;
+        }
+    }
+}
+
+/// One piece of work counted by an [`InFlight`].
+#[derive(Debug)]
+pub(crate) struct InFlightGuard(std::sync::Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        *lock(&self.0.count) -= 1;
+        self.0.ended.notify_waiters();
+    }
+}

@@ -48,7 +48,7 @@ use crate::journal::RunState;
 use crate::journal::services::Services;
 use crate::model::run::{RunRecord, RunStatus, Stop};
 use crate::notify::Notifier;
-use crate::util::lock;
+use crate::util::{InFlight, lock};
 use crate::workflow::Workflow;
 use registry::{Registered, Registry};
 use run::{Outcome, Run};
@@ -87,44 +87,10 @@ pub(crate) struct Shared {
     max_concurrent_runs: usize,
     /// The store's clock minus the engine's (ms): leases are measured on the store's clock.
     lease_offset: AtomicI64,
-    /// The driver tasks alive, in the live table or just out of it.
-    drivers: Arc<Drivers>,
-}
-
-/// Counts driver tasks until their futures are dropped: a run that has just finished has left
-/// the live table while its task still holds the engine, and `close` waits for it too.
-#[derive(Default)]
-struct Drivers {
-    alive: Mutex<usize>,
-    gone: tokio::sync::Notify,
-}
-
-impl Drivers {
-    fn enter(self: &Arc<Self>) -> DriverAlive {
-        *lock(&self.alive) += 1;
-        DriverAlive(Arc::clone(self))
-    }
-
-    async fn all_gone(&self) {
-        loop {
-            let mut gone = std::pin::pin!(self.gone.notified());
-            gone.as_mut().enable();
-            if *lock(&self.alive) == 0 {
-                return;
-            }
-            gone.await;
-        }
-    }
-}
-
-/// Held by a driver task for as long as its future lives; see [`Drivers`].
-struct DriverAlive(Arc<Drivers>);
-
-impl Drop for DriverAlive {
-    fn drop(&mut self) {
-        *lock(&self.0.alive) -= 1;
-        self.0.gone.notify_waiters();
-    }
+    /// The driver tasks alive, in the live table or just out of it: a run that has just
+    /// finished has left the table while its task still holds the engine, and `close` waits
+    /// for it too.
+    drivers: Arc<InFlight>,
 }
 
 struct LiveRun {
@@ -376,7 +342,7 @@ impl Engine {
         for task in background {
             let _ = task.await;
         }
-        self.shared.drivers.all_gone().await;
+        self.shared.drivers.all_ended().await;
         // Whoever still waits on a run through a handle of this engine learns it is closed
         // (`Error::Closed`) instead of waiting for news that no longer comes.
         lock(&self.shared.statuses).clear();

@@ -13,9 +13,9 @@ pub(super) struct Letter<'a> {
     pub(super) to: &'a str,
     pub(super) subject: Option<&'a str>,
     /// The request's page (sign in to answer), with a `base_url`.
-    pub(super) page: Option<&'a str>,
+    pub(super) page: Option<String>,
     /// The link that answers as the recipient, when they may answer.
-    pub(super) personal: Option<&'a SignedLink>,
+    pub(super) personal: Option<SignedLink>,
     /// When it is sent, in seconds since the Unix epoch (the `Date:` header).
     pub(super) sent_at: u64,
 }
@@ -81,7 +81,7 @@ pub(super) fn email_text(request: &Request, letter: &Letter<'_>) -> (String, Str
         text.extend([String::new(), details.clone()]);
     }
     text.push(String::new());
-    match (letter.personal, letter.page) {
+    match (&letter.personal, &letter.page) {
         (Some(personal), _) => text.extend([
             format!("Answer as {}: {}", personal.responder, personal.url),
             format!(

@@ -23,13 +23,13 @@ mod slack;
 mod smtp;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::journal::services::Services;
-use crate::links::{SignedLink, signed_link};
+use crate::links::signed_link;
 use crate::model::outbox::OutboxRecord;
 use crate::model::request::RequestStatus;
 use crate::model::view::Request;
+use crate::util::InFlight;
 use email::{Letter, email_message, email_text};
 use slack::slack_message;
 
@@ -75,12 +75,14 @@ pub(crate) struct Notifier {
     smtp: Option<Smtp>,
     /// How long a claimed notification is this sender's before another may retry it.
     claim_for_ms: u64,
+    /// How many notifications a round claims: as many as it can send one after the other
+    /// within the claim even if each takes its whole timeout, so that no claim lapses while
+    /// its notification waits its turn and another worker sends it too.
+    claim_batch: usize,
     /// Under `hitl::testing`: notifications are recorded here instead of being sent.
     capture: Option<Arc<Capture>>,
-    /// Whether a round of deliveries is under way, and a signal at the end of each: what
-    /// [`Notifier::caught_up`] waits on.
-    delivering: AtomicBool,
-    round_done: tokio::sync::Notify,
+    /// The round of deliveries under way, if any: what [`Notifier::caught_up`] waits on.
+    delivering: Arc<InFlight>,
 }
 
 impl Notifier {
@@ -92,16 +94,18 @@ impl Notifier {
         capture: Option<Arc<Capture>>,
     ) -> Self {
         let attempt = attempt_bound(smtp.as_ref());
+        // A claim outlasts one attempt at its longest, so that a slow receiver never lets it
+        // lapse mid-send (and another worker send it too).
+        let claim_for = claim_for.max(attempt);
+        let fits = claim_for.as_millis() / attempt.as_millis().max(1);
         Notifier {
             wake,
             base_url,
             smtp,
-            // A claim outlasts one attempt at its longest, so that a slow receiver never
-            // lets it lapse mid-send (and another worker send it too).
-            claim_for_ms: claim_for.max(attempt).as_millis() as u64,
+            claim_for_ms: claim_for.as_millis() as u64,
+            claim_batch: (fits as usize).clamp(1, CLAIM_BATCH),
             capture,
-            delivering: AtomicBool::new(false),
-            round_done: tokio::sync::Notify::new(),
+            delivering: Arc::default(),
             client: reqwest::Client::builder()
                 .timeout(POST_TIMEOUT)
                 .build()
@@ -119,7 +123,7 @@ impl Notifier {
                 let Some(services) = services.upgrade() else {
                     return;
                 };
-                self.delivering.store(true, Ordering::SeqCst);
+                let round = self.delivering.enter();
                 let next_due = match self.deliver_due(&services).await {
                     Ok(next_due) => next_due,
                     Err(error) => {
@@ -127,8 +131,7 @@ impl Notifier {
                         Some(crate::clock::to_millis(services.clock.now()) + 1_000)
                     }
                 };
-                self.delivering.store(false, Ordering::SeqCst);
-                self.round_done.notify_waiters();
+                drop(round);
                 next_due.map(|due| (due, services.clock.clone()))
             };
             match next_due {
@@ -143,28 +146,17 @@ impl Notifier {
         }
     }
 
-    /// How many notifications a round claims: as many as it can send one after the other
-    /// within the claim even if each takes its whole timeout, so that no claim lapses while
-    /// its notification waits its turn and another worker sends it too.
-    fn claim_batch(&self) -> usize {
-        let attempt = attempt_bound(self.smtp.as_ref()).as_millis() as u64;
-        let fits = self.claim_for_ms / attempt.max(1);
-        (fits as usize).clamp(1, CLAIM_BATCH)
-    }
-
     /// Waits until no notification is due at the clock's time and no round of deliveries is
     /// under way: everything due has been sent (or, under a test kit, recorded). What
     /// `hitl::testing` waits on; it needs the engine's sender to be running.
     pub(crate) async fn caught_up(&self, services: &Services) -> crate::Result<()> {
         loop {
-            let mut done = std::pin::pin!(self.round_done.notified());
+            let mut done = std::pin::pin!(self.delivering.ended());
             done.as_mut().enable();
             let now = crate::clock::to_millis(services.clock.now());
-            // The store first: a round sets `delivering` before it claims (and so hides) what
-            // it sends.
-            if services.store.due_notifications(now, 1).await?.is_empty()
-                && !self.delivering.load(Ordering::SeqCst)
-            {
+            // The store first: a round is counted in before it claims (and so hides) what it
+            // sends.
+            if services.store.due_notifications(now, 1).await?.is_empty() && self.delivering.is_idle() {
                 return Ok(());
             }
             done.await;
@@ -179,9 +171,9 @@ impl Notifier {
         let claimed_at = crate::clock::to_millis(services.clock.now());
         let due = services
             .store
-            .claim_notifications(claimed_at, claimed_at + self.claim_for_ms, self.claim_batch())
+            .claim_notifications(claimed_at, claimed_at + self.claim_for_ms, self.claim_batch)
             .await?;
-        let more = due.len() == self.claim_batch();
+        let more = due.len() == self.claim_batch;
         for mut record in due {
             let now = crate::clock::to_millis(services.clock.now());
             let Some(request) = services.store.load_request(&record.request_id).await? else {
@@ -255,12 +247,7 @@ impl Notifier {
         secret: Option<&[u8]>,
         now: u64,
     ) -> (Attempt, bool) {
-        let Notify::Email {
-            to,
-            message,
-            responder,
-        } = &record.notify
-        else {
+        let Some(letter) = self.letter(&smtp.from, record, request, secret, now) else {
             return failed(
                 now,
                 None,
@@ -268,16 +255,7 @@ impl Notifier {
                 true,
             );
         };
-        let (page, personal) = self.email_links(to, responder.as_deref(), request, secret);
-        let letter = Letter {
-            from: &smtp.from,
-            to,
-            subject: message.as_deref(),
-            page: page.as_deref(),
-            personal: personal.as_ref(),
-            sent_at: now / 1000,
-        };
-        match smtp::send(smtp, to, &email_message(record, request, &letter)).await {
+        match smtp::send(smtp, letter.to, &email_message(record, request, &letter)).await {
             Ok(code) => (sent(now, code), false),
             Err(failure) => {
                 let permanent = failure.is_permanent();
@@ -286,23 +264,41 @@ impl Notifier {
         }
     }
 
-    /// The links of an e-mail to `to`: the request's page, and a link that answers as the
-    /// recipient (or the `responder` it names) if the request lets them answer.
-    fn email_links(
+    /// The e-mail `record` sends from `from`, at `now`: its recipient, subject and links
+    /// (the request's page, and a link that answers as the recipient, or as the responder
+    /// it names, if the request lets them answer). `None` for a notification that is not an
+    /// e-mail.
+    fn letter<'a>(
         &self,
-        to: &str,
-        responder: Option<&str>,
+        from: &'a str,
+        record: &'a OutboxRecord,
         request: &Request,
         secret: Option<&[u8]>,
-    ) -> (Option<String>, Option<SignedLink>) {
-        let responder = responder.unwrap_or(to);
+        now: u64,
+    ) -> Option<Letter<'a>> {
+        let Notify::Email {
+            to,
+            message,
+            responder,
+        } = &record.notify
+        else {
+            return None;
+        };
+        let responder = responder.as_deref().unwrap_or(to);
         let may_answer =
             request.responders.is_empty() || request.responders.iter().any(|name| name == responder);
         let personal = match (&self.base_url, secret) {
             (Some(base), Some(secret)) if may_answer => Some(signed_link(base, secret, request, responder)),
             _ => None,
         };
-        (self.page_link(request), personal)
+        Some(Letter {
+            from,
+            to,
+            subject: message.as_deref(),
+            page: self.page_link(request),
+            personal,
+            sent_at: now / 1000,
+        })
     }
 
     /// What a notification would send, recorded instead of sent (`hitl::testing`).
@@ -313,31 +309,18 @@ impl Notifier {
         secret: Option<&[u8]>,
         now: u64,
     ) -> SentNotification {
-        let (to, body) = match &record.notify {
-            Notify::Email {
-                to,
-                message,
-                responder,
-            } => {
-                let from = self
-                    .smtp
-                    .as_ref()
-                    .map_or("hitl@localhost", |smtp| smtp.from.as_str());
-                let (page, personal) = self.email_links(to, responder.as_deref(), request, secret);
-                let letter = Letter {
-                    from,
-                    to,
-                    subject: message.as_deref(),
-                    page: page.as_deref(),
-                    personal: personal.as_ref(),
-                    sent_at: now / 1000,
-                };
+        let from = self
+            .smtp
+            .as_ref()
+            .map_or("hitl@localhost", |smtp| smtp.from.as_str());
+        let (to, body) = match self.letter(from, record, request, secret, now) {
+            Some(letter) => {
                 let (subject, text) = email_text(request, &letter);
                 let body = serde_json::json!({ "from": from, "subject": subject, "text": text });
-                (to.clone(), body)
+                (letter.to.to_owned(), body)
             }
-            notify => (
-                notify.url().unwrap_or_default().to_owned(),
+            None => (
+                record.notify.url().unwrap_or_default().to_owned(),
                 self.payload(record, request, secret),
             ),
         };
@@ -529,16 +512,16 @@ mod tests {
     #[test]
     fn a_round_claims_what_it_can_send_within_the_claim_at_the_slowest() {
         // 30 s (the default lease) holds two posts of at most 11 s each.
-        assert_eq!(notifier(Duration::from_secs(30), None).claim_batch(), 2);
-        assert_eq!(notifier(Duration::from_secs(600), None).claim_batch(), 54);
+        assert_eq!(notifier(Duration::from_secs(30), None).claim_batch, 2);
+        assert_eq!(notifier(Duration::from_secs(600), None).claim_batch, 54);
         assert_eq!(
-            notifier(Duration::from_secs(3_600), None).claim_batch(),
+            notifier(Duration::from_secs(3_600), None).claim_batch,
             super::CLAIM_BATCH
         );
         // An e-mail may take its SMTP timeout and the QUIT wait.
         let slow_relay = Smtp::relay("127.0.0.1:25").timeout(Duration::from_secs(60));
         assert_eq!(
-            notifier(Duration::from_secs(600), Some(slow_relay)).claim_batch(),
+            notifier(Duration::from_secs(600), Some(slow_relay)).claim_batch,
             9
         );
     }
@@ -566,6 +549,6 @@ mod tests {
     fn a_claim_outlasts_one_attempt_however_short_the_lease() {
         let notifier = notifier(Duration::from_secs(1), None);
         assert_eq!(notifier.claim_for_ms, 11_000);
-        assert_eq!(notifier.claim_batch(), 1);
+        assert_eq!(notifier.claim_batch, 1);
     }
 }
