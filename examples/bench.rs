@@ -410,6 +410,21 @@ async fn main() {
     let fanout_rss_one_arena_bytes_per_run =
         memory::in_child("fanout", fanout_runs, &[("MALLOC_ARENA_MAX", "1")])
             .map_or(f64::NAN, |figures| figures.rss_bytes_per_run);
+    // With jemalloc purging freed pages at once, RSS follows the live heap: how much of the
+    // target figure is memory glibc keeps after it is freed. Only where the library is installed
+    // (Debian: `libjemalloc2`).
+    let fanout_rss_jemalloc_bytes_per_run = memory::jemalloc().map_or(f64::NAN, |library| {
+        progress("memory: the fan-out again under jemalloc, purging at once");
+        memory::in_child(
+            "fanout",
+            fanout_runs,
+            &[
+                ("LD_PRELOAD", library),
+                ("MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0"),
+            ],
+        )
+        .map_or(f64::NAN, |figures| figures.rss_bytes_per_run)
+    });
     progress("memory and disk floor: sled alone, making a paused run's writes, in a process of its own");
     let sled_alone = memory::in_child("sled", fanout_runs, &[]);
     let floor_rss_bytes_per_run = sled_alone
@@ -446,6 +461,7 @@ async fn main() {
         "fanout_rss_bytes_per_run": round(fanout_rss_bytes_per_run, 1),
         "fanout_rss_in_process_bytes_per_run": round(fanout_rss_in_process_bytes_per_run, 1),
         "fanout_rss_one_arena_bytes_per_run": round(fanout_rss_one_arena_bytes_per_run, 1),
+        "fanout_rss_jemalloc_bytes_per_run": round(fanout_rss_jemalloc_bytes_per_run, 1),
         "fanout_resume_all_s": round(fanout_resume_all_s, 3),
         "floor_rss_bytes_per_run": round(floor_rss_bytes_per_run, 1),
         "fanout_rss_floor_ratio": round(fanout_rss_bytes_per_run / floor_rss_bytes_per_run, 3),
@@ -541,6 +557,12 @@ async fn main() {
             "fanout_rss_one_arena_bytes_per_run",
             fanout_rss_one_arena_bytes_per_run,
             "the same with MALLOC_ARENA_MAX=1 (diagnostic)",
+            None,
+        ),
+        (
+            "fanout_rss_jemalloc_bytes_per_run",
+            fanout_rss_jemalloc_bytes_per_run,
+            "the same under jemalloc, purging at once (diagnostic)",
             None,
         ),
         (

@@ -1045,6 +1045,25 @@ async fn a_rewind_runs_the_later_steps_again_restores_channels_and_cancels_the_o
         decisions[0].action,
         DecisionAction::Rewind { to: "build#0".into() }
     );
+    // The cancelled request's notification is withdrawn (shown as skipped), not failed.
+    engine.close().await.unwrap();
+    let mut dump = Vec::new();
+    hitl::store::dump_sled(&path, &mut dump).unwrap();
+    let outbox: Vec<serde_json::Value> = String::from_utf8(dump)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter_map(|line| {
+            line.as_object()?
+                .values()
+                .find(|field| field.get("notify").is_some())
+                .cloned()
+        })
+        .filter(|outbox| outbox["request_id"] == notified.id.as_str())
+        .collect();
+    assert_eq!(outbox.len(), 1, "{outbox:#?}");
+    assert_eq!(outbox[0]["gave_up"], true, "{outbox:#?}");
+    assert_eq!(outbox[0]["withdrawn"], true, "{outbox:#?}");
 }
 
 // --- shapes a check must not mistake for a code change -------------------------------------

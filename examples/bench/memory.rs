@@ -7,7 +7,8 @@
 //! that one thing:
 //!
 //! - `fanout`: the engine's fan-out of paused runs (`fanout_rss_bytes_per_run`, the target
-//!   figure; again with `MALLOC_ARENA_MAX=1` for `fanout_rss_one_arena_bytes_per_run`);
+//!   figure; again with `MALLOC_ARENA_MAX=1` for `fanout_rss_one_arena_bytes_per_run`, and
+//!   under jemalloc purging freed pages at once for `fanout_rss_jemalloc_bytes_per_run`);
 //! - `sled`: sled alone, making the writes a paused run makes (`floor_rss_bytes_per_run`,
 //!   `floor_disk_bytes_per_run`).
 
@@ -32,6 +33,16 @@ pub(crate) const FANOUT_BATCH: u32 = 500;
 const CHILD: &str = "HITL_BENCH_MEMORY_CHILD";
 /// How many runs the child's fan-out makes.
 const CHILD_RUNS: &str = "HITL_BENCH_MEMORY_RUNS";
+
+/// The system's jemalloc, if it is installed where Debian and Ubuntu put it (`libjemalloc2`).
+pub(crate) fn jemalloc() -> Option<&'static str> {
+    [
+        "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
+        "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2",
+    ]
+    .into_iter()
+    .find(|library| Path::new(library).exists())
+}
 
 /// RSS is read when half the runs are paused, which must be the end of a batch.
 fn check_halves(runs: u32) {
@@ -131,6 +142,8 @@ pub(crate) fn in_child(child: &str, runs: u32, env: &[(&str, &str)]) -> Option<C
         .env(CHILD_RUNS, runs.to_string())
         // The default figure is glibc's default, whatever the benchmark was started with.
         .env_remove("MALLOC_ARENA_MAX")
+        .env_remove("MALLOC_CONF")
+        .env_remove("LD_PRELOAD")
         .envs(env.iter().copied())
         .stderr(std::process::Stdio::inherit());
     let output = command.output().ok()?;

@@ -156,6 +156,7 @@ async fn create(step: &Step, spec: &RequestSpec) -> Option<String> {
             attempts: Vec::new(),
             delivered_at: None,
             gave_up: false,
+            withdrawn: false,
             next_attempt_at: now,
         })
         .collect();

@@ -2,7 +2,7 @@
 
 use crate::clock::from_millis;
 use crate::error::{Error, Result};
-use crate::model::outbox::Notify;
+use crate::model::outbox::{Notify, OutboxRecord};
 use crate::model::request::{RequestRecord, RequestStatus};
 use crate::model::run::RunRecord;
 use crate::model::step::StepKind;
@@ -82,10 +82,14 @@ impl Engine {
                                 step_id: format!("{step_id}/notify#{index}"),
                                 name: "notify".to_owned(),
                                 kind: StepKind::Notification,
-                                status: match (notification.delivered_at, notification.gave_up) {
-                                    (Some(_), _) => StepStatus::Completed,
-                                    (None, true) => StepStatus::Failed,
-                                    (None, false) => StepStatus::Waiting,
+                                status: match notification {
+                                    OutboxRecord {
+                                        delivered_at: Some(_),
+                                        ..
+                                    } => StepStatus::Completed,
+                                    OutboxRecord { gave_up: false, .. } => StepStatus::Waiting,
+                                    OutboxRecord { withdrawn: true, .. } => StepStatus::Skipped,
+                                    OutboxRecord { .. } => StepStatus::Failed,
                                 },
                                 line: step.line,
                                 started_at: from_millis(request.created_at),

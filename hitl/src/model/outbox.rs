@@ -175,6 +175,11 @@ pub struct OutboxRecord {
     /// No more attempts will be made.
     #[serde(default)]
     pub gave_up: bool,
+    /// Given up because it was no longer needed, not because delivery failed: the request
+    /// it announces closed (answered, expired or cancelled) or was withdrawn by a rewind
+    /// before a delivery got through. Set only with [`OutboxRecord::gave_up`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub withdrawn: bool,
     /// When the next attempt is due, in ms since the epoch.
     pub next_attempt_at: u64,
 }

@@ -238,4 +238,8 @@ pub enum StepStatus {
     Waiting,
     /// A notification that was given up after its last attempt.
     Failed,
+    /// A notification that was never delivered and no longer needed: its request closed
+    /// (answered, expired, cancelled, or asked again after a rewind) before a delivery got
+    /// through. Its attempts, if any, are in the entry's output.
+    Skipped,
 }

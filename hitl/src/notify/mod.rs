@@ -184,6 +184,7 @@ impl Notifier {
             // Retrying an announcement of a request that is no longer open helps nobody.
             if !record.attempts.is_empty() && request.status != RequestStatus::Pending {
                 record.gave_up = true;
+                record.withdrawn = true;
                 services.store.save_outbox(&record).await?;
                 continue;
             }

@@ -216,5 +216,6 @@ fn step_status(status: StepStatus) -> &'static str {
         StepStatus::Completed => "completed",
         StepStatus::Waiting => "waiting",
         StepStatus::Failed => "failed",
+        StepStatus::Skipped => "skipped",
     }
 }

@@ -40,7 +40,7 @@ pub async fn check_due_timers<S: Store>(store: S) {
 }
 
 /// `due_notifications` returns undelivered, not given-up notifications due by `now`,
-/// soonest first; `save_outbox` records attempts.
+/// soonest first; `save_outbox` records attempts and outcomes, and `outbox_of` reads them back as saved.
 pub async fn check_due_notifications<S: Store>(store: S) {
     let outbox = [
         notification("q1/0", "q1", 50),
@@ -65,17 +65,20 @@ pub async fn check_due_notifications<S: Store>(store: S) {
     let mut delivered = outbox[1].clone();
     delivered.delivered_at = Some(20);
     store.save_outbox(&delivered).await.unwrap();
-    let mut given_up = outbox[0].clone();
-    given_up.gave_up = true;
-    store.save_outbox(&given_up).await.unwrap();
+    let mut withdrawn = outbox[0].clone();
+    withdrawn.gave_up = true;
+    withdrawn.withdrawn = true;
+    store.save_outbox(&withdrawn).await.unwrap();
     assert_eq!(
         ids(store.due_notifications(u64::MAX, 10).await.unwrap()),
         ["q1/2"]
     );
+    let mut kept = store.outbox_of("q1").await.unwrap();
+    kept.sort_by(|a, b| a.id.cmp(&b.id));
     assert_eq!(
-        store.outbox_of("q1").await.unwrap().len(),
-        3,
-        "every notification of the request"
+        kept,
+        [withdrawn, delivered, outbox[2].clone()],
+        "every notification of the request, as saved"
     );
 }
 

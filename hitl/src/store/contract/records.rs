@@ -91,6 +91,7 @@ pub(super) fn notification(id: &str, request_id: &str, next_attempt_at: u64) -> 
         attempts: Vec::new(),
         delivered_at: None,
         gave_up: false,
+        withdrawn: false,
         next_attempt_at,
     }
 }
