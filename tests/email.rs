@@ -513,7 +513,7 @@ async fn starttls_and_a_password_deliver_over_tls() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn implicit_tls_checks_the_certificate_and_a_wrong_password_is_not_retried() {
+async fn implicit_tls_checks_the_certificate_and_its_name_and_a_wrong_password_is_not_retried() {
     let certificates = certificates();
     let mut sink = Sink::with_tls("tls", &certificates).await;
     let notify = || vec![Notify::email("bob@example.com")];
@@ -546,6 +546,35 @@ async fn implicit_tls_checks_the_certificate_and_a_wrong_password_is_not_retried
         sink.drain().await,
         Vec::<Value>::new(),
         "nothing reached an untrusted server"
+    );
+
+    // Trusted, but reached by a name its certificate does not hold (it names 127.0.0.1 only):
+    // nothing is sent either.
+    let misnamed = Engine::temporary()
+        .smtp(
+            Smtp::relay(format!("localhost:{}", sink.port))
+                .from(SENDER)
+                .tls()
+                .credentials("hitl", "s3cret")
+                .root_certificates_pem(&certificates.ca_pem)
+                .unwrap(),
+        )
+        .register(ship)
+        .open()
+        .await
+        .unwrap();
+    let run = misnamed.start(ship, (notify(),)).await.unwrap();
+    paused_on_one(&run).await;
+    let error = first_attempt(&misnamed, run.id()).await.error.unwrap_or_default();
+    assert!(
+        error.contains("TLS") && error.contains("not valid for name") && error.contains("localhost"),
+        "{error}"
+    );
+    misnamed.close().await.unwrap();
+    assert_eq!(
+        sink.drain().await,
+        Vec::<Value>::new(),
+        "nothing reached a server that is not the one named"
     );
 
     // A wrong password: the server's 535 ends the retries.
@@ -599,6 +628,46 @@ async fn a_server_from_before_esmtp_that_never_says_goodbye_gets_the_message_onc
         .collect();
     assert_eq!(statuses, [Some(250)]);
     assert_eq!(sink.drain().await, Vec::<Value>::new(), "sent once");
+    answer_and_complete(&engine, &run, &request).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_injected_before_tls_ends_the_delivery_and_is_not_retried() {
+    let certificates = certificates();
+    let (cert, key) = (
+        certificates.cert.to_str().unwrap(),
+        certificates.key.to_str().unwrap(),
+    );
+    let mut sink = Sink::spawn(&[
+        "--mode",
+        "starttls",
+        "--cert",
+        cert,
+        "--key",
+        key,
+        "--inject-after-starttls",
+    ])
+    .await;
+    let relay = sink
+        .relay()
+        .starttls()
+        .root_certificates_pem(&certificates.ca_pem)
+        .unwrap();
+    let (engine, run, request) = ship_through(relay, vec![Notify::email("bob@example.com")]).await;
+    let entries = settled_notifications(&engine, run.id(), 1).await;
+    assert_eq!(entries[0].status, StepStatus::Failed, "{entries:#?}");
+    let failed = attempts(&entries[0]);
+    assert_eq!(failed.len(), 1, "not retried: {failed:?}");
+    let error = failed[0].error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("sent data after its answer to STARTTLS"),
+        "{error}"
+    );
+    assert_eq!(
+        sink.drain().await,
+        Vec::<Value>::new(),
+        "no envelope, in plain text or otherwise"
+    );
     answer_and_complete(&engine, &run, &request).await;
 }
 

@@ -5,6 +5,7 @@ sends is checked by implementations that are not hitl's; the SMTP dialogue is th
 
     smtp_sink.py [--mode plain|starttls|tls] [--cert FILE --key FILE]
                  [--user NAME --password SECRET] [--refuse-ehlo] [--silent-quit]
+                 [--inject-after-starttls]
 
 * `plain` (the default) speaks plain text and offers neither STARTTLS nor AUTH; `starttls`
   offers STARTTLS, and only before TLS; `tls` speaks TLS from the first byte.
@@ -12,7 +13,9 @@ sends is checked by implementations that are not hitl's; the SMTP dialogue is th
   has signed in.
 * RCPT to `refuse@…` is refused with 550; RCPT to `busy@…` gets 451 the first time.
 * `--refuse-ehlo` answers EHLO with 502 (a server from before ESMTP); `--silent-quit` never
-  answers QUIT.
+  answers QUIT. `--inject-after-starttls` sends a second reply in the same write as its
+  answer to STARTTLS, before any TLS (the injection of CVE-2011-0411), then waits for the
+  client to hang up.
 
 It prints `listening PORT`, then one JSON line per event: `{"rcpt", "reply"}` for each RCPT,
 `{"auth_failed": user}`, `{"in_plain_text": "AUTH"}` for an AUTH (or, in the TLS modes, a
@@ -45,6 +48,7 @@ async def main():
     parser.add_argument("--password")
     parser.add_argument("--refuse-ehlo", action="store_true")
     parser.add_argument("--silent-quit", action="store_true")
+    parser.add_argument("--inject-after-starttls", action="store_true")
     options = parser.parse_args()
     context = None
     if options.mode != "plain":
@@ -86,6 +90,12 @@ async def main():
                 offers.append("250 8BITMIME")
                 await send(*offers)
             elif verb == "STARTTLS" and options.mode == "starttls" and not state["tls"]:
+                if options.inject_after_starttls:
+                    # One write: a client that reads its buffer as if it came over TLS would
+                    # take the second line for the server's first answer after the upgrade.
+                    await send("220 2.0.0 ready to start TLS", "250 injected before TLS")
+                    await reader.read()
+                    break
                 await send("220 2.0.0 ready to start TLS")
                 await writer.start_tls(context)
                 state.update(tls=True, user=None, helo=None)

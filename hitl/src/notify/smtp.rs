@@ -5,7 +5,7 @@
 //! only ever sent over TLS. `docs/decisions.md`, "E-mail notifications", says why it is this
 //! small.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -43,6 +43,10 @@ pub struct Smtp {
     security: Security,
     credentials: Option<(String, String)>,
     extra_roots: Vec<CertificateDer<'static>>,
+    /// The TLS client made from `extra_roots` and the Mozilla roots at the first delivery
+    /// that needs it, and kept: parsing some 150 roots per e-mail would be wasted work. Its
+    /// clones share it; changing the roots starts a new one.
+    tls: Arc<OnceLock<Result<tokio_rustls::TlsConnector, String>>>,
 }
 
 /// How the connection is protected.
@@ -81,6 +85,7 @@ impl Smtp {
             security: Security::Plain,
             credentials: None,
             extra_roots: Vec::new(),
+            tls: Arc::default(),
         }
     }
 
@@ -129,6 +134,7 @@ impl Smtp {
             })?;
         }
         self.extra_roots.extend(certificates);
+        self.tls = Arc::default();
         Ok(self)
     }
 
@@ -194,16 +200,24 @@ impl Smtp {
         })
     }
 
+    /// The TLS client, made at the first call and kept in the `tls` field.
     fn tls_connector(&self) -> Result<tokio_rustls::TlsConnector, Failure> {
-        let mut roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        roots.add_parsable_certificates(self.extra_roots.iter().cloned());
-        let config =
-            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        self.tls
+            .get_or_init(|| {
+                let mut roots =
+                    rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+                roots.add_parsable_certificates(self.extra_roots.iter().cloned());
+                let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
                 .with_safe_default_protocol_versions()
-                .map_err(|error| Failure::refused_by_hitl(format!("TLS is not available: {error}")))?
+                .map_err(|error| format!("TLS is not available: {error}"))?
                 .with_root_certificates(roots)
                 .with_no_client_auth();
-        Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+                Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+            })
+            .clone()
+            .map_err(Failure::refused_by_hitl)
     }
 }
 
@@ -509,6 +523,41 @@ mod tests {
     #[test]
     fn a_line_starting_with_a_dot_gets_a_second_one() {
         assert_eq!(dot_stuffed("a\r\n.\r\n..b\nc"), "a\r\n..\r\n...b\r\nc\r\n");
+    }
+
+    /// A self-signed CA certificate (P-256, valid until 2126), made for this test only.
+    const TEST_CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBjzCCATWgAwIBAgIUPnBawTQGUaNf6Q1Flu7oEKkeAUswCgYIKoZIzj0EAwIw
+HDEaMBgGA1UEAwwRaGl0bCB1bml0IHRlc3QgQ0EwIBcNMjYxMjAyMTE0MDIzWhgP
+MjEyNjExMDgxMTQwMjNaMBwxGjAYBgNVBAMMEWhpdGwgdW5pdCB0ZXN0IENBMFkw
+EwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEGIgkDJ50GflsyM8I8j6dCul6EnnuaqHO
+qbAhEiDjNnW9dm0MWCnWfeTj2uV/fbXSc++Df7UahIOPkAoqBd86OqNTMFEwHQYD
+VR0OBBYEFEQ5YtwK1teXuIx7BffzLpiy6HHwMB8GA1UdIwQYMBaAFEQ5YtwK1teX
+uIx7BffzLpiy6HHwMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIh
+AMHmOUdP0STZ0ZYECoeMGVKoPLuBpP9bzpzGIDL6KJW9AiA2xV3AgRJO8IpOFjvC
+z9rZvbHkusx2F0PqdsRyqpP8YQ==
+-----END CERTIFICATE-----";
+
+    #[test]
+    fn the_tls_client_is_made_once_shared_by_clones_and_made_again_for_new_roots() {
+        let smtp = Smtp::relay("smtp.example.com:465").tls();
+        let first = smtp.tls_connector().unwrap();
+        let from_a_clone = smtp.clone().tls_connector().unwrap();
+        assert!(Arc::ptr_eq(first.config(), from_a_clone.config()));
+        let with_a_ca = smtp.clone().root_certificates_pem(TEST_CA).unwrap();
+        let second = with_a_ca.tls_connector().unwrap();
+        assert!(
+            !Arc::ptr_eq(first.config(), second.config()),
+            "new roots, new client"
+        );
+        assert!(Arc::ptr_eq(
+            second.config(),
+            with_a_ca.tls_connector().unwrap().config()
+        ));
+        assert!(
+            Arc::ptr_eq(first.config(), smtp.tls_connector().unwrap().config()),
+            "the original keeps its own"
+        );
     }
 
     #[test]
