@@ -57,11 +57,16 @@ impl Sink {
     /// TLS in `mode` (`starttls` or `tls`) with the certificate of `certificates`, and AUTH
     /// for the user `hitl` whose password is `s3cret`.
     async fn with_tls(mode: &str, certificates: &Certificates) -> Sink {
+        Sink::with_tls_and(mode, certificates, &[]).await
+    }
+
+    /// [`Sink::with_tls`], with more of `tests/smtp_sink.py`'s flags.
+    async fn with_tls_and(mode: &str, certificates: &Certificates, flags: &[&str]) -> Sink {
         let (cert, key) = (
             certificates.cert.to_str().unwrap(),
             certificates.key.to_str().unwrap(),
         );
-        Sink::spawn(&[
+        let args = [
             "--mode",
             mode,
             "--cert",
@@ -72,8 +77,8 @@ impl Sink {
             "hitl",
             "--password",
             "s3cret",
-        ])
-        .await
+        ];
+        Sink::spawn(&[&args[..], flags].concat()).await
     }
 
     async fn spawn(args: &[&str]) -> Sink {
@@ -634,20 +639,7 @@ async fn a_server_from_before_esmtp_that_never_says_goodbye_gets_the_message_onc
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_injected_before_tls_ends_the_delivery_and_is_not_retried() {
     let certificates = certificates();
-    let (cert, key) = (
-        certificates.cert.to_str().unwrap(),
-        certificates.key.to_str().unwrap(),
-    );
-    let mut sink = Sink::spawn(&[
-        "--mode",
-        "starttls",
-        "--cert",
-        cert,
-        "--key",
-        key,
-        "--inject-after-starttls",
-    ])
-    .await;
+    let mut sink = Sink::with_tls_and("starttls", &certificates, &["--inject-after-starttls"]).await;
     let relay = sink
         .relay()
         .starttls()

@@ -61,8 +61,9 @@ async def main():
         envelope = {"mail_from": None, "rcpt_tos": []}
 
         async def send(*lines):
-            for line in lines:
-                writer.write((line + "\r\n").encode())
+            # One write, so the lines of one call leave in one segment (asyncio sends each
+            # write on its own when it can).
+            writer.write("".join(line + "\r\n" for line in lines).encode())
             await writer.drain()
 
         await send("220 sink ESMTP")

@@ -40,7 +40,8 @@ pub async fn check_due_timers<S: Store>(store: S) {
 }
 
 /// `due_notifications` returns undelivered, not given-up notifications due by `now`,
-/// soonest first; `save_outbox` records attempts and outcomes, and `outbox_of` reads them back as saved.
+/// soonest first; `save_outbox` records attempts and outcomes, and `outbox_of` reads them
+/// back as saved.
 pub async fn check_due_notifications<S: Store>(store: S) {
     let outbox = [
         notification("q1/0", "q1", 50),
