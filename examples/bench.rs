@@ -433,6 +433,14 @@ async fn main() {
     let floor_disk_bytes_per_run = sled_alone
         .and_then(|figures| figures.disk_bytes_per_run)
         .unwrap_or(f64::NAN);
+    progress("memory and disk floor: the same writes in a run-document layout (two keys per paused run)");
+    let run_document = memory::in_child("sled-run-document", fanout_runs, &[]);
+    let floor_rss_run_document_bytes_per_run = run_document
+        .as_ref()
+        .map_or(f64::NAN, |figures| figures.rss_bytes_per_run);
+    let floor_disk_run_document_bytes_per_run = run_document
+        .and_then(|figures| figures.disk_bytes_per_run)
+        .unwrap_or(f64::NAN);
 
     let pause_ms_n1000 = pause_flush.as_secs_f64() * 1e3;
     let durable_step_ratio = durable_step_us / floor_flush_us;
@@ -466,6 +474,8 @@ async fn main() {
         "floor_rss_bytes_per_run": round(floor_rss_bytes_per_run, 1),
         "fanout_rss_floor_ratio": round(fanout_rss_bytes_per_run / floor_rss_bytes_per_run, 3),
         "floor_disk_bytes_per_run": round(floor_disk_bytes_per_run, 1),
+        "floor_rss_run_document_bytes_per_run": round(floor_rss_run_document_bytes_per_run, 1),
+        "floor_disk_run_document_bytes_per_run": round(floor_disk_run_document_bytes_per_run, 1),
     });
 
     let resume_all_target = if options.quick { 2.0 } else { 10.0 };
@@ -590,6 +600,18 @@ async fn main() {
             "floor_disk_bytes_per_run",
             floor_disk_bytes_per_run,
             "sled alone on disk, a paused run's writes",
+            None,
+        ),
+        (
+            "floor_rss_run_document_bytes_per_run",
+            floor_rss_run_document_bytes_per_run,
+            "RSS growth, sled alone, the same writes as a run document (two keys; diagnostic)",
+            None,
+        ),
+        (
+            "floor_disk_run_document_bytes_per_run",
+            floor_disk_run_document_bytes_per_run,
+            "sled alone on disk, the same writes as a run document (diagnostic)",
             None,
         ),
     ];

@@ -10,7 +10,10 @@
 //!   figure; again with `MALLOC_ARENA_MAX=1` for `fanout_rss_one_arena_bytes_per_run`, and
 //!   under jemalloc purging freed pages at once for `fanout_rss_jemalloc_bytes_per_run`);
 //! - `sled`: sled alone, making the writes a paused run makes (`floor_rss_bytes_per_run`,
-//!   `floor_disk_bytes_per_run`).
+//!   `floor_disk_bytes_per_run`);
+//! - `sled-run-document`: sled alone, making the same steps' writes in the layout a format 3
+//!   could have, two keys per paused run (`floor_rss_run_document_bytes_per_run`,
+//!   `floor_disk_run_document_bytes_per_run`): see [`sled_run_document`].
 
 use std::path::Path;
 use std::sync::Barrier;
@@ -202,7 +205,11 @@ pub(crate) async fn child_main(dir: &Path) -> bool {
             json!({ "rss_bytes_per_run": growth.bytes_per_run(runs) })
         }
         "sled" => {
-            let (rss, disk) = sled_alone(&dir.join("sled-alone"), runs);
+            let (rss, disk) = sled_alone(&dir.join("sled-alone"), runs, Layout::Format2);
+            json!({ "rss_bytes_per_run": rss, "disk_bytes_per_run": disk })
+        }
+        "sled-run-document" => {
+            let (rss, disk) = sled_alone(&dir.join("sled-run-document"), runs, Layout::RunDocument);
             json!({ "rss_bytes_per_run": rss, "disk_bytes_per_run": disk })
         }
         other => panic!("unknown memory child `{other}`"),
@@ -224,12 +231,33 @@ const CHUNK_STEP: usize = 26;
 const REQUEST: (usize, usize) = (17, 93);
 const PENDING_KEY: usize = 34;
 
+/// How [`sled_alone`] lays a paused run out.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    /// Format 2, as the engine writes it: four keys in four trees (run record, journal chunk,
+    /// request, pending-index entry).
+    Format2,
+    /// [`sled_run_document`]: two keys in two trees.
+    RunDocument,
+}
+
+/// [`Layout::RunDocument`]: a layout the engine does not write (yet), measured beside format 2 because it is the lever
+/// this benchmark found on RSS per paused run: a run's record, its first journal chunk and its
+/// open requests in one value (the run document, 17-byte key, rewritten at every step as the
+/// chunk is today), and one entry per request in a request index (17-byte key, the run's
+/// 17-byte key as value) that also serves as the pending index. The same bytes are written,
+/// at the same steps, from the same threads; only the number of keys per paused run
+/// differs (two, not four).
+const RUN_DOCUMENT_KEY: usize = 17;
+const REQUEST_INDEX: (usize, usize) = (17, 17);
+
 /// sled alone, making the writes of [`RUN_KEY`]…[`PENDING_KEY`] for `runs` runs the way the
 /// fan-out makes them: one thread per core (the runtime's workers), sharing each batch's runs
 /// a step at a time, one flush per step (group commit), with the fan-out's cache. Returns
 /// RSS growth per run from half the runs to all of them, and bytes on disk per run: the floor
-/// of `fanout_rss_bytes_per_run` and `fanout_disk_bytes_per_run`.
-fn sled_alone(dir: &Path, runs: u32) -> (f64, f64) {
+/// of `fanout_rss_bytes_per_run` and `fanout_disk_bytes_per_run` in format 2, and the same
+/// in another `layout`.
+fn sled_alone(dir: &Path, runs: u32, layout: Layout) -> (f64, f64) {
     check_halves(runs);
     let threads = std::thread::available_parallelism().map_or(2, |cores| cores.get() as u32);
     let db = sled::Config::new()
@@ -266,26 +294,52 @@ fn sled_alone(dir: &Path, runs: u32) -> (f64, f64) {
                     let batch_first = batch * FANOUT_BATCH;
                     let first = batch_first + thread * FANOUT_BATCH / threads;
                     let last = batch_first + (thread + 1) * FANOUT_BATCH / threads;
-                    for run in first..last {
-                        runs_tree
-                            .insert(key(run, RUN_KEY, b'r'), vec![0; RUN_VALUE])
-                            .unwrap();
-                    }
-                    for step in 0..CHUNK_STEPS {
-                        for run in first..last {
-                            let chunk = vec![0; CHUNK_FIRST + step * CHUNK_STEP];
-                            journal.insert(key(run, CHUNK_KEY, b'j'), chunk).unwrap();
+                    match layout {
+                        Layout::Format2 => {
+                            for run in first..last {
+                                runs_tree
+                                    .insert(key(run, RUN_KEY, b'r'), vec![0; RUN_VALUE])
+                                    .unwrap();
+                            }
+                            for step in 0..CHUNK_STEPS {
+                                for run in first..last {
+                                    let chunk = vec![0; CHUNK_FIRST + step * CHUNK_STEP];
+                                    journal.insert(key(run, CHUNK_KEY, b'j'), chunk).unwrap();
+                                }
+                                db.flush().unwrap();
+                            }
+                            for run in first..last {
+                                requests
+                                    .insert(key(run, REQUEST.0, b'q'), vec![0; REQUEST.1])
+                                    .unwrap();
+                                pending.insert(key(run, PENDING_KEY, b'p'), vec![]).unwrap();
+                                runs_tree
+                                    .insert(key(run, RUN_KEY, b'r'), vec![1; RUN_VALUE])
+                                    .unwrap();
+                            }
                         }
-                        db.flush().unwrap();
-                    }
-                    for run in first..last {
-                        requests
-                            .insert(key(run, REQUEST.0, b'q'), vec![0; REQUEST.1])
-                            .unwrap();
-                        pending.insert(key(run, PENDING_KEY, b'p'), vec![]).unwrap();
-                        runs_tree
-                            .insert(key(run, RUN_KEY, b'r'), vec![1; RUN_VALUE])
-                            .unwrap();
+                        Layout::RunDocument => {
+                            let document = |run| key(run, RUN_DOCUMENT_KEY, b'r');
+                            for run in first..last {
+                                runs_tree.insert(document(run), vec![0; RUN_VALUE]).unwrap();
+                            }
+                            for step in 0..CHUNK_STEPS {
+                                for run in first..last {
+                                    let value = vec![0; RUN_VALUE + CHUNK_FIRST + step * CHUNK_STEP];
+                                    runs_tree.insert(document(run), value).unwrap();
+                                }
+                                db.flush().unwrap();
+                            }
+                            let last_chunk = CHUNK_FIRST + (CHUNK_STEPS - 1) * CHUNK_STEP;
+                            for run in first..last {
+                                // The request's id is younger than its run's: its index key
+                                // sorts among the runs started a little later.
+                                let request = key(run + FANOUT_BATCH / 2, REQUEST_INDEX.0, b'q');
+                                requests.insert(request, vec![0; REQUEST_INDEX.1]).unwrap();
+                                let value = vec![1; RUN_VALUE + last_chunk + REQUEST.1];
+                                runs_tree.insert(document(run), value).unwrap();
+                            }
+                        }
                     }
                     db.flush().unwrap();
                     if batch + 1 == half_batch {
