@@ -426,21 +426,10 @@ async fn main() {
         .map_or(f64::NAN, |figures| figures.rss_bytes_per_run)
     });
     progress("memory and disk floor: sled alone, making a paused run's writes, in a process of its own");
-    let sled_alone = memory::in_child("sled", fanout_runs, &[]);
-    let floor_rss_bytes_per_run = sled_alone
-        .as_ref()
-        .map_or(f64::NAN, |figures| figures.rss_bytes_per_run);
-    let floor_disk_bytes_per_run = sled_alone
-        .and_then(|figures| figures.disk_bytes_per_run)
-        .unwrap_or(f64::NAN);
+    let (floor_rss_bytes_per_run, floor_disk_bytes_per_run) = memory::sled_floor("sled", fanout_runs);
     progress("memory and disk floor: the same writes in a run-document layout (two keys per paused run)");
-    let run_document = memory::in_child("sled-run-document", fanout_runs, &[]);
-    let floor_rss_run_document_bytes_per_run = run_document
-        .as_ref()
-        .map_or(f64::NAN, |figures| figures.rss_bytes_per_run);
-    let floor_disk_run_document_bytes_per_run = run_document
-        .and_then(|figures| figures.disk_bytes_per_run)
-        .unwrap_or(f64::NAN);
+    let (floor_rss_run_document_bytes_per_run, floor_disk_run_document_bytes_per_run) =
+        memory::sled_floor("sled-run-document", fanout_runs);
 
     let pause_ms_n1000 = pause_flush.as_secs_f64() * 1e3;
     let durable_step_ratio = durable_step_us / floor_flush_us;

@@ -1,8 +1,9 @@
-//! The workflows of the format-1 database fixture, `tests/fixtures/format_v1/`.
+//! The workflows of the database fixtures, `tests/fixtures/format_v1/` and `format_v2/`
+//! (named for the first of them).
 //!
-//! `examples/make_format_v1_fixture.rs` wrote that database with these workflows, and
-//! `tests/format_v1.rs` opens it with them: one definition, so the step-site fingerprints
-//! stored with the runs are those of the code the test registers.
+//! `examples/make_format_fixture.rs` wrote those databases with these workflows, and
+//! `tests/format_fixtures.rs` opens them with them: one definition, so the step-site
+//! fingerprints stored with the runs are those of the code the test registers.
 //!
 //! **Frozen with the fixture.** The runs in the database were journaled against these
 //! bodies: renaming a workflow, a task or a request key, or changing an argument, turns the
@@ -31,7 +32,7 @@ pub const NAP: Duration = Duration::from_secs(5);
 /// The responders of the quorum approval (two approvals needed).
 pub const QUORUM_RESPONDERS: [&str; 3] = ["alice", "bob", "carol"];
 
-/// The ids of the runs in the fixture.
+/// The ids of the runs in each fixture.
 pub mod run_ids {
     /// Paused on an approval with an undelivered webhook notification.
     pub const PAUSED_APPROVAL: &str = "paused-approval";

@@ -6,12 +6,12 @@
 //! as the last build of schema 1 copied them (`hitl migrate-store`), so the sled fixture,
 //! opened beside it, says what every journal must hold.
 
-mod format_v1_fixture;
+mod format_fixture;
 mod postgres_common;
 
 use std::collections::BTreeMap;
 
-use format_v1_fixture::{Fixture, pending_by_run};
+use format_fixture::{Fixture, pending_by_run};
 use hitl::Error;
 use hitl::clock::ManualClock;
 use hitl::prelude::*;
@@ -45,7 +45,7 @@ async fn schema_1_database(server: &str) -> String {
 
 /// Every journal of the sled fixture, as the current sled store reads it.
 async fn sled_journals() -> BTreeMap<String, Vec<(String, hitl::store::StepRecord)>> {
-    let fixture = Fixture::unpack();
+    let fixture = Fixture::unpack(1);
     let store = hitl::store::open_sled(&fixture.db).expect("the sled fixture opens");
     let mut journals = BTreeMap::new();
     for run in RUNS {
@@ -93,7 +93,7 @@ async fn postgres_a_schema_1_database_migrates_and_its_runs_continue() {
 
     // The paused runs continue from where they stood: only the steps after the waits run.
     // The clock stands where the fixture was closed, so the sleeping run keeps sleeping.
-    let closed_at = Fixture::unpack().time("clock_at_close_ms");
+    let closed_at = Fixture::unpack(1).time("clock_at_close_ms");
     let engine = format_v1::register(
         Engine::builder()
             .postgres(&url)

@@ -174,6 +174,17 @@ pub(crate) fn in_child(child: &str, runs: u32, env: &[(&str, &str)]) -> Option<C
     })
 }
 
+/// A sled-alone child's (`sled`, `sled-run-document`) RSS growth and disk per run; NaN for a
+/// child that failed.
+pub(crate) fn sled_floor(child: &str, runs: u32) -> (f64, f64) {
+    in_child(child, runs, &[]).map_or((f64::NAN, f64::NAN), |figures| {
+        (
+            figures.rss_bytes_per_run,
+            figures.disk_bytes_per_run.unwrap_or(f64::NAN),
+        )
+    })
+}
+
 /// In a child process: makes the measurement [`CHILD`] names, prints it as one JSON line,
 /// and returns `true`. `false` in the benchmark's own process.
 pub(crate) async fn child_main(dir: &Path) -> bool {

@@ -1,11 +1,14 @@
-//! Writes the format-1 database fixture that `tests/format_v1.rs` opens.
+//! Writes a database fixture of the engine's current on-disk format, which
+//! `tests/format_fixtures.rs` opens: `tests/fixtures/format_v1` was written by the format-1
+//! engine, `tests/fixtures/format_v2` by the format-2 one.
 //!
 //! ```text
-//! cargo run --example make_format_v1_fixture -- tests/fixtures/format_v1
+//! cargo run --example make_format_fixture -- tests/fixtures/format_v2
 //! ```
 //!
-//! With the real engine on a fresh directory, it leaves one run in each state a database of
-//! this format can hold (the workflows are `hitl_workspace::format_v1`): paused on an
+//! With the real engine on a fresh directory, it leaves one run in each state a database can
+//! hold (the workflows are `hitl_workspace::format_v1`, the same for every fixture, so that
+//! one test story opens them all): paused on an
 //! approval whose webhook notification is undelivered (one failed attempt recorded), paused
 //! on a text request with a deadline and a channel value, paused on a quorum approval with
 //! one vote, asleep in a durable sleep (a run waiting only on a timer stays `Running`, so the
@@ -34,7 +37,7 @@ use serde_json::{Value, json};
 #[tokio::main]
 async fn main() -> ExitCode {
     let Some(out) = std::env::args_os().nth(1).map(PathBuf::from) else {
-        eprintln!("usage: cargo run --example make_format_v1_fixture -- <fixture directory>");
+        eprintln!("usage: cargo run --example make_format_fixture -- <fixture directory>");
         return ExitCode::from(2);
     };
     for file in ["db.tar.gz", "manifest.json"] {
@@ -179,7 +182,7 @@ async fn write_fixture(out: &Path) -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("tar failed: {status}").into());
     }
     let manifest = json!({
-        "format": 1,
+        "format": marker_version(&db)?,
         "written_by": format!("hitl {} at commit {}", env!("CARGO_PKG_VERSION"), commit()),
         "clock_at_close_ms": millis(closed_at),
         "clock_at_close": humantime::format_rfc3339_millis(closed_at).to_string(),
@@ -198,6 +201,14 @@ async fn write_fixture(out: &Path) -> Result<(), Box<dyn std::error::Error>> {
     )?;
     println!("wrote {} and manifest.json", out.join("db.tar.gz").display());
     Ok(())
+}
+
+/// The format version the engine marked the database with (`hitl.json`).
+fn marker_version(db: &Path) -> Result<u64, Box<dyn std::error::Error>> {
+    let marker: Value = serde_json::from_slice(&std::fs::read(db.join("hitl.json"))?)?;
+    marker["version"]
+        .as_u64()
+        .ok_or_else(|| format!("no version in the marker {marker}").into())
 }
 
 /// The id of the one open request of a paused run.

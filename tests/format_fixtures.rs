@@ -1,10 +1,12 @@
-//! No stranded data: a database written by format 1 opens with this engine, and every run in
-//! it continues where it stood.
+//! No stranded data: a database written by any earlier on-disk format opens with this engine,
+//! and every run in it continues where it stood.
 //!
-//! `tests/fixtures/format_v1/db.tar.gz` was written by `examples/make_format_v1_fixture.rs`
-//! with the workflows of `hitl_workspace::format_v1`; `manifest.json` beside it holds its
-//! request ids and the time on the engine's clock when it was closed. The fixture is never
-//! regenerated (`docs/decisions.md`, "Format fixtures"): it is what a user's disk holds.
+//! `tests/fixtures/format_v1/db.tar.gz` and `format_v2/db.tar.gz` were written by
+//! `examples/make_format_fixture.rs`, run by the engine of that format, with the workflows of
+//! `hitl_workspace::format_v1` (the same for every fixture, so that one story opens them all);
+//! `manifest.json` beside each holds its request ids and the time on the engine's clock when
+//! it was closed. A fixture is never regenerated (`docs/decisions.md`, "Format fixtures"): it
+//! is what a user's disk holds.
 //!
 //! The engine runs on a manual clock set to the fixture's close, so the sleeping run is not
 //! due until the test moves the clock past its deadline.
@@ -21,15 +23,15 @@ use hitl_workspace::format_v1::{self, run_ids};
 use hitl_workspace::{WatchedClock, patiently};
 use serde_json::Value;
 
-mod format_v1_fixture;
-use format_v1_fixture::{Fixture, pending_by_run};
+mod format_fixture;
+use format_fixture::{Fixture, pending_by_run};
 
 impl Fixture {
     async fn open(&self, clock: &WatchedClock) -> Engine {
         format_v1::register(Engine::builder().path(&self.db).clock(clock.clone()))
             .open()
             .await
-            .expect("the current engine opens a format-1 database")
+            .expect("the current engine opens the fixture's database")
     }
 }
 
@@ -42,17 +44,23 @@ fn marker_version(db: &Path) -> u64 {
         .unwrap_or_else(|| panic!("no version in {marker}"))
 }
 
-/// What the marker of a format-1 database says once the current engine has opened and
-/// closed it: the open migrated it to format 2 (`hitl/src/store/sled/format.rs`), whose
-/// trees replaced format 1's.
+/// The on-disk format this engine writes (`hitl/src/store/sled/format.rs`), which an open
+/// of an older database migrates it to.
+const CURRENT_FORMAT: u64 = 2;
+
+/// What the marker of a fixture's database says once the current engine has opened and
+/// closed it: it is in the current format, whose trees replaced any older format's.
 fn assert_format_after_open(db: &Path) {
     assert_eq!(
         marker_version(db),
-        2,
-        "the format after opening a format-1 database"
+        CURRENT_FORMAT,
+        "the format after opening an older database"
     );
     let dump = dump(db);
-    assert_eq!(dump[0], serde_json::json!({ "format": "hitl", "version": 2 }));
+    assert_eq!(
+        dump[0],
+        serde_json::json!({ "format": "hitl", "version": CURRENT_FORMAT })
+    );
     let trees: std::collections::BTreeSet<&str> = dump[1..]
         .iter()
         .map(|line| line["tree"].as_str().unwrap())
@@ -112,14 +120,28 @@ async fn outcome<W: Workflow>(engine: &Engine, run_id: &str, workflow: W) -> Out
     patiently(format!("run {run_id} ends"), run.wait()).await.unwrap()
 }
 
+/// One test, not one per format: the fixtures hold the same run ids, and the executions the
+/// story counts are this process's.
 #[tokio::test]
-async fn a_format_1_database_opens_and_every_run_in_it_continues() {
-    let fixture = Fixture::unpack();
+async fn a_database_of_every_earlier_format_opens_and_every_run_in_it_continues() {
+    for format in [1, 2] {
+        eprintln!("the format-{format} fixture");
+        every_run_in_the_fixture_continues(format).await;
+    }
+}
+
+/// Opens the fixture of format `format`, checks every run stands where it was left, answers
+/// the open requests and ends the sleep, and checks that every run finished without running
+/// a completed step again.
+async fn every_run_in_the_fixture_continues(format: u32) {
+    let executed_before = format_v1::executions().len();
+    let fixture = Fixture::unpack(format);
     assert_eq!(
         marker_version(&fixture.db),
-        1,
-        "the fixture is a format-1 database"
+        u64::from(format),
+        "the fixture's marker names its format"
     );
+    assert_eq!(fixture.manifest["format"], format, "the manifest names it too");
     let closed_at = fixture.time("clock_at_close_ms");
     let deadline = fixture.time("sleep_deadline_ms");
     assert!(
@@ -311,7 +333,7 @@ async fn a_format_1_database_opens_and_every_run_in_it_continues() {
 
     // What completed before the database was closed did not run again: only the steps
     // after each wait ran, once.
-    let mut executions = format_v1::executions();
+    let mut executions = format_v1::executions().split_off(executed_before);
     executions.sort();
     assert_eq!(
         executions,
@@ -373,7 +395,7 @@ fn format_1_runs(db: &Path) -> BTreeMap<String, String> {
 
 #[test]
 fn a_migration_killed_at_any_point_leaves_format_1_readable_and_completes_later() {
-    let reference = Fixture::unpack();
+    let reference = Fixture::unpack(1);
     let format_1 = format_1_runs(&reference.db);
     assert_eq!(format_1.len(), 7, "the fixture's runs: {format_1:?}");
     let migrated = dump(&reference.db);
@@ -385,7 +407,7 @@ fn a_migration_killed_at_any_point_leaves_format_1_readable_and_completes_later(
         ("migrate_before_marker", 1),
         ("migrate_after_marker", 2),
     ] {
-        let fixture = Fixture::unpack();
+        let fixture = Fixture::unpack(1);
         let output = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "migration_child", "--nocapture", "--test-threads=1"])
             .env(MIGRATION_CHILD_ENV, &fixture.db)

@@ -1,6 +1,6 @@
-//! The format-1 sled database fixture (`tests/fixtures/format_v1/`), for the tests that open
-//! it: `format_v1` (sled) and `postgres_schema_v1` (which compares PostgreSQL's migrated
-//! journals with it).
+//! The sled database fixtures (`tests/fixtures/format_v1/`, `format_v2/`), for the tests that
+//! open them: `format_fixtures` (sled) and `postgres_schema_v1` (which compares PostgreSQL's
+//! migrated journals with format 1's).
 
 #![allow(dead_code)]
 
@@ -13,7 +13,7 @@ use hitl::prelude::*;
 use hitl::{PendingFilter, Request};
 use serde_json::Value;
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format_v1");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 /// The fixture's database, unpacked into a fresh temporary directory, and its manifest.
 pub struct Fixture {
@@ -23,19 +23,21 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    pub fn unpack() -> Fixture {
+    /// The fixture of on-disk format `format` (`tests/fixtures/format_v{format}`).
+    pub fn unpack(format: u32) -> Fixture {
+        let fixture = Path::new(FIXTURES).join(format!("format_v{format}"));
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("db");
         std::fs::create_dir(&db).unwrap();
         let status = Command::new("tar")
             .arg("-xzf")
-            .arg(Path::new(FIXTURE).join("db.tar.gz"))
+            .arg(fixture.join("db.tar.gz"))
             .arg("-C")
             .arg(&db)
             .status()
             .expect("the system's `tar` unpacks the fixture");
         assert!(status.success(), "tar failed: {status}");
-        let manifest = std::fs::read(Path::new(FIXTURE).join("manifest.json")).unwrap();
+        let manifest = std::fs::read(fixture.join("manifest.json")).unwrap();
         Fixture {
             _dir: dir,
             db,
