@@ -48,9 +48,9 @@ async fn pending_of(engine: &Engine, run_id: &str) -> Request {
 }
 
 /// Overwrites the journal entry of `step` of `run_id` with bytes that are not a record,
-/// through sled itself (the database is closed). Format 2 keeps a run's steps in chunks
-/// (`journal.2`, key `0x02 len run-id chunk`, see `hitl/src/store/sled/format.rs`); the
-/// entry's framing is kept and its record bytes are replaced.
+/// through sled itself (the database is closed). Format 3 keeps a run's first steps in its
+/// run document (`runs.3`, keyed by the run id, see `hitl/src/store/sled/format.rs`), as a
+/// chunk whose framing is kept here while the entry's record bytes are replaced.
 fn damage_journal_entry(path: &Path, run_id: &str, step: &str) {
     // The engine releases sled's own lock shortly after `close` returns.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -61,14 +61,17 @@ fn damage_journal_entry(path: &Path, run_id: &str, step: &str) {
             Err(error) => panic!("cannot open the closed database: {error}"),
         }
     };
-    let journal = db.open_tree("journal.2").unwrap();
-    let mut prefix = vec![0x02, u8::try_from(run_id.len()).unwrap()];
-    prefix.extend_from_slice(run_id.as_bytes());
-    let (key, chunk) = journal
-        .scan_prefix(&prefix)
-        .map(Result::unwrap)
-        .find(|(_, chunk)| chunk.windows(step.len()).any(|window| window == step.as_bytes()))
-        .unwrap_or_else(|| panic!("no journal entry {step} in run {run_id}"));
+    let runs = db.open_tree("runs.3").unwrap();
+    let chunk = runs
+        .get(run_id)
+        .unwrap()
+        .filter(|document| {
+            document
+                .windows(step.len())
+                .any(|window| window == step.as_bytes())
+        })
+        .unwrap_or_else(|| panic!("no journal entry {step} in the document of run {run_id}"));
+    let key = run_id.as_bytes();
     let mut chunk = chunk.to_vec();
     let at = chunk
         .windows(step.len())
@@ -78,7 +81,7 @@ fn damage_journal_entry(path: &Path, run_id: &str, step: &str) {
     let len = usize::from(chunk[at]);
     assert!(len < 0x80, "a one-byte length");
     chunk[at + 1..at + 1 + len].fill(0xFF);
-    journal.insert(key, chunk).unwrap();
+    runs.insert(key, chunk).unwrap();
     db.flush().unwrap();
 }
 

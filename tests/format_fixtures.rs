@@ -46,7 +46,7 @@ fn marker_version(db: &Path) -> u64 {
 
 /// The on-disk format this engine writes (`hitl/src/store/sled/format.rs`), which an open
 /// of an older database migrates it to.
-const CURRENT_FORMAT: u64 = 2;
+const CURRENT_FORMAT: u64 = 3;
 
 /// What the marker of a fixture's database says once the current engine has opened and
 /// closed it: it is in the current format, whose trees replaced any older format's.
@@ -357,7 +357,7 @@ async fn every_run_in_the_fixture_continues(format: u32) {
 /// Set (to a database directory) only in the child process of the migration crash test.
 const MIGRATION_CHILD_ENV: &str = "FORMAT_V1_MIGRATION_CHILD";
 
-/// The child of [`a_migration_killed_at_any_point_leaves_format_1_readable_and_completes_later`]:
+/// The child of [`a_migration_killed_at_any_point_leaves_the_old_format_readable_and_completes_later`]:
 /// opens the database with `HITL_FAILPOINT` set, which aborts the process mid-migration.
 #[test]
 fn migration_child() {
@@ -368,8 +368,9 @@ fn migration_child() {
     panic!("the failpoint did not abort the migration");
 }
 
-/// The runs of the format-1 trees, read with sled alone, as (id, status).
-fn format_1_runs(db: &Path) -> BTreeMap<String, String> {
+/// The run records of format `format`'s runs tree (`runs`, `runs.2`), read with sled alone
+/// from a copy, as (key, value).
+fn old_runs(db: &Path, format: u32) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let copy = tempfile::tempdir().unwrap();
     let status = Command::new("cp")
         .arg("-r")
@@ -379,64 +380,69 @@ fn format_1_runs(db: &Path) -> BTreeMap<String, String> {
         .unwrap();
     assert!(status.success());
     let sled = sled::open(copy.path().join("db")).unwrap();
-    sled.open_tree("runs")
+    let tree = if format == 1 { "runs" } else { "runs.2" };
+    sled.open_tree(tree)
         .unwrap()
         .iter()
         .map(|entry| {
             let (key, value) = entry.unwrap();
-            let record: Value = serde_json::from_slice(&value).expect("a format-1 run record is JSON");
-            (
-                String::from_utf8(key.to_vec()).unwrap(),
-                record["status"].as_str().unwrap().to_owned(),
-            )
+            (key.to_vec(), value.to_vec())
         })
         .collect()
 }
 
 #[test]
-fn a_migration_killed_at_any_point_leaves_format_1_readable_and_completes_later() {
-    let reference = Fixture::unpack(1);
-    let format_1 = format_1_runs(&reference.db);
-    assert_eq!(format_1.len(), 7, "the fixture's runs: {format_1:?}");
-    let migrated = dump(&reference.db);
-    assert_format_after_open(&reference.db);
+fn a_migration_killed_at_any_point_leaves_the_old_format_readable_and_completes_later() {
+    // (fixture, failpoint, the marker after the kill)
+    let kills = [
+        (1, "migrate_after_runs", 1),
+        (1, "migrate_after_journal", 1),
+        (1, "migrate_v2_after_requests", 1),
+        (1, "migrate_before_marker", 1),
+        (1, "migrate_after_marker", CURRENT_FORMAT),
+        (2, "migrate_v2_after_requests", 2),
+        (2, "migrate_before_marker", 2),
+        (2, "migrate_after_marker", CURRENT_FORMAT),
+    ];
+    for format in [1, 2] {
+        let reference = Fixture::unpack(format);
+        let old = old_runs(&reference.db, format);
+        assert_eq!(old.len(), 7, "the format-{format} fixture's runs");
+        let migrated = dump(&reference.db);
+        assert_format_after_open(&reference.db);
 
-    for (point, marker_after_kill) in [
-        ("migrate_after_runs", 1),
-        ("migrate_after_journal", 1),
-        ("migrate_before_marker", 1),
-        ("migrate_after_marker", 2),
-    ] {
-        let fixture = Fixture::unpack(1);
-        let output = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "migration_child", "--nocapture", "--test-threads=1"])
-            .env(MIGRATION_CHILD_ENV, &fixture.db)
-            .env("HITL_FAILPOINT", point)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            !output.status.success() && stderr.contains(&format!("hitl failpoint `{point}` hit")),
-            "the child dies at {point}: {}\n{stderr}",
-            output.status
-        );
-        assert_eq!(
-            marker_version(&fixture.db),
-            marker_after_kill,
-            "the marker after a kill at {point}"
-        );
-        if marker_after_kill == 1 {
-            assert_eq!(
-                format_1_runs(&fixture.db),
-                format_1,
-                "after a kill at {point}, the format-1 records are all there"
+        for (_, point, marker_after_kill) in kills.iter().filter(|(of, ..)| *of == format) {
+            let fixture = Fixture::unpack(format);
+            let output = Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "migration_child", "--nocapture", "--test-threads=1"])
+                .env(MIGRATION_CHILD_ENV, &fixture.db)
+                .env("HITL_FAILPOINT", point)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                !output.status.success() && stderr.contains(&format!("hitl failpoint `{point}` hit")),
+                "format {format}: the child dies at {point}: {}\n{stderr}",
+                output.status
             );
+            assert_eq!(
+                marker_version(&fixture.db),
+                *marker_after_kill,
+                "format {format}: the marker after a kill at {point}"
+            );
+            if *marker_after_kill == u64::from(format) {
+                assert_eq!(
+                    old_runs(&fixture.db, format),
+                    old,
+                    "format {format}: after a kill at {point}, the old records are all there"
+                );
+            }
+            assert_eq!(
+                dump(&fixture.db),
+                migrated,
+                "format {format}: after a kill at {point}, the next open migrates to the same records"
+            );
+            assert_format_after_open(&fixture.db);
         }
-        assert_eq!(
-            dump(&fixture.db),
-            migrated,
-            "after a kill at {point}, the next open migrates to the same records"
-        );
-        assert_format_after_open(&fixture.db);
     }
 }

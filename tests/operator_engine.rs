@@ -32,9 +32,9 @@ fn stored_runs(dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
             Err(error) => panic!("the database does not open with sled: {error}"),
         }
     };
-    // Format 2 keeps runs in `runs.2` (the sled backend's tree names are its own business;
+    // Format 3 keeps runs in `runs.3` (the sled backend's tree names are its own business;
     // this test looks under it only to prove that nothing was written).
-    let runs = db.open_tree("runs.2").unwrap();
+    let runs = db.open_tree("runs.3").unwrap();
     assert!(!runs.is_empty(), "the runs tree holds the run");
     runs.iter()
         .map(|entry| entry.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())

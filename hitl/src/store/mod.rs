@@ -35,10 +35,11 @@
 //!
 //! # The sled backend
 //!
-//! sled stores the same records in its own compact form (format 2, described in
-//! `store/sled/format.rs`): a paused run is a handful of keys — its run record, one journal chunk
-//! per 16 steps, its request and its pending-index entry — whose values are packed JSON
-//! (field names from a dictionary, integers as varints, UUIDs as 16 bytes).
+//! sled stores the same records in its own compact form (format 3, described in
+//! `store/sled/format.rs`): a paused run is two keys — its run document (the run record, its
+//! first 16 steps and its open requests) and its request's index entry — plus one journal
+//! chunk per 16 later steps, whose values are packed JSON (field names from a dictionary,
+//! integers as varints, UUIDs as 16 bytes).
 //! [`dump_sled`] (the `hitl --db DIR dump` command) shows every record as JSON again. A
 //! database of format 1 (one JSON value per step) is migrated in place when it is opened.
 //!

@@ -1,5 +1,6 @@
 //! `hitl --db DIR dump`: every record of a sled database as JSON, whatever its encoding on
-//! disk (format 2 packs its values, see `format`).
+//! disk (format 3 packs its values and keeps a run's record, first journal chunk and open
+//! requests in one document, see `format`; the dump shows each record on its own line).
 
 use std::io::Write;
 use std::path::Path;
@@ -15,7 +16,7 @@ use crate::store::dump::{DumpLines, shown};
 /// Writes every record of the hitl database in `dir` to `out` as JSON lines, and returns how
 /// many lines it wrote.
 ///
-/// The first line names the format (`{"format": "hitl", "version": 2}`); then one object per
+/// The first line names the format (`{"format": "hitl", "version": 3}`); then one object per
 /// record, with `"tree"` naming its kind — `runs`, `journal`, `requests`, `pending`,
 /// `outbox`, `timers`, `channels`, `definitions`, `meta` — its key fields, and `"record"`,
 /// the record as the JSON the engine's types serialize to (a journal entry's `record` is a
@@ -35,7 +36,7 @@ use crate::store::dump::{DumpLines, shown};
 /// let mut out = Vec::new();
 /// let lines = hitl::store::dump_sled(dir.path(), &mut out)?;
 /// assert_eq!(lines, 2, "an empty database: the format line, and the link secret (not shown)");
-/// assert!(String::from_utf8(out).unwrap().starts_with(r#"{"format":"hitl","version":2}"#));
+/// assert!(String::from_utf8(out).unwrap().starts_with(r#"{"format":"hitl","version":3}"#));
 /// # Ok(()) }
 /// ```
 pub fn dump_sled(dir: &Path, out: &mut dyn Write) -> Result<u64> {
@@ -46,11 +47,27 @@ pub fn dump_sled(dir: &Path, out: &mut dyn Write) -> Result<u64> {
     })?;
     let mut dump = DumpLines::new(out, dir);
     dump.line(json!({ "format": "hitl", "version": format::VERSION }))?;
+    // A run document's parts, each shown as the record it is: the run, journal chunk 0, and
+    // the open requests (with their pending-index lines, from the request index below).
+    let mut open_requests = Vec::new();
     for entry in store.runs.iter() {
         let (key, bytes) = entry.storage()?;
         let run_id = String::from_utf8_lossy(&key).into_owned();
-        let (field, value) = shown(format::decode_run(&run_id, &bytes));
-        dump.line(json!({ "tree": "runs", "run_id": run_id, field: value }))?;
+        let document = match super::read_document(&run_id, &bytes) {
+            Ok(document) => document,
+            Err(error) => {
+                dump.line(json!({ "tree": "runs", "run_id": run_id, "error": error.to_string() }))?;
+                continue;
+            }
+        };
+        if !document.run.is_empty() {
+            let (field, value) = shown(format::decode_run(&run_id, &document.run));
+            dump.line(json!({ "tree": "runs", "run_id": run_id, field: value }))?;
+        }
+        if !document.chunk.is_empty() {
+            dump.chunk(&run_id, 0, &document.chunk)?;
+        }
+        open_requests.extend(document.open);
     }
     for entry in store.journal.iter() {
         let (key, chunk) = entry.storage()?;
@@ -62,25 +79,24 @@ pub fn dump_sled(dir: &Path, out: &mut dyn Write) -> Result<u64> {
         };
         dump.chunk(&run_id, number, &chunk)?;
     }
-    for entry in store.requests.iter() {
-        let (key, bytes) = entry.storage()?;
-        let Some(request_id) = format::read_id(&mut format::Reader::new(&key)) else {
-            dump.line(
-                json!({ "tree": "requests", "key": format::shown_key(&key), "error": "not a request key" }),
-            )?;
-            continue;
-        };
+    for (request_id, bytes) in open_requests {
         let (field, value) = shown(format::decode_request(&request_id, &bytes));
         dump.line(json!({ "tree": "requests", "request_id": request_id, field: value }))?;
     }
-    for entry in store.pending.iter() {
-        let (key, _) = entry.storage()?;
-        match format::read_pending_key(&key) {
-            Some((run_id, request_id)) => {
-                dump.line(json!({ "tree": "pending", "run_id": run_id, "request_id": request_id }))?
+    for entry in store.requests.iter() {
+        let (key, value) = entry.storage()?;
+        match format::read_request_key(&key) {
+            Some((true, request_id)) => dump.line(json!({
+                "tree": "pending",
+                "run_id": String::from_utf8_lossy(&value),
+                "request_id": request_id,
+            }))?,
+            Some((false, request_id)) => {
+                let (field, value) = shown(format::decode_request(&request_id, &value));
+                dump.line(json!({ "tree": "requests", "request_id": request_id, field: value }))?;
             }
             None => dump.line(
-                json!({ "tree": "pending", "key": format::shown_key(&key), "error": "not a pending key" }),
+                json!({ "tree": "requests", "key": format::shown_key(&key), "error": "not a request-index key" }),
             )?,
         }
     }

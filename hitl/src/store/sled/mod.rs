@@ -33,6 +33,8 @@ use group_commit::GroupCommit;
 use open::{CleanClose, OpenPath};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
+use format::Document;
+
 use super::{
     FlushFuture, RunQuery, RunRecord, StepRecord, StoreError, StoreErrorKind, decode, encode, lost_lease,
     run_key,
@@ -56,8 +58,8 @@ pub(crate) struct SledStore {
     journal: sled::Tree,
     channels: sled::Tree,
     definitions: sled::Tree,
+    /// The request index: open requests (the pending index) and closed ones (`format`).
     requests: sled::Tree,
-    pending: sled::Tree,
     outbox: sled::Tree,
     timers: sled::Tree,
     meta: sled::Tree,
@@ -80,14 +82,59 @@ impl Drop for SledStore {
 }
 
 /// The operations, synchronous (sled is); the [`Store`] impl below wraps each in a ready
-/// future. Values are in format 2 (`format`).
+/// future. Values are in format 3 (`format`): a run's record, first journal chunk and open
+/// requests are one [`Document`].
 impl SledStore {
     fn load_run(&self, run_id: &str) -> Result<Option<RunRecord>> {
+        let Some(bytes) = self.runs.get(run_id).storage()? else {
+            return Ok(None);
+        };
+        match Document::run_of(&bytes) {
+            Some([]) => Ok(None),
+            Some(run) => format::decode_run(run_id, run).map(Some),
+            None => Err(damaged_document(run_id)),
+        }
+    }
+
+    /// The document of `run_id`, if it has one.
+    fn document(&self, run_id: &str) -> Result<Option<Document>> {
         self.runs
             .get(run_id)
             .storage()?
-            .map(|bytes| format::decode_run(run_id, &bytes))
+            .map(|bytes| read_document(run_id, &bytes))
             .transpose()
+    }
+
+    /// Compare-and-swap on one run document: `change` sees the stored document and returns
+    /// the one to store (`None`: leave it); retried when another writer got in between.
+    /// Returns whether it wrote.
+    fn update_document(
+        &self,
+        run_id: &str,
+        change: impl Fn(Option<Document>) -> Result<Option<Document>>,
+    ) -> Result<bool> {
+        loop {
+            let current = self.runs.get(run_id).storage()?;
+            let stored = current
+                .as_ref()
+                .map(|bytes| read_document(run_id, bytes))
+                .transpose()?;
+            let Some(new) = change(stored)? else {
+                return Ok(false);
+            };
+            match self
+                .runs
+                .compare_and_swap(
+                    run_id,
+                    current.as_ref().map(|bytes| bytes.as_ref()),
+                    Some(new.to_bytes()),
+                )
+                .storage()?
+            {
+                Ok(()) => return Ok(true),
+                Err(_) => continue,
+            }
+        }
     }
 
     fn save_run(&self, run: &RunRecord) -> Result<()> {
@@ -101,32 +148,25 @@ impl SledStore {
         .map(|_| ())
     }
 
-    /// Compare-and-swap on one run record: `change` sees the stored record and returns the
-    /// bytes to store (`None`: leave it); retried when another writer got in between.
+    /// Compare-and-swap on one run record (in its document, whose other parts are kept):
+    /// `change` sees the stored record and returns the bytes to store (`None`: leave it).
     /// Returns whether it wrote.
     fn update_run(
         &self,
         run_id: &str,
         change: impl Fn(Option<RunRecord>) -> Result<Option<Vec<u8>>>,
     ) -> Result<bool> {
-        loop {
-            let current = self.runs.get(run_id).storage()?;
-            let stored = current
-                .as_ref()
-                .map(|bytes| format::decode_run(run_id, bytes))
-                .transpose()?;
-            let Some(new) = change(stored)? else {
-                return Ok(false);
+        self.update_document(run_id, |document| {
+            let mut document = document.unwrap_or_default();
+            let stored = match document.run.as_slice() {
+                [] => None,
+                run => Some(format::decode_run(run_id, run)?),
             };
-            match self
-                .runs
-                .compare_and_swap(run_id, current.as_ref().map(|bytes| bytes.as_ref()), Some(new))
-                .storage()?
-            {
-                Ok(()) => return Ok(true),
-                Err(_) => continue,
-            }
-        }
+            Ok(change(stored)?.map(|bytes| {
+                document.run = bytes;
+                document
+            }))
+        })
     }
 
     /// Claims `run_id` for `owner` if the stored record passes `claimable`
@@ -194,17 +234,12 @@ impl SledStore {
 
     fn create_run(&self, run: &RunRecord) -> Result<Option<RunRecord>> {
         let bytes = format::encode_run(run)?;
-        match self
-            .runs
-            .compare_and_swap(run.id.as_bytes(), None as Option<&[u8]>, Some(bytes))
-            .storage()?
-        {
-            Ok(()) => Ok(None),
-            Err(existing) => {
-                let current = existing.current.unwrap_or_default();
-                Ok(Some(format::decode_run(&run.id, &current)?))
-            }
-        }
+        let existing = std::cell::RefCell::new(None);
+        self.update_run(&run.id, |stored| {
+            *existing.borrow_mut() = stored;
+            Ok(existing.borrow().is_none().then(|| bytes.clone()))
+        })?;
+        Ok(existing.into_inner())
     }
 
     fn runs(&self, query: &RunQuery) -> Result<Vec<RunRecord>> {
@@ -227,9 +262,13 @@ impl SledStore {
                     key: format::shown_key(&key),
                     source: serde::de::Error::custom("a run id that is not UTF-8"),
                 })
-                .and_then(|run_id| format::decode_run(run_id, &bytes));
+                .and_then(|run_id| match Document::run_of(&bytes) {
+                    Some([]) => Ok(None),
+                    Some(run) => format::decode_run(run_id, run).map(Some),
+                    None => Err(damaged_document(run_id)),
+                });
             match decoded {
-                Ok(run) if query.matches(&run) => runs.push(run),
+                Ok(Some(run)) if query.matches(&run) => runs.push(run),
                 Ok(_) => {}
                 Err(error) => tracing::error!(%error, "skipping a run record that cannot be read"),
             }
@@ -238,33 +277,45 @@ impl SledStore {
     }
 
     fn load_journal(&self, run_id: &str) -> Result<Vec<(String, StepRecord)>> {
-        let chunks = self
+        // Chunk 0 is empty until the run's first step.
+        let first = self
+            .document(run_id)?
+            .map(|document| document.chunk)
+            .filter(|chunk| !chunk.is_empty());
+        let later = self
             .journal
             .scan_prefix(format::id_key(run_id))
             .values()
             .collect::<std::result::Result<Vec<_>, _>>()
             .storage()?;
-        format::journal_of(run_id, chunks.iter().map(|chunk| &chunk[..]))
-    }
-
-    /// The write fence: `run_id` must still be held at `epoch`. sled is one process and the
-    /// engine drives a run from one task, so checking before the write is enough here.
-    fn fence(&self, run_id: &str, epoch: u64) -> Result<()> {
-        let Some(bytes) = self.runs.get(run_id).storage()? else {
-            return Ok(());
-        };
-        if format::run_epoch(run_id, &bytes)? == epoch {
-            Ok(())
-        } else {
-            Err(lost_lease(run_id, epoch))
-        }
+        format::journal_of(
+            run_id,
+            first
+                .iter()
+                .map(Vec::as_slice)
+                .chain(later.iter().map(|chunk| &chunk[..])),
+        )
     }
 
     fn append_steps(&self, run_id: &str, epoch: u64, steps: &[(String, StepRecord)]) -> Result<()> {
-        self.fence(run_id, epoch)?;
         let chunks = format::by_chunk(steps);
+        if let [(0, entries)] = chunks.as_slice() {
+            // The common case: one compare-and-swap on the run's document, fenced in it.
+            self.update_document(run_id, |document| {
+                let mut document = document.unwrap_or_default();
+                fence(run_id, epoch, &document)?;
+                document.chunk = append_to_chunk(run_id, Some(&document.chunk), entries)?;
+                Ok(Some(document))
+            })?;
+            return Ok(());
+        }
         if let [(chunk, entries)] = chunks.as_slice() {
-            // The common case: one compare-and-swap on one chunk, no transaction.
+            // One later chunk: the fence read from the document, then one compare-and-swap on
+            // the chunk. sled is one process and the engine drives a run from one task, so
+            // checking before the write is enough here.
+            if let Some(document) = self.document(run_id)? {
+                fence(run_id, epoch, &document)?;
+            }
             let key = format::chunk_key(run_id, *chunk);
             loop {
                 let current = self.journal.get(&key).storage()?;
@@ -279,16 +330,13 @@ impl SledStore {
                 }
             }
         }
-        self.journal
-            .transaction(|journal| {
+        (&self.runs, &self.journal)
+            .transaction(|(runs, journal)| {
+                let mut document = JournalWrite::begin(runs, run_id, epoch)?;
                 for (chunk, entries) in &chunks {
-                    let key = format::chunk_key(run_id, *chunk);
-                    let current = journal.get(&key)?;
-                    let next = append_to_chunk(run_id, current.as_deref(), entries)
-                        .map_err(ConflictableTransactionError::Abort)?;
-                    journal.insert(key, next)?;
+                    document.append(journal, *chunk, entries)?;
                 }
-                Ok(())
+                document.finish(runs)
             })
             .map_err(abort_error)
     }
@@ -302,18 +350,14 @@ impl SledStore {
         key: &str,
         value: &Value,
     ) -> Result<()> {
-        self.fence(run_id, epoch)?;
-        let chunk_key = format::chunk_key(run_id, format::chunk_of(step));
         let channel_key = run_key(run_id, key);
         let channel_bytes = encode("a channel value", value)?;
-        (&self.journal, &self.channels)
-            .transaction(|(journal, channels)| {
-                let current = journal.get(&chunk_key)?;
-                let next = append_to_chunk(run_id, current.as_deref(), &[(step_id, step)])
-                    .map_err(ConflictableTransactionError::Abort)?;
-                journal.insert(chunk_key.as_slice(), next)?;
+        (&self.runs, &self.journal, &self.channels)
+            .transaction(|(runs, journal, channels)| {
+                let mut document = JournalWrite::begin(runs, run_id, epoch)?;
+                document.append(journal, format::chunk_of(step), &[(step_id, step)])?;
                 channels.insert(channel_key.as_slice(), channel_bytes.as_slice())?;
-                Ok(())
+                document.finish(runs)
             })
             .map_err(abort_error)
     }
@@ -387,6 +431,94 @@ fn abort_error(error: TransactionError<Error>) -> Error {
     match error {
         TransactionError::Abort(error) => error,
         TransactionError::Storage(error) => sled_error(error),
+    }
+}
+
+/// A run document as stored, or the error a damaged one is reported with.
+pub(super) fn read_document(run_id: &str, bytes: &[u8]) -> Result<Document> {
+    Document::read(bytes).ok_or_else(|| damaged_document(run_id))
+}
+
+fn damaged_document(run_id: &str) -> Error {
+    Error::CorruptRecord {
+        run_id: run_id.to_owned(),
+        record: "run document".to_owned(),
+        step: None,
+        detail: "its framing does not decode; it was left as it is".to_owned(),
+    }
+}
+
+/// The write fence: the run must still be held at `epoch` (a document without a run record,
+/// which only a store handed steps before their run has, is not fenced).
+fn fence(run_id: &str, epoch: u64, document: &Document) -> Result<()> {
+    if document.run.is_empty() || format::run_epoch(run_id, &document.run)? == epoch {
+        Ok(())
+    } else {
+        Err(lost_lease(run_id, epoch))
+    }
+}
+
+/// Journal writes in a transaction: chunk 0 goes to the run's document (read and fenced
+/// first), later chunks to the journal tree.
+pub(super) struct JournalWrite<'a> {
+    run_id: &'a str,
+    document: Document,
+    /// Whether the document changed, so that `finish` writes it.
+    changed: bool,
+}
+
+type TxResult<T> = std::result::Result<T, ConflictableTransactionError<Error>>;
+
+impl<'a> JournalWrite<'a> {
+    pub(super) fn begin(
+        runs: &sled::transaction::TransactionalTree,
+        run_id: &'a str,
+        epoch: u64,
+    ) -> TxResult<Self> {
+        let abort = ConflictableTransactionError::Abort;
+        let document = match runs.get(run_id)? {
+            Some(bytes) => read_document(run_id, &bytes).map_err(abort)?,
+            None => Document::default(),
+        };
+        fence(run_id, epoch, &document).map_err(abort)?;
+        Ok(JournalWrite {
+            run_id,
+            document,
+            changed: false,
+        })
+    }
+
+    pub(super) fn append(
+        &mut self,
+        journal: &sled::transaction::TransactionalTree,
+        chunk: u32,
+        entries: &[(&str, &StepRecord)],
+    ) -> TxResult<()> {
+        let abort = ConflictableTransactionError::Abort;
+        if chunk == 0 {
+            let run_id = self.run_id;
+            let document = self.document();
+            document.chunk = append_to_chunk(run_id, Some(&document.chunk), entries).map_err(abort)?;
+            return Ok(());
+        }
+        let key = format::chunk_key(self.run_id, chunk);
+        let current = journal.get(&key)?;
+        let next = append_to_chunk(self.run_id, current.as_deref(), entries).map_err(abort)?;
+        journal.insert(key, next)?;
+        Ok(())
+    }
+
+    /// The run's document, to change (it is written by `finish`).
+    pub(super) fn document(&mut self) -> &mut Document {
+        self.changed = true;
+        &mut self.document
+    }
+
+    pub(super) fn finish(self, runs: &sled::transaction::TransactionalTree) -> TxResult<()> {
+        if self.changed {
+            runs.insert(self.run_id.as_bytes(), self.document.to_bytes())?;
+        }
+        Ok(())
     }
 }
 

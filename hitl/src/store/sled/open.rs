@@ -138,7 +138,7 @@ impl SledStore {
                 if !migrating {
                     return Ok(store);
                 }
-                match migrate::from_v1(&store) {
+                match migrate::upgrade(&store, version) {
                     Ok(()) => Ok(store),
                     Err(error) => {
                         store.close_without_clean_mark();
@@ -153,11 +153,12 @@ impl SledStore {
                 }
                 open_guard::clear_clean_mark(path);
                 if migrating {
-                    // The converted records are durable: from here on the database is format 2.
+                    // The converted records are durable: from here on the database is in the
+                    // current format.
                     write_marker(path, format::VERSION)?;
                     crate::failpoint::hit("migrate_after_marker");
                 }
-                migrate::drop_format_1_trees(&store.db)?;
+                migrate::drop_old_trees(&store.db)?;
                 Ok(store)
             }
             Err(error) => {
@@ -226,7 +227,6 @@ impl SledStore {
             channels: tree("channels")?,
             definitions: tree("definitions")?,
             requests: tree(format::REQUESTS)?,
-            pending: tree(format::PENDING)?,
             outbox: tree("outbox")?,
             timers: tree("timers")?,
             meta: tree("meta")?,

@@ -4,13 +4,16 @@
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
-use super::{SledResult, SledStore, abort_error, append_to_chunk, format};
+use super::format::Document;
+use super::{JournalWrite, SledResult, SledStore, abort_error, format};
 use crate::error::{Error, Result};
 use crate::model::outbox::OutboxRecord;
 use crate::model::request::{RequestRecord, RequestStatus};
 use crate::store::{RequestChange, RequestQuery, Resolved, StepRecord, StorageStats, Timer, decode, encode};
 
 impl SledStore {
+    /// Writes the waiting step, the request (into its run's document while it is open), its
+    /// index entry, its notifications and its expiry timer, in one transaction.
     pub(super) fn create_request(
         &self,
         epoch: u64,
@@ -19,34 +22,36 @@ impl SledStore {
         outbox: &[OutboxRecord],
         expiry: Option<Timer>,
     ) -> Result<()> {
-        self.fence(&request.run_id, epoch)?;
-        let chunk_key = format::chunk_key(&request.run_id, format::chunk_of(step));
-        let request_key = format::id_key(&request.id);
         let request_bytes = format::encode_request(request)?;
-        let pending_key = format::pending_key(&request.run_id, &request.id);
+        let open = request.status == RequestStatus::Pending;
         let outbox: Vec<(String, Vec<u8>)> = outbox
             .iter()
             .map(|record| Ok((record.id.clone(), encode("a notification", record)?)))
             .collect::<Result<_>>()?;
         let expiry = expiry.map(|timer| timer.key());
         (
+            &self.runs,
             &self.journal,
             &self.requests,
-            &self.pending,
             &self.outbox,
             &self.timers,
         )
-            .transaction(|(journal, requests, pending, outbox_tree, timers)| {
-                let current = journal.get(&chunk_key)?;
-                let next = append_to_chunk(
-                    &request.run_id,
-                    current.as_deref(),
+            .transaction(|(runs, journal, requests, outbox_tree, timers)| {
+                let mut write = JournalWrite::begin(runs, &request.run_id, epoch)?;
+                write.append(
+                    journal,
+                    format::chunk_of(step),
                     &[(request.step_id.as_str(), step)],
-                )
-                .map_err(ConflictableTransactionError::Abort)?;
-                journal.insert(chunk_key.as_slice(), next)?;
-                requests.insert(request_key.as_slice(), request_bytes.as_slice())?;
-                pending.insert(pending_key.as_slice(), &[])?;
+                )?;
+                let open_requests = &mut write.document().open;
+                open_requests.retain(|(id, _)| id != &request.id);
+                if open {
+                    open_requests.push((request.id.clone(), request_bytes.clone()));
+                    requests.insert(format::open_request_key(&request.id), request.run_id.as_bytes())?;
+                } else {
+                    requests.insert(format::closed_request_key(&request.id), request_bytes.as_slice())?;
+                }
+                write.finish(runs)?;
                 for (id, bytes) in &outbox {
                     outbox_tree.insert(id.as_bytes(), bytes.as_slice())?;
                 }
@@ -58,86 +63,159 @@ impl SledStore {
             .map_err(abort_error)
     }
 
+    /// An open request from its run's document, else a closed one from the index. Read in
+    /// that order, a request resolved between the two reads is found closed.
     pub(super) fn load_request(&self, request_id: &str) -> Result<Option<RequestRecord>> {
+        if let Some(run_id) = self
+            .requests
+            .get(format::open_request_key(request_id))
+            .storage()?
+        {
+            let run_id = String::from_utf8_lossy(&run_id);
+            if let Some(bytes) = self
+                .document(&run_id)?
+                .as_ref()
+                .and_then(|document| document.open_request(request_id))
+            {
+                return format::decode_request(request_id, bytes).map(Some);
+            }
+        }
         self.requests
-            .get(format::id_key(request_id))
+            .get(format::closed_request_key(request_id))
             .storage()?
             .map(|bytes| format::decode_request(request_id, &bytes))
             .transpose()
     }
 
+    /// Changes a request in one transaction: an open one in its run's document, moved to
+    /// its closed index entry (and its run's wake-up armed) when the change resolves it.
     pub(super) fn resolve_request(&self, request_id: &str, change: &RequestChange<'_>) -> Result<Resolved> {
-        let request_key = format::id_key(request_id);
-        let result =
-            (&self.requests, &self.pending, &self.timers).transaction(|(requests, pending, timers)| {
-                let abort = |error: Error| ConflictableTransactionError::Abort(error);
-                let bytes = requests.get(&request_key)?.ok_or_else(|| {
+        let open_key = format::open_request_key(request_id);
+        let closed_key = format::closed_request_key(request_id);
+        let result = (&self.runs, &self.requests, &self.timers).transaction(|(runs, requests, timers)| {
+            let abort = |error: Error| ConflictableTransactionError::Abort(error);
+            let unchanged = |record| Resolved {
+                record,
+                changed: false,
+                wake: None,
+            };
+            let Some(run_id) = requests.get(&open_key)? else {
+                // Closed, or unknown.
+                let bytes = requests.get(&closed_key)?.ok_or_else(|| {
                     abort(Error::RequestNotFound {
                         request_id: request_id.to_owned(),
                     })
                 })?;
                 let current = format::decode_request(request_id, &bytes).map_err(abort)?;
                 let Some(updated) = change(&current).map_err(abort)? else {
-                    return Ok(Resolved {
-                        record: current,
-                        changed: false,
-                        wake: None,
-                    });
+                    return Ok(unchanged(current));
                 };
                 requests.insert(
-                    request_key.as_slice(),
+                    closed_key.as_slice(),
                     format::encode_request(&updated).map_err(abort)?,
                 )?;
-                let wake = Timer::wake_after(&current, &updated);
-                if let Some(timer) = &wake {
-                    pending.remove(format::pending_key(&updated.run_id, &updated.id))?;
-                    timers.insert(timer.key(), &[])?;
-                }
-                Ok(Resolved {
+                return Ok(Resolved {
                     record: updated,
                     changed: true,
-                    wake,
-                })
-            });
+                    wake: None,
+                });
+            };
+            let run_id = String::from_utf8_lossy(&run_id).into_owned();
+            let mut document = match runs.get(run_id.as_bytes())? {
+                Some(bytes) => super::read_document(&run_id, &bytes).map_err(abort)?,
+                None => Default::default(),
+            };
+            let Some(at) = document.open.iter().position(|(id, _)| id == request_id) else {
+                return Err(abort(Error::CorruptRecord {
+                    run_id,
+                    record: "run document".to_owned(),
+                    step: None,
+                    detail: format!(
+                        "the request index names open request {request_id}, which it does not hold"
+                    ),
+                }));
+            };
+            let current = format::decode_request(request_id, &document.open[at].1).map_err(abort)?;
+            let Some(updated) = change(&current).map_err(abort)? else {
+                return Ok(unchanged(current));
+            };
+            let bytes = format::encode_request(&updated).map_err(abort)?;
+            let wake = Timer::wake_after(&current, &updated);
+            if updated.status == RequestStatus::Pending {
+                document.open[at].1 = bytes;
+            } else {
+                document.open.remove(at);
+                requests.remove(open_key.as_slice())?;
+                requests.insert(closed_key.as_slice(), bytes)?;
+            }
+            if let Some(timer) = &wake {
+                timers.insert(timer.key(), &[])?;
+            }
+            runs.insert(run_id.as_bytes(), document.to_bytes())?;
+            Ok(Resolved {
+                record: updated,
+                changed: true,
+                wake,
+            })
+        });
         result.map_err(abort_error)
     }
 
-    /// The pending requests come from the pending index; others from a scan of every request.
+    /// The open requests of one run come from its document; all open ones from the pending
+    /// half of the index; others from a scan of the whole index.
     pub(super) fn requests(&self, query: &RequestQuery) -> Result<Vec<RequestRecord>> {
         let mut requests = Vec::new();
-        if query.status != Some(RequestStatus::Pending) {
-            for entry in self.requests.iter() {
-                let (key, bytes) = entry.storage()?;
-                let decoded = format::read_id(&mut format::Reader::new(&key))
-                    .ok_or_else(|| Error::Decode {
-                        key: format::shown_key(&key),
-                        source: serde::de::Error::custom("not a request key"),
-                    })
-                    .and_then(|request_id| format::decode_request(&request_id, &bytes));
-                match decoded {
-                    Ok(request) if query.matches(&request) => requests.push(request),
-                    Ok(_) => {}
-                    Err(error) => tracing::error!(%error, "skipping a request record that cannot be read"),
+        let mut keep = |decoded: Result<RequestRecord>| match decoded {
+            Ok(request) if query.matches(&request) => requests.push(request),
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "skipping a request record that cannot be read"),
+        };
+        let pending = query.status == Some(RequestStatus::Pending);
+        if let (true, Some(run_id)) = (pending, &query.run_id) {
+            let document = match self.document(run_id) {
+                Err(error @ Error::CorruptRecord { .. }) => {
+                    tracing::error!(%error, "skipping the requests of a run document that cannot be read");
+                    None
                 }
+                other => other?,
+            };
+            for (id, bytes) in document.map(|document| document.open).unwrap_or_default() {
+                keep(format::decode_request(&id, &bytes));
             }
         } else {
-            let entries = match &query.run_id {
-                Some(run_id) => self.pending.scan_prefix(format::id_key(run_id)),
-                None => self.pending.iter(),
+            let entries = if pending {
+                self.requests.scan_prefix(format::OPEN_REQUESTS)
+            } else {
+                self.requests.iter()
             };
+            // Consecutive open requests of one run share its document.
+            let mut last: Option<(String, Option<Document>)> = None;
             for entry in entries {
-                let (key, _) = entry.storage()?;
-                let Some((_, request_id)) = format::read_pending_key(&key) else {
-                    tracing::error!(key = %format::shown_key(&key), "skipping a pending-index key that cannot be read");
+                let (key, value) = entry.storage()?;
+                let Some((open, request_id)) = format::read_request_key(&key) else {
+                    tracing::error!(key = %format::shown_key(&key), "skipping a request-index key that cannot be read");
                     continue;
                 };
-                match self.load_request(&request_id) {
-                    Ok(Some(request)) if query.matches(&request) => requests.push(request),
-                    Ok(_) => {}
-                    Err(error @ Error::Decode { .. }) => {
-                        tracing::error!(%error, "skipping a request record that cannot be read");
-                    }
-                    Err(error) => return Err(error),
+                if !open {
+                    keep(format::decode_request(&request_id, &value));
+                    continue;
+                }
+                let run_id = String::from_utf8_lossy(&value).into_owned();
+                if last.as_ref().is_none_or(|(last_run, _)| *last_run != run_id) {
+                    let document = match self.document(&run_id) {
+                        Err(error @ Error::CorruptRecord { .. }) => {
+                            tracing::error!(%error, "skipping a request of a run document that cannot be read");
+                            None
+                        }
+                        other => other?,
+                    };
+                    last = Some((run_id, document));
+                }
+                let document = last.as_ref().and_then(|(_, document)| document.as_ref());
+                // Not in the document: resolved since the index was read (its closed entry
+                // sorts after every open one, so a full scan still meets it).
+                if let Some(bytes) = document.and_then(|document| document.open_request(&request_id)) {
+                    keep(format::decode_request(&request_id, bytes));
                 }
             }
         }
@@ -242,7 +320,6 @@ impl SledStore {
             &self.channels,
             &self.definitions,
             &self.requests,
-            &self.pending,
             &self.outbox,
             &self.timers,
             &self.meta,
