@@ -90,6 +90,14 @@ fn request_key(half: u8, request_id: &str) -> Vec<u8> {
     key
 }
 
+/// Where the migration keeps a format-2 request key that did not read as an id, so that its
+/// bytes stay as evidence ([`read_request_key`] reads no id from it).
+pub(crate) fn unreadable_request_key(key: &[u8]) -> Vec<u8> {
+    [&[UNREADABLE][..], key].concat()
+}
+
+const UNREADABLE: u8 = 0xFF;
+
 /// Whether a request-index key is an open request's, and the request's id.
 pub(crate) fn read_request_key(key: &[u8]) -> Option<(bool, String)> {
     let mut reader = Reader::new(key);
@@ -211,6 +219,10 @@ mod tests {
         assert!(
             !chunk_key("ab", 0).starts_with(&id_key("a")),
             "no run's keys start another's"
+        );
+        assert_eq!(
+            read_request_key(&unreadable_request_key(&open_request_key("z"))),
+            None
         );
         assert!(open_request_key("z").starts_with(&OPEN_REQUESTS));
         assert!(!closed_request_key("z").starts_with(&OPEN_REQUESTS));

@@ -160,12 +160,10 @@ fn from_v2(store: &SledStore) -> Result<()> {
     let old = |name: &str| store.db.open_tree(name).storage();
     // A document is read back and written again as each of its parts arrives.
     let add_to_document = |run_id: &str, add: &dyn Fn(&mut Document)| -> Result<()> {
-        let mut document = store
-            .runs
-            .get(run_id)
-            .storage()?
-            .and_then(|bytes| Document::read(&bytes))
-            .unwrap_or_default();
+        let mut document = match store.runs.get(run_id).storage()? {
+            Some(bytes) => super::read_document(run_id, &bytes)?,
+            None => Document::default(),
+        };
         add(&mut document);
         store.runs.insert(run_id, document.to_bytes()).storage()?;
         Ok(())
@@ -191,8 +189,14 @@ fn from_v2(store: &SledStore) -> Result<()> {
     }
     for entry in old(v2::REQUESTS)?.iter() {
         let (key, bytes) = entry.storage()?;
-        let Some(request_id) = format::read_id(&mut format::Reader::new(&key)) else {
-            tracing::error!(key = %format::shown_key(&key), "dropping a format-2 request key that is not a request id");
+        let mut reader = format::Reader::new(&key);
+        let Some(request_id) = format::read_id(&mut reader).filter(|_| reader.done()) else {
+            // Kept as evidence, where no request key can be: reads skip it, the dump shows it.
+            tracing::error!(key = %format::shown_key(&key), "keeping a format-2 request key that is not a request id");
+            store
+                .requests
+                .insert(format::unreadable_request_key(&key), bytes)
+                .storage()?;
             continue;
         };
         match format::decode_request(&request_id, &bytes) {

@@ -313,8 +313,9 @@ impl SledStore {
             // One later chunk: the fence read from the document, then one compare-and-swap on
             // the chunk. sled is one process and the engine drives a run from one task, so
             // checking before the write is enough here.
-            if let Some(document) = self.document(run_id)? {
-                fence(run_id, epoch, &document)?;
+            if let Some(bytes) = self.runs.get(run_id).storage()? {
+                let run = Document::run_of(&bytes).ok_or_else(|| damaged_document(run_id))?;
+                fence_run(run_id, epoch, run)?;
             }
             let key = format::chunk_key(run_id, *chunk);
             loop {
@@ -451,7 +452,12 @@ fn damaged_document(run_id: &str) -> Error {
 /// The write fence: the run must still be held at `epoch` (a document without a run record,
 /// which only a store handed steps before their run has, is not fenced).
 fn fence(run_id: &str, epoch: u64, document: &Document) -> Result<()> {
-    if document.run.is_empty() || format::run_epoch(run_id, &document.run)? == epoch {
+    fence_run(run_id, epoch, &document.run)
+}
+
+/// [`fence`] on a document's run record bytes.
+fn fence_run(run_id: &str, epoch: u64, run: &[u8]) -> Result<()> {
+    if run.is_empty() || format::run_epoch(run_id, run)? == epoch {
         Ok(())
     } else {
         Err(lost_lease(run_id, epoch))

@@ -45,10 +45,13 @@ impl SledStore {
                 )?;
                 let open_requests = &mut write.document().open;
                 open_requests.retain(|(id, _)| id != &request.id);
+                // A request made again replaces the first, in whichever half it was.
                 if open {
                     open_requests.push((request.id.clone(), request_bytes.clone()));
+                    requests.remove(format::closed_request_key(&request.id))?;
                     requests.insert(format::open_request_key(&request.id), request.run_id.as_bytes())?;
                 } else {
+                    requests.remove(format::open_request_key(&request.id))?;
                     requests.insert(format::closed_request_key(&request.id), request_bytes.as_slice())?;
                 }
                 write.finish(runs)?;
@@ -220,6 +223,15 @@ impl SledStore {
             }
         }
         requests.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        // A request resolved during a full scan can be met twice, open (from its document)
+        // and closed: the closed one is the later state.
+        requests.dedup_by(|later, earlier| {
+            let same = later.id == earlier.id;
+            if same && earlier.status == RequestStatus::Pending {
+                std::mem::swap(later, earlier);
+            }
+            same
+        });
         requests.truncate(query.limit.unwrap_or(usize::MAX));
         Ok(requests)
     }
