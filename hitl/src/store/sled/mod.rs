@@ -1,9 +1,11 @@
-//! The sled implementation of [`Store`]: one tree per kind of record, one transaction per
-//! atomic domain operation. Opening (and the checks made before sled touches a directory)
-//! is `open`; the safety net around a failed open, `open_guard`; shared flushes,
-//! `group_commit`; the on-disk encoding, `format`; the format-1 migration, `migrate`; the
-//! JSON dump, `dump`. This file holds the run and journal operations, `requests` the request,
-//! outbox, timer and secret ones, `boundary` the [`Store`] impl over both.
+//! The sled implementation of [`Store`]: a run's record, first steps and open requests in
+//! one run document, the rest in a tree per kind of record; one compare-and-swap or one
+//! transaction per atomic domain operation. Opening (and the checks made before sled touches
+//! a directory) is `open`; the safety net around a failed open, `open_guard`; shared flushes,
+//! `group_commit`; the on-disk encoding, `format`; the migrations from formats 1 and 2,
+//! `migrate`; the JSON dump, `dump`. This file holds the run and journal operations,
+//! `requests` the request, outbox, timer and secret ones, `boundary` the [`Store`] impl over
+//! both.
 //!
 //! A hitl database is a directory holding sled's files plus two of ours:
 //! `hitl.json` (the marker: format name and version) and `hitl.lock` (an advisory lock held
