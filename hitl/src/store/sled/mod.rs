@@ -88,13 +88,9 @@ impl Drop for SledStore {
 /// requests are one [`Document`].
 impl SledStore {
     fn load_run(&self, run_id: &str) -> Result<Option<RunRecord>> {
-        let Some(bytes) = self.runs.get(run_id).storage()? else {
-            return Ok(None);
-        };
-        match Document::run_of(&bytes) {
-            Some([]) => Ok(None),
-            Some(run) => format::decode_run(run_id, run).map(Some),
-            None => Err(damaged_document(run_id)),
+        match self.runs.get(run_id).storage()? {
+            Some(bytes) => decode_run(run_id, run_bytes(run_id, &bytes)?),
+            None => Ok(None),
         }
     }
 
@@ -160,10 +156,7 @@ impl SledStore {
     ) -> Result<bool> {
         self.update_document(run_id, |document| {
             let mut document = document.unwrap_or_default();
-            let stored = match document.run.as_slice() {
-                [] => None,
-                run => Some(format::decode_run(run_id, run)?),
-            };
+            let stored = decode_run(run_id, &document.run)?;
             Ok(change(stored)?.map(|bytes| {
                 document.run = bytes;
                 document
@@ -264,11 +257,7 @@ impl SledStore {
                     key: format::shown_key(&key),
                     source: serde::de::Error::custom("a run id that is not UTF-8"),
                 })
-                .and_then(|run_id| match Document::run_of(&bytes) {
-                    Some([]) => Ok(None),
-                    Some(run) => format::decode_run(run_id, run).map(Some),
-                    None => Err(damaged_document(run_id)),
-                });
+                .and_then(|run_id| decode_run(run_id, run_bytes(run_id, &bytes)?));
             match decoded {
                 Ok(Some(run)) if query.matches(&run) => runs.push(run),
                 Ok(_) => {}
@@ -316,8 +305,7 @@ impl SledStore {
             // the chunk. sled is one process and the engine drives a run from one task, so
             // checking before the write is enough here.
             if let Some(bytes) = self.runs.get(run_id).storage()? {
-                let run = Document::run_of(&bytes).ok_or_else(|| damaged_document(run_id))?;
-                fence_run(run_id, epoch, run)?;
+                fence_run(run_id, epoch, run_bytes(run_id, &bytes)?)?;
             }
             let key = format::chunk_key(run_id, *chunk);
             loop {
@@ -440,6 +428,19 @@ fn abort_error(error: TransactionError<Error>) -> Error {
 /// A run document as stored, or the error a damaged one is reported with.
 pub(super) fn read_document(run_id: &str, bytes: &[u8]) -> Result<Document> {
     Document::read(bytes).ok_or_else(|| damaged_document(run_id))
+}
+
+/// The run record's bytes of a stored document, without copying the rest.
+fn run_bytes<'a>(run_id: &str, document: &'a [u8]) -> Result<&'a [u8]> {
+    Document::run_of(document).ok_or_else(|| damaged_document(run_id))
+}
+
+/// A document's run record; `None` for a document that has steps but no record yet.
+fn decode_run(run_id: &str, run: &[u8]) -> Result<Option<RunRecord>> {
+    match run {
+        [] => Ok(None),
+        run => format::decode_run(run_id, run).map(Some),
+    }
 }
 
 fn damaged_document(run_id: &str) -> Error {

@@ -175,13 +175,7 @@ impl SledStore {
         };
         let pending = query.status == Some(RequestStatus::Pending);
         if let (true, Some(run_id)) = (pending, &query.run_id) {
-            let document = match self.document(run_id) {
-                Err(error @ Error::CorruptRecord { .. }) => {
-                    tracing::error!(%error, "skipping the requests of a run document that cannot be read");
-                    None
-                }
-                other => other?,
-            };
+            let document = self.document_to_list(run_id)?;
             for (id, bytes) in document.map(|document| document.open).unwrap_or_default() {
                 keep(format::decode_request(&id, &bytes));
             }
@@ -205,13 +199,7 @@ impl SledStore {
                 }
                 let run_id = String::from_utf8_lossy(&value).into_owned();
                 if last.as_ref().is_none_or(|(last_run, _)| *last_run != run_id) {
-                    let document = match self.document(&run_id) {
-                        Err(error @ Error::CorruptRecord { .. }) => {
-                            tracing::error!(%error, "skipping a request of a run document that cannot be read");
-                            None
-                        }
-                        other => other?,
-                    };
+                    let document = self.document_to_list(&run_id)?;
                     last = Some((run_id, document));
                 }
                 let document = last.as_ref().and_then(|(_, document)| document.as_ref());
@@ -234,6 +222,18 @@ impl SledStore {
         });
         requests.truncate(query.limit.unwrap_or(usize::MAX));
         Ok(requests)
+    }
+
+    /// A run's document for a listing of its requests: a damaged one is reported and
+    /// skipped, so that it does not hide every other run's requests.
+    fn document_to_list(&self, run_id: &str) -> Result<Option<Document>> {
+        match self.document(run_id) {
+            Err(error @ Error::CorruptRecord { .. }) => {
+                tracing::error!(%error, "skipping the requests of a run document that cannot be read");
+                Ok(None)
+            }
+            other => other,
+        }
     }
 
     pub(super) fn due_notifications(&self, now: u64, limit: usize) -> Result<Vec<OutboxRecord>> {
