@@ -17,6 +17,17 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".to_owned())
 }
 
+/// A buffer for reading a file through in pieces: 64 KiB, under glibc's 128 KiB mmap
+/// threshold. glibc serves a larger allocation with a mapping of its own, and freeing one
+/// raises the threshold to its size for the rest of the process; sled's 512 KiB segment
+/// buffers then come from the heap instead of mappings of their own, and every one freed
+/// leaves a hole that later allocations fragment. One 1 MiB buffer freed at start-up cost a
+/// paused run about 300 B of RSS in the benchmark's fan-out (BENCHMARKS.md, "glibc's mmap
+/// threshold").
+pub(crate) fn file_read_buffer() -> Vec<u8> {
+    vec![0; 64 << 10]
+}
+
 /// A new id for a run or a request hitl names itself: a UUID v7, whose leading bits are the
 /// time, so that ids sort in creation order. Both stores key records by id, and keys that
 /// arrive in order keep a fan-out's writes on a few recent pages instead of all of them:

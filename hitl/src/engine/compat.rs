@@ -49,7 +49,7 @@ fn executable_hash() -> Option<u64> {
     // The same binary hashes the same in every process; another binary (another std
     // included) may hash anything, which only means a check.
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    let mut buffer = vec![0; 1 << 20];
+    let mut buffer = crate::util::file_read_buffer();
     loop {
         match file.read(&mut buffer) {
             Ok(0) => return Some(hasher.finish()),

@@ -67,7 +67,7 @@ fn sled_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
 fn checksum(path: &Path) -> io::Result<FileSum> {
     let mut file = File::open(path)?;
     let mut hasher = crc32fast::Hasher::new();
-    let mut buffer = vec![0; 1 << 20];
+    let mut buffer = crate::util::file_read_buffer();
     let mut len = 0;
     loop {
         let read = file.read(&mut buffer)?;
@@ -198,7 +198,7 @@ impl OpenBackup {
     pub(super) fn rewritten_log_bytes(&self) -> io::Result<Option<(u64, u64)>> {
         let mut before = File::open(self.dir.join(BACKUP_DIR).join("db"))?;
         let mut after = File::open(self.dir.join("db"))?;
-        let (mut old, mut new) = (vec![0; 1 << 20], vec![0; 1 << 20]);
+        let (mut old, mut new) = (crate::util::file_read_buffer(), crate::util::file_read_buffer());
         let (mut offset, mut first, mut count) = (0u64, None, 0u64);
         loop {
             let read = read_full(&mut before, &mut old)?;
