@@ -21,9 +21,9 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 /// threshold. glibc serves a larger allocation with a mapping of its own, and freeing one
 /// raises the threshold to its size for the rest of the process; sled's 512 KiB segment
 /// buffers then come from the heap instead of mappings of their own, and every one freed
-/// leaves a hole that later allocations fragment. One 1 MiB buffer freed at start-up cost a
-/// paused run about 300 B of RSS in the benchmark's fan-out (BENCHMARKS.md, "glibc's mmap
-/// threshold").
+/// leaves a hole that later allocations fragment. One 1 MiB buffer freed at start-up put the
+/// benchmark's fan-out at a median of about 560 B of RSS per paused run instead of 350 B
+/// (BENCHMARKS.md, "glibc's mmap threshold").
 pub(crate) fn file_read_buffer() -> Vec<u8> {
     vec![0; 64 << 10]
 }
