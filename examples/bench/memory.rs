@@ -14,7 +14,11 @@
 //! - `sled-run-document`: sled alone, making the same steps' writes in the layout a format 3
 //!   could have, two keys per paused run (`floor_rss_run_document_bytes_per_run`,
 //!   `floor_disk_run_document_bytes_per_run`): see [`sled_run_document`].
+//!
+//! Two diagnostics help find where a `fanout` child's growth went: [`MAPPINGS`] and
+//! [`EXIT_OPEN`].
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
@@ -36,6 +40,13 @@ pub(crate) const FANOUT_BATCH: u32 = 500;
 const CHILD: &str = "HITL_BENCH_MEMORY_CHILD";
 /// How many runs the child's fan-out makes.
 const CHILD_RUNS: &str = "HITL_BENCH_MEMORY_RUNS";
+/// Diagnostic: set, a `fanout` child prints on stderr which memory mappings its growth
+/// landed in (arena heaps, sled's log buffers, thread stacks).
+const MAPPINGS: &str = "HITL_BENCH_MAPPINGS";
+/// Diagnostic: set, a `fanout` child exits right after its readings, the engine still open,
+/// so that under `heaptrack` what is allocated at exit is the live heap at that many paused
+/// runs (compare `HITL_BENCH_MEMORY_RUNS=5000` with `10000`).
+const EXIT_OPEN: &str = "HITL_BENCH_EXIT_OPEN";
 
 /// The system's jemalloc, if it is installed where Debian and Ubuntu put it (`libjemalloc2`).
 pub(crate) fn jemalloc() -> Option<&'static str> {
@@ -78,6 +89,80 @@ fn settled_rss() -> u64 {
     readings[readings.len() / 2]
 }
 
+/// One memory mapping of this process, from `/proc/self/smaps`.
+struct Mapping {
+    /// Permissions and path (empty for an anonymous mapping: an arena heap, a thread stack,
+    /// one large allocation such as a sled log buffer of 536,576 bytes).
+    label: String,
+    size: u64,
+    rss: u64,
+}
+
+/// This process's mappings by start address. Diagnostic ([`MAPPINGS`]): which mappings a
+/// fan-out's growth landed in.
+fn mappings() -> BTreeMap<u64, Mapping> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let mut mappings = BTreeMap::new();
+    let mut current = None;
+    for line in smaps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // A mapping's header line starts with its address range, `start-end`.
+        if let Some((start, end)) = fields.first().and_then(|range| range.split_once('-'))
+            && let (Ok(start), Ok(end)) = (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+        {
+            let label = format!(
+                "{} {}",
+                fields.get(1).unwrap_or(&""),
+                fields.get(5).unwrap_or(&"")
+            );
+            current = Some((start, label, end - start));
+        } else if let (Some(&"Rss:"), Some(kib)) = (fields.first(), fields.get(1))
+            && let Ok(kib) = kib.parse::<u64>()
+            && let Some((start, label, size)) = current.take()
+        {
+            let rss = kib * 1024;
+            mappings.insert(start, Mapping { label, size, rss });
+        }
+    }
+    mappings
+}
+
+/// Prints, on stderr, every mapping whose RSS changed from `half` to `all` (a mapping that
+/// changed size counts as gone and new), and the total.
+fn print_mapping_growth(half: &BTreeMap<u64, Mapping>, all: &BTreeMap<u64, Mapping>) {
+    let same = |mappings: &BTreeMap<u64, Mapping>, start: &u64, size: u64| {
+        mappings
+            .get(start)
+            .filter(|mapping| mapping.size == size)
+            .map(|mapping| mapping.rss)
+    };
+    let mut total = 0i64;
+    let mut lines = Vec::new();
+    for (start, mapping) in all {
+        let before = same(half, start, mapping.size).unwrap_or(0);
+        if mapping.rss != before {
+            total += mapping.rss as i64 - before as i64;
+            lines.push(format!(
+                "  {start:x} {} size {}: RSS {before} -> {}",
+                mapping.label, mapping.size, mapping.rss
+            ));
+        }
+    }
+    for (start, mapping) in half {
+        if same(all, start, mapping.size).is_none() && mapping.rss > 0 {
+            total -= mapping.rss as i64;
+            lines.push(format!(
+                "  {start:x} {} size {}: gone, RSS {}",
+                mapping.label, mapping.size, mapping.rss
+            ));
+        }
+    }
+    eprintln!("RSS growth by mapping, half the runs to all: {total:+} bytes");
+    for line in lines {
+        eprintln!("{line}");
+    }
+}
+
 /// RSS growth per run from the middle of a fan-out to its end, and how long it took.
 pub(crate) struct Growth {
     pub(crate) rss_start: u64,
@@ -99,6 +184,7 @@ pub(crate) async fn fan_out(engine: &Engine, runs: u32) -> Growth {
     let rss_start = rss_bytes();
     let start = Instant::now();
     let mut rss_half = 0;
+    let mut mappings_half = BTreeMap::new();
     // Only a count: the runs' ids are not kept, so the growth is what the engine and sled hold.
     let mut paused_runs = 0u32;
     for batch_start in (0..runs).step_by(FANOUT_BATCH as usize) {
@@ -117,10 +203,16 @@ pub(crate) async fn fan_out(engine: &Engine, runs: u32) -> Growth {
         }
         if paused_runs == runs / 2 {
             rss_half = settled_rss();
+            if std::env::var_os(MAPPINGS).is_some() {
+                mappings_half = mappings();
+            }
         }
     }
     let create_s = start.elapsed().as_secs_f64();
     let rss_all = settled_rss();
+    if std::env::var_os(MAPPINGS).is_some() {
+        print_mapping_growth(&mappings_half, &mappings());
+    }
     Growth {
         rss_start,
         rss_half,
@@ -212,8 +304,13 @@ pub(crate) async fn child_main(dir: &Path) -> bool {
                 .await
                 .unwrap();
             let growth = fan_out(&engine, runs).await;
+            let figures = json!({ "rss_bytes_per_run": growth.bytes_per_run(runs) });
+            if std::env::var_os(EXIT_OPEN).is_some() {
+                println!("{figures}");
+                std::process::exit(0);
+            }
             engine.close().await.unwrap();
-            json!({ "rss_bytes_per_run": growth.bytes_per_run(runs) })
+            figures
         }
         "sled" => {
             let (rss, disk) = sled_alone(&dir.join("sled-alone"), runs, Layout::Format2);

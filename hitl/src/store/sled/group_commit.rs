@@ -60,6 +60,7 @@ impl FlusherThread {
     /// field (disjoint captures, edition 2021), and the count would drop at the spawn.
     fn run(self) {
         while self.group.flush_and_continue() {}
+        release_deferred_frees();
     }
 }
 
@@ -114,6 +115,9 @@ impl GroupCommit {
                 .await
                 .map_err(|_| Error::Closed)?
                 .clone();
+            if this.idle() {
+                release_deferred_frees();
+            }
             match error {
                 None => Ok(()),
                 Some(error) => Err(super::sled_error(sled::Error::Io(std::io::Error::other(
@@ -171,14 +175,62 @@ impl GroupCommit {
         }
     }
 
+    /// No flush is running and none is wanted.
+    fn idle(&self) -> bool {
+        self.lock().wanted <= self.completed.borrow().0
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         crate::util::lock(&self.state)
+    }
+}
+
+/// Hands this thread's deferred frees to sled's epoch collector and lets it run the ones no
+/// thread can still need. sled frees a replaced tree node, or a 512 KiB log buffer once it is
+/// written, only after every thread has left the epoch it was replaced in, and it gathers
+/// pending frees in a bag per thread that goes to the collector when 64 have gathered. A
+/// thread that goes idle after a burst of writes (a flusher, a runtime worker whose runs all
+/// paused) would keep its bag, log buffers and all, until it next writes: with many paused
+/// runs and nothing to do, that was up to 3 MiB of buffers held for nothing (BENCHMARKS.md,
+/// "sled's deferred frees"). Called when the store goes idle, so never on a busy path.
+fn release_deferred_frees() {
+    release_deferred_frees_with(crossbeam_epoch::pin);
+}
+
+/// [`release_deferred_frees`] with the collector `pin` enters. Each pass sends this thread's
+/// bag to the collector and advances the epoch once if no thread is inside; a bag is freed
+/// two epochs after it was sent, so two passes free it when nothing else runs. A thread still
+/// reading holds the epoch back, and the bag waits for a later pass, as it must.
+fn release_deferred_frees_with(pin: impl Fn() -> crossbeam_epoch::Guard) {
+    for _ in 0..2 {
+        pin().flush();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_passes_free_an_idle_threads_deferred_frees() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // A collector of the test's own: the default one is shared with every test of this
+        // binary that uses sled, and any of them inside sled would rightly hold the epoch.
+        let collector = crossbeam_epoch::Collector::new();
+        let handle = collector.register();
+        let freed = Arc::new(AtomicUsize::new(0));
+        for _ in 0..3 {
+            let freed = Arc::clone(&freed);
+            handle.pin().defer(move || freed.fetch_add(1, Ordering::SeqCst));
+        }
+        assert_eq!(
+            freed.load(Ordering::SeqCst),
+            0,
+            "nothing is freed while the bag is the thread's"
+        );
+        release_deferred_frees_with(|| handle.pin());
+        assert_eq!(freed.load(Ordering::SeqCst), 3);
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_flusher_thread_lets_go_of_the_database_before_it_is_counted_out() {
