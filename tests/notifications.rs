@@ -68,6 +68,8 @@ struct ReceiverState {
     script: VecDeque<u16>,
     /// While set, the receiver records a call but keeps the connection open without answering.
     stall: bool,
+    /// Set, the next call is recorded and answered only once the test says so.
+    held: Option<std::sync::mpsc::Receiver<()>>,
 }
 
 /// A tiny HTTP/1.1 server on 127.0.0.1 that records what it is sent.
@@ -133,6 +135,13 @@ impl Receiver {
         self.state.lock().unwrap().stall = stall;
     }
 
+    /// The next call is recorded at once and answered when the returned sender sends.
+    fn hold_next_answer(&self) -> std::sync::mpsc::Sender<()> {
+        let (release, held) = std::sync::mpsc::channel();
+        self.state.lock().unwrap().held = Some(held);
+        release
+    }
+
     /// Waits until the receiver got `n` calls; panics after [`PATIENCE`].
     async fn wait_for(&self, n: usize) -> Vec<Delivery> {
         eventually(&format!("the receiver got {n} call(s)"), async || {
@@ -183,7 +192,7 @@ fn serve(stream: TcpStream, state: &Mutex<ReceiverState>) {
             String::from_utf8_lossy(&body)
         )
     });
-    let (status, stall) = {
+    let (status, stall, held) = {
         let mut state = state.lock().unwrap();
         state.deliveries.push(Delivery {
             at_ms: u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap(),
@@ -192,8 +201,11 @@ fn serve(stream: TcpStream, state: &Mutex<ReceiverState>) {
             body,
         });
         let status = state.script.pop_front().unwrap_or(200);
-        (status, state.stall)
+        (status, state.stall, state.held.take())
     };
+    if let Some(held) = held {
+        let _ = held.recv();
+    }
     if stall {
         // Keep the connection open, unanswered, until the client gives up on it.
         let _ = reader.read(&mut [0; 1]);
@@ -578,6 +590,35 @@ fn blocks_of<'a>(body: &'a Value, kind: &str) -> Vec<&'a Value> {
         .iter()
         .filter(|block| block["type"] == kind)
         .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_closed_while_its_announcement_is_in_flight_is_withdrawn_at_once() {
+    let receiver = Receiver::scripted(&[500]);
+    let release = receiver.hold_next_answer();
+    let engine = Engine::temporary()
+        .register(keep_deployment)
+        .open()
+        .await
+        .unwrap();
+    let run = engine
+        .start(keep_deployment, (vec![Notify::webhook(receiver.url("/hook"))],))
+        .await
+        .unwrap();
+    paused_on_one(&run).await;
+    // The attempt is in flight: the receiver has it and has not answered.
+    receiver.wait_for(1).await;
+    engine.cancel(run.id(), "no longer needed").await.unwrap();
+    release.send(()).unwrap();
+    // The pass that made the attempt is over: its failure is recorded, and it saw that the
+    // request closed meanwhile. Not the retry 0.5 s later: that would send nothing either,
+    // but until then the request's notification would read as waiting to be sent.
+    caught_up(&engine, &receiver).await;
+    let entries = notifications(&engine, run.id()).await;
+    assert_eq!(entries.len(), 1, "{entries:#?}");
+    assert_eq!(entries[0].status, StepStatus::Skipped, "{entries:#?}");
+    assert_eq!(attempts(&entries[0]).len(), 1, "{entries:#?}");
+    assert_eq!(receiver.deliveries().len(), 1, "nothing sent after the close");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

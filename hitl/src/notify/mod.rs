@@ -224,6 +224,9 @@ impl Notifier {
                 record.next_attempt_at = now + backoff_ms(&record.notify, record.attempts.len());
             }
             services.store.save_outbox(&record).await?;
+            if !record.gave_up && record.delivered_at.is_none() {
+                withdraw_if_closed(services, &mut record).await?;
+            }
         }
         if more {
             return Ok(Some(claimed_at));
@@ -497,6 +500,26 @@ fn wait_for_a_relay(record: &mut OutboxRecord, now: u64) {
         });
     }
     record.next_attempt_at = now + RELAY_RECHECK_MS;
+}
+
+/// Withdraws a notification whose request closed while its attempt was in flight. Whoever
+/// closed the request (a rewind, a cancel) withdrew the pending notifications it found, but
+/// this attempt's save came after and put the notification back to pending. Read after that
+/// save, the request's status is the one that closing left, so one of the two writers always
+/// sees the other: the closer finds the saved attempt, or this read finds the close.
+async fn withdraw_if_closed(services: &Services, record: &mut OutboxRecord) -> crate::Result<()> {
+    // A request that is gone is the next pass's to handle, as at the top of a pass.
+    let closed = services
+        .store
+        .load_request(&record.request_id)
+        .await?
+        .is_some_and(|request| request.status != RequestStatus::Pending);
+    if closed {
+        record.gave_up = true;
+        record.withdrawn = true;
+        services.store.save_outbox(record).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
