@@ -184,6 +184,7 @@ pub(crate) async fn fan_out(engine: &Engine, runs: u32) -> Growth {
     let rss_start = rss_bytes();
     let start = Instant::now();
     let mut rss_half = 0;
+    let by_mapping = std::env::var_os(MAPPINGS).is_some();
     let mut mappings_half = BTreeMap::new();
     // Only a count: the runs' ids are not kept, so the growth is what the engine and sled hold.
     let mut paused_runs = 0u32;
@@ -203,14 +204,14 @@ pub(crate) async fn fan_out(engine: &Engine, runs: u32) -> Growth {
         }
         if paused_runs == runs / 2 {
             rss_half = settled_rss();
-            if std::env::var_os(MAPPINGS).is_some() {
+            if by_mapping {
                 mappings_half = mappings();
             }
         }
     }
     let create_s = start.elapsed().as_secs_f64();
     let rss_all = settled_rss();
-    if std::env::var_os(MAPPINGS).is_some() {
+    if by_mapping {
         print_mapping_growth(&mappings_half, &mappings());
     }
     Growth {

@@ -101,8 +101,7 @@ impl Shared {
         }
         for mut notification in store.outbox_of(request_id).await? {
             if notification.delivered_at.is_none() && !notification.gave_up {
-                notification.gave_up = true;
-                notification.withdrawn = true;
+                notification.withdraw();
                 store.save_outbox(&notification).await?;
             }
         }

@@ -183,3 +183,11 @@ pub struct OutboxRecord {
     /// When the next attempt is due, in ms since the epoch.
     pub next_attempt_at: u64,
 }
+
+impl OutboxRecord {
+    /// Gives up on it as no longer needed (see [`OutboxRecord::withdrawn`]).
+    pub(crate) fn withdraw(&mut self) {
+        self.gave_up = true;
+        self.withdrawn = true;
+    }
+}

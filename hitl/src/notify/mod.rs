@@ -183,8 +183,7 @@ impl Notifier {
             };
             // Retrying an announcement of a request that is no longer open helps nobody.
             if !record.attempts.is_empty() && request.status != RequestStatus::Pending {
-                record.gave_up = true;
-                record.withdrawn = true;
+                record.withdraw();
                 services.store.save_outbox(&record).await?;
                 continue;
             }
@@ -515,8 +514,7 @@ async fn withdraw_if_closed(services: &Services, record: &mut OutboxRecord) -> c
         .await?
         .is_some_and(|request| request.status != RequestStatus::Pending);
     if closed {
-        record.gave_up = true;
-        record.withdrawn = true;
+        record.withdraw();
         services.store.save_outbox(record).await?;
     }
     Ok(())

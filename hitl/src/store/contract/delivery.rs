@@ -67,8 +67,7 @@ pub async fn check_due_notifications<S: Store>(store: S) {
     delivered.delivered_at = Some(20);
     store.save_outbox(&delivered).await.unwrap();
     let mut withdrawn = outbox[0].clone();
-    withdrawn.gave_up = true;
-    withdrawn.withdrawn = true;
+    withdrawn.withdraw();
     store.save_outbox(&withdrawn).await.unwrap();
     assert_eq!(
         ids(store.due_notifications(u64::MAX, 10).await.unwrap()),
