@@ -3,7 +3,8 @@
 //!
 //! * `ambient` — what the code polled on this thread is (orchestration, activity, none).
 //! * `frame` — step identities (`scope/name#occurrence`), journal lookups and writes.
-//! * `run_state` — one executing run: replay map, stop signal, pause counters.
+//! * `run_state` — one executing run: its journal to replay, stop signal, pause counters.
+//! * `replay` — the journal entries an execution replays, walked in journal order.
 //! * `exec` — the step executor the macros' generated code calls through `__private`.
 //! * `codec` — what may be journaled, and how.
 //! * `hooks` — what a test kit sees of executing activities, and the mocks it gives them.
@@ -16,6 +17,7 @@ pub(crate) mod codec;
 pub(crate) mod exec;
 pub(crate) mod frame;
 pub(crate) mod hooks;
+mod replay;
 pub(crate) mod run_state;
 pub(crate) mod services;
 pub(crate) mod timers;

@@ -1,4 +1,4 @@
-//! A run being executed: its replay map, step counter, stop signal, and the counters that
+//! A run being executed: its journal to replay, step counter, stop signal, and the counters that
 //! tell the driver when the run may pause (busy activities, human waits, durable sleeps).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -9,11 +9,12 @@ use std::task::Waker;
 use tokio::sync::watch;
 
 use super::frame::Step;
+use super::replay::Replay;
 use super::services::Services;
 use crate::error::{Error, Result};
 use crate::model::compat::{Incompatibility, IncompatibilityKind, Verdict};
 use crate::model::run::{Failure, FailureKind, Stop};
-use crate::model::step::{StepRecord, name_of, scope_of};
+use crate::model::step::{StepRecord, name_of};
 use crate::util::lock;
 
 /// A run being executed: what every step of it needs.
@@ -22,7 +23,7 @@ pub(crate) struct RunState {
     pub(crate) id: String,
     pub(crate) workflow: &'static str,
     /// Journal entries written before this execution started, consumed as they replay.
-    replay: Mutex<HashMap<String, StepRecord>>,
+    replay: Mutex<Replay>,
     next_seq: AtomicU64,
     /// Set once the run must stop executing (failed by the engine, or cancelled).
     stop: watch::Sender<Option<Stop>>,
@@ -58,9 +59,6 @@ pub(crate) struct RunState {
     /// Scopes (id prefixes) whose remaining entries a check cannot verify: a step of theirs
     /// that returned `Err` runs again first.
     unverifiable: Mutex<Vec<String>>,
-    /// The highest sequence number replayed in each scope (by id prefix): a waiting entry
-    /// below it is a branch the run left behind (the loser of a `select!`), not a position.
-    replayed: Mutex<HashMap<String, u64>>,
 }
 
 /// How an execution treats its run's journal.
@@ -83,6 +81,18 @@ fn rename_hint(step_id: &str, record: &StepRecord) -> String {
         }
         _ => String::new(),
     }
+}
+
+/// Whether a journal entry not replayed yet is a waiting entry the run has moved past in
+/// its scope (where `replayed` is the highest `seq` replayed): a branch the run left behind
+/// (the loser of a `select!`), not its position.
+///
+/// A durable timer's waiting entry never holds a run back: a timer the code no longer
+/// waits on (the loser of a `select!`, or a removed sleep) leaves nothing to undo.
+fn left_behind(record: &StepRecord, replayed: Option<u64>) -> bool {
+    record.finished_at.is_none()
+        && (record.kind == crate::model::step::StepKind::Sleep
+            || replayed.is_some_and(|replayed| replayed > record.seq))
 }
 
 /// A new step a check reached while its scope still had journaled entries to replay.
@@ -108,16 +118,7 @@ impl RunState {
             epoch,
             id,
             workflow,
-            // Steps a rewind set aside run again.
-            replay: Mutex::new({
-                let mut replay = HashMap::with_capacity(journal.len());
-                replay.extend(
-                    journal
-                        .into_iter()
-                        .filter(|(_, step)| step.kind != crate::model::step::StepKind::Rewound),
-                );
-                replay
-            }),
+            replay: Mutex::new(Replay::new(journal)),
             next_seq: AtomicU64::new(next_seq),
             stop: watch::channel(None).0,
             last_error: Mutex::new(None),
@@ -133,7 +134,6 @@ impl RunState {
             verdict: Mutex::new(Verdict::default()),
             new_steps: Mutex::new(Vec::new()),
             unverifiable: Mutex::new(Vec::new()),
-            replayed: Mutex::new(HashMap::new()),
         })
     }
 
@@ -154,18 +154,13 @@ impl RunState {
     /// The held journal entries not replayed yet whose ids start with `prefix`, leaving out
     /// those under `except` (a nested orchestration's own steps).
     pub(crate) fn remaining_under(&self, prefix: &str, except: Option<&str>) -> Vec<String> {
-        let replay = lock(&self.replay);
-        if replay.is_empty() {
-            return Vec::new();
-        }
-        let mut ids: Vec<(u64, String)> = replay
-            .iter()
-            .filter(|(id, record)| {
-                id.starts_with(prefix)
-                    && except.is_none_or(|except| !id.starts_with(except))
-                    && self.still_ahead(id, record)
+        let mut ids: Vec<(u64, String)> = lock(&self.replay)
+            .ahead_under(prefix)
+            .into_iter()
+            .filter(|(id, record, replayed)| {
+                except.is_none_or(|except| !id.starts_with(except)) && self.still_ahead(record, *replayed)
             })
-            .map(|(id, record)| (record.seq, id.clone()))
+            .map(|(id, record, _)| (record.seq, id.to_owned()))
             .collect();
         ids.sort();
         ids.into_iter().map(|(_, id)| id).collect()
@@ -177,23 +172,10 @@ impl RunState {
     }
 
     /// Whether a journal entry not replayed yet is still ahead of the run: held against the
-    /// code, and not a waiting entry the run has moved past.
-    fn still_ahead(&self, step_id: &str, record: &StepRecord) -> bool {
-        self.holds(record) && !self.left_behind(step_id, record)
-    }
-
-    /// Whether a journal entry is a waiting entry the run has moved past in its scope.
-    ///
-    /// A durable timer's waiting entry never holds a run back: a timer the code no longer
-    /// waits on (the loser of a `select!`, or a removed sleep) leaves nothing to undo.
-    fn left_behind(&self, step_id: &str, record: &StepRecord) -> bool {
-        if record.finished_at.is_none() && record.kind == crate::model::step::StepKind::Sleep {
-            return true;
-        }
-        record.finished_at.is_none()
-            && lock(&self.replayed)
-                .get(scope_of(step_id))
-                .is_some_and(|replayed| *replayed > record.seq)
+    /// code, and not a waiting entry the run has moved past. `replayed` is the highest
+    /// `seq` replayed in the entry's scope.
+    fn still_ahead(&self, record: &StepRecord, replayed: Option<u64>) -> bool {
+        self.holds(record) && !left_behind(record, replayed)
     }
 
     /// Notes a new step a check reached before `remaining` journaled entries of its scope.
@@ -210,12 +192,13 @@ impl RunState {
     pub(crate) fn verdict(&self) -> Verdict {
         let unverifiable = lock(&self.unverifiable).clone();
         let remaining: HashMap<String, StepRecord> = lock(&self.replay)
-            .iter()
-            .filter(|(id, record)| {
-                self.still_ahead(id, record)
+            .ahead_under("")
+            .into_iter()
+            .filter(|(id, record, replayed)| {
+                self.still_ahead(record, *replayed)
                     && !unverifiable.iter().any(|prefix| id.starts_with(prefix.as_str()))
             })
-            .map(|(id, record)| (id.clone(), record.clone()))
+            .map(|(id, record, _)| (id.to_owned(), record.clone()))
             .collect();
         let mut verdict = lock(&self.verdict).clone();
         let line_of = |id: &str| remaining.get(id).map_or(0, |record| record.line);
@@ -398,22 +381,13 @@ impl RunState {
         lock(&self.last_error).clone()
     }
 
-    /// Drops the journal entries under `prefix` from the replay map.
+    /// Drops the journal entries under `prefix` not replayed yet.
     pub(super) fn consume_under(&self, prefix: &str) {
-        lock(&self.replay).retain(|id, _| !id.starts_with(prefix));
+        lock(&self.replay).drop_under(prefix);
     }
 
     pub(super) fn take_journaled(&self, step_id: &str) -> Option<StepRecord> {
-        let record = lock(&self.replay).remove(step_id)?;
-        let mut replayed = lock(&self.replayed);
-        let scope = scope_of(step_id);
-        match replayed.get_mut(scope) {
-            Some(highest) => *highest = (*highest).max(record.seq),
-            None => {
-                replayed.insert(scope.to_owned(), record.seq);
-            }
-        }
-        Some(record)
+        lock(&self.replay).take(step_id)
     }
 
     pub(super) fn next_seq(&self) -> u64 {

@@ -198,20 +198,14 @@ impl Chunk {
     /// `chunk` (empty for a new one) with `steps` appended.
     pub(crate) fn append(chunk: &[u8], steps: &[(&str, &StepRecord)]) -> Option<Vec<u8>> {
         let (base, last_id) = if chunk.is_empty() {
-            (steps.first()?.1.started_at, String::new())
+            (steps.first()?.1.started_at, Vec::new())
         } else {
-            let mut reader = Reader::new(chunk);
-            let base = reader.varint()?;
+            let mut framing = Framing::of(chunk)?;
             let mut last = Vec::new();
-            while !reader.done() {
-                let shared = reader.len()?;
-                let len = reader.len()?;
-                last.truncate(shared);
-                last.extend_from_slice(reader.take(len)?);
-                let len = reader.len()?;
-                reader.take(len)?;
+            for entry in &mut framing {
+                entry?.id_into(&mut last)?;
             }
-            (base, String::from_utf8(last).ok()?)
+            (framing.base, last)
         };
         let mut out = Vec::with_capacity(chunk.len() + 24 * steps.len() + 8);
         if chunk.is_empty() {
@@ -219,7 +213,7 @@ impl Chunk {
         } else {
             out.extend_from_slice(chunk);
         }
-        let mut previous = last_id.into_bytes();
+        let mut previous = last_id;
         let mut record = Vec::with_capacity(32);
         for (id, step) in steps {
             record.clear();
@@ -268,23 +262,101 @@ impl Chunk {
 
     /// Every entry of a chunk, in the order written; `None` when its framing is damaged.
     pub(crate) fn entries(chunk: &[u8]) -> Option<Vec<ChunkEntry>> {
+        let mut entries = Vec::new();
+        Chunk::read(chunk, |id, record| entries.push((id, record)))?;
+        Some(entries)
+    }
+
+    /// Hands every entry of a chunk to `each`, in the order written; `None` when its framing
+    /// is damaged (the entries before the damage were handed over).
+    fn read(
+        chunk: &[u8],
+        mut each: impl FnMut(String, std::result::Result<StepRecord, String>),
+    ) -> Option<()> {
+        let mut framing = Framing::of(chunk)?;
+        let base = framing.base;
+        let mut id = Vec::new();
+        for entry in &mut framing {
+            let entry = entry?;
+            entry.id_into(&mut id)?;
+            each(
+                String::from_utf8(id.clone()).ok()?,
+                decode_step(base, entry.record),
+            );
+        }
+        Some(())
+    }
+
+    /// How many entries a chunk holds, read from its framing alone; `None` when it is
+    /// damaged.
+    fn count(chunk: &[u8]) -> Option<usize> {
+        Framing::of(chunk)?.try_fold(0, |count, entry| entry.map(|_| count + 1))
+    }
+}
+
+/// The framing of a chunk: its base, then its entries as written.
+struct Framing<'a> {
+    base: u64,
+    reader: Reader<'a>,
+}
+
+/// One entry of a chunk's framing, its id relative to the entry before it.
+struct FramedEntry<'a> {
+    /// How many leading bytes the id shares with the previous entry's.
+    shared: usize,
+    /// The rest of the id.
+    suffix: &'a [u8],
+    /// The encoded step.
+    record: &'a [u8],
+}
+
+impl<'a> Framing<'a> {
+    fn of(chunk: &'a [u8]) -> Option<Framing<'a>> {
         let mut reader = Reader::new(chunk);
         let base = reader.varint()?;
-        let mut entries = Vec::new();
-        let mut id = Vec::new();
-        while !reader.done() {
-            let shared = reader.len()?;
-            let len = reader.len()?;
-            if shared > id.len() {
-                return None;
-            }
-            id.truncate(shared);
-            id.extend_from_slice(reader.take(len)?);
-            let len = reader.len()?;
-            let record = decode_step(base, reader.take(len)?);
-            entries.push((String::from_utf8(id.clone()).ok()?, record));
+        Some(Framing { base, reader })
+    }
+}
+
+impl<'a> Iterator for Framing<'a> {
+    /// `None` inside when the framing is damaged here.
+    type Item = Option<FramedEntry<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.reader.done() {
+            return None;
         }
-        Some(entries)
+        let mut entry = || {
+            let shared = self.reader.len()?;
+            let len = self.reader.len()?;
+            let suffix = self.reader.take(len)?;
+            let len = self.reader.len()?;
+            let record = self.reader.take(len)?;
+            Some(FramedEntry {
+                shared,
+                suffix,
+                record,
+            })
+        };
+        let entry = entry();
+        if entry.is_none() {
+            // Damaged: nothing after this point is framing.
+            self.reader = Reader::new(&[]);
+        }
+        Some(entry)
+    }
+}
+
+impl FramedEntry<'_> {
+    /// Turns `previous` (the previous entry's id) into this entry's id; `None` when it
+    /// claims to share more than there is.
+    fn id_into(&self, previous: &mut Vec<u8>) -> Option<()> {
+        if self.shared > previous.len() {
+            return None;
+        }
+        previous.truncate(self.shared);
+        previous.extend_from_slice(self.suffix);
+        Some(())
     }
 }
 
@@ -327,21 +399,40 @@ pub(crate) fn journal_of<'a>(
         step,
         detail,
     };
-    let mut steps: Vec<(String, StepRecord)> = Vec::new();
-    for chunk in chunks {
-        let entries = Chunk::entries(chunk)
-            .ok_or_else(|| corrupt(None, "the chunk's framing does not decode".to_owned()))?;
-        for (step_id, step) in entries {
-            let step = step.map_err(|detail| corrupt(Some(step_id.clone()), detail))?;
-            steps.push((step_id, step));
-        }
+    let damaged = || corrupt(None, "the chunk's framing does not decode".to_owned());
+    let chunks: Vec<&[u8]> = chunks.into_iter().collect();
+    let mut count = 0;
+    for chunk in &chunks {
+        count += Chunk::count(chunk).ok_or_else(damaged)?;
     }
-    // Step-id order, and of one id the highest `seq` last; the sort is stable, so of equal
-    // ones the later stays last. A sorted vector, not a map: replaying a long journal spent
-    // a third of its time inserting into one.
-    steps.sort_by(|(a, x), (b, y)| a.cmp(b).then(x.seq.cmp(&y.seq)));
+    let mut steps: Vec<Option<(String, StepRecord)>> = Vec::with_capacity(count);
+    let mut undecodable = None;
+    for chunk in &chunks {
+        Chunk::read(chunk, |step_id, step| match step {
+            Ok(step) => steps.push(Some((step_id, step))),
+            Err(detail) => {
+                undecodable.get_or_insert_with(|| corrupt(Some(step_id), detail));
+            }
+        })
+        .ok_or_else(damaged)?;
+    }
+    if let Some(error) = undecodable {
+        return Err(error);
+    }
+    // Step-id order, and of one id the highest `seq` last (of equal ones, the later). The
+    // positions are sorted, not the entries: a record is moved once, into the journal.
+    let key = |index: usize| {
+        steps[index]
+            .as_ref()
+            .map(|(step_id, step)| (step_id, step.seq, index))
+    };
+    let mut order: Vec<usize> = (0..steps.len()).collect();
+    order.sort_unstable_by(|&a, &b| key(a).cmp(&key(b)));
     let mut journal: Vec<(String, StepRecord)> = Vec::with_capacity(steps.len());
-    for (step_id, step) in steps {
+    for index in order {
+        let Some((step_id, step)) = steps[index].take() else {
+            continue;
+        };
         match journal.last_mut() {
             Some((last, kept)) if *last == step_id => *kept = step,
             _ => journal.push((step_id, step)),
