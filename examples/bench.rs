@@ -159,6 +159,43 @@ fn storage_floor(dir: &Path) -> (f64, f64, f64) {
     (flush_us, insert_us, get_us)
 }
 
+/// sled making the answer's atomic write: one transaction over three trees (read the open
+/// request's index entry and the run's document; move the request to the closed index, arm
+/// the wake-up, rewrite the document), then a flush; per op. A diagnostic beside
+/// `resume_p50_us`: a transaction writes its batch marker apart from its values, so it
+/// costs sled more than the one-key flush the target is held to.
+fn transaction_floor(dir: &Path) -> f64 {
+    use sled::Transactional;
+    use sled::transaction::ConflictableTransactionError;
+    let db = sled::Config::new()
+        .path(dir.join("transaction-floor"))
+        .cache_capacity(64 * 1024 * 1024)
+        .flush_every_ms(Some(500))
+        .open()
+        .unwrap();
+    let trees = ["runs", "requests", "timers"].map(|name| db.open_tree(name).unwrap());
+    let [runs, requests, timers] = &trees;
+    let (request, document) = (vec![b'q'; 300], vec![b'r'; 200]);
+    let committed = 200;
+    let start = Instant::now();
+    for i in 0..committed {
+        let key = |what: &str| format!("{what}00000000-0000-4000-8000-{i:012}");
+        (runs, requests, timers)
+            .transaction(|(runs, requests, timers)| {
+                requests.get(key("open"))?;
+                runs.get(key("run"))?;
+                requests.remove(key("open").as_bytes())?;
+                requests.insert(key("closed").as_bytes(), request.as_slice())?;
+                timers.insert(key("wake").as_bytes(), &[])?;
+                runs.insert(key("run").as_bytes(), document.as_slice())?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .unwrap();
+        db.flush().unwrap();
+    }
+    micros(start.elapsed()) / f64::from(committed)
+}
+
 /// Time to durable pause for N steps, in one durability mode.
 async fn time_to_pause(dir: &Path, durability: Durability, n: u32) -> Duration {
     let engine = open(dir, durability).await;
@@ -352,6 +389,7 @@ async fn main() {
 
     progress("storage floor");
     let (floor_flush_us, floor_insert_us, floor_get_us) = storage_floor(dir);
+    let floor_transaction_us = transaction_floor(dir);
 
     let Latencies {
         pause_flush,
@@ -451,6 +489,7 @@ async fn main() {
         "floor_flush_us": round(floor_flush_us, 2),
         "floor_insert_us": round(floor_insert_us, 3),
         "floor_get_us": round(floor_get_us, 3),
+        "floor_transaction_us": round(floor_transaction_us, 2),
         "pause_ms_n1000": round(pause_ms_n1000, 1),
         "durable_step_us": round(durable_step_us, 2),
         "durable_step_ratio": round(durable_step_ratio, 3),
@@ -482,6 +521,12 @@ async fn main() {
         ("floor_flush_us", floor_flush_us, "sled insert + flush", None),
         ("floor_insert_us", floor_insert_us, "sled insert", None),
         ("floor_get_us", floor_get_us, "sled get, in-run", None),
+        (
+            "floor_transaction_us",
+            floor_transaction_us,
+            "sled 3-tree transaction + flush",
+            None,
+        ),
         (
             "pause_ms_n1000",
             pause_ms_n1000,

@@ -3,7 +3,7 @@
 //! Entries are held in step-id order (as a store reads them), which answers lookups by id
 //! and by scope with a binary search, and walked in journal order (`seq`) by a cursor: a
 //! replaying step almost always asks for the entry journaled next, and finds it without a
-//! search or a hash. A replay map costed a long journal's resume a hash, an insertion and a
+//! search or a hash. A hash map cost a long journal's resume a hash, an insertion and a
 //! removal per step.
 
 use std::collections::HashMap;
