@@ -125,16 +125,21 @@ async fn paused(run: &hitl::Run<u32>) -> Vec<Request> {
     }
 }
 
-/// sled alone: `insert` + `flush` per op, and `insert` alone, with journal-sized values.
-/// sled alone, per op, on journal-sized values: `insert` + `flush`, `insert`, and `get` of a
-/// key written in the same run (what replaying one journaled step must at least read).
-fn storage_floor(dir: &Path) -> (f64, f64, f64) {
-    let db = sled::Config::new()
-        .path(dir.join("floor"))
+/// A sled database for a floor, configured as the engine configures its own (64 MiB cache,
+/// a flush every 500 ms).
+fn floor_db(path: PathBuf) -> sled::Db {
+    sled::Config::new()
+        .path(path)
         .cache_capacity(64 * 1024 * 1024)
         .flush_every_ms(Some(500))
         .open()
-        .unwrap();
+        .unwrap()
+}
+
+/// sled alone, per op, on journal-sized values: `insert` + `flush`, `insert`, and `get` of a
+/// key written in the same run (what replaying one journaled step must at least read).
+fn storage_floor(dir: &Path) -> (f64, f64, f64) {
+    let db = floor_db(dir.join("floor"));
     let tree = db.open_tree("journal").unwrap();
     let value = vec![b'x'; 90];
     let key = |i: u32| format!("00000000-0000-4000-8000-000000000000\0trivial#{i}");
@@ -167,12 +172,7 @@ fn storage_floor(dir: &Path) -> (f64, f64, f64) {
 fn transaction_floor(dir: &Path) -> f64 {
     use sled::Transactional;
     use sled::transaction::ConflictableTransactionError;
-    let db = sled::Config::new()
-        .path(dir.join("transaction-floor"))
-        .cache_capacity(64 * 1024 * 1024)
-        .flush_every_ms(Some(500))
-        .open()
-        .unwrap();
+    let db = floor_db(dir.join("transaction-floor"));
     let trees = ["runs", "requests", "timers"].map(|name| db.open_tree(name).unwrap());
     let [runs, requests, timers] = &trees;
     let (request, document) = (vec![b'q'; 300], vec![b'r'; 200]);
