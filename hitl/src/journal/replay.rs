@@ -110,30 +110,34 @@ impl Replay {
     }
 
     /// The entries under `prefix` still ahead of the run, in step-id order, with the
-    /// highest `seq` replayed in each one's scope (none when nothing of it replayed).
+    /// highest `seq` replayed in each one's scope (none when nothing of it replayed, and for
+    /// every entry when none of them is a waiting entry, the only kind it matters to).
     pub(super) fn ahead_under(&self, prefix: &str) -> Vec<(&str, &StepRecord, Option<u64>)> {
         if self.ahead == 0 {
             return Vec::new();
         }
         let entries = &self.entries[self.under(prefix)];
-        // Every scope of an entry under `prefix` is under it too.
-        let mut replayed: HashMap<&str, u64> = HashMap::new();
-        for entry in entries {
-            if matches!(entry.state, State::Replayed) {
-                let highest = replayed.entry(scope_of(&entry.id)).or_insert(entry.seq);
-                *highest = (*highest).max(entry.seq);
-            }
-        }
-        entries
+        let ahead: Vec<(&str, &StepRecord)> = entries
             .iter()
             .filter_map(|entry| match &entry.state {
-                State::Ahead(record) => Some((
-                    entry.id.as_str(),
-                    record,
-                    replayed.get(scope_of(&entry.id)).copied(),
-                )),
+                State::Ahead(record) => Some((entry.id.as_str(), record)),
                 State::Replayed | State::Dropped => None,
             })
+            .collect();
+        // Only a waiting entry's standing depends on what replayed beside it: without one,
+        // the scan is skipped. Every scope of an entry under `prefix` is under it too.
+        let mut replayed: HashMap<&str, u64> = HashMap::new();
+        if ahead.iter().any(|(_, record)| record.finished_at.is_none()) {
+            for entry in entries {
+                if matches!(entry.state, State::Replayed) {
+                    let highest = replayed.entry(scope_of(&entry.id)).or_insert(entry.seq);
+                    *highest = (*highest).max(entry.seq);
+                }
+            }
+        }
+        ahead
+            .into_iter()
+            .map(|(id, record)| (id, record, replayed.get(scope_of(id)).copied()))
             .collect()
     }
 
@@ -196,13 +200,16 @@ mod tests {
 
     #[test]
     fn entries_ahead_under_a_scope_know_what_replayed_beside_them() {
-        let mut replay = Replay::new(journal(&[
+        let mut journal = journal(&[
             ("o#0", 5),
             ("o#0/x#0", 1),
             ("o#0/x#1", 2),
             ("o#0/y#0/z#0", 3),
             ("p#0", 4),
-        ]));
+        ]);
+        // `o#0/x#0` waits (a `select!` branch, say): what replayed beside it matters.
+        journal[1].1.finished_at = None;
+        let mut replay = Replay::new(journal);
         assert!(replay.take("o#0/x#1").is_some());
         let ahead = replay.ahead_under("o#0/");
         let ids: Vec<_> = ahead.iter().map(|(id, _, replayed)| (*id, *replayed)).collect();
@@ -210,8 +217,13 @@ mod tests {
         replay.drop_under("o#0/");
         assert!(replay.ahead_under("o#0/").is_empty());
         assert_eq!(replay.take("o#0/x#0"), None, "a dropped entry is not replayed");
-        let all: Vec<_> = replay.ahead_under("").into_iter().map(|(id, ..)| id).collect();
-        assert_eq!(all, ["o#0", "p#0"]);
+        let all: Vec<_> = replay
+            .ahead_under("")
+            .into_iter()
+            .map(|(id, _, replayed)| (id, replayed))
+            .collect();
+        // No waiting entry is left: nothing replayed beside them is looked up.
+        assert_eq!(all, [("o#0", None), ("p#0", None)]);
     }
 
     #[test]
