@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::model::step::{StepKind, StepRecord, scope_of};
+use crate::model::step::{StepKind, StepRecord, in_step_id_order, scope_of};
 
 /// The journal entries of one execution, each ahead of the run until replayed or dropped.
 pub(super) struct Replay {
@@ -16,10 +16,9 @@ pub(super) struct Replay {
     entries: Vec<Entry>,
     /// Indices into `entries`, in journal order.
     journal_order: Vec<usize>,
-    /// Position in `journal_order` before which no entry is ahead any more.
+    /// Position in `journal_order` of the first entry still ahead (its end when none is):
+    /// no entry before it is ahead.
     cursor: usize,
-    /// How many entries are still ahead.
-    ahead: usize,
 }
 
 struct Entry {
@@ -42,8 +41,14 @@ impl Replay {
     /// The entries of a journal (every step id once, in step-id order, as
     /// [`Store::load_journal`](crate::store::Store::load_journal) promises). Steps a rewind
     /// set aside are left out: they run again.
-    pub(super) fn new(journal: Vec<(String, StepRecord)>) -> Replay {
-        let mut entries: Vec<Entry> = journal
+    pub(super) fn new(mut journal: Vec<(String, StepRecord)>) -> Replay {
+        // A store that broke the promise must not make a journaled step run again (a lookup
+        // by id that missed would execute it): its journal is put in order here, as a store
+        // would have.
+        if !journal.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+            journal = in_step_id_order(journal);
+        }
+        let entries: Vec<Entry> = journal
             .into_iter()
             .filter(|(_, record)| record.kind != StepKind::Rewound)
             .map(|(id, record)| Entry {
@@ -52,24 +57,9 @@ impl Replay {
                 state: State::Ahead(record),
             })
             .collect();
-        // A store that broke the promise must not make a journaled step run again (a lookup
-        // by id that missed would execute it): its entries are put in order here, and of
-        // one id the highest `seq` is kept, as a store would have.
-        if !entries.windows(2).all(|pair| pair[0].id < pair[1].id) {
-            entries.sort_by(|a, b| a.id.cmp(&b.id).then(a.seq.cmp(&b.seq)));
-            let mut kept: Vec<Entry> = Vec::with_capacity(entries.len());
-            for entry in entries {
-                match kept.last_mut() {
-                    Some(last) if last.id == entry.id => *last = entry,
-                    _ => kept.push(entry),
-                }
-            }
-            entries = kept;
-        }
         let mut journal_order: Vec<usize> = (0..entries.len()).collect();
         journal_order.sort_unstable_by_key(|&index| entries[index].seq);
         Replay {
-            ahead: entries.len(),
             entries,
             journal_order,
             cursor: 0,
@@ -92,7 +82,6 @@ impl Replay {
         let State::Ahead(record) = std::mem::replace(state, State::Replayed) else {
             unreachable!("the entry was just seen ahead")
         };
-        self.ahead -= 1;
         self.advance();
         Some(record)
     }
@@ -103,7 +92,6 @@ impl Replay {
         for entry in &mut self.entries[range] {
             if matches!(entry.state, State::Ahead(_)) {
                 entry.state = State::Dropped;
-                self.ahead -= 1;
             }
         }
         self.advance();
@@ -113,8 +101,8 @@ impl Replay {
     /// highest `seq` replayed in each one's scope (none when nothing of it replayed, and for
     /// every entry when none of them is a waiting entry, the only kind it matters to).
     pub(super) fn ahead_under(&self, prefix: &str) -> Vec<(&str, &StepRecord, Option<u64>)> {
-        if self.ahead == 0 {
-            return Vec::new();
+        if self.cursor == self.journal_order.len() {
+            return Vec::new(); // nothing is ahead
         }
         let entries = &self.entries[self.under(prefix)];
         let ahead: Vec<(&str, &StepRecord)> = entries
@@ -166,17 +154,7 @@ mod tests {
     use super::*;
 
     fn step(seq: u64) -> StepRecord {
-        StepRecord {
-            version: 1,
-            kind: StepKind::Task,
-            seq,
-            line: 1,
-            input_hash: 0,
-            started_at: 0,
-            finished_at: Some(0),
-            output: json!(seq),
-            types: 0,
-        }
+        crate::store::contract::records::step(seq, json!(seq))
     }
 
     fn journal(ids: &[(&str, u64)]) -> Vec<(String, StepRecord)> {
@@ -238,6 +216,24 @@ mod tests {
         assert_eq!(replay.take("a#0").map(|r| r.seq), Some(2));
         assert_eq!(replay.take("b#0").map(|r| r.seq), Some(3));
         assert_eq!(replay.take("b#0"), None);
+    }
+
+    #[test]
+    fn a_journal_out_of_order_whose_latest_entry_is_a_rewind_runs_the_step_again() {
+        let mut rewound = step(2);
+        rewound.kind = StepKind::Rewound;
+        let unordered = vec![
+            ("b#0".to_owned(), rewound),
+            ("a#0".to_owned(), step(0)),
+            ("b#0".to_owned(), step(1)),
+        ];
+        let mut replay = Replay::new(unordered);
+        assert_eq!(
+            replay.take("b#0"),
+            None,
+            "the rewind (seq 2) wins over the entry it set aside"
+        );
+        assert!(replay.take("a#0").is_some());
     }
 
     #[test]

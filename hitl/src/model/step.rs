@@ -63,6 +63,24 @@ pub(crate) fn scope_of(step_id: &str) -> &str {
     step_id.rfind('/').map_or("", |slash| &step_id[..=slash])
 }
 
+/// Journal entries in step-id order, each id once: of two entries for one id the higher
+/// `seq` wins, and of equal ones the later. What every store's `load_journal` returns.
+pub(crate) fn in_step_id_order(steps: Vec<(String, StepRecord)>) -> Vec<(String, StepRecord)> {
+    // The positions are sorted, not the entries: a record is moved once, into the journal.
+    let key = |index: usize| (&steps[index].0, steps[index].1.seq, index);
+    let mut order: Vec<usize> = (0..steps.len()).collect();
+    order.sort_unstable_by(|&a, &b| key(a).cmp(&key(b)));
+    let mut steps: Vec<Option<(String, StepRecord)>> = steps.into_iter().map(Some).collect();
+    let mut journal: Vec<(String, StepRecord)> = Vec::with_capacity(steps.len());
+    for (step_id, step) in order.into_iter().filter_map(|index| steps[index].take()) {
+        match journal.last_mut() {
+            Some((last, kept)) if *last == step_id => *kept = step,
+            _ => journal.push((step_id, step)),
+        }
+    }
+    journal
+}
+
 /// The step name of a step id: its last segment without the occurrence (`a#0/b#1` → `b`).
 pub(crate) fn name_of(step_id: &str) -> &str {
     let last = &step_id[scope_of(step_id).len()..];

@@ -33,7 +33,7 @@ pub(crate) fn run(id: &str, workflow: &str, status: RunStatus, created_at: u64) 
     }
 }
 
-pub(super) fn step(seq: u64, output: Value) -> StepRecord {
+pub(crate) fn step(seq: u64, output: Value) -> StepRecord {
     StepRecord {
         version: 1,
         kind: StepKind::Task,

@@ -8,7 +8,7 @@ use super::{CHUNK_STEPS, PACKED, Reader, decode_error, put_varint, unzigzag, zig
 use crate::error::{Error, Result};
 use crate::model::request::RequestRecord;
 use crate::model::run::RunRecord;
-use crate::model::step::{StepKind, StepRecord};
+use crate::model::step::{StepKind, StepRecord, in_step_id_order};
 
 // --- records ------------------------------------------------------------------------------
 
@@ -405,40 +405,21 @@ pub(crate) fn journal_of<'a>(
     for chunk in &chunks {
         count += Chunk::count(chunk).ok_or_else(damaged)?;
     }
-    let mut steps: Vec<Option<(String, StepRecord)>> = Vec::with_capacity(count);
+    let mut steps: Vec<(String, StepRecord)> = Vec::with_capacity(count);
     let mut undecodable = None;
     for chunk in &chunks {
         Chunk::read(chunk, |step_id, step| match step {
-            Ok(step) => steps.push(Some((step_id, step))),
+            Ok(step) => steps.push((step_id, step)),
             Err(detail) => {
                 undecodable.get_or_insert_with(|| corrupt(Some(step_id), detail));
             }
         })
         .ok_or_else(damaged)?;
     }
-    if let Some(error) = undecodable {
-        return Err(error);
+    match undecodable {
+        Some(error) => Err(error),
+        None => Ok(in_step_id_order(steps)),
     }
-    // Step-id order, and of one id the highest `seq` last (of equal ones, the later). The
-    // positions are sorted, not the entries: a record is moved once, into the journal.
-    let key = |index: usize| {
-        steps[index]
-            .as_ref()
-            .map(|(step_id, step)| (step_id, step.seq, index))
-    };
-    let mut order: Vec<usize> = (0..steps.len()).collect();
-    order.sort_unstable_by(|&a, &b| key(a).cmp(&key(b)));
-    let mut journal: Vec<(String, StepRecord)> = Vec::with_capacity(steps.len());
-    for index in order {
-        let Some((step_id, step)) = steps[index].take() else {
-            continue;
-        };
-        match journal.last_mut() {
-            Some((last, kept)) if *last == step_id => *kept = step,
-            _ => journal.push((step_id, step)),
-        }
-    }
-    Ok(journal)
 }
 
 /// The chunk a step belongs to.
