@@ -1,9 +1,9 @@
 //! Writes a database fixture of the engine's current on-disk format, which
-//! `tests/format_fixtures.rs` opens: `tests/fixtures/format_v1` was written by the format-1
-//! engine, `tests/fixtures/format_v2` by the format-2 one.
+//! `tests/format_fixtures.rs` opens: `tests/fixtures/format_vN` was written by the format-N
+//! engine (`manifest.json` names the commit).
 //!
 //! ```text
-//! cargo run --example make_format_fixture -- tests/fixtures/format_v2
+//! cargo run --example make_format_fixture -- tests/fixtures/format_v4
 //! ```
 //!
 //! With the real engine on a fresh directory, it leaves one run in each state a database can

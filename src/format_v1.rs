@@ -1,5 +1,5 @@
-//! The workflows of the database fixtures, `tests/fixtures/format_v1/` and `format_v2/`
-//! (named for the first of them).
+//! The workflows of the database fixtures, `tests/fixtures/format_vN/` (named for the first
+//! of them).
 //!
 //! `examples/make_format_fixture.rs` wrote those databases with these workflows, and
 //! `tests/format_fixtures.rs` opens them with them: one definition, so the step-site

@@ -48,7 +48,7 @@ async fn pending_of(engine: &Engine, run_id: &str) -> Request {
 }
 
 /// Overwrites the journal entry of `step` of `run_id` with bytes that are not a record,
-/// through sled itself (the database is closed). Format 3 keeps a run's first steps in its
+/// through sled itself (the database is closed). Formats 3 and 4 keep a run's first steps in its
 /// run document (`runs.3`, keyed by the run id, see `hitl/src/store/sled/format.rs`), as a
 /// chunk whose framing is kept here while the entry's record bytes are replaced.
 fn damage_journal_entry(path: &Path, run_id: &str, step: &str) {

@@ -84,7 +84,7 @@ async fn a_database_from_a_newer_version_is_refused() {
             error,
             hitl::Error::UnsupportedFormat {
                 found: 99,
-                supported: 3,
+                supported: 4,
                 ..
             }
         ),

@@ -1,7 +1,7 @@
 //! No stranded data: a database written by any earlier on-disk format opens with this engine,
 //! and every run in it continues where it stood.
 //!
-//! `tests/fixtures/format_v1/db.tar.gz` and `format_v2/db.tar.gz` were written by
+//! `tests/fixtures/format_v1/db.tar.gz`, `format_v2/` and `format_v3/` were written by
 //! `examples/make_format_fixture.rs`, run by the engine of that format, with the workflows of
 //! `hitl_workspace::format_v1` (the same for every fixture, so that one story opens them all);
 //! `manifest.json` beside each holds its request ids and the time on the engine's clock when
@@ -46,7 +46,7 @@ fn marker_version(db: &Path) -> u64 {
 
 /// The on-disk format this engine writes (`hitl/src/store/sled/format.rs`), which an open
 /// of an older database migrates it to.
-const CURRENT_FORMAT: u64 = 3;
+const CURRENT_FORMAT: u64 = 4;
 
 /// What the marker of a fixture's database says once the current engine has opened and
 /// closed it: it is in the current format, whose trees replaced any older format's.
@@ -124,7 +124,7 @@ async fn outcome<W: Workflow>(engine: &Engine, run_id: &str, workflow: W) -> Out
 /// story counts are this process's.
 #[tokio::test]
 async fn a_database_of_every_earlier_format_opens_and_every_run_in_it_continues() {
-    for format in [1, 2] {
+    for format in [1, 2, 3] {
         eprintln!("the format-{format} fixture");
         every_run_in_the_fixture_continues(format).await;
     }
@@ -368,7 +368,7 @@ fn migration_child() {
     panic!("the failpoint did not abort the migration");
 }
 
-/// The run records of format `format`'s runs tree (`runs`, `runs.2`), read with sled alone
+/// The run records of format `format`'s runs tree (`runs`, `runs.2`, `runs.3`), read with sled alone
 /// from a copy, as (key, value).
 fn old_runs(db: &Path, format: u32) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let copy = tempfile::tempdir().unwrap();
@@ -380,7 +380,11 @@ fn old_runs(db: &Path, format: u32) -> BTreeMap<Vec<u8>, Vec<u8>> {
         .unwrap();
     assert!(status.success());
     let sled = sled::open(copy.path().join("db")).unwrap();
-    let tree = if format == 1 { "runs" } else { "runs.2" };
+    let tree = match format {
+        1 => "runs",
+        2 => "runs.2",
+        _ => "runs.3",
+    };
     sled.open_tree(tree)
         .unwrap()
         .iter()
@@ -403,8 +407,10 @@ fn a_migration_killed_at_any_point_leaves_the_old_format_readable_and_completes_
         (2, "migrate_v2_after_requests", 2),
         (2, "migrate_before_marker", 2),
         (2, "migrate_after_marker", CURRENT_FORMAT),
+        (3, "migrate_before_marker", 3),
+        (3, "migrate_after_marker", CURRENT_FORMAT),
     ];
-    for format in [1, 2] {
+    for format in [1, 2, 3] {
         let reference = Fixture::unpack(format);
         let old = old_runs(&reference.db, format);
         assert_eq!(old.len(), 7, "the format-{format} fixture's runs");

@@ -32,7 +32,7 @@ fn stored_runs(dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
             Err(error) => panic!("the database does not open with sled: {error}"),
         }
     };
-    // Format 3 keeps runs in `runs.3` (the sled backend's tree names are its own business;
+    // Formats 3 and 4 keep runs in `runs.3` (the sled backend's tree names are its own business;
     // this test looks under it only to prove that nothing was written).
     let runs = db.open_tree("runs.3").unwrap();
     assert!(!runs.is_empty(), "the runs tree holds the run");

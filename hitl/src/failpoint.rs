@@ -3,7 +3,8 @@
 //! With the feature on, `HITL_FAILPOINT=name` or `HITL_FAILPOINT=name:n` makes the process
 //! abort (like a power cut for the process: no destructors, no flush) the first, or the n-th,
 //! time the engine reaches the point `name`. Points: `after_journal_write` (a step's output
-//! was inserted but not yet flushed).
+//! was inserted but not yet flushed), `after_answer_flush` (an answer is durable and its run
+//! not yet resumed), `after_request_write`, and the migrations' `migrate_*`.
 
 /// Aborts the process if the environment selects this point.
 #[cfg(feature = "failpoints")]

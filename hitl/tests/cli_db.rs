@@ -860,7 +860,7 @@ async fn dump_shows_every_stored_record_as_json_lines() {
     let ran = hitl(["--db", &db, "dump"]);
     ran.exits(0);
     let lines = ran.json_lines();
-    assert_eq!(lines[0], json!({ "format": "hitl", "version": 3 }));
+    assert_eq!(lines[0], json!({ "format": "hitl", "version": 4 }));
     let of = |tree: &str| -> Vec<&serde_json::Value> {
         lines.iter().filter(|line| line["tree"] == json!(tree)).collect()
     };

@@ -1,4 +1,4 @@
-//! The sled database fixtures (`tests/fixtures/format_v1/`, `format_v2/`), for the tests that
+//! The sled database fixtures (`tests/fixtures/format_v1/`, `format_v2/`, `format_v3/`), for the tests that
 //! open them: `format_fixtures` (sled) and `postgres_schema_v1` (which compares PostgreSQL's
 //! migrated journals with format 1's).
 

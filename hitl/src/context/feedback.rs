@@ -83,6 +83,9 @@ async fn request(frame: Frame, position: Position, spec: RequestSpec) -> Result<
     else {
         return halt().await;
     };
+    // Made by this execution (not found in the journal): an answer read back at once may
+    // not be durable yet (see `wait`).
+    let made_now = journaled.is_none();
     let request_id = match journaled {
         Some(record) if record.finished_at.is_some() => {
             let request_id = record.output["request"].as_str().unwrap_or_default().to_owned();
@@ -100,7 +103,7 @@ async fn request(frame: Frame, position: Position, spec: RequestSpec) -> Result<
             None => return halt().await,
         },
     };
-    let resolution = wait(&step, &request_id, spec.timeout_ms).await?;
+    let resolution = wait(&step, &request_id, spec.timeout_ms, made_now).await?;
     if let Resolution::Expired {
         policy: OnExpiry::FailRun,
     } = resolution
@@ -194,8 +197,9 @@ async fn create(step: &Step, spec: &RequestSpec) -> Option<String> {
 }
 
 /// Waits for the request to resolve: first inside the in-memory window, then as a
-/// pausable wait.
-async fn wait(step: &Step, request_id: &str, timeout_ms: u64) -> Result<Resolution> {
+/// pausable wait. `made_now`: the request was made by this execution, so an answer its first
+/// read finds came in since, and its answerer may not have flushed it yet.
+async fn wait(step: &Step, request_id: &str, timeout_ms: u64, made_now: bool) -> Result<Resolution> {
     let run = step.run();
     let services = &run.services;
     // Subscribe before the first read, so that no resolution can slip in between.
@@ -214,6 +218,11 @@ async fn wait(step: &Step, request_id: &str, timeout_ms: u64) -> Result<Resoluti
     let mut in_window = timeout_ms > 0 && to_millis(services.clock.now()) < window_end;
     if !in_window {
         human.leave_window();
+    }
+    if made_now && record.resolution.is_some() {
+        // Acting on an answer a crash could still lose would run the next activity on it:
+        // make it durable first (a delivered record was flushed before it was handed over).
+        services.store.flush().await?;
     }
     loop {
         if let Some(resolution) = record.resolution {

@@ -54,6 +54,7 @@ impl Engine {
             .await?;
         let late = late.load(Ordering::Relaxed);
         self.shared.services.store.flush().await?;
+        crate::failpoint::hit("after_answer_flush");
         let updated = resolved.record;
         if let Some(wake) = resolved.wake {
             // Hand the stored record to the step waiting on it, if the run is live.

@@ -487,6 +487,9 @@ impl Shared {
             }
             live.remove(&record.id);
             if answered {
+                // The answer found here may be its answerer's write not yet flushed: the run
+                // goes on only once it is durable.
+                self.services.store.flush().await?;
                 tracing::debug!(run_id = %record.id, "answered while pausing; driving the run again");
                 if let CodeOf::Registered(registered) = self.registry.code_of(&record) {
                     self.launch(&mut live, record, registered, None).await?;

@@ -35,13 +35,15 @@
 //!
 //! # The sled backend
 //!
-//! sled stores the same records in its own compact form (format 3, described in
+//! sled stores the same records in its own compact form (format 4, described in
 //! `store/sled/format.rs`): a paused run is two keys — its run document (the run record, its
 //! first 16 steps and its open requests) and its request's index entry — plus one journal
 //! chunk per 16 later steps, whose values are packed JSON (field names from a dictionary,
 //! integers as varints, UUIDs as 16 bytes).
 //! [`dump_sled`] (the `hitl --db DIR dump` command) shows every record as JSON again. A
-//! database of format 1 (one JSON value per step) is migrated in place when it is opened.
+//! database of an older format is migrated in place when it is opened. An answer is one
+//! compare-and-swap of the run document; the request moves to its closed index entry once
+//! the run has resumed (`remove_timer` of its wake-up).
 //!
 //! One step is one write: a compare-and-swap of its journal chunk (a channel `set` also
 //! writes `channels`, in one transaction). With `Durability::Flush` the engine then waits

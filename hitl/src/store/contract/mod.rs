@@ -294,6 +294,45 @@ pub async fn check_first_valid_answer_wins<S: Store>(store: Arc<S>) {
         [Timer::wake_for(&stored)],
         "one wake-up, for the winner's resolution"
     );
+
+    // Once the engine has spent the wake-up (the run resumed), the answer stands as it was.
+    store.remove_timer(&wakes[0]).await.unwrap();
+    assert!(
+        store.due_timers(u64::MAX, 100).await.unwrap().is_empty(),
+        "a spent wake-up is no longer due"
+    );
+    assert_eq!(
+        store.load_request("q1").await.unwrap(),
+        Some(stored.clone()),
+        "the answer reads the same after its wake-up is spent"
+    );
+    let all = store.requests(&RequestQuery::default()).await.unwrap();
+    assert_eq!(
+        all,
+        std::slice::from_ref(&stored),
+        "the answered request is listed once"
+    );
+    assert!(
+        store
+            .requests(&RequestQuery::pending(None))
+            .await
+            .unwrap()
+            .is_empty(),
+        "and is still not pending"
+    );
+    let late = |current: &RequestRecord| match current.status {
+        RequestStatus::Pending => Ok(Some(answered(current, "late", 200))),
+        _ => Err(Error::AlreadyAnswered {
+            request_id: current.id.clone(),
+        }),
+    };
+    assert!(
+        matches!(
+            store.resolve_request("q1", &late).await,
+            Err(Error::AlreadyAnswered { .. })
+        ),
+        "an answer after the wake-up is spent still loses to the first"
+    );
 }
 
 /// A change that returns an error or `None` writes nothing; an unknown request is

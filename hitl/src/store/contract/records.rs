@@ -47,7 +47,7 @@ pub(crate) fn step(seq: u64, output: Value) -> StepRecord {
     }
 }
 
-pub(super) fn request(id: &str, run_id: &str, created_at: u64) -> RequestRecord {
+pub(crate) fn request(id: &str, run_id: &str, created_at: u64) -> RequestRecord {
     let spec: RequestSpec = serde_json::from_value(json!({ "kind": "approval", "prompt": "Ship?" }))
         .expect("a valid request spec");
     RequestRecord {
@@ -67,7 +67,7 @@ pub(super) fn request(id: &str, run_id: &str, created_at: u64) -> RequestRecord 
     }
 }
 
-pub(super) fn answered(request: &RequestRecord, by: &str, at: u64) -> RequestRecord {
+pub(crate) fn answered(request: &RequestRecord, by: &str, at: u64) -> RequestRecord {
     RequestRecord {
         status: RequestStatus::Answered,
         resolution: Some(Resolution::Answered {

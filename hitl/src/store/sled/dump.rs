@@ -1,5 +1,5 @@
 //! `hitl --db DIR dump`: every record of a sled database as JSON, whatever its encoding on
-//! disk (format 3 packs its values and keeps a run's record, first journal chunk and open
+//! disk (format 4 packs its values and keeps a run's record, first journal chunk and open
 //! requests in one document, see `format`; the dump shows each record on its own line).
 
 use std::io::Write;

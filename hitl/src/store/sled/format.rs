@@ -1,4 +1,4 @@
-//! Format 3 of the sled database: its trees, keys and run documents. The records inside are
+//! Format 4 of the sled database: its trees, keys and run documents. The records inside are
 //! the packed records of [`crate::store::packed`].
 //!
 //! sled's cost follows the number of keys more than the bytes: a leaf splits at 16 entries
@@ -12,9 +12,18 @@
 //! | `journal.3`  | [`chunk_key`]: [`id_key`] of the run, chunk (u32 BE, from 1) | [`Chunk`]: about 16 steps (`seq / 16`) |
 //! | `requests.3` | [`open_request_key`] or [`closed_request_key`] | open: the run id (the record is in its document); closed: [`encode_request`] |
 //!
-//! The open half of `requests.3` is the pending index. Resolving a request moves it out of
-//! its run's document into its closed entry, in one transaction with the document, so a
-//! document holds only the requests a run waits on, and a write to it stays bounded.
+//! The open half of `requests.3` is the pending index. Resolving a request changes its record
+//! in its run's document, one compare-and-swap, and leaves the index as it is; once the run
+//! has resumed, the request moves out of the document into its closed entry (`requests`,
+//! "settling"). So a document holds the requests its run waits on and those answered since
+//! it last resumed, and a write to it stays bounded.
+//!
+//! **Format 4 is format 3 plus that one state**: a document may hold a resolved request, whose
+//! index entry is still in the open half (format 3 moved it to its closed entry in the
+//! answer's own transaction, a write that costs sled more than one key). The trees, keys and
+//! encodings are format 3's, names included, so the migration from format 3 converts nothing
+//! and only rewrites the marker; the new version keeps a format-3 release from opening a
+//! database whose answers it would not wake runs for.
 //!
 //! `channels`, `definitions`, `outbox`, `timers` and `meta` are kept from format 1 (JSON).
 
@@ -25,10 +34,10 @@ pub(crate) use crate::store::packed::{
 use crate::store::packed::{push_id, put_varint};
 
 /// The on-disk format sled databases are written in (`hitl.json`'s `version`).
-pub(crate) const VERSION: u32 = 3;
+pub(crate) const VERSION: u32 = 4;
 
-/// Tree names of format 3 (format 2's are migrated into them, see `migrate`; the other
-/// trees are shared by every format).
+/// Tree names of formats 3 and 4 (format 2's are migrated into them, see `migrate`; the
+/// other trees are shared by every format).
 pub(crate) const RUNS: &str = "runs.3";
 pub(crate) const JOURNAL: &str = "journal.3";
 pub(crate) const REQUESTS: &str = "requests.3";
@@ -121,7 +130,8 @@ pub(crate) struct Document {
     pub run: Vec<u8>,
     /// Journal chunk 0 ([`Chunk`]), empty before the first step.
     pub chunk: Vec<u8>,
-    /// The run's open requests: id, [`encode_request`]'s bytes.
+    /// The run's open requests, and those resolved and not yet settled: id,
+    /// [`encode_request`]'s bytes.
     pub open: Vec<(String, Vec<u8>)>,
 }
 

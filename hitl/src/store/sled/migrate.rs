@@ -12,8 +12,10 @@
 //! - **Format 1 → 2** ([`from_v1`]): JSON records packed; one key per step into chunks.
 //! - **Format 2 → 3** ([`from_v2`]): a run's record, chunk 0 and open requests into its run
 //!   document; later chunks as they were; requests into the request index.
+//! - **Format 3 → 4**: nothing to convert (format 4 adds a state, an answer not yet settled,
+//!   that format 3 never wrote; `format`), so only the marker changes.
 //!
-//! A format-1 database goes through both. A record that does not decode is copied as it is
+//! A format-1 database goes through every step. A record that does not decode is copied as it is
 //! (the current format still reads a JSON run record), so a damaged run fails the way it
 //! failed before, with its bytes kept as evidence.
 
@@ -35,7 +37,9 @@ pub(super) fn upgrade(store: &SledStore, version: u32) -> Result<()> {
     if version < 2 {
         from_v1(store)?;
     }
-    from_v2(store)?;
+    if version < 3 {
+        from_v2(store)?;
+    }
     store.db.flush().storage()?;
     crate::failpoint::hit("migrate_before_marker");
     Ok(())

@@ -14,10 +14,11 @@
 //! marker names a newer format. A sled panic or corruption error while opening is contained
 //! and reported as [`Error::Corrupt`].
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::ops::Bound;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use sled::Transactional;
@@ -38,8 +39,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use format::Document;
 
 use super::{
-    FlushFuture, RunQuery, RunRecord, StepRecord, StoreError, StoreErrorKind, decode, encode, lost_lease,
-    run_key,
+    FlushFuture, RunQuery, RunRecord, StepRecord, StoreError, StoreErrorKind, Timer, decode, encode,
+    lost_lease, run_key,
 };
 use crate::error::{Error, Result};
 use crate::model::run::RunStatus;
@@ -66,6 +67,9 @@ pub(crate) struct SledStore {
     timers: sled::Tree,
     meta: sled::Tree,
     group_commit: Arc<GroupCommit>,
+    /// The wake-ups armed by answers still held in their runs' documents (`requests`,
+    /// "settling"): what `due_timers` adds to the `timers` tree. Rebuilt by the open.
+    unsettled: Mutex<BTreeMap<Timer, Vec<String>>>,
     /// Declared after the sled handles, so it drops after them and before the lock.
     _clean_close: CleanClose,
     /// Held for as long as the store lives; dropping it releases the directory.
@@ -84,7 +88,7 @@ impl Drop for SledStore {
 }
 
 /// The operations, synchronous (sled is); the [`Store`] impl below wraps each in a ready
-/// future. Values are in format 3 (`format`): a run's record, first journal chunk and open
+/// future. Values are in format 4 (`format`): a run's record, first journal chunk and open
 /// requests are one [`Document`].
 impl SledStore {
     fn load_run(&self, run_id: &str) -> Result<Option<RunRecord>> {

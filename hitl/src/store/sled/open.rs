@@ -159,6 +159,7 @@ impl SledStore {
                     crate::failpoint::hit("migrate_after_marker");
                 }
                 migrate::drop_old_trees(&store.db)?;
+                store.find_unsettled()?;
                 Ok(store)
             }
             Err(error) => {
@@ -231,6 +232,7 @@ impl SledStore {
             timers: tree("timers")?,
             meta: tree("meta")?,
             group_commit: GroupCommit::new(db.clone()),
+            unsettled: Mutex::default(),
             db,
             _clean_close: CleanClose(clean_close),
             _lock: lock,

@@ -1,5 +1,16 @@
 //! The request side of [`SledStore`]: making and resolving requests, the outbox, timers,
 //! the secret, and sizes.
+//!
+//! **Settling.** An answer (any change that resolves a request) is one compare-and-swap on
+//! its run's document, where the resolved record stays, its index entry still in the open
+//! half: that pair is the run's durable wake-up. The engine spends the wake-up
+//! (`remove_timer`) once the run resumed, which moves the record to its closed entry in a
+//! transaction that needs no flush of its own ([`SledStore::settle`]). Until then, every read
+//! finds the record in the document, resolved; after a crash, the open finds the pair again
+//! ([`SledStore::find_unsettled`]) and `due_timers` returns the wake-up.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
@@ -9,7 +20,9 @@ use super::{JournalWrite, SledResult, SledStore, abort_error, format};
 use crate::error::{Error, Result};
 use crate::model::outbox::OutboxRecord;
 use crate::model::request::{RequestRecord, RequestStatus};
+use crate::model::step::TimerAction;
 use crate::store::{RequestChange, RequestQuery, Resolved, StepRecord, StorageStats, Timer, decode, encode};
+use crate::util::lock;
 
 impl SledStore {
     /// Writes the waiting step, the request (into its run's document while it is open), its
@@ -66,8 +79,9 @@ impl SledStore {
             .map_err(abort_error)
     }
 
-    /// An open request from its run's document, else a closed one from the index. Read in
-    /// that order, a request resolved between the two reads is found closed.
+    /// A request its run's document holds (open, or resolved and not yet settled), else a
+    /// closed one from the index. Read in that order, a request settled between the two
+    /// reads is found closed.
     pub(super) fn load_request(&self, request_id: &str) -> Result<Option<RequestRecord>> {
         if let Some(run_id) = self
             .requests
@@ -90,78 +104,194 @@ impl SledStore {
             .transpose()
     }
 
-    /// Changes a request in one transaction: an open one in its run's document, moved to
-    /// its closed index entry (and its run's wake-up armed) when the change resolves it.
+    /// Changes a request: an open one by one compare-and-swap on its run's document, a
+    /// closed one by one on its closed entry.
+    ///
+    /// An open request that the change resolves stays in its run's document, read as what it
+    /// now is, and its index entry stays in the open half: the answer is one key, so that
+    /// answering costs one sled write and one flush (a transaction over the index and the
+    /// timers costs sled a batch marker beside the values, BENCHMARKS.md). That entry is the
+    /// durable wake-up of its run ([`Self::due_timers`] returns it); spending the wake-up
+    /// moves the request to its closed entry ([`Self::settle`]).
     pub(super) fn resolve_request(&self, request_id: &str, change: &RequestChange<'_>) -> Result<Resolved> {
-        let open_key = format::open_request_key(request_id);
-        let closed_key = format::closed_request_key(request_id);
-        let result = (&self.runs, &self.requests, &self.timers).transaction(|(runs, requests, timers)| {
-            let abort = |error: Error| ConflictableTransactionError::Abort(error);
-            let unchanged = |record| Resolved {
-                record,
-                changed: false,
-                wake: None,
+        let indexed_in = self
+            .requests
+            .get(format::open_request_key(request_id))
+            .storage()?
+            .map(|run_id| String::from_utf8_lossy(&run_id).into_owned());
+        if let Some(run_id) = &indexed_in
+            && let Some(resolved) = self.resolve_in_document(run_id, request_id, change)?
+        {
+            return Ok(resolved);
+        }
+        // Closed, or settled since the index was read (its closed entry is written in the
+        // transaction that takes it out of the document), or unknown.
+        self.resolve_closed(request_id, change, indexed_in.as_deref())
+    }
+
+    /// [`Self::resolve_request`] of a request its run's document holds; `None` when the
+    /// document does not hold it.
+    fn resolve_in_document(
+        &self,
+        run_id: &str,
+        request_id: &str,
+        change: &RequestChange<'_>,
+    ) -> Result<Option<Resolved>> {
+        let outcome = RefCell::new(None);
+        self.update_document(run_id, |document| {
+            // Each attempt starts from nothing, as a compare-and-swap that lost is retried.
+            *outcome.borrow_mut() = None;
+            let Some(mut document) = document else {
+                return Ok(None);
             };
-            let Some(run_id) = requests.get(&open_key)? else {
-                // Closed, or unknown.
-                let bytes = requests.get(&closed_key)?.ok_or_else(|| {
-                    abort(Error::RequestNotFound {
+            let Some(at) = document.open.iter().position(|(id, _)| id == request_id) else {
+                return Ok(None);
+            };
+            let current = format::decode_request(request_id, &document.open[at].1)?;
+            let Some(updated) = change(&current)? else {
+                *outcome.borrow_mut() = Some(Resolved {
+                    record: current,
+                    changed: false,
+                    wake: None,
+                });
+                return Ok(None);
+            };
+            document.open[at].1 = format::encode_request(&updated)?;
+            *outcome.borrow_mut() = Some(Resolved {
+                wake: Timer::wake_after(&current, &updated),
+                record: updated,
+                changed: true,
+            });
+            Ok(Some(document))
+        })?;
+        let outcome = outcome.into_inner();
+        if let Some(Resolved { wake: Some(wake), .. }) = &outcome {
+            lock(&self.unsettled)
+                .entry(wake.clone())
+                .or_default()
+                .push(request_id.to_owned());
+        }
+        Ok(outcome)
+    }
+
+    /// [`Self::resolve_request`] of a closed request. `indexed_in` is the run the open half
+    /// of the index named, if it named one.
+    fn resolve_closed(
+        &self,
+        request_id: &str,
+        change: &RequestChange<'_>,
+        indexed_in: Option<&str>,
+    ) -> Result<Resolved> {
+        let key = format::closed_request_key(request_id);
+        loop {
+            let Some(bytes) = self.requests.get(&key).storage()? else {
+                return Err(match indexed_in {
+                    Some(run_id) => Error::CorruptRecord {
+                        run_id: run_id.to_owned(),
+                        record: "run document".to_owned(),
+                        step: None,
+                        detail: format!(
+                            "the request index names open request {request_id}, which it does not hold"
+                        ),
+                    },
+                    None => Error::RequestNotFound {
                         request_id: request_id.to_owned(),
-                    })
-                })?;
-                let current = format::decode_request(request_id, &bytes).map_err(abort)?;
-                let Some(updated) = change(&current).map_err(abort)? else {
-                    return Ok(unchanged(current));
-                };
-                requests.insert(
-                    closed_key.as_slice(),
-                    format::encode_request(&updated).map_err(abort)?,
-                )?;
+                    },
+                });
+            };
+            let current = format::decode_request(request_id, &bytes)?;
+            let Some(updated) = change(&current)? else {
+                return Ok(Resolved {
+                    record: current,
+                    changed: false,
+                    wake: None,
+                });
+            };
+            let written = self
+                .requests
+                .compare_and_swap(&key, Some(&bytes), Some(format::encode_request(&updated)?))
+                .storage()?;
+            if written.is_ok() {
                 return Ok(Resolved {
                     record: updated,
                     changed: true,
                     wake: None,
                 });
-            };
-            let run_id = String::from_utf8_lossy(&run_id).into_owned();
-            let mut document = match runs.get(run_id.as_bytes())? {
-                Some(bytes) => super::read_document(&run_id, &bytes).map_err(abort)?,
-                None => Default::default(),
-            };
-            let Some(at) = document.open.iter().position(|(id, _)| id == request_id) else {
-                return Err(abort(Error::CorruptRecord {
-                    run_id,
-                    record: "run document".to_owned(),
-                    step: None,
-                    detail: format!(
-                        "the request index names open request {request_id}, which it does not hold"
-                    ),
-                }));
-            };
-            let current = format::decode_request(request_id, &document.open[at].1).map_err(abort)?;
-            let Some(updated) = change(&current).map_err(abort)? else {
-                return Ok(unchanged(current));
-            };
-            let bytes = format::encode_request(&updated).map_err(abort)?;
-            let wake = Timer::wake_after(&current, &updated);
-            if updated.status == RequestStatus::Pending {
-                document.open[at].1 = bytes;
-            } else {
-                document.open.remove(at);
-                requests.remove(open_key.as_slice())?;
-                requests.insert(closed_key.as_slice(), bytes)?;
             }
-            if let Some(timer) = &wake {
-                timers.insert(timer.key(), &[])?;
+        }
+    }
+
+    /// Spends the wake-up of answers still in their run's document: each such request moves
+    /// to its closed entry and leaves the open half of the index, in one transaction that is
+    /// not flushed (a crash before a later flush leaves the answer where it was, and the
+    /// next open finds it again).
+    fn settle(&self, wake: &Timer) -> Result<()> {
+        let TimerAction::Wake(run_id) = &wake.action else {
+            return Ok(());
+        };
+        let Some(request_ids) = lock(&self.unsettled).remove(wake) else {
+            return Ok(());
+        };
+        for request_id in &request_ids {
+            let (open_key, closed_key) = (
+                format::open_request_key(request_id),
+                format::closed_request_key(request_id),
+            );
+            (&self.runs, &self.requests)
+                .transaction(|(runs, requests)| {
+                    let abort = ConflictableTransactionError::Abort;
+                    let Some(bytes) = runs.get(run_id.as_bytes())? else {
+                        return Ok(());
+                    };
+                    let mut document = super::read_document(run_id, &bytes).map_err(abort)?;
+                    let Some(at) = document.open.iter().position(|(id, _)| id == request_id) else {
+                        return Ok(());
+                    };
+                    let record = format::decode_request(request_id, &document.open[at].1).map_err(abort)?;
+                    if record.status == RequestStatus::Pending {
+                        // Made again since (a step run again after a rewind).
+                        return Ok(());
+                    }
+                    let (_, record) = document.open.remove(at);
+                    requests.insert(closed_key.as_slice(), record)?;
+                    requests.remove(open_key.as_slice())?;
+                    runs.insert(run_id.as_bytes(), document.to_bytes())?;
+                    Ok(())
+                })
+                .map_err(abort_error)?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds [`Self::unsettled`] from the documents: the answers a process stored and
+    /// did not settle (it stopped first, or could not drive the run). Reads one document per
+    /// run with an open request.
+    pub(super) fn find_unsettled(&self) -> Result<()> {
+        let mut runs = BTreeSet::new();
+        for entry in self.requests.scan_prefix(format::OPEN_REQUESTS) {
+            let (_, run_id) = entry.storage()?;
+            runs.insert(String::from_utf8_lossy(&run_id).into_owned());
+        }
+        let mut unsettled: BTreeMap<Timer, Vec<String>> = BTreeMap::new();
+        for run_id in runs {
+            let Some(document) = self.document_to_list(&run_id)? else {
+                continue;
+            };
+            for (request_id, bytes) in document.open {
+                match format::decode_request(&request_id, &bytes) {
+                    Ok(request) if request.status != RequestStatus::Pending => {
+                        unsettled
+                            .entry(Timer::wake_for(&request))
+                            .or_default()
+                            .push(request_id);
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::error!(%error, "skipping a request record that cannot be read"),
+                }
             }
-            runs.insert(run_id.as_bytes(), document.to_bytes())?;
-            Ok(Resolved {
-                record: updated,
-                changed: true,
-                wake,
-            })
-        });
-        result.map_err(abort_error)
+        }
+        *lock(&self.unsettled) = unsettled;
+        Ok(())
     }
 
     /// The open requests of one run come from its document; all open ones from the pending
@@ -203,7 +333,7 @@ impl SledStore {
                     last = Some((run_id, document));
                 }
                 let document = last.as_ref().and_then(|(_, document)| document.as_ref());
-                // Not in the document: resolved since the index was read (its closed entry
+                // Not in the document: settled since the index was read (its closed entry
                 // sorts after every open one, so a full scan still meets it).
                 if let Some(bytes) = document.and_then(|document| document.open_request(&request_id)) {
                     keep(format::decode_request(&request_id, bytes));
@@ -280,7 +410,7 @@ impl SledStore {
 
     pub(super) fn remove_timer(&self, timer: &Timer) -> Result<()> {
         self.timers.remove(timer.key()).storage()?;
-        Ok(())
+        self.settle(timer)
     }
 
     pub(super) fn due_timers(&self, before: u64, limit: usize) -> Result<Vec<Timer>> {
@@ -293,6 +423,12 @@ impl SledStore {
             let (key, _) = entry.storage()?;
             timers.extend(Timer::from_key(&key));
         }
+        let unsettled = lock(&self.unsettled);
+        let due = unsettled.keys().take_while(|timer| timer.deadline < before);
+        timers.extend(due.take(limit).cloned());
+        timers.sort();
+        timers.dedup();
+        timers.truncate(limit);
         Ok(timers)
     }
 
@@ -342,5 +478,127 @@ impl SledStore {
             }
         }
         Ok(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::store::contract::records::{answered, request, step};
+    use crate::store::sled::SledOptions;
+
+    fn open(path: &Path) -> SledStore {
+        SledStore::open(&SledOptions {
+            path: Some(path.to_owned()),
+            cache_capacity: 8 << 20,
+            flush_every_ms: None,
+        })
+        .unwrap()
+    }
+
+    /// The request as its run's document holds it.
+    fn in_document(store: &SledStore, request_id: &str) -> Option<RequestRecord> {
+        let document = store.document("r1").unwrap().expect("the run's document");
+        document
+            .open_request(request_id)
+            .map(|bytes| format::decode_request(request_id, bytes).unwrap())
+    }
+
+    /// An answer writes its run's document alone; the request moves to its closed index
+    /// entry when the run's wake-up is spent, and a store reopened before that finds the
+    /// wake-up again.
+    #[test]
+    fn an_answer_is_settled_when_its_wake_up_is_spent_and_a_reopen_before_finds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        let store = open(&db);
+        let pending = request("q1", "r1", 5);
+        store
+            .create_request(0, &step(0, json!({ "request": "q1" })), &pending, &[], None)
+            .unwrap();
+        let answer = |current: &RequestRecord| Ok(Some(answered(current, "alice", 100)));
+        let resolved = store.resolve_request("q1", &answer).unwrap();
+        let wake = resolved.wake.clone().expect("the answer arms the run's wake-up");
+        let answered = resolved.record;
+        assert_eq!(
+            in_document(&store, "q1").as_ref(),
+            Some(&answered),
+            "the document holds the answer"
+        );
+        assert!(
+            store
+                .requests
+                .get(format::open_request_key("q1"))
+                .unwrap()
+                .is_some()
+                && store
+                    .requests
+                    .get(format::closed_request_key("q1"))
+                    .unwrap()
+                    .is_none()
+                && store.timers.is_empty(),
+            "the answer wrote nothing but the document"
+        );
+        store.db.flush().unwrap();
+        drop(store);
+
+        let store = open(&db);
+        assert_eq!(
+            store.due_timers(u64::MAX, 10).unwrap(),
+            std::slice::from_ref(&wake),
+            "the reopened store finds the unspent wake-up"
+        );
+        assert_eq!(store.load_request("q1").unwrap().as_ref(), Some(&answered));
+        store.remove_timer(&wake).unwrap();
+        assert_eq!(in_document(&store, "q1"), None, "settled out of the document");
+        assert_eq!(
+            store
+                .requests
+                .get(format::closed_request_key("q1"))
+                .unwrap()
+                .map(|bytes| format::decode_request("q1", &bytes).unwrap()),
+            Some(answered.clone()),
+            "into its closed entry"
+        );
+        assert_eq!(
+            store.requests.get(format::open_request_key("q1")).unwrap(),
+            None,
+            "and out of the pending index"
+        );
+        store.db.flush().unwrap();
+        drop(store);
+
+        let store = open(&db);
+        assert!(
+            store.due_timers(u64::MAX, 10).unwrap().is_empty(),
+            "a spent wake-up stays spent"
+        );
+        assert_eq!(store.load_request("q1").unwrap(), Some(answered));
+    }
+
+    /// A request made again (its step ran again after a rewind) while its answer was not
+    /// settled is open again: spending the old wake-up leaves it pending.
+    #[test]
+    fn a_request_made_again_before_its_answer_settled_stays_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir.path().join("db"));
+        let pending = request("q1", "r1", 5);
+        let ask = step(0, json!({ "request": "q1" }));
+        store.create_request(0, &ask, &pending, &[], None).unwrap();
+        let answer = |current: &RequestRecord| Ok(Some(answered(current, "alice", 100)));
+        let wake = store.resolve_request("q1", &answer).unwrap().wake.unwrap();
+        store.create_request(0, &ask, &pending, &[], None).unwrap();
+        store.remove_timer(&wake).unwrap();
+        assert_eq!(in_document(&store, "q1"), Some(pending.clone()));
+        assert_eq!(store.load_request("q1").unwrap(), Some(pending.clone()));
+        assert_eq!(
+            store.requests(&RequestQuery::pending(None)).unwrap(),
+            [pending],
+            "still in the pending index"
+        );
     }
 }
