@@ -370,8 +370,11 @@ pub trait Store: Send + Sync + 'static {
     fn load_request<'a>(&'a self, request_id: &'a str) -> StoreFuture<'a, Option<RequestRecord>>;
     /// In one transaction: reads the request, runs `change` on it, and writes the result.
     /// A request that leaves `Pending` leaves the pending requests, and the wake-up of its
-    /// run ([`Timer::wake_for`]) is armed in the same transaction. Concurrent calls are
+    /// run ([`Timer::wake_for`]) is armed in the same transaction (durably: `due_timers`
+    /// returns it until `remove_timer`, also after a reopen). Concurrent calls are
     /// serialized: the first valid answer wins, and a second sees the first's result.
+    /// (`change` may run more than once, on a backend that retries a conflicting write: it
+    /// must be a pure rule, as the engine's are.)
     /// [`Error::RequestNotFound`] when there is no such request; `change`'s error is
     /// returned as it is, with nothing written.
     fn resolve_request<'a>(
@@ -410,7 +413,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Arms a timer.
     fn add_timer<'a>(&'a self, timer: &'a Timer) -> StoreFuture<'a, ()>;
-    /// Disarms a timer (no error when it is not armed).
+    /// Disarms a timer (no error when it is not armed). The engine disarms a run's wake-up
+    /// once the run has resumed; a backend may finish a resolution's bookkeeping then (sled
+    /// moves the resolved request out of its run's document into its closed index entry).
     fn remove_timer<'a>(&'a self, timer: &'a Timer) -> StoreFuture<'a, ()>;
     /// Armed timers due before `before` (ms since the epoch), soonest first, at most `limit`.
     fn due_timers(&self, before: u64, limit: usize) -> StoreFuture<'_, Vec<Timer>>;
