@@ -280,14 +280,7 @@ pub async fn check_first_valid_answer_wins<S: Store>(store: Arc<S>) {
     );
     let stored = store.load_request("q1").await.unwrap().unwrap();
     assert_eq!(stored.status, RequestStatus::Answered);
-    assert!(
-        store
-            .requests(&RequestQuery::pending(None))
-            .await
-            .unwrap()
-            .is_empty(),
-        "an answered request is no longer pending"
-    );
+    assert_nothing_pending(&*store, "an answered request is no longer pending").await;
     let wakes: Vec<Timer> = store.due_timers(u64::MAX, 100).await.unwrap();
     assert_eq!(
         wakes,
@@ -312,14 +305,7 @@ pub async fn check_first_valid_answer_wins<S: Store>(store: Arc<S>) {
         std::slice::from_ref(&stored),
         "the answered request is listed once"
     );
-    assert!(
-        store
-            .requests(&RequestQuery::pending(None))
-            .await
-            .unwrap()
-            .is_empty(),
-        "and is still not pending"
-    );
+    assert_nothing_pending(&*store, "and is still not pending").await;
     let late = |current: &RequestRecord| match current.status {
         RequestStatus::Pending => Ok(Some(answered(current, "late", 200))),
         _ => Err(Error::AlreadyAnswered {
@@ -333,6 +319,11 @@ pub async fn check_first_valid_answer_wins<S: Store>(store: Arc<S>) {
         ),
         "an answer after the wake-up is spent still loses to the first"
     );
+}
+
+async fn assert_nothing_pending<S: Store>(store: &S, why: &str) {
+    let pending = store.requests(&RequestQuery::pending(None)).await.unwrap();
+    assert!(pending.is_empty(), "{why}: {pending:?}");
 }
 
 /// A change that returns an error or `None` writes nothing; an unknown request is

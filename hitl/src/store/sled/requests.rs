@@ -123,8 +123,8 @@ impl SledStore {
         {
             return Ok(resolved);
         }
-        // Closed, or settled since the index was read (its closed entry is written in the
-        // transaction that takes it out of the document), or unknown.
+        // Closed, or settled since the index was read (its closed entry is written before
+        // the document lets go of it), or unknown.
         self.resolve_closed(request_id, change, indexed_in.as_deref())
     }
 
@@ -543,6 +543,16 @@ mod tests {
             .map(|bytes| format::decode_request(request_id, bytes).unwrap())
     }
 
+    /// Makes request `q1` of run `r1` and answers it.
+    fn ask_and_answer(store: &SledStore) -> Resolved {
+        let pending = request("q1", "r1", 5);
+        store
+            .create_request(0, &step(0, json!({ "request": "q1" })), &pending, &[], None)
+            .unwrap();
+        let answer = |current: &RequestRecord| Ok(Some(answered(current, "alice", 100)));
+        store.resolve_request("q1", &answer).unwrap()
+    }
+
     /// An answer writes its run's document alone; the request moves to its closed index
     /// entry when the run's wake-up is spent, and a store reopened before that finds the
     /// wake-up again.
@@ -551,12 +561,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("db");
         let store = open(&db);
-        let pending = request("q1", "r1", 5);
-        store
-            .create_request(0, &step(0, json!({ "request": "q1" })), &pending, &[], None)
-            .unwrap();
-        let answer = |current: &RequestRecord| Ok(Some(answered(current, "alice", 100)));
-        let resolved = store.resolve_request("q1", &answer).unwrap();
+        let resolved = ask_and_answer(&store);
         let wake = resolved.wake.clone().expect("the answer arms the run's wake-up");
         let answered = resolved.record;
         assert_eq!(
@@ -622,12 +627,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("db");
         let store = open(&db);
-        let pending = request("q1", "r1", 5);
-        store
-            .create_request(0, &step(0, json!({ "request": "q1" })), &pending, &[], None)
-            .unwrap();
-        let answer = |current: &RequestRecord| Ok(Some(answered(current, "alice", 100)));
-        let answered = store.resolve_request("q1", &answer).unwrap().record;
+        let answered = ask_and_answer(&store).record;
         // The settling's first two writes, not its third.
         let bytes = format::encode_request(&answered).unwrap();
         store
