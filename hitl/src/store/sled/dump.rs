@@ -16,7 +16,7 @@ use crate::store::dump::{DumpLines, shown};
 /// Writes every record of the hitl database in `dir` to `out` as JSON lines, and returns how
 /// many lines it wrote.
 ///
-/// The first line names the format (`{"format": "hitl", "version": 3}`); then one object per
+/// The first line names the format (`{"format": "hitl", "version": 4}`); then one object per
 /// record, with `"tree"` naming its kind — `runs`, `journal`, `requests`, `pending`,
 /// `outbox`, `timers`, `channels`, `definitions`, `meta` — its key fields, and `"record"`,
 /// the record as the JSON the engine's types serialize to (a journal entry's `record` is a
@@ -36,7 +36,7 @@ use crate::store::dump::{DumpLines, shown};
 /// let mut out = Vec::new();
 /// let lines = hitl::store::dump_sled(dir.path(), &mut out)?;
 /// assert_eq!(lines, 2, "an empty database: the format line, and the link secret (not shown)");
-/// assert!(String::from_utf8(out).unwrap().starts_with(r#"{"format":"hitl","version":3}"#));
+/// assert!(String::from_utf8(out).unwrap().starts_with(r#"{"format":"hitl","version":4}"#));
 /// # Ok(()) }
 /// ```
 pub fn dump_sled(dir: &Path, out: &mut dyn Write) -> Result<u64> {
