@@ -198,7 +198,7 @@ async fn create(step: &Step, spec: &RequestSpec) -> Option<String> {
 
 /// Waits for the request to resolve: first inside the in-memory window, then as a
 /// pausable wait. `made_now`: the request was made by this execution, so an answer its first
-/// read finds came in since, and its answerer may not have flushed it yet.
+/// read finds came in since, and its answerer, whoever it is, may not have flushed it yet.
 async fn wait(step: &Step, request_id: &str, timeout_ms: u64, made_now: bool) -> Result<Resolution> {
     let run = step.run();
     let services = &run.services;
@@ -219,9 +219,12 @@ async fn wait(step: &Step, request_id: &str, timeout_ms: u64, made_now: bool) ->
     if !in_window {
         human.leave_window();
     }
-    if made_now && record.resolution.is_some() {
+    if record.resolution.is_some() && (made_now || services.wakeups.is_resolving(request_id)) {
         // Acting on an answer a crash could still lose would run the next activity on it:
-        // make it durable first (a delivered record was flushed before it was handed over).
+        // make it durable first. Besides a request made now, that is an answer this process
+        // is still flushing: say a run in a `join!` resumed on one answer and reads another
+        // given since. (A delivered record was flushed before it was handed over; another
+        // process's resolution is durable when it is visible.)
         services.store.flush().await?;
     }
     loop {

@@ -46,6 +46,9 @@ impl Engine {
                 Ok(Some(expired))
             }
         };
+        // From the write until its flush returns, a run that reads this answer flushes
+        // before acting on it.
+        let resolving = self.shared.services.wakeups.resolving(request_id);
         let resolved = self
             .shared
             .services
@@ -54,6 +57,7 @@ impl Engine {
             .await?;
         let late = late.load(Ordering::Relaxed);
         self.shared.services.store.flush().await?;
+        drop(resolving);
         crate::failpoint::hit("after_answer_flush");
         let updated = resolved.record;
         if let Some(wake) = resolved.wake {
@@ -98,6 +102,7 @@ impl Shared {
     pub(super) async fn expire(&self, request_id: &str) -> Result<()> {
         let now = to_millis(self.services.clock.now());
         let change = |request: &RequestRecord| Ok(resolve::expire(request, now));
+        let resolving = self.services.wakeups.resolving(request_id);
         let resolved = match self.services.store.resolve_request(request_id, &change).await {
             Ok(resolved) => resolved,
             Err(Error::RequestNotFound { .. }) => return Ok(()),
@@ -105,6 +110,7 @@ impl Shared {
         };
         if let Some(wake) = resolved.wake {
             self.services.store.flush().await?;
+            drop(resolving);
             tracing::info!(request_id, status = ?resolved.record.status, "feedback request expired");
             self.services.wakeups.deliver(&resolved.record);
             self.services.timers.arm(wake);
