@@ -5,10 +5,12 @@
 //! story needs that window held open at the right moment, so it runs on a store that models
 //! it: `MemStore`, wrapped so that a write is durable only once a flush issued after it has
 //! returned (sled's rule), with two holds the test puts on — the run's read of the second
-//! request, and every flush.
+//! request, and every flush. The second answer's `respond` either waits for its flush or is
+//! cancelled during it.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hitl::prelude::*;
@@ -59,36 +61,68 @@ impl Gate {
     }
 }
 
-static GATE: OnceLock<Arc<Gate>> = OnceLock::new();
+/// Each test's gate, by name: the workflow's activity finds its own through its input.
+static GATES: Mutex<BTreeMap<String, Arc<Gate>>> = Mutex::new(BTreeMap::new());
 
-fn gate() -> &'static Arc<Gate> {
-    GATE.get_or_init(|| Arc::new(Gate::new()))
+fn gate(name: &str) -> Arc<Gate> {
+    Arc::clone(
+        GATES
+            .lock()
+            .unwrap()
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(Gate::new())),
+    )
 }
 
-/// Whether the activity after both answers found them durable when it ran.
-static ACTED_ON_DURABLE_ANSWERS: Mutex<Vec<bool>> = Mutex::new(Vec::new());
+/// Whether the activity after both answers found them durable when it ran, by gate.
+static ACTED_ON_DURABLE_ANSWERS: Mutex<BTreeMap<String, Vec<bool>>> = Mutex::new(BTreeMap::new());
 
 #[task]
-async fn act_on(first: bool, second: bool) -> bool {
+async fn act_on(gate_name: String, first: bool, second: bool) -> bool {
+    let durable = gate(&gate_name).every_resolution_durable();
     ACTED_ON_DURABLE_ANSWERS
         .lock()
         .unwrap()
-        .push(gate().every_resolution_durable());
+        .entry(gate_name)
+        .or_default()
+        .push(durable);
     first && second
 }
 
 #[workflow(inject_context)]
-async fn two_asks(ctx: &TaskContext) -> hitl::Result<bool> {
+async fn two_asks(ctx: &TaskContext, gate_name: String) -> hitl::Result<bool> {
     let (first, second) = tokio::try_join!(
         ctx.request_feedback(Feedback::approval("First?").timeout(Duration::ZERO)),
         ctx.request_feedback(Feedback::approval("Second?").timeout(Duration::ZERO)),
     )?;
-    Ok(act_on(first.approved(), second.approved()).await)
+    Ok(act_on(gate_name, first.approved(), second.approved()).await)
+}
+
+/// What becomes of the second answer's `respond` once its write is visible and its flush
+/// held.
+#[derive(Clone, Copy, PartialEq)]
+enum Answerer {
+    /// It waits for its flush.
+    Waits,
+    /// Its caller gives up on it (a timeout, a closed connection): the future is dropped.
+    IsCancelled,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_reads_an_answer_still_being_flushed_waits_for_the_flush_before_acting_on_it() {
-    let gate = Arc::clone(gate());
+    story("waits", Answerer::Waits).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_whose_answerer_was_cancelled_mid_flush_is_still_flushed_before_a_run_acts_on_it() {
+    story("cancelled", Answerer::IsCancelled).await;
+}
+
+/// The run pauses on two asks; the first answer resumes it, and its read of the second
+/// request is held until the second answer is written and its flush held. Then the run
+/// reads that answer, and must flush before its activity acts on it.
+async fn story(gate_name: &str, answerer: Answerer) {
+    let gate = gate(gate_name);
     let engine = Engine::builder()
         .store(GatedStore {
             inner: MemStore::new(),
@@ -98,7 +132,7 @@ async fn a_run_that_reads_an_answer_still_being_flushed_waits_for_the_flush_befo
         .open()
         .await
         .unwrap();
-    let run = engine.start(two_asks, ()).await.unwrap();
+    let run = engine.start(two_asks, (gate_name.to_owned(),)).await.unwrap();
     let Outcome::Paused(asks) = patiently("the run pauses", run.settled()).await.unwrap() else {
         panic!("the run should pause on its two asks");
     };
@@ -120,7 +154,7 @@ async fn a_run_that_reads_an_answer_still_being_flushed_waits_for_the_flush_befo
 
     // The second answer is written, and its flush held: visible, not durable.
     gate.flushes_open.send_replace(false);
-    let answering = tokio::spawn({
+    let mut answering = tokio::spawn({
         let engine = engine.clone();
         async move {
             engine
@@ -135,23 +169,48 @@ async fn a_run_that_reads_an_answer_still_being_flushed_waits_for_the_flush_befo
     )
     .await;
     assert!(!gate.every_resolution_durable());
+    let mut flushes_so_far = 1;
+    if answerer == Answerer::IsCancelled {
+        answering.abort();
+        assert!(
+            patiently("the answerer stops", &mut answering)
+                .await
+                .unwrap_err()
+                .is_cancelled()
+        );
+        // Dropped mid-flush, the answer's mark issues a flush of its own, held too.
+        Gate::until(
+            "the cancelled answer's flush is issued",
+            &gate.flushes_held,
+            |held| *held >= 2,
+        )
+        .await;
+        flushes_so_far = 2;
+    }
 
     // The run now reads that answer. It must make it durable before the activity acts on it:
     // the next flush is the run's own (without it, the activity runs here, on an answer a
     // crash would lose, and the next flush is its journal write's).
     gate.read_released.send_replace(true);
-    Gate::until("the run flushes", &gate.flushes_held, |held| *held >= 2).await;
+    Gate::until("the run flushes", &gate.flushes_held, |held| {
+        *held > flushes_so_far
+    })
+    .await;
     gate.flushes_open.send_replace(true);
 
-    patiently("the second answer returns", answering)
-        .await
-        .unwrap()
-        .unwrap();
+    if answerer == Answerer::Waits {
+        patiently("the second answer returns", answering)
+            .await
+            .unwrap()
+            .unwrap();
+    }
     let outcome = patiently("the run completes", run.wait()).await.unwrap();
     assert_eq!(outcome, Outcome::Completed(true));
+    // Copied out first: a failing assertion must not poison the map for the other story.
+    let acted = ACTED_ON_DURABLE_ANSWERS.lock().unwrap().get(gate_name).cloned();
     assert_eq!(
-        *ACTED_ON_DURABLE_ANSWERS.lock().unwrap(),
-        [true],
+        acted,
+        Some(vec![true]),
         "the activity ran once, on answers that were both durable"
     );
     engine.close().await.unwrap();

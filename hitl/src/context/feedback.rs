@@ -223,8 +223,9 @@ async fn wait(step: &Step, request_id: &str, timeout_ms: u64, made_now: bool) ->
         // Acting on an answer a crash could still lose would run the next activity on it:
         // make it durable first. Besides a request made now, that is an answer this process
         // is still flushing: say a run in a `join!` resumed on one answer and reads another
-        // given since. (A delivered record was flushed before it was handed over; another
-        // process's resolution is durable when it is visible.)
+        // given since. (A delivered record was flushed before it was handed over, but for a
+        // cancel: its run stops, or a rewind sets the asking step aside. Another process's
+        // resolution is durable once visible.)
         services.store.flush().await?;
     }
     loop {

@@ -46,18 +46,24 @@ impl Engine {
                 Ok(Some(expired))
             }
         };
-        // From the write until its flush returns, a run that reads this answer flushes
-        // before acting on it.
-        let resolving = self.shared.services.wakeups.resolving(request_id);
-        let resolved = self
+        // From before the write until its flush returns, a run that reads this answer
+        // flushes before acting on it.
+        let resolving = self.shared.services.resolving(request_id);
+        let resolved = match self
             .shared
             .services
             .store
             .resolve_request(request_id, &change)
-            .await?;
+            .await
+        {
+            Ok(resolved) => resolved,
+            Err(refused) => {
+                resolving.resolved_nothing();
+                return Err(refused);
+            }
+        };
         let late = late.load(Ordering::Relaxed);
-        self.shared.services.store.flush().await?;
-        drop(resolving);
+        resolving.flush().await?;
         crate::failpoint::hit("after_answer_flush");
         let updated = resolved.record;
         if let Some(wake) = resolved.wake {
@@ -102,19 +108,25 @@ impl Shared {
     pub(super) async fn expire(&self, request_id: &str) -> Result<()> {
         let now = to_millis(self.services.clock.now());
         let change = |request: &RequestRecord| Ok(resolve::expire(request, now));
-        let resolving = self.services.wakeups.resolving(request_id);
+        let resolving = self.services.resolving(request_id);
         let resolved = match self.services.store.resolve_request(request_id, &change).await {
             Ok(resolved) => resolved,
-            Err(Error::RequestNotFound { .. }) => return Ok(()),
-            Err(error) => return Err(error),
+            Err(error) => {
+                resolving.resolved_nothing();
+                return match error {
+                    Error::RequestNotFound { .. } => Ok(()),
+                    error => Err(error),
+                };
+            }
         };
-        if let Some(wake) = resolved.wake {
-            self.services.store.flush().await?;
-            drop(resolving);
-            tracing::info!(request_id, status = ?resolved.record.status, "feedback request expired");
-            self.services.wakeups.deliver(&resolved.record);
-            self.services.timers.arm(wake);
-        }
+        let Some(wake) = resolved.wake else {
+            resolving.resolved_nothing();
+            return Ok(());
+        };
+        resolving.flush().await?;
+        tracing::info!(request_id, status = ?resolved.record.status, "feedback request expired");
+        self.services.wakeups.deliver(&resolved.record);
+        self.services.timers.arm(wake);
         Ok(())
     }
 

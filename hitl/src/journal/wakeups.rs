@@ -5,10 +5,11 @@
 //! and does not read it back. Entries exist only while somebody waits, so paused runs cost
 //! nothing here.
 //!
-//! Between its store write and its flush, a resolution is visible to a read and not yet
-//! durable: the resolver holds a [`Resolving`] mark for that window, and a step that reads a
-//! resolution while it is marked flushes before acting on it (`context::feedback`). Marks too
-//! exist only for that window.
+//! While a resolution is being written or is not yet flushed, it may be visible to a read
+//! and not durable: its resolver marks the request for that window
+//! ([`Services::resolving`](super::services::Services::resolving)), and a step that reads a
+//! resolution while it is marked flushes before acting on it (`context::feedback`). Marks
+//! too exist only for that window.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,15 +22,9 @@ use crate::util::lock;
 #[derive(Default)]
 pub(crate) struct Wakeups {
     waiting: Mutex<HashMap<String, watch::Sender<Option<Arc<RequestRecord>>>>>,
-    /// Requests whose resolution this process is writing and has not flushed yet, with how
+    /// Requests whose resolution this process is writing or has not flushed yet, with how
     /// many resolvers are at it (two answers may race; each holds its own mark).
     resolving: Mutex<HashMap<String, usize>>,
-}
-
-/// A resolution written and not yet flushed: see [`Wakeups::resolving`]. Unmarks on drop.
-pub(crate) struct Resolving<'a> {
-    wakeups: &'a Wakeups,
-    request_id: String,
 }
 
 /// A waiting step's subscription; unsubscribes on drop.
@@ -63,13 +58,19 @@ impl Wakeups {
         lock(&self.waiting).contains_key(request_id)
     }
 
-    /// Marks `request_id` as being resolved by this process until the mark is dropped: taken
-    /// before the resolution's store write, dropped once its flush has returned.
-    pub(crate) fn resolving(&self, request_id: &str) -> Resolving<'_> {
+    /// Marks `request_id` as being resolved by this process, until as many `unmark`s.
+    pub(crate) fn mark_resolving(&self, request_id: &str) {
         *lock(&self.resolving).entry(request_id.to_owned()).or_default() += 1;
-        Resolving {
-            wakeups: self,
-            request_id: request_id.to_owned(),
+    }
+
+    /// Takes back one [`mark_resolving`](Self::mark_resolving).
+    pub(crate) fn unmark_resolving(&self, request_id: &str) {
+        let mut resolving = lock(&self.resolving);
+        if let Some(count) = resolving.get_mut(request_id) {
+            *count -= 1;
+            if *count == 0 {
+                resolving.remove(request_id);
+            }
         }
     }
 
@@ -113,18 +114,6 @@ impl Drop for Subscription<'_> {
     }
 }
 
-impl Drop for Resolving<'_> {
-    fn drop(&mut self) {
-        let mut resolving = lock(&self.wakeups.resolving);
-        if let Some(count) = resolving.get_mut(&self.request_id) {
-            *count -= 1;
-            if *count == 0 {
-                resolving.remove(&self.request_id);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,16 +151,16 @@ mod tests {
     fn a_request_is_resolving_while_any_of_its_resolvers_holds_a_mark() {
         let wakeups = Wakeups::default();
         assert!(!wakeups.is_resolving("req"));
-        let first = wakeups.resolving("req");
-        let second = wakeups.resolving("req");
+        wakeups.mark_resolving("req");
+        wakeups.mark_resolving("req");
         assert!(wakeups.is_resolving("req"));
         assert!(!wakeups.is_resolving("other"));
-        drop(first);
+        wakeups.unmark_resolving("req");
         assert!(
             wakeups.is_resolving("req"),
             "the second resolver has not flushed yet"
         );
-        drop(second);
+        wakeups.unmark_resolving("req");
         assert!(!wakeups.is_resolving("req"));
         assert!(lock(&wakeups.resolving).is_empty());
     }
