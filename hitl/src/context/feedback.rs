@@ -227,6 +227,7 @@ async fn wait(step: &Step, request_id: &str, timeout_ms: u64, made_now: bool) ->
         // cancel: its run stops, or a rewind sets the asking step aside. Another process's
         // resolution is durable once visible.)
         services.store.flush().await?;
+        services.wakeups.flushed_since_read(request_id);
     }
     loop {
         if let Some(resolution) = record.resolution {

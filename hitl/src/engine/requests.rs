@@ -48,7 +48,7 @@ impl Engine {
         };
         // From before the write until its flush returns, a run that reads this answer
         // flushes before acting on it.
-        let resolving = self.shared.services.resolving(request_id);
+        let resolving = self.shared.services.wakeups.resolving(request_id);
         let resolved = match self
             .shared
             .services
@@ -58,12 +58,13 @@ impl Engine {
         {
             Ok(resolved) => resolved,
             Err(refused) => {
-                resolving.resolved_nothing();
+                resolving.settled();
                 return Err(refused);
             }
         };
         let late = late.load(Ordering::Relaxed);
-        resolving.flush().await?;
+        self.shared.services.store.flush().await?;
+        resolving.settled();
         crate::failpoint::hit("after_answer_flush");
         let updated = resolved.record;
         if let Some(wake) = resolved.wake {
@@ -108,11 +109,11 @@ impl Shared {
     pub(super) async fn expire(&self, request_id: &str) -> Result<()> {
         let now = to_millis(self.services.clock.now());
         let change = |request: &RequestRecord| Ok(resolve::expire(request, now));
-        let resolving = self.services.resolving(request_id);
+        let resolving = self.services.wakeups.resolving(request_id);
         let resolved = match self.services.store.resolve_request(request_id, &change).await {
             Ok(resolved) => resolved,
             Err(error) => {
-                resolving.resolved_nothing();
+                resolving.settled();
                 return match error {
                     Error::RequestNotFound { .. } => Ok(()),
                     error => Err(error),
@@ -120,10 +121,11 @@ impl Shared {
             }
         };
         let Some(wake) = resolved.wake else {
-            resolving.resolved_nothing();
+            resolving.settled();
             return Ok(());
         };
-        resolving.flush().await?;
+        self.services.store.flush().await?;
+        resolving.settled();
         tracing::info!(request_id, status = ?resolved.record.status, "feedback request expired");
         self.services.wakeups.deliver(&resolved.record);
         self.services.timers.arm(wake);

@@ -6,10 +6,9 @@
 //! nothing here.
 //!
 //! While a resolution is being written or is not yet flushed, it may be visible to a read
-//! and not durable: its resolver marks the request for that window
-//! ([`Services::resolving`](super::services::Services::resolving)), and a step that reads a
-//! resolution while it is marked flushes before acting on it (`context::feedback`). Marks
-//! too exist only for that window.
+//! and not durable: its resolver marks the request for that window ([`Wakeups::resolving`]),
+//! and a step that reads a resolution while it is marked flushes before acting on it
+//! (`context::feedback`). Marks too exist only for that window.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,9 +21,25 @@ use crate::util::lock;
 #[derive(Default)]
 pub(crate) struct Wakeups {
     waiting: Mutex<HashMap<String, watch::Sender<Option<Arc<RequestRecord>>>>>,
-    /// Requests whose resolution this process is writing or has not flushed yet, with how
-    /// many resolvers are at it (two answers may race; each holds its own mark).
-    resolving: Mutex<HashMap<String, usize>>,
+    /// Requests whose resolution this process is writing or has not flushed yet.
+    resolving: Mutex<HashMap<String, Marks>>,
+}
+
+/// The marks on one request.
+#[derive(Default)]
+struct Marks {
+    /// Resolvers at work on it (two answers may race; each holds its own mark).
+    resolvers: usize,
+    /// A resolver went before its flush returned (it was cancelled, or the flush failed): its
+    /// write may be visible and not durable until somebody flushes after reading it.
+    abandoned: bool,
+}
+
+/// A resolver's mark on its request: see [`Wakeups::resolving`].
+pub(crate) struct Resolving<'a> {
+    wakeups: &'a Wakeups,
+    request_id: String,
+    settled: bool,
 }
 
 /// A waiting step's subscription; unsubscribes on drop.
@@ -58,19 +73,19 @@ impl Wakeups {
         lock(&self.waiting).contains_key(request_id)
     }
 
-    /// Marks `request_id` as being resolved by this process, until as many `unmark`s.
-    pub(crate) fn mark_resolving(&self, request_id: &str) {
-        *lock(&self.resolving).entry(request_id.to_owned()).or_default() += 1;
-    }
-
-    /// Takes back one [`mark_resolving`](Self::mark_resolving).
-    pub(crate) fn unmark_resolving(&self, request_id: &str) {
-        let mut resolving = lock(&self.resolving);
-        if let Some(count) = resolving.get_mut(request_id) {
-            *count -= 1;
-            if *count == 0 {
-                resolving.remove(request_id);
-            }
+    /// Marks `request_id` as being resolved by this process, for a resolver about to write a
+    /// resolution: a step that reads the resolution while the mark stands flushes before
+    /// acting on it. The mark goes with [`Resolving::settled`], once the resolution is
+    /// durable (or there was none); dropped before that, it stays until a reader has flushed.
+    pub(crate) fn resolving(&self, request_id: &str) -> Resolving<'_> {
+        lock(&self.resolving)
+            .entry(request_id.to_owned())
+            .or_default()
+            .resolvers += 1;
+        Resolving {
+            wakeups: self,
+            request_id: request_id.to_owned(),
+            settled: false,
         }
     }
 
@@ -79,10 +94,45 @@ impl Wakeups {
         lock(&self.resolving).contains_key(request_id)
     }
 
+    /// A step that found `request_id` marked has flushed since it read the resolution, which
+    /// is durable now: a mark its resolver abandoned goes (those of resolvers still at work
+    /// stay theirs).
+    pub(crate) fn flushed_since_read(&self, request_id: &str) {
+        let mut resolving = lock(&self.resolving);
+        if let Some(marks) = resolving.get_mut(request_id) {
+            marks.abandoned = false;
+            if marks.resolvers == 0 {
+                resolving.remove(request_id);
+            }
+        }
+    }
+
     /// Hands `request`, as just stored, to the steps waiting on it.
     pub(crate) fn deliver(&self, request: &RequestRecord) {
         if let Some(sender) = lock(&self.waiting).get(&request.id) {
             sender.send_replace(Some(Arc::new(request.clone())));
+        }
+    }
+}
+
+impl Resolving<'_> {
+    /// The resolution is durable (its flush has returned), or there was none: the mark goes.
+    pub(crate) fn settled(mut self) {
+        self.settled = true;
+    }
+}
+
+impl Drop for Resolving<'_> {
+    fn drop(&mut self) {
+        let mut resolving = lock(&self.wakeups.resolving);
+        let Some(marks) = resolving.get_mut(&self.request_id) else {
+            return;
+        };
+        marks.resolvers -= 1;
+        // Not settled: the resolver is gone with its write perhaps visible and not durable.
+        marks.abandoned |= !self.settled;
+        if marks.resolvers == 0 && !marks.abandoned {
+            resolving.remove(&self.request_id);
         }
     }
 }
@@ -151,16 +201,35 @@ mod tests {
     fn a_request_is_resolving_while_any_of_its_resolvers_holds_a_mark() {
         let wakeups = Wakeups::default();
         assert!(!wakeups.is_resolving("req"));
-        wakeups.mark_resolving("req");
-        wakeups.mark_resolving("req");
+        let first = wakeups.resolving("req");
+        let second = wakeups.resolving("req");
         assert!(wakeups.is_resolving("req"));
         assert!(!wakeups.is_resolving("other"));
-        wakeups.unmark_resolving("req");
+        first.settled();
         assert!(
             wakeups.is_resolving("req"),
             "the second resolver has not flushed yet"
         );
-        wakeups.unmark_resolving("req");
+        second.settled();
+        assert!(!wakeups.is_resolving("req"));
+        assert!(lock(&wakeups.resolving).is_empty());
+    }
+
+    #[test]
+    fn an_abandoned_mark_stands_until_a_reader_has_flushed() {
+        let wakeups = Wakeups::default();
+        drop(wakeups.resolving("req"));
+        assert!(
+            wakeups.is_resolving("req"),
+            "its resolver went before its flush returned"
+        );
+        let racing = wakeups.resolving("req");
+        wakeups.flushed_since_read("req");
+        assert!(
+            wakeups.is_resolving("req"),
+            "the racing resolver's mark is its own"
+        );
+        racing.settled();
         assert!(!wakeups.is_resolving("req"));
         assert!(lock(&wakeups.resolving).is_empty());
     }
