@@ -6,7 +6,7 @@
 //! it: `MemStore`, wrapped so that a write is durable only once a flush issued after it has
 //! returned (sled's rule), with two holds the test puts on — the run's read of the second
 //! request, and every flush. The second answer's `respond` either waits for its flush or is
-//! cancelled during it.
+//! cancelled during it; and a `respond` given up on mid-flush still resumes its run.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +18,7 @@ use hitl::store::{
     FlushFuture, MemStore, OutboxRecord, RequestChange, RequestQuery, RequestRecord, Resolved, RunQuery,
     RunRecord, StepRecord, Store, StoreFuture, Timer,
 };
-use hitl_workspace::patiently;
+use hitl_workspace::{patiently, paused_on_one};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -123,15 +123,7 @@ async fn an_answer_whose_answerer_was_cancelled_mid_flush_is_still_flushed_befor
 /// reads that answer, and must flush before its activity acts on it.
 async fn story(gate_name: &str, answerer: Answerer) {
     let gate = gate(gate_name);
-    let engine = Engine::builder()
-        .store(GatedStore {
-            inner: MemStore::new(),
-            gate: Arc::clone(&gate),
-        })
-        .register(two_asks)
-        .open()
-        .await
-        .unwrap();
+    let engine = open(&gate).await;
     let run = engine.start(two_asks, (gate_name.to_owned(),)).await.unwrap();
     let Outcome::Paused(asks) = patiently("the run pauses", run.settled()).await.unwrap() else {
         panic!("the run should pause on its two asks");
@@ -202,6 +194,65 @@ async fn story(gate_name: &str, answerer: Answerer) {
         "the activity ran once, on answers that were both durable"
     );
     engine.close().await.unwrap();
+}
+
+#[workflow(inject_context)]
+async fn one_ask(ctx: &TaskContext) -> hitl::Result<bool> {
+    let answer = ctx
+        .request_feedback(Feedback::approval("Only?").timeout(Duration::ZERO))
+        .await?;
+    Ok(answer.approved())
+}
+
+/// An answer, once begun, is seen through by the engine: the caller of `respond` gives up
+/// while the answer's flush is held, and the paused run still resumes on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_whose_caller_gives_up_mid_flush_still_resumes_its_paused_run() {
+    let gate = gate("gives up");
+    let engine = open(&gate).await;
+    let run = engine.start(one_ask, ()).await.unwrap();
+    let request = paused_on_one(&run).await;
+
+    gate.flushes_open.send_replace(false);
+    let mut answering = tokio::spawn({
+        let engine = engine.clone();
+        async move {
+            engine
+                .respond(&request.id, Response::approve(), Responder::new("carol"))
+                .await
+        }
+    });
+    Gate::until("the answer's flush is issued", &gate.flushes_held, |held| {
+        *held >= 1
+    })
+    .await;
+    answering.abort();
+    assert!(
+        patiently("the caller gives up", &mut answering)
+            .await
+            .unwrap_err()
+            .is_cancelled()
+    );
+    gate.flushes_open.send_replace(true);
+
+    let outcome = patiently("the run resumes on the answer", run.wait())
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Completed(true));
+    engine.close().await.unwrap();
+}
+
+async fn open(gate: &Arc<Gate>) -> Engine {
+    Engine::builder()
+        .store(GatedStore {
+            inner: MemStore::new(),
+            gate: Arc::clone(gate),
+        })
+        .register(two_asks)
+        .register(one_ask)
+        .open()
+        .await
+        .unwrap()
 }
 
 /// `MemStore` with [`Gate`]'s model of durability and its holds; everything else delegated.

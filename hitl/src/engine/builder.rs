@@ -317,6 +317,7 @@ impl EngineBuilder {
                 max_concurrent_runs: self.max_concurrent_runs,
                 lease_offset: AtomicI64::new(0),
                 drivers: Arc::default(),
+                answers: Arc::default(),
             }),
         };
         if !self.background {

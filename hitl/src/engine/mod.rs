@@ -91,6 +91,8 @@ pub(crate) struct Shared {
     /// finished has left the table while its task still holds the engine, and `close` waits
     /// for it too.
     drivers: Arc<InFlight>,
+    /// The answers being stored (`respond`'s tasks), which `close` waits out.
+    answers: Arc<InFlight>,
 }
 
 struct LiveRun {
@@ -342,6 +344,7 @@ impl Engine {
         for task in background {
             let _ = task.await;
         }
+        self.shared.answers.all_ended().await;
         self.shared.drivers.all_ended().await;
         // Whoever still waits on a run through a handle of this engine learns it is closed
         // (`Error::Closed`) instead of waiting for news that no longer comes.

@@ -20,18 +20,44 @@ impl Engine {
     /// error and the request stays open. The first valid answer wins atomically. With a
     /// quorum, each allowed responder votes once; the request resolves at the n-th approval
     /// or the first rejection. A resolved request resumes its run: directly if it waits in
-    /// memory, else by re-driving the paused run.
+    /// memory, else by re-driving the paused run. It returns once the answer is durable.
+    ///
+    /// Cancel-safe: the answer runs as a task of its own, so a caller that stops waiting (a
+    /// timeout around the call, a dropped HTTP handler) does not stop it half-way; the answer
+    /// is stored, flushed and its run resumed all the same.
     ///
     /// # Errors
     ///
     /// [`Error::RequestNotFound`], [`Error::AlreadyAnswered`], [`Error::AlreadyVoted`], [`Error::RequestExpired`],
-    /// [`Error::RequestCancelled`], [`Error::ResponderNotAllowed`], [`Error::InvalidAnswer`].
+    /// [`Error::RequestCancelled`], [`Error::ResponderNotAllowed`], [`Error::InvalidAnswer`];
+    /// [`Error::Closed`] if the runtime shuts down meanwhile.
     pub async fn respond(
         &self,
         request_id: &str,
         response: Response,
         responder: Responder,
     ) -> Result<Request> {
+        // Once begun, an answer is seen through — stored, flushed, its run resumed — even if
+        // the caller stops waiting (a timeout around this call, an HTTP client that hangs
+        // up): it runs as a task of its own, which `close` waits out.
+        let answering = self.shared.answers.enter();
+        let engine = self.clone();
+        let request_id = request_id.to_owned();
+        let answer = tokio::spawn(async move {
+            let _answering = answering;
+            // Declared last, dropped first: `close` may return once `_answering` has gone.
+            let engine = engine;
+            engine.answer(&request_id, response, responder).await
+        });
+        match answer.await {
+            Ok(answered) => answered,
+            Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
+            // The runtime is shutting down.
+            Err(_) => Err(Error::Closed),
+        }
+    }
+
+    async fn answer(&self, request_id: &str, response: Response, responder: Responder) -> Result<Request> {
         let now = to_millis(self.shared.services.clock.now());
         // An answer at or after the deadline expires the request (its policy applied in the
         // same transaction) and is refused; `late` tells which of the two the change did.
