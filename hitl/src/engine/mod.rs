@@ -91,7 +91,8 @@ pub(crate) struct Shared {
     /// finished has left the table while its task still holds the engine, and `close` waits
     /// for it too.
     drivers: Arc<InFlight>,
-    /// The answers being stored (`respond`'s tasks), which `close` waits out.
+    /// The answers being seen through after their caller gave up on `respond`, which
+    /// `close` waits out.
     answers: Arc<InFlight>,
 }
 

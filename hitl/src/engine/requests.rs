@@ -5,9 +5,10 @@ use crate::clock::to_millis;
 use crate::error::{Error, Result};
 use crate::model::request::{RequestRecord, Responder, Response};
 use crate::model::resolve;
-use crate::store::RequestQuery;
+use crate::store::{RequestQuery, Resolved};
 
 use crate::model::view::Request;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Engine, Shared};
@@ -22,42 +23,20 @@ impl Engine {
     /// or the first rejection. A resolved request resumes its run: directly if it waits in
     /// memory, else by re-driving the paused run. It returns once the answer is durable.
     ///
-    /// Cancel-safe: the answer runs as a task of its own, so a caller that stops waiting (a
-    /// timeout around the call, a dropped HTTP handler) does not stop it half-way; the answer
-    /// is stored, flushed and its run resumed all the same.
+    /// Cancel-safe: once the answer is stored, a caller that stops waiting (a timeout around
+    /// the call, a dropped HTTP handler) does not stop it half-way; what remains (the flush,
+    /// resuming the run) finishes in a task of its own.
     ///
     /// # Errors
     ///
     /// [`Error::RequestNotFound`], [`Error::AlreadyAnswered`], [`Error::AlreadyVoted`], [`Error::RequestExpired`],
-    /// [`Error::RequestCancelled`], [`Error::ResponderNotAllowed`], [`Error::InvalidAnswer`];
-    /// [`Error::Closed`] if the runtime shuts down meanwhile.
+    /// [`Error::RequestCancelled`], [`Error::ResponderNotAllowed`], [`Error::InvalidAnswer`].
     pub async fn respond(
         &self,
         request_id: &str,
         response: Response,
         responder: Responder,
     ) -> Result<Request> {
-        // Once begun, an answer is seen through — stored, flushed, its run resumed — even if
-        // the caller stops waiting (a timeout around this call, an HTTP client that hangs
-        // up): it runs as a task of its own, which `close` waits out.
-        let answering = self.shared.answers.enter();
-        let engine = self.clone();
-        let request_id = request_id.to_owned();
-        let answer = tokio::spawn(async move {
-            let _answering = answering;
-            // Declared last, dropped first: `close` may return once `_answering` has gone.
-            let engine = engine;
-            engine.answer(&request_id, response, responder).await
-        });
-        match answer.await {
-            Ok(answered) => answered,
-            Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
-            // The runtime is shutting down.
-            Err(_) => Err(Error::Closed),
-        }
-    }
-
-    async fn answer(&self, request_id: &str, response: Response, responder: Responder) -> Result<Request> {
         let now = to_millis(self.shared.services.clock.now());
         // An answer at or after the deadline expires the request (its policy applied in the
         // same transaction) and is refused; `late` tells which of the two the change did.
@@ -89,22 +68,24 @@ impl Engine {
             }
         };
         let late = late.load(Ordering::Relaxed);
-        self.shared.services.store.flush().await?;
+        // Once stored, an answer is seen through — flushed, handed over, its run resumed —
+        // even if the caller stops waiting (a timeout around this call, an HTTP client that
+        // hangs up): dropped before the end, this finishes it in a task of its own.
+        let unfinished = Unfinished {
+            shared: Arc::clone(&self.shared),
+            resolved: Some(resolved.clone()),
+        };
+        if let Err(error) = self.shared.services.store.flush().await {
+            // Not durable: the caller learns so, and the run resumes only if the next open
+            // finds the answer.
+            unfinished.disarm();
+            return Err(error);
+        }
         resolving.settled();
         crate::failpoint::hit("after_answer_flush");
+        self.shared.hand_over(&resolved).await?;
+        unfinished.disarm();
         let updated = resolved.record;
-        if let Some(wake) = resolved.wake {
-            // Hand the stored record to the step waiting on it, if the run is live.
-            self.shared.services.wakeups.deliver(&updated);
-            // Resume a paused run now rather than when its wake-up fires, so that a caller's
-            // `settled()` after this answer waits for the run's next settled state. The stored
-            // wake-up is then spent; it stays only for an engine that cannot drive the run.
-            if self.shared.resume_if_paused(&updated.run_id).await? {
-                self.shared.services.store.remove_timer(&wake).await?;
-            } else {
-                self.shared.services.timers.arm(wake);
-            }
-        }
         if late {
             tracing::info!(
                 request_id,
@@ -121,6 +102,24 @@ impl Engine {
 }
 
 impl Shared {
+    /// Hands a durable resolution to the step waiting on it, if its run is live, and resumes
+    /// its run if paused.
+    async fn hand_over(self: &Arc<Self>, resolved: &Resolved) -> Result<()> {
+        let Some(wake) = &resolved.wake else {
+            return Ok(());
+        };
+        self.services.wakeups.deliver(&resolved.record);
+        // Resume a paused run now rather than when its wake-up fires, so that a caller's
+        // `settled()` after this answer waits for the run's next settled state. The stored
+        // wake-up is then spent; it stays only for an engine that cannot drive the run.
+        if self.resume_if_paused(&resolved.record.run_id).await? {
+            self.services.store.remove_timer(wake).await?;
+        } else {
+            self.services.timers.arm(wake.clone());
+        }
+        Ok(())
+    }
+
     pub(crate) async fn load_request(&self, request_id: &str) -> Result<RequestRecord> {
         self.services
             .store
@@ -183,5 +182,44 @@ impl Shared {
         }
         self.services.wakeups.deliver(&resolved.record);
         Ok(resolved.changed)
+    }
+}
+
+/// An answer stored and not yet seen through by its `respond`: see [`Engine::respond`].
+struct Unfinished {
+    shared: Arc<Shared>,
+    /// `None` once seen through (or not to be).
+    resolved: Option<Resolved>,
+}
+
+impl Unfinished {
+    fn disarm(mut self) {
+        self.resolved = None;
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        let Some(resolved) = self.resolved.take() else {
+            return;
+        };
+        let shared = Arc::clone(&self.shared);
+        // Outside a runtime (it is shutting down) the stored wake-up resumes the run at the
+        // next open.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let answering = shared.answers.enter();
+            runtime.spawn(async move {
+                let _answering = answering;
+                // Declared last, dropped first: `close` may return once `_answering` has gone.
+                let shared = shared;
+                let finished = async {
+                    shared.services.store.flush().await?;
+                    shared.hand_over(&resolved).await
+                };
+                if let Err(error) = finished.await {
+                    tracing::warn!(request_id = %resolved.record.id, %error, "an answer its caller gave up on was stored, and could not be seen through");
+                }
+            });
+        }
     }
 }
