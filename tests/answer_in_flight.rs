@@ -163,13 +163,7 @@ async fn story(gate_name: &str, answerer: Answerer) {
     assert!(!gate.every_resolution_durable());
     let mut flushes_so_far = 1;
     if answerer == Answerer::IsCancelled {
-        answering.abort();
-        assert!(
-            patiently("the answerer's caller gives up", &mut answering)
-                .await
-                .unwrap_err()
-                .is_cancelled()
-        );
+        give_up_on(&mut answering).await;
         // What remains of the answer is seen through in a task of its own: its flush is held
         // too.
         Gate::until("the answer's task flushes", &gate.flushes_held, |held| *held >= 2).await;
@@ -234,13 +228,7 @@ async fn an_answer_whose_caller_gives_up_mid_flush_still_resumes_its_paused_run(
         *held >= 1
     })
     .await;
-    answering.abort();
-    assert!(
-        patiently("the caller gives up", &mut answering)
-            .await
-            .unwrap_err()
-            .is_cancelled()
-    );
+    give_up_on(&mut answering).await;
     gate.flushes_open.send_replace(true);
 
     let outcome = patiently("the run resumes on the answer", run.wait())
@@ -248,6 +236,14 @@ async fn an_answer_whose_caller_gives_up_mid_flush_still_resumes_its_paused_run(
         .unwrap();
     assert_eq!(outcome, Outcome::Completed(true));
     engine.close().await.unwrap();
+}
+
+/// The caller of `respond` stops waiting: its task, and the `respond` future in it, are
+/// dropped.
+async fn give_up_on<T: std::fmt::Debug>(answering: &mut tokio::task::JoinHandle<T>) {
+    answering.abort();
+    let stopped = patiently("the caller gives up", answering).await;
+    assert!(stopped.unwrap_err().is_cancelled());
 }
 
 async fn open(gate: &Arc<Gate>) -> Engine {

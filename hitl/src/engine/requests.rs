@@ -73,7 +73,7 @@ impl Engine {
         // hangs up): dropped before the end, this finishes it in a task of its own.
         let unfinished = Unfinished {
             shared: Arc::clone(&self.shared),
-            resolved: Some(resolved.clone()),
+            resolved: Some(resolved),
         };
         if let Err(error) = self.shared.services.store.flush().await {
             // Not durable: the caller learns so, and the run resumes only if the next open
@@ -83,9 +83,8 @@ impl Engine {
         }
         resolving.settled();
         crate::failpoint::hit("after_answer_flush");
-        self.shared.hand_over(&resolved).await?;
-        unfinished.disarm();
-        let updated = resolved.record;
+        self.shared.hand_over(unfinished.resolved()).await?;
+        let updated = unfinished.disarm().record;
         if late {
             tracing::info!(
                 request_id,
@@ -188,13 +187,18 @@ impl Shared {
 /// An answer stored and not yet seen through by its `respond`: see [`Engine::respond`].
 struct Unfinished {
     shared: Arc<Shared>,
-    /// `None` once seen through (or not to be).
+    /// Taken by `disarm`, once seen through (or not to be).
     resolved: Option<Resolved>,
 }
 
 impl Unfinished {
-    fn disarm(mut self) {
-        self.resolved = None;
+    fn resolved(&self) -> &Resolved {
+        self.resolved.as_ref().expect("armed until disarmed")
+    }
+
+    /// The answer is seen through (or not to be): hands it back.
+    fn disarm(mut self) -> Resolved {
+        self.resolved.take().expect("armed until disarmed")
     }
 }
 
